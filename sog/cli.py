@@ -1,0 +1,156 @@
+"""Command line: ``sog compress``, ``sog decompress``, ``sog info``.
+
+Every user-facing problem is a `SogError`; it is printed as one line ``sog: error: ...``
+and the exit code is 2. Outputs are written to a temporary file and renamed, so a failed
+run leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .errors import SogError
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .codec import PROFILES
+    from .sort import SORTERS
+
+    parser = argparse.ArgumentParser(prog="sog", description="Self-Organizing Gaussians: compress 3DGS scenes "
+                                     "into sorted image planes (.sog) and back.")
+    parser.add_argument("--version", action="version", version=f"sog {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("compress", help="scene (.ply/.splat/.sog/.spz) -> .sog zip or SOG folder")
+    c.add_argument("input")
+    c.add_argument("output", help="OUT.sog for a zip; a folder or folder/meta.json for the unbundled form")
+    c.add_argument("--profile", default="playcanvas", choices=sorted(PROFILES))
+    c.add_argument("--sort", default="shufflesoftsort", choices=list(SORTERS))
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    c.add_argument("--effort", type=int, default=4, choices=range(7), metavar="0-6",
+                   help="image-codec effort: higher is smaller and slower (default 4)")
+    c.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    _common(c)
+
+    d = sub.add_parser("decompress", help=".sog (zip, folder or meta.json) -> PLY")
+    d.add_argument("input")
+    d.add_argument("output")
+    _common(d)
+
+    i = sub.add_parser("info", help="count, SH degree, grid, bytes, bits per Gaussian, ratio to PLY")
+    i.add_argument("input")
+    i.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return {"compress": _compress, "decompress": _decompress, "info": _info}[args.command](args)
+    except SogError as exc:
+        print(f"sog: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sog: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("sog: error: out of memory", file=sys.stderr)
+        return 2
+
+
+def _compress(args) -> int:
+    from .pipeline import CompressOptions, compress
+
+    t0 = time.perf_counter()
+    options = CompressOptions(profile=args.profile, sort=args.sort, seed=args.seed, device=args.device,
+                              effort=args.effort)
+    result = compress(args.input, args.output, options, overwrite=args.force, quiet=args.quiet)
+    seconds = time.perf_counter() - t0
+    ply = ply_bytes(result.count, _sh_degree_of(args.output))
+    summary = {"input": str(args.input), "output": str(args.output), "count": result.count,
+               "grid": list(result.grid), "bytes": result.bytes, "bits_per_gaussian": 8 * result.bytes / result.count,
+               "ratio": ply / result.bytes, "seconds": round(seconds, 3),
+               "stages": {k: round(v, 3) for k, v in result.seconds.items()}}
+    if args.json:
+        print(json.dumps(summary))
+    elif not args.quiet:
+        print(f"{args.output}: {result.count:,} Gaussians on {result.grid[1]}x{result.grid[0]}, "
+              f"{result.bytes:,} bytes ({summary['bits_per_gaussian']:.1f} bits/Gaussian, "
+              f"{summary['ratio']:.1f}x smaller than PLY) in {seconds:.1f} s")
+    return 0
+
+
+def _decompress(args) -> int:
+    from .pipeline import decompress
+
+    t0 = time.perf_counter()
+    splats = decompress(args.input, args.output, overwrite=args.force)
+    if not args.quiet:
+        print(f"{args.output}: {len(splats):,} Gaussians, SH degree {splats.sh_degree}, "
+              f"{os.path.getsize(args.output):,} bytes in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def ply_bytes(n: int, sh_degree: int) -> int:
+    """Size of the standard float32 INRIA PLY body for ``n`` Gaussians (header not counted)."""
+    from .splats import SH_REST_COUNT
+    floats = 3 + 3 + 3 + 3 * SH_REST_COUNT[sh_degree] + 1 + 3 + 4  # xyz, normals, dc, rest, opacity, scale, rot
+    return n * floats * 4
+
+
+def _sh_degree_of(path) -> int:
+    from .io import read_container
+    meta = read_container(path)[0]
+    return int(meta.get("shN", {}).get("bands", 0)) if isinstance(meta.get("shN"), dict) else 0
+
+
+def _info(args) -> int:
+    from .grid import grid_shape
+    from .io import detect_format, load, read_container
+
+    path = Path(args.input)
+    fmt = detect_format(path)
+    splats = load(path)
+    n = len(splats)
+    if fmt == "sog":
+        _, _, size = read_container(path)
+    else:
+        size = os.path.getsize(path)
+    ply = ply_bytes(n, splats.sh_degree)
+    out = {"input": str(path), "format": fmt, "count": n, "sh_degree": splats.sh_degree,
+           "grid": list(grid_shape(n)), "bytes": size, "bits_per_gaussian": 8 * size / n, "ratio": ply / size,
+           "extras": sorted(splats.extras)}
+    if fmt == "sog":
+        meta = read_container(path)[0]
+        out["grid"] = list(_sog_grid(meta, path))
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{path}: {fmt}, {n:,} Gaussians, SH degree {splats.sh_degree}, grid {out['grid'][1]}x{out['grid'][0]}, "
+              f"{size:,} bytes, {out['bits_per_gaussian']:.1f} bits/Gaussian, {out['ratio']:.2f}x smaller than PLY")
+    return 0
+
+
+def _sog_grid(meta: dict, path) -> tuple[int, int]:
+    from .codec.image import decode_image
+    from .io import read_container
+    _, read, _ = read_container(path)
+    img = decode_image(read(meta["means"]["files"][0]))
+    return img.shape[0], img.shape[1]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

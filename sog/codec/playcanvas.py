@@ -1,0 +1,222 @@
+"""The ``playcanvas`` profile: PlayCanvas SOG v2, readable by the PlayCanvas engine and splat-transform.
+
+Layout (one texel per Gaussian, row-major, Gaussian i at texel i, unused texels at the end):
+
+==================  ====================================================================
+plane               content
+==================  ====================================================================
+means_l, means_u    low / high byte of 16-bit positions in ``sign(x)·ln(1+|x|)`` space,
+                    scaled between ``meta.means.mins`` and ``maxs``
+quats               smallest-three quaternion: three components in RGB as
+                    ``255·(q·√2·0.5+0.5)``, alpha = 252 + index of the dropped component
+scales              RGB = indices into the 256-entry ``meta.scales.codebook`` (log scale)
+sh0                 RGB = indices into ``meta.sh0.codebook``; alpha = 255·sigmoid(opacity)
+shN_labels          16-bit palette index (R low byte, G high byte)
+shN_centroids       palette: 64 entries per row, each K texels wide, RGB = codebook indices
+==================  ====================================================================
+
+Facts about the format come from the PlayCanvas documentation and splat-transform's
+reader; this is an independent implementation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import SogError
+from ..splats import SH_REST_COUNT, Splats
+from .image import decode_image, encode_image
+from .quantize import codebook_1d, kmeans
+
+SQRT2 = math.sqrt(2.0)
+#: For each dropped (largest) component, the order of the three stored ones (w, x, y, z).
+QUAT_KEEP = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]])
+
+
+@dataclass
+class Options:
+    """Encoder settings; none of them changes the format, only size and speed."""
+
+    effort: int = 4           #: WebP effort 0..6
+    palette_size: int | None = None  #: SH palette entries; None = splat-transform's rule (<= 65536)
+    kmeans_iters: int = 10
+    seed: int = 0
+
+
+def log_transform(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+def inv_log_transform(y: np.ndarray) -> np.ndarray:
+    return np.sign(y) * np.expm1(np.abs(y))
+
+
+def default_palette_size(n: int) -> int:
+    """splat-transform's palette size: a power of two times 1024, at most 65536."""
+    return int(min(64, 2 ** math.floor(math.log2(max(n, 1) / 1024))) * 1024)
+
+
+def encode(splats: Splats, width: int, height: int,
+           options: Options | None = None, progress=None) -> tuple[dict, dict[str, bytes]]:
+    """Encode ``splats`` (already in grid order) into SOG v2 planes.
+
+    Returns ``(meta, files)`` where ``files`` maps file names to WebP bytes.
+    ``progress(step_name)`` is called after each plane, when given.
+    """
+    options = options or Options()
+    n = len(splats)
+    if width * height < n:
+        raise SogError(f"grid {width}x{height} is too small for {n} Gaussians")
+    if width > 16383 or height > 16383:
+        raise SogError(f"grid {width}x{height} exceeds WebP's 16383-pixel limit")
+    tick = progress or (lambda name: None)
+    files: dict[str, bytes] = {}
+
+    def plane(name: str, rgba: np.ndarray) -> None:
+        img = np.zeros((width * height, 4), np.uint8)
+        img[:, 3] = 255
+        img[:n] = rgba
+        files[name] = encode_image(img.reshape(height, width, 4), "webp", options.effort)
+        tick(name)
+
+    # Positions: 16 bits per axis in log space.
+    means = splats.means.detach().cpu().double().numpy()
+    lmeans = log_transform(means)
+    mins, maxs = lmeans.min(0), lmeans.max(0)
+    span = np.where(maxs > mins, maxs - mins, 1.0)
+    q = np.rint((lmeans - mins) / span * 65535).astype(np.uint32)
+    ones = np.full((n, 1), 255, np.uint8)
+    plane("means_l.webp", np.concatenate([(q & 0xFF).astype(np.uint8), ones], 1))
+    plane("means_u.webp", np.concatenate([(q >> 8).astype(np.uint8), ones], 1))
+
+    plane("quats.webp", pack_quats(splats.quats.detach().cpu().double().numpy()))
+
+    scales = splats.scales.detach().cpu().numpy()
+    scale_cb, scale_idx = codebook_1d(scales)
+    plane("scales.webp", np.concatenate([scale_idx, ones], 1))
+
+    sh0 = splats.sh0.detach().cpu().numpy().reshape(n, 3)
+    sh0_cb, sh0_idx = codebook_1d(sh0)
+    opacity = 1.0 / (1.0 + np.exp(-splats.opacities.detach().cpu().double().numpy()))
+    alpha = np.clip(np.rint(opacity * 255), 0, 255).astype(np.uint8)[:, None]
+    plane("sh0.webp", np.concatenate([sh0_idx, alpha], 1))
+
+    meta = {
+        "version": 2,
+        "asset": {"generator": "sog (playcanvas profile)"},
+        "count": n,
+        "means": {"mins": mins.tolist(), "maxs": maxs.tolist(), "files": ["means_l.webp", "means_u.webp"]},
+        "scales": {"codebook": scale_cb.tolist(), "files": ["scales.webp"]},
+        "quats": {"files": ["quats.webp"]},
+        "sh0": {"codebook": sh0_cb.tolist(), "files": ["sh0.webp"]},
+    }
+
+    k = splats.shN.shape[1]
+    if k:
+        rest = splats.shN.detach().cpu().float()  # (N, K, 3)
+        flat = rest.transpose(1, 2).reshape(n, 3 * k)  # channel-major, as f_rest
+        size = options.palette_size or default_palette_size(n)
+        centroids, labels = kmeans(flat, min(size, 65536), options.kmeans_iters, options.seed)
+        tick("shN palette")
+        c = centroids.shape[0]
+        cb, cidx = codebook_1d(centroids.numpy())  # (c, 3K) uint8
+        rows = math.ceil(c / 64)
+        pal = np.zeros((rows * 64, k, 4), np.uint8)
+        pal[..., 3] = 255
+        pal[:c, :, :3] = cidx.reshape(c, 3, k).transpose(0, 2, 1)
+        files["shN_centroids.webp"] = encode_image(pal.reshape(rows, 64 * k, 4), "webp", options.effort)
+        lab = labels.numpy().astype(np.uint32)
+        plane("shN_labels.webp", np.stack([lab & 0xFF, lab >> 8, np.zeros_like(lab), np.full_like(lab, 255)],
+                                           1).astype(np.uint8))
+        meta["shN"] = {"count": int(c), "bands": splats.sh_degree, "codebook": cb.tolist(),
+                       "files": ["shN_centroids.webp", "shN_labels.webp"]}
+    return meta, files
+
+
+def pack_quats(quats: np.ndarray) -> np.ndarray:
+    """(N, 4) wxyz quaternions to (N, 4) uint8 smallest-three texels."""
+    norm = np.linalg.norm(quats, axis=1, keepdims=True)
+    q = np.where(norm > 0, quats / np.where(norm > 0, norm, 1), np.array([1.0, 0, 0, 0]))
+    largest = np.abs(q).argmax(1)
+    sign = np.where(q[np.arange(len(q)), largest] < 0, -1.0, 1.0)
+    q = q * sign[:, None] * SQRT2
+    kept = np.take_along_axis(q, QUAT_KEEP[largest], axis=1)
+    rgb = np.clip(np.rint(255 * (kept * 0.5 + 0.5)), 0, 255).astype(np.uint8)
+    return np.concatenate([rgb, (252 + largest).astype(np.uint8)[:, None]], 1)
+
+
+def unpack_quats(texels: np.ndarray) -> np.ndarray:
+    """(N, 4) uint8 smallest-three texels to (N, 4) unit wxyz quaternions."""
+    tag = texels[:, 3].astype(np.int64)
+    valid = (tag >= 252) & (tag <= 255)
+    largest = np.clip(tag - 252, 0, 3)
+    kept = (texels[:, :3].astype(np.float64) / 255 * 2 - 1) / SQRT2
+    q = np.zeros((len(texels), 4))
+    np.put_along_axis(q, QUAT_KEEP[largest], kept, axis=1)
+    rest = np.sqrt(np.clip(1 - (kept ** 2).sum(1), 0, None))
+    q[np.arange(len(q)), largest] = rest
+    q[~valid] = [1.0, 0, 0, 0]
+    return q
+
+
+def decode(meta: dict, read) -> Splats:
+    """Decode SOG v2 planes. ``read(name) -> bytes`` fetches a file named in ``meta``."""
+    try:
+        version = meta.get("version")
+        if version != 2:
+            raise SogError(f"unsupported SOG meta version {version!r} (expected 2)")
+        n = int(meta["count"])
+        if n <= 0:
+            raise SogError("SOG file holds zero Gaussians")
+
+        def plane(name: str) -> np.ndarray:
+            img = decode_image(read(name), name)
+            if img.shape[0] * img.shape[1] < n:
+                raise SogError(f"{name}: {img.shape[1]}x{img.shape[0]} image is too small for {n} Gaussians")
+            return img.reshape(-1, 4)[:n]
+
+        mfiles = meta["means"]["files"]
+        lo, hi = plane(mfiles[0]).astype(np.uint32), plane(mfiles[1]).astype(np.uint32)
+        q = (lo[:, :3] | (hi[:, :3] << 8)).astype(np.float64) / 65535
+        mins, maxs = np.asarray(meta["means"]["mins"], np.float64), np.asarray(meta["means"]["maxs"], np.float64)
+        means = inv_log_transform(mins + (maxs - mins) * q)
+
+        quats = unpack_quats(plane(meta["quats"]["files"][0]))
+        scale_cb = np.asarray(meta["scales"]["codebook"], np.float32)
+        scales = scale_cb[plane(meta["scales"]["files"][0])[:, :3]]
+        sh0_tex = plane(meta["sh0"]["files"][0])
+        sh0 = np.asarray(meta["sh0"]["codebook"], np.float32)[sh0_tex[:, :3]]
+        alpha = np.clip(sh0_tex[:, 3].astype(np.float64) / 255, 1e-6, 1 - 1e-6)
+        opacities = np.log(alpha / (1 - alpha))
+
+        shn_meta = meta.get("shN")
+        bands = int(shn_meta["bands"]) if shn_meta else 0
+        k = SH_REST_COUNT.get(bands)
+        if k is None:
+            raise SogError(f"unsupported shN bands {bands}")
+        shN = np.zeros((n, k, 3), np.float32)
+        if k:
+            cb = np.asarray(shn_meta["codebook"], np.float32)
+            cent = decode_image(read(shn_meta["files"][0]), shn_meta["files"][0])
+            if cent.shape[1] != 64 * k:
+                raise SogError(f"shN centroids image is {cent.shape[1]} wide, expected {64 * k}")
+            palette = cb[cent.reshape(-1, k, 4)[:, :, :3]]  # (entries, K, 3)
+            lab = plane(shn_meta["files"][1]).astype(np.int64)
+            labels = lab[:, 0] | (lab[:, 1] << 8)
+            count = min(int(shn_meta["count"]), palette.shape[0])
+            ok = labels < count
+            shN[ok] = palette[labels[ok]]
+    except SogError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise SogError(f"malformed SOG meta.json ({type(exc).__name__}: {exc})") from None
+
+    def t(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+
+    return Splats(means=t(means), scales=t(scales), quats=t(quats), opacities=t(opacities),
+                  sh0=t(sh0).reshape(n, 1, 3), shN=t(shN))

@@ -1,0 +1,105 @@
+"""Standard 3DGS PLY (the INRIA layout) to and from `Splats`, via plyfile.
+
+Properties: ``x y z [nx ny nz] f_dc_0..2 f_rest_0..(3K-1) opacity scale_0..2 rot_0..3``.
+``f_rest`` is channel-major (all red coefficients, then green, then blue), so
+``shN[:, k, c] = f_rest_{c*K + k}``. Any other vertex property is kept in ``Splats.extras``.
+Binary little/big endian and ASCII files are read; the SH degree comes from the
+``f_rest_*`` count.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+import torch
+from plyfile import PlyData, PlyElement
+
+from ..errors import SogError
+from ..splats import Splats, sh_degree_from_rest
+from .atomic import atomic_path
+
+REQUIRED = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
+            "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+_REST = re.compile(r"^f_rest_(\d+)$")
+
+
+def read_ply(path: str | os.PathLike) -> Splats:
+    """Read a 3DGS PLY file into `Splats` (float32, CPU). Raises `SogError` on bad input."""
+    try:
+        ply = PlyData.read(str(path))
+    except FileNotFoundError:
+        raise SogError(f"{path}: no such file") from None
+    except Exception as exc:  # plyfile raises several types for malformed/truncated data
+        raise SogError(f"{path}: not a readable PLY file ({_one_line(exc)})") from None
+    if "vertex" not in ply:
+        raise SogError(f"{path}: PLY has no 'vertex' element")
+    vertex = ply["vertex"].data
+    names = list(vertex.dtype.names or ())
+    missing = [p for p in REQUIRED if p not in names]
+    if missing:
+        raise SogError(f"{path}: PLY is missing Gaussian propert{'y' if len(missing) == 1 else 'ies'} "
+                       f"{', '.join(missing)}")
+    rest = sorted((int(m.group(1)) for m in map(_REST.match, names) if m))
+    if rest != list(range(len(rest))) or len(rest) % 3:
+        raise SogError(f"{path}: f_rest_* properties are not a contiguous multiple of 3 (found {len(rest)})")
+    k = len(rest) // 3
+    sh_degree_from_rest(k)
+    n = len(vertex)
+
+    def cols(keys: list[str]) -> torch.Tensor:
+        if not keys:
+            return torch.zeros(n, 0)
+        return torch.from_numpy(np.stack([np.asarray(vertex[key], dtype=np.float32) for key in keys], axis=1))
+
+    rest_names = [f"f_rest_{i}" for i in range(3 * k)]
+    known = set(REQUIRED) | set(rest_names)
+    splats = Splats(
+        means=cols(["x", "y", "z"]),
+        scales=cols(["scale_0", "scale_1", "scale_2"]),
+        quats=cols(["rot_0", "rot_1", "rot_2", "rot_3"]),
+        opacities=cols(["opacity"])[:, 0].contiguous(),
+        sh0=cols(["f_dc_0", "f_dc_1", "f_dc_2"]).reshape(n, 1, 3),
+        shN=cols(rest_names).reshape(n, 3, k).transpose(1, 2).contiguous(),
+        extras={name: torch.from_numpy(np.array(vertex[name])) for name in names if name not in known},
+    )
+    return splats.validate(f"{path}")
+
+
+def write_ply(splats: Splats, path: str | os.PathLike, *, ascii: bool = False,
+              overwrite: bool = False, extras: bool = True) -> None:
+    """Write `Splats` as a 3DGS PLY (binary little endian unless ``ascii``), atomically."""
+    splats.validate("scene to write")
+    n, k = len(splats), splats.shN.shape[1]
+    columns: list[tuple[str, np.ndarray]] = []
+
+    def add(names: list[str], tensor: torch.Tensor) -> None:
+        array = tensor.detach().cpu().float().reshape(n, -1).numpy()
+        columns.extend(zip(names, array.T))
+
+    add(["x", "y", "z"], splats.means)
+    normals = [name for name in ("nx", "ny", "nz") if extras and name in splats.extras]
+    columns.extend((name, splats.extras[name].cpu().numpy()) for name in normals)
+    add(["f_dc_0", "f_dc_1", "f_dc_2"], splats.sh0)
+    add([f"f_rest_{i}" for i in range(3 * k)], splats.shN.transpose(1, 2))  # channel-major
+    add(["opacity"], splats.opacities)
+    add(["scale_0", "scale_1", "scale_2"], splats.scales)
+    add(["rot_0", "rot_1", "rot_2", "rot_3"], splats.quats)
+    if extras:
+        for name, tensor in splats.extras.items():
+            if name not in normals:
+                columns.append((name, tensor.cpu().numpy()))
+    assert len(columns) == len({c[0] for c in columns}), "duplicate PLY property"
+    record = np.empty(n, dtype=[(name, array.dtype.str)
+                                for name, array in columns])
+    for name, array in columns:
+        record[name] = array
+    element = PlyElement.describe(record, "vertex")
+    with atomic_path(path, overwrite) as tmp:
+        PlyData([element], text=ascii, byte_order="<").write(str(tmp))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,84 @@
+"""The whole job in two functions: `compress` (load → sort → encode → write) and `decompress`."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .codec import PROFILES
+from .errors import SogError
+from .grid import grid_shape
+from .io import load, read_container, write_container, write_ply
+from .sort import sort_grid
+from .sort.features import splat_features
+from .splats import Splats
+
+
+@dataclass
+class CompressOptions:
+    profile: str = "playcanvas"
+    sort: str = "shufflesoftsort"
+    seed: int = 0
+    device: str = "auto"
+    effort: int = 4
+    bundle: bool | None = None          #: None: zip for a .sog path, folder otherwise
+    sort_weights: dict[str, float] = field(default_factory=dict)
+    profile_options: dict = field(default_factory=dict)
+
+
+@dataclass
+class CompressResult:
+    count: int
+    grid: tuple[int, int]
+    bytes: int
+    seconds: dict[str, float]
+
+
+def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, options: CompressOptions | None = None,
+             *, overwrite: bool = False, quiet: bool = False) -> CompressResult:
+    """Sort ``source`` onto a grid and write it as a ``.sog`` (zip) or a SOG folder."""
+    options = options or CompressOptions()
+    if options.profile not in PROFILES:
+        raise SogError(f"unknown profile {options.profile!r} (choose from {', '.join(PROFILES)})")
+    Path(output)  # fail early on odd types
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    splats = load(source) if not isinstance(source, Splats) else source.validate()
+    seconds["load"] = time.perf_counter() - t0
+
+    n = len(splats)
+    shape = grid_shape(n)
+    t0 = time.perf_counter()
+    features = splat_features(splats, options.sort_weights)
+    perm = sort_grid(features, shape, options.sort, seed=options.seed, device=options.device,
+                     progress=not quiet)
+    ordered = splats.permute(perm[:n])
+    seconds["sort"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    profile = PROFILES[options.profile]
+    opts = profile.Options(effort=options.effort, seed=options.seed, **options.profile_options)
+    with tqdm(total=None, desc="encode", unit="plane", disable=quiet, leave=False) as bar:
+        meta, files = profile.encode(ordered, shape[1], shape[0], opts, progress=lambda name: bar.update(1))
+    seconds["encode"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    size = write_container(meta, files, output, bundle=options.bundle, overwrite=overwrite)
+    seconds["write"] = time.perf_counter() - t0
+    return CompressResult(count=n, grid=shape, bytes=size, seconds=seconds)
+
+
+def decompress(source: str | os.PathLike, output: str | os.PathLike | None = None, *,
+               overwrite: bool = False) -> Splats:
+    """Decode a ``.sog`` (zip, folder or meta.json) to `Splats`; also write a PLY when ``output`` is given."""
+    splats = load(source)
+    if output is not None:
+        write_ply(splats, output, overwrite=overwrite)
+    return splats
+
+
+def container_bytes(path: str | os.PathLike) -> int:
+    return read_container(path)[2]

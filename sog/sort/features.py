@@ -1,0 +1,35 @@
+"""What to sort splats on: a weighted, normalised feature vector per Gaussian."""
+
+from __future__ import annotations
+
+import torch
+
+from ..splats import Splats
+
+#: Default weight per attribute group (relative importance in the neighbour loss).
+DEFAULT_WEIGHTS = {"means": 1.0, "sh0": 1.0, "scales": 0.5, "opacities": 0.25, "quats": 0.0, "shN": 0.0}
+
+
+def splat_features(splats: Splats, weights: dict[str, float] | None = None) -> torch.Tensor:
+    """(N, C) float32 features: each attribute group standardised, then scaled by its weight.
+
+    Positions always come first (columns 0..2) so position-only sorters (Morton) can use them.
+    Groups with weight 0 are left out, except positions.
+    """
+    weights = {**DEFAULT_WEIGHTS, **(weights or {})}
+    n = len(splats)
+    parts = []
+    for name in ("means", "sh0", "scales", "opacities", "quats", "shN"):
+        w = weights.get(name, 0.0)
+        if w == 0 and name != "means":
+            continue
+        t = getattr(splats, name).detach().float().reshape(n, -1)
+        if t.shape[1] == 0:
+            continue
+        if name == "quats":
+            t = torch.nn.functional.normalize(t, dim=1)
+            t = t * torch.where(t[:, :1] < 0, -1.0, 1.0)  # q and -q are the same rotation
+        t = t - t.mean(0)
+        scale = t.pow(2).sum(1).mean().sqrt().clamp(min=1e-12)  # unit RMS norm per group
+        parts.append(t / scale * (w if w > 0 else 1.0))
+    return torch.cat(parts, 1)
