@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from tqdm.auto import tqdm
 
 from .codec import PROFILES
@@ -36,6 +37,7 @@ class CompressResult:
     grid: tuple[int, int]
     bytes: int
     seconds: dict[str, float]
+    order: torch.Tensor  #: (N,) long: the input index of the Gaussian at texel i
 
 
 def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, options: CompressOptions | None = None,
@@ -68,7 +70,7 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
     t0 = time.perf_counter()
     size = write_container(meta, files, output, bundle=options.bundle, overwrite=overwrite)
     seconds["write"] = time.perf_counter() - t0
-    return CompressResult(count=n, grid=shape, bytes=size, seconds=seconds)
+    return CompressResult(count=n, grid=shape, bytes=size, seconds=seconds, order=perm[:n])
 
 
 def decompress(source: str | os.PathLike, output: str | os.PathLike | None = None, *,

@@ -1,0 +1,45 @@
+"""Shared fixtures: the real scenes in ../shared/data (skipped when absent) and small synthetic scenes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+#: The real trained scenes (see ../shared/data/README.md); override with SOG_SHARED_DATA.
+SHARED = Path(os.environ.get("SOG_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+SHARED_SCENES = {
+    "kacytran": "kacytran1122-try/point_cloud/iteration_7000/point_cloud.ply",
+    "plant": "marcelpadilla-splats/plant/plant.splat",
+    "tarot": "marcelpadilla-splats/academic_tarot_cards/academic_tarot_cards.splat",
+    "playbot": "playbot/0_0/meta.json",
+}
+
+
+def shared_path(name: str) -> Path:
+    path = SHARED / SHARED_SCENES[name]
+    if not path.exists():
+        pytest.skip(f"shared scene {name} not present at {path}")
+    return path
+
+
+@pytest.fixture(params=list(SHARED_SCENES))
+def shared_scene(request) -> tuple[str, Path]:
+    """Each real scene in turn, as (name, path)."""
+    return request.param, shared_path(request.param)
+
+
+@pytest.fixture
+def sample_ply() -> Path:
+    return ROOT / "data" / "sample.ply"
+
+
+def small_scene(n: int = 300, seed: int = 0, sh_degree: int = 3):
+    from make_sample import make_scene
+    return make_scene(n, seed).with_sh_degree(sh_degree)
