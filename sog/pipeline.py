@@ -11,6 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .codec import PROFILES
+from .device import resolve_device
 from .errors import SogError
 from .grid import grid_shape
 from .io import load, read_container, write_container, write_ply
@@ -46,7 +47,7 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
     options = options or CompressOptions()
     if options.profile not in PROFILES:
         raise SogError(f"unknown profile {options.profile!r} (choose from {', '.join(PROFILES)})")
-    Path(output)  # fail early on odd types
+    device = resolve_device(options.device)  # fail before any work on a bad --device
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     splats = load(source) if not isinstance(source, Splats) else source.validate()
@@ -56,7 +57,7 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
     shape = grid_shape(n)
     t0 = time.perf_counter()
     features = splat_features(splats, options.sort_weights)
-    perm = sort_grid(features, shape, options.sort, seed=options.seed, device=options.device,
+    perm = sort_grid(features, shape, options.sort, seed=options.seed, device=device,
                      progress=not quiet)
     ordered = splats.permute(perm[:n])
     seconds["sort"] = time.perf_counter() - t0

@@ -1,0 +1,133 @@
+"""The command line: the main job end to end, and one clear line + exit code 2 for every bad input,
+with no output file left behind."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from conftest import small_scene
+from sog.cli import main
+from sog.io import write_ply
+
+
+def run(*args):
+    return main([str(a) for a in args])
+
+
+def test_compress_info_decompress(tmp_path, sample_ply, capsys):
+    assert run("compress", sample_ply, tmp_path / "s.sog", "--sort", "morton", "--quiet") == 0
+    assert capsys.readouterr().out == ""
+    assert run("info", tmp_path / "s.sog", "--json") == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["count"] == 10000 and info["sh_degree"] == 3 and info["format"] == "sog"
+    assert info["bytes"] == (tmp_path / "s.sog").stat().st_size
+    assert info["grid"] == [100, 100] and info["ratio"] > 3
+    assert run("decompress", tmp_path / "s.sog", tmp_path / "back.ply", "-q") == 0
+    assert run("info", tmp_path / "back.ply", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["count"] == 10000
+
+
+def test_compress_json_summary(tmp_path, sample_ply, capsys):
+    assert run("compress", sample_ply, tmp_path / "s.sog", "--sort", "none", "--json", "-q") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["count"] == 10000 and out["bytes"] == (tmp_path / "s.sog").stat().st_size
+    assert out["bits_per_gaussian"] == pytest.approx(8 * out["bytes"] / 10000)
+
+
+def _fails(capsys, *args, match: str):
+    code = run(*args)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("sog: error: "), err
+    assert match in err, err
+    assert "Traceback" not in err
+
+
+def _leftovers(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.parametrize("case", ["truncated", "missing", "nan", "empty", "not_ply", "corrupt_sog", "no_file"])
+def test_bad_input_gives_one_line_exit_2_and_no_output(tmp_path, sample_ply, capsys, case):
+    src = tmp_path / "in.ply"
+    data = sample_ply.read_bytes()
+    if case == "truncated":
+        src.write_bytes(data[: len(data) - 1000])
+        match = "not a readable PLY"
+    elif case == "missing":
+        src.write_bytes(data.replace(b"property float opacity\n", b"property float opacitx\n"))
+        match = "missing Gaussian property opacity"
+    elif case == "nan":
+        scene = small_scene(20)
+        scene.scales[5, 0] = float("nan")
+        write_ply_unchecked(scene, src)
+        match = "NaN or Inf"
+    elif case == "empty":
+        write_ply_unchecked(small_scene(20).permute(__import__("torch").arange(0)), src)
+        match = "zero Gaussians"
+    elif case == "not_ply":
+        src = tmp_path / "in.jpg"
+        src.write_bytes(b"\xff\xd8\xff\xe0 not a scene")
+        match = "not a Gaussian-splat file"
+    elif case == "corrupt_sog":
+        src = tmp_path / "in.sog"
+        run("compress", sample_ply, src, "--sort", "none", "-q")
+        raw = bytearray(src.read_bytes())
+        raw[len(raw) // 2: len(raw) // 2 + 64] = b"\0" * 64
+        src.write_bytes(bytes(raw))
+        match = "corrupt"
+    else:
+        src = tmp_path / "nothing.ply"
+        match = "no such file"
+    before = _leftovers(tmp_path)
+    _fails(capsys, "compress", src, tmp_path / "out.sog", "-q", match=match)
+    assert _leftovers(tmp_path) == before
+
+
+def write_ply_unchecked(scene, path):
+    """Write a PLY even when the scene is invalid (our writer refuses to)."""
+    import numpy as np
+    from plyfile import PlyData, PlyElement
+    n = len(scene)
+    cols = {"x": scene.means[:, 0], "y": scene.means[:, 1], "z": scene.means[:, 2],
+            **{f"f_dc_{i}": scene.sh0[:, 0, i] for i in range(3)}, "opacity": scene.opacities,
+            **{f"scale_{i}": scene.scales[:, i] for i in range(3)},
+            **{f"rot_{i}": scene.quats[:, i] for i in range(4)}}
+    rec = np.empty(n, dtype=[(k, "<f4") for k in cols])
+    for k, v in cols.items():
+        rec[k] = v.numpy()
+    PlyData([PlyElement.describe(rec, "vertex")]).write(str(path))
+
+
+def test_existing_output_is_refused_unless_forced(tmp_path, sample_ply, capsys):
+    out = tmp_path / "s.sog"
+    out.write_bytes(b"precious")
+    _fails(capsys, "compress", sample_ply, out, "--sort", "none", "-q", match="already exists")
+    assert out.read_bytes() == b"precious"
+    assert run("compress", sample_ply, out, "--sort", "none", "-q", "--force") == 0
+    assert zipfile.is_zipfile(out)
+
+
+def test_sog_zip_without_meta_is_an_error(tmp_path, capsys):
+    bad = tmp_path / "bad.sog"
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("means_l.webp", b"x")
+    _fails(capsys, "decompress", bad, tmp_path / "o.ply", match="no meta.json")
+    assert not (tmp_path / "o.ply").exists()
+
+
+def test_cuda_without_gpu_is_a_clear_error(tmp_path, sample_ply, capsys):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    _fails(capsys, "compress", sample_ply, tmp_path / "s.sog", "--device", "cuda", "-q", match="no CUDA GPU")
+
+
+def test_console_script_runs_as_a_module(tmp_path, sample_ply):
+    proc = subprocess.run([sys.executable, "-m", "sog.cli", "info", str(sample_ply)], capture_output=True, text=True)
+    assert proc.returncode == 0 and "10,000 Gaussians" in proc.stdout

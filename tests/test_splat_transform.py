@@ -1,0 +1,102 @@
+"""A real outside reader: PlayCanvas splat-transform reads our .sog files, and we read theirs.
+
+Skipped when `splat-transform` is not on PATH, unless SOG_REQUIRE_PEERS=1 (as in .ci/run), where a
+missing peer is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+from scipy.spatial import cKDTree
+
+import sog
+from conftest import shared_path, small_scene
+from sog.codec import playcanvas as pc
+from sog.io import read_container
+
+
+@pytest.fixture(scope="module")
+def splat_transform():
+    exe = shutil.which("splat-transform")
+    if exe is None:
+        if os.environ.get("SOG_REQUIRE_PEERS") == "1":
+            pytest.fail("splat-transform is not installed (npm install -g @playcanvas/splat-transform)")
+        pytest.skip("splat-transform not installed")
+    return lambda *args: subprocess.run([exe, "-q", "-w", "-g", "cpu", *map(str, args)], check=True,
+                                        capture_output=True, timeout=600)
+
+
+def assert_equal_scenes(a: sog.Splats, b: sog.Splats, atol: float):
+    assert len(a) == len(b) and a.sh_degree == b.sh_degree
+    for name, tensor in a.tensors().items():
+        other = b.tensors()[name]
+        if name == "quats":  # both are unit quaternions up to sign
+            tensor, other = [torch.nn.functional.normalize(t, dim=1) for t in (tensor, other)]
+            assert torch.all((tensor * other).sum(1).abs() > 1 - 1e-5)
+            continue
+        torch.testing.assert_close(tensor, other, rtol=1e-5, atol=atol, msg=name)
+
+
+@pytest.mark.parametrize("source", ["sample", "kacytran"])
+def test_splat_transform_decodes_our_sog_like_we_do(tmp_path, splat_transform, sample_ply, source):
+    path = sample_ply if source == "sample" else shared_path("kacytran")
+    sog.compress(path, tmp_path / "ours.sog", sog.CompressOptions(sort="morton"), quiet=True)
+    splat_transform(tmp_path / "ours.sog", tmp_path / "theirs.ply")
+    ours = sog.decompress(tmp_path / "ours.sog")
+    theirs = sog.load(tmp_path / "theirs.ply")
+    assert_equal_scenes(ours, theirs, atol=1e-5)
+
+
+def test_splat_transform_reads_our_unbundled_folder(tmp_path, splat_transform):
+    scene = small_scene(400, sh_degree=2)
+    sog.compress(scene, tmp_path / "folder", sog.CompressOptions(sort="morton"), quiet=True)
+    splat_transform(tmp_path / "folder" / "meta.json", tmp_path / "theirs.ply")
+    assert_equal_scenes(sog.decompress(tmp_path / "folder"), sog.load(tmp_path / "theirs.ply"), atol=1e-5)
+
+
+def test_we_decode_playbot_exactly_as_splat_transform_does(tmp_path, splat_transform):
+    meta = shared_path("playbot")
+    splat_transform(meta, tmp_path / "theirs.ply")
+    assert_equal_scenes(sog.load(meta), sog.load(tmp_path / "theirs.ply"), atol=0)
+
+
+def test_we_decode_a_sog_that_splat_transform_wrote(tmp_path, splat_transform):
+    src = shared_path("kacytran")
+    original = sog.load(src)
+    splat_transform(src, tmp_path / "theirs.sog")
+    meta = read_container(tmp_path / "theirs.sog")[0]
+    decoded = sog.load(tmp_path / "theirs.sog")
+    assert len(decoded) == len(original) and decoded.sh_degree == 3
+    # Every decoded Gaussian is matched to a distinct original within one 16-bit step per axis
+    # (splat-transform truncates where we round): a perfect bipartite matching must exist.
+    mins, maxs = np.array(meta["means"]["mins"]), np.array(meta["means"]["maxs"])
+
+    def codes(s):
+        return (pc.log_transform(s.means.double().numpy()) - mins) / (maxs - mins) * 65535
+
+    a, b = codes(original), codes(decoded)
+    near = cKDTree(b).sparse_distance_matrix(cKDTree(a), max_distance=1.01, p=np.inf).tocsr()
+    near.data += 1e-9  # keep exact hits as edges
+    rows, cols = min_weight_full_bipartite_matching(near)  # raises when no bijection exists
+    match = np.empty(len(b), np.int64)
+    match[rows] = cols
+    # Attributes: compare pairs that are unambiguous (training clones can share a position code).
+    alone = (np.diff(near.indptr) == 1) & (np.bincount(near.indices, minlength=len(a))[match] == 1)
+    assert alone.mean() > 0.5
+    keep = torch.from_numpy(np.flatnonzero(alone))
+    o, d = original.permute(torch.from_numpy(match)[keep]), decoded.permute(keep)
+    # Their encoder truncates opacity to 8 bits (we round): one full step.
+    assert torch.all((torch.sigmoid(o.opacities) - torch.sigmoid(d.opacities)).abs() <= 1 / 255 + 1e-6)
+    for name in ("scales", "sh0"):  # the nearest (or next) level of their 256-entry codebook
+        cb = torch.tensor(meta[name]["codebook"])
+        orig = getattr(o, name).reshape(-1)
+        nearest = (orig[:, None] - cb[None]).abs().min(1).values
+        gap = float(cb.diff().max())
+        assert torch.all((getattr(d, name).reshape(-1) - orig).abs() <= nearest + gap + 1e-5), name
