@@ -16,6 +16,8 @@ from pathlib import Path
 
 from . import __version__
 from .errors import SogError
+from .grid import grid_shape
+from .io.ply import inria_ply_size as ply_bytes
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -79,7 +81,7 @@ def _compress(args) -> int:
                               effort=args.effort)
     result = compress(args.input, args.output, options, overwrite=args.force, quiet=args.quiet)
     seconds = time.perf_counter() - t0
-    ply = ply_bytes(result.count, _sh_degree_of(args.output))
+    ply = ply_bytes(result.count, result.sh_degree)
     summary = {"input": str(args.input), "output": str(args.output), "count": result.count,
                "grid": list(result.grid), "bytes": result.bytes, "bits_per_gaussian": 8 * result.bytes / result.count,
                "ratio": ply / result.bytes, "seconds": round(seconds, 3),
@@ -104,52 +106,32 @@ def _decompress(args) -> int:
     return 0
 
 
-def ply_bytes(n: int, sh_degree: int) -> int:
-    """Size of the standard float32 INRIA PLY body for ``n`` Gaussians (header not counted)."""
-    from .splats import SH_REST_COUNT
-    floats = 3 + 3 + 3 + 3 * SH_REST_COUNT[sh_degree] + 1 + 3 + 4  # xyz, normals, dc, rest, opacity, scale, rot
-    return n * floats * 4
-
-
-def _sh_degree_of(path) -> int:
-    from .io import read_container
-    meta = read_container(path)[0]
-    return int(meta.get("shN", {}).get("bands", 0)) if isinstance(meta.get("shN"), dict) else 0
-
-
 def _info(args) -> int:
-    from .grid import grid_shape
     from .io import detect_format, load, read_container
 
     path = Path(args.input)
     fmt = detect_format(path)
     splats = load(path)
     n = len(splats)
+    grid = list(grid_shape(n))
     if fmt == "sog":
-        _, _, size = read_container(path)
+        meta, read, size = read_container(path)
+        from .codec.image import decode_image
+        plane = decode_image(read(meta["means"]["files"][0]))  # the grid the file actually uses
+        grid = [plane.shape[0], plane.shape[1]]
     else:
         size = os.path.getsize(path)
     ply = ply_bytes(n, splats.sh_degree)
-    out = {"input": str(path), "format": fmt, "count": n, "sh_degree": splats.sh_degree,
-           "grid": list(grid_shape(n)), "bytes": size, "bits_per_gaussian": 8 * size / n, "ratio": ply / size,
+    out = {"input": str(path), "format": fmt, "count": n, "sh_degree": splats.sh_degree, "grid": grid,
+           "bytes": size, "bits_per_gaussian": 8 * size / n, "ratio": ply / size, "ply_bytes": ply,
            "extras": sorted(splats.extras)}
-    if fmt == "sog":
-        meta = read_container(path)[0]
-        out["grid"] = list(_sog_grid(meta, path))
     if args.json:
         print(json.dumps(out))
     else:
-        print(f"{path}: {fmt}, {n:,} Gaussians, SH degree {splats.sh_degree}, grid {out['grid'][1]}x{out['grid'][0]}, "
-              f"{size:,} bytes, {out['bits_per_gaussian']:.1f} bits/Gaussian, {out['ratio']:.2f}x smaller than PLY")
+        print(f"{path}: {fmt}, {n:,} Gaussians, SH degree {splats.sh_degree}, grid {grid[1]}x{grid[0]}, "
+              f"{size:,} bytes, {out['bits_per_gaussian']:.1f} bits/Gaussian, {out['ratio']:.2f}x smaller than "
+              f"the {ply:,}-byte PLY")
     return 0
-
-
-def _sog_grid(meta: dict, path) -> tuple[int, int]:
-    from .codec.image import decode_image
-    from .io import read_container
-    _, read, _ = read_container(path)
-    img = decode_image(read(meta["means"]["files"][0]))
-    return img.shape[0], img.shape[1]
 
 
 if __name__ == "__main__":

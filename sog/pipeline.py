@@ -35,6 +35,7 @@ class CompressOptions:
 @dataclass
 class CompressResult:
     count: int
+    sh_degree: int
     grid: tuple[int, int]
     bytes: int
     seconds: dict[str, float]
@@ -71,7 +72,7 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
     t0 = time.perf_counter()
     size = write_container(meta, files, output, bundle=options.bundle, overwrite=overwrite)
     seconds["write"] = time.perf_counter() - t0
-    return CompressResult(count=n, grid=shape, bytes=size, seconds=seconds, order=perm[:n])
+    return CompressResult(count=n, sh_degree=splats.sh_degree, grid=shape, bytes=size, seconds=seconds, order=perm[:n])
 
 
 def decompress(source: str | os.PathLike, output: str | os.PathLike | None = None, *,

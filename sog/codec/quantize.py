@@ -16,12 +16,14 @@ import torch
 
 
 def codebook_1d(values: np.ndarray, k: int = 256, iters: int = 25,
-                weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                weights: np.ndarray | None = None, sample: int = 1 << 18,
+                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Quantise ``values`` (any shape) to ``k`` sorted levels.
 
     Returns ``(codebook (k,) float32 ascending, labels uint8/int64 of values.shape)``.
     When there are at most ``k`` distinct values the codebook holds them exactly.
-    ``weights`` (same shape) weight each value in the centroid means.
+    ``weights`` (same shape) weight each value in the centroid means. The levels are fitted on
+    a random subsample of at most ``sample`` values (seeded); every value is then labelled.
     """
     flat = np.asarray(values, dtype=np.float32).reshape(-1)
     wflat = None if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
@@ -30,15 +32,19 @@ def codebook_1d(values: np.ndarray, k: int = 256, iters: int = 25,
         codebook = np.concatenate([distinct, np.full(k - len(distinct), distinct[-1], np.float32)])
         labels = np.searchsorted(distinct, flat)
         return codebook, _label_dtype(labels, k).reshape(np.shape(values))
-    # Initialise half on quantiles, half uniformly, so both dense centres and tails get levels.
-    q = np.quantile(flat, np.linspace(0, 1, k))
-    u = np.linspace(flat.min(), flat.max(), k)
+    fit, wfit = flat, wflat
+    if flat.size > sample:
+        pick = np.random.default_rng(seed).choice(flat.size, sample, replace=False)
+        fit = np.concatenate([flat[pick], [flat.min(), flat.max()]])  # keep the extremes reachable
+        wfit = None if wflat is None else np.concatenate([wflat[pick], [0.0, 0.0]])
+    # Initialise on a blend of quantiles and a uniform ramp, so dense centres and tails both get levels.
+    q = np.quantile(fit, np.linspace(0, 1, k))
+    u = np.linspace(fit.min(), fit.max(), k)
     centres = np.sort(0.7 * q + 0.3 * u).astype(np.float64)
     for _ in range(iters):
-        labels = _nearest_sorted(centres, flat)
-        w = wflat if wflat is not None else None
-        sums = np.bincount(labels, weights=flat * (w if w is not None else 1.0), minlength=k)
-        counts = np.bincount(labels, weights=w, minlength=k)
+        labels = _nearest_sorted(centres, fit)
+        sums = np.bincount(labels, weights=fit * (wfit if wfit is not None else 1.0), minlength=k)
+        counts = np.bincount(labels, weights=wfit, minlength=k)
         new = np.where(counts > 0, sums / np.maximum(counts, 1e-300), centres)
         new.sort()
         if np.allclose(new, centres, rtol=0, atol=1e-7):

@@ -103,3 +103,15 @@ def write_ply(splats: Splats, path: str | os.PathLike, *, ascii: bool = False,
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def inria_ply_size(n: int, sh_degree: int) -> int:
+    """Bytes of the standard INRIA 3DGS PLY (binary, with normals) for ``n`` Gaussians: the reference
+    that compression ratios are measured against."""
+    from ..splats import SH_REST_COUNT
+    names = (["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
+             + [f"f_rest_{i}" for i in range(3 * SH_REST_COUNT[sh_degree])]
+             + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"])
+    header = (f"ply\nformat binary_little_endian 1.0\nelement vertex {n}\n"
+              + "".join(f"property float {name}\n" for name in names) + "end_header\n")
+    return len(header.encode()) + 4 * len(names) * n
