@@ -100,3 +100,9 @@ def test_we_decode_a_sog_that_splat_transform_wrote(tmp_path, splat_transform):
         nearest = (orig[:, None] - cb[None]).abs().min(1).values
         gap = float(cb.diff().max())
         assert torch.all((getattr(d, name).reshape(-1) - orig).abs() <= nearest + gap + 1e-5), name
+
+
+def test_we_read_splat_captures_as_splat_transform_does(tmp_path, splat_transform):
+    src = shared_path("plant")
+    splat_transform(src, tmp_path / "theirs.ply")
+    assert_equal_scenes(sog.load(src), sog.load(tmp_path / "theirs.ply"), atol=1e-4)
