@@ -46,3 +46,11 @@ def test_empty_splat_is_an_error(tmp_path):
     (tmp_path / "e.splat").write_bytes(b"")
     with pytest.raises(SogError, match="zero Gaussians"):
         sog.load(tmp_path / "e.splat")
+
+
+def test_streamed_lod_meta_reads_the_full_resolution_level():
+    lod = shared_path("playbot").parent.parent / "lod-meta.json"
+    full = sog.load(shared_path("playbot"))
+    scene = sog.load(lod)
+    assert len(scene) == len(full) == 500000
+    assert torch.equal(scene.means, full.means) and torch.equal(scene.shN, full.shN)

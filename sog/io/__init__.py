@@ -16,12 +16,14 @@ __all__ = ["load", "save", "read_ply", "write_ply", "read_splat", "read_containe
 
 
 def detect_format(path: str | os.PathLike) -> str:
-    """One of ``ply``, ``splat``, ``sog`` (zip, folder or meta.json), ``spz``; by content where possible."""
+    """One of ``ply``, ``splat``, ``sog`` (zip, folder or meta.json), ``lod`` (lod-meta.json), ``spz``."""
     path = Path(path)
     if not path.exists():
         raise SogError(f"{path}: no such file or folder")
     if path.is_dir() or path.name == "meta.json":
         return "sog"
+    if path.name.endswith("lod-meta.json"):
+        return "lod"
     with open(path, "rb") as fh:
         head = fh.read(4)
     if head[:3] == b"ply":
@@ -32,8 +34,8 @@ def detect_format(path: str | os.PathLike) -> str:
         return "spz"
     if path.suffix.lower() == ".splat":
         return "splat"
-    raise SogError(f"{path}: not a Gaussian-splat file sog can read (expected .ply, .splat, .sog, .spz "
-                   "or a SOG folder/meta.json)")
+    raise SogError(f"{path}: not a Gaussian-splat file sog can read (expected .ply, .splat, .sog, .spz, "
+                   "a SOG folder/meta.json or lod-meta.json)")
 
 
 def load(path: str | os.PathLike) -> Splats:
@@ -43,6 +45,9 @@ def load(path: str | os.PathLike) -> Splats:
         return read_ply(path)
     if fmt == "splat":
         return read_splat(path)
+    if fmt == "lod":
+        from .lod import read_lod_meta
+        return read_lod_meta(path)
     if fmt == "spz":
         from .spz import read_spz
         return read_spz(path)
