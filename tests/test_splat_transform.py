@@ -106,3 +106,11 @@ def test_we_read_splat_captures_as_splat_transform_does(tmp_path, splat_transfor
     src = shared_path("plant")
     splat_transform(src, tmp_path / "theirs.ply")
     assert_equal_scenes(sog.load(src), sog.load(tmp_path / "theirs.ply"), atol=1e-4)
+
+
+def test_we_decode_compressed_ply_as_splat_transform_does(tmp_path, splat_transform):
+    splat_transform(shared_path("kacytran"), tmp_path / "k.compressed.ply")
+    splat_transform(tmp_path / "k.compressed.ply", tmp_path / "theirs.ply")
+    ours = sog.load(tmp_path / "k.compressed.ply")
+    assert ours.sh_degree == 3
+    assert_equal_scenes(ours, sog.load(tmp_path / "theirs.ply"), atol=1e-6)

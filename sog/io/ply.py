@@ -4,7 +4,7 @@ Properties: ``x y z [nx ny nz] f_dc_0..2 f_rest_0..(3K-1) opacity scale_0..2 rot
 ``f_rest`` is channel-major (all red coefficients, then green, then blue), so
 ``shN[:, k, c] = f_rest_{c*K + k}``. Any other vertex property is kept in ``Splats.extras``.
 Binary little/big endian and ASCII files are read; the SH degree comes from the
-``f_rest_*`` count.
+``f_rest_*`` count. PlayCanvas ``.compressed.ply`` files are recognised and decoded too.
 """
 
 from __future__ import annotations
@@ -35,6 +35,9 @@ def read_ply(path: str | os.PathLike) -> Splats:
         raise SogError(f"{path}: not a readable PLY file ({_one_line(exc)})") from None
     if "vertex" not in ply:
         raise SogError(f"{path}: PLY has no 'vertex' element")
+    from .compressed_ply import is_compressed_ply, read_compressed_ply
+    if is_compressed_ply(ply):
+        return read_compressed_ply(ply, str(path))
     vertex = ply["vertex"].data
     names = list(vertex.dtype.names or ())
     missing = [p for p in REQUIRED if p not in names]

@@ -1,0 +1,86 @@
+"""The PlayCanvas/SuperSplat ``.compressed.ply``: chunks of 256 Gaussians with per-chunk bounds and
+packed 32-bit vertex words (11-10-11 position and scale, 2+10-10-10 smallest-three rotation,
+8-8-8-8 colour/opacity), plus optional 8-bit SH in an ``sh`` element."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from plyfile import PlyData
+
+from ..errors import SogError
+from ..splats import SH_C0, Splats, sh_degree_from_rest
+
+CHUNK = 256
+PACKED = ("packed_position", "packed_rotation", "packed_scale", "packed_color")
+
+
+def is_compressed_ply(ply: PlyData) -> bool:
+    names = {e.name for e in ply.elements}
+    return "chunk" in names and "vertex" in names and all(
+        p in (ply["vertex"].data.dtype.names or ()) for p in PACKED)
+
+
+def _unorm(value: np.ndarray, shift: int, bits: int) -> np.ndarray:
+    return ((value >> np.uint32(shift)) & np.uint32((1 << bits) - 1)).astype(np.float64) / ((1 << bits) - 1)
+
+
+def _lerp_111011(value, chunk, prefix: str, names: tuple[str, str, str]) -> np.ndarray:
+    parts = [_unorm(value, 21, 11), _unorm(value, 11, 10), _unorm(value, 0, 11)]
+    out = []
+    for t, axis in zip(parts, names):
+        lo, hi = chunk[f"min_{prefix}{axis}"].astype(np.float64), chunk[f"max_{prefix}{axis}"].astype(np.float64)
+        out.append(lo * (1 - t) + hi * t)
+    return np.stack(out, 1)
+
+
+def read_compressed_ply(ply: PlyData, path: str) -> Splats:
+    """Decode a compressed PLY (already parsed by plyfile) into `Splats`."""
+    vertex = ply["vertex"].data
+    n = len(vertex)
+    if n == 0:
+        raise SogError(f"{path}: compressed PLY has zero Gaussians")
+    chunk_rows = ply["chunk"].data
+    if len(chunk_rows) != (n + CHUNK - 1) // CHUNK:
+        raise SogError(f"{path}: compressed PLY has {len(chunk_rows)} chunks for {n} Gaussians")
+    chunk = {name: np.repeat(chunk_rows[name], CHUNK)[:n] for name in chunk_rows.dtype.names}
+    words = {p: np.asarray(vertex[p], dtype=np.uint32) for p in PACKED}
+    means = _lerp_111011(words["packed_position"], chunk, "", ("x", "y", "z"))
+    scales = _lerp_111011(words["packed_scale"], chunk, "scale_", ("x", "y", "z"))
+
+    rot = words["packed_rotation"]
+    norm = 1.0 / (np.sqrt(2) * 0.5)
+    abc = np.stack([(_unorm(rot, s, 10) - 0.5) * norm for s in (20, 10, 0)], 1)
+    largest = (rot >> np.uint32(30)).astype(np.int64)
+    m = np.sqrt(np.clip(1 - (abc ** 2).sum(1), 0, None))
+    quats = np.empty((n, 4))
+    for which in range(4):
+        sel = largest == which
+        others = [i for i in range(4) if i != which]
+        quats[np.ix_(sel, others)] = abc[sel]
+        quats[sel, which] = m[sel]
+
+    col = words["packed_color"]
+    rgba = np.stack([_unorm(col, s, 8) for s in (24, 16, 8, 0)], 1)
+    if "min_r" in chunk:
+        for i, c in enumerate("rgb"):
+            lo, hi = chunk[f"min_{c}"].astype(np.float64), chunk[f"max_{c}"].astype(np.float64)
+            rgba[:, i] = lo * (1 - rgba[:, i]) + hi * rgba[:, i]
+    alpha = np.clip(rgba[:, 3], 1e-6, 1 - 1e-6)
+
+    shN = np.zeros((n, 0, 3))
+    if "sh" in {e.name for e in ply.elements}:
+        sh = ply["sh"].data
+        count = len(sh.dtype.names)
+        k = count // 3
+        if count % 3 or sh_degree_from_rest(k) == 0:
+            raise SogError(f"{path}: compressed PLY 'sh' element has {count} properties (expected 9, 24 or 45)")
+        raw = np.stack([np.asarray(sh[f"f_rest_{i}"], np.float64) for i in range(count)], 1)
+        unit = np.where(raw == 0, 0.0, np.where(raw == 255, 1.0, (raw + 0.5) / 256))
+        shN = ((unit - 0.5) * 8).reshape(n, 3, k).transpose(0, 2, 1)
+
+    def t(a):
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+
+    return Splats(means=t(means), scales=t(scales), quats=t(quats), opacities=t(np.log(alpha / (1 - alpha))),
+                  sh0=t((rgba[:, :3] - 0.5) / SH_C0).reshape(n, 1, 3), shN=t(shN)).validate(path)
