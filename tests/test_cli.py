@@ -131,3 +131,15 @@ def test_cuda_without_gpu_is_a_clear_error(tmp_path, sample_ply, capsys):
 def test_console_script_runs_as_a_module(tmp_path, sample_ply):
     proc = subprocess.run([sys.executable, "-m", "sog.cli", "info", str(sample_ply)], capture_output=True, text=True)
     assert proc.returncode == 0 and "10,000 Gaussians" in proc.stdout
+
+
+def test_force_never_replaces_a_folder_that_is_not_a_sog_output(tmp_path, sample_ply, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "holiday.jpg").write_bytes(b"precious")
+    _fails(capsys, "compress", sample_ply, folder, "--sort", "none", "-q", "--force", match="not a SOG folder")
+    assert (folder / "holiday.jpg").read_bytes() == b"precious"
+    out = tmp_path / "scene"
+    assert run("compress", sample_ply, out, "--sort", "none", "-q") == 0
+    assert run("compress", sample_ply, out, "--sort", "morton", "-q", "--force") == 0
+    assert sorted(p.name for p in out.iterdir())[0] == "means_l.webp"

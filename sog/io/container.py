@@ -37,6 +37,8 @@ def write_container(meta: dict, files: dict[str, bytes], path: str | os.PathLike
                     zf.writestr(name, data)
         return path.stat().st_size
     folder = path.parent if path.name == META else path
+    if overwrite and folder.is_dir() and not (folder / META).is_file():
+        raise SogError(f"refusing to replace folder {folder}: it is not a SOG folder (no meta.json)")
     with atomic_path(folder, overwrite, directory=True) as tmp:
         (tmp / META).write_bytes(meta_bytes)
         for name, data in files.items():
