@@ -85,13 +85,15 @@ def _compress(args) -> int:
     summary = {"input": str(args.input), "output": str(args.output), "count": result.count,
                "grid": list(result.grid), "bytes": result.bytes, "bits_per_gaussian": 8 * result.bytes / result.count,
                "ratio": ply / result.bytes, "seconds": round(seconds, 3),
-               "stages": {k: round(v, 3) for k, v in result.seconds.items()}}
+               "stages": {k: round(v, 3) for k, v in result.seconds.items()}, "unstored": result.unstored}
     if args.json:
         print(json.dumps(summary))
     elif not args.quiet:
         print(f"{args.output}: {result.count:,} Gaussians on {result.grid[1]}x{result.grid[0]}, "
               f"{result.bytes:,} bytes ({summary['bits_per_gaussian']:.1f} bits/Gaussian, "
               f"{summary['ratio']:.1f}x smaller than PLY) in {seconds:.1f} s")
+        if result.unstored:
+            print(f"note: extra PLY properties not stored in .sog: {', '.join(result.unstored)}")
     return 0
 
 

@@ -40,6 +40,7 @@ class CompressResult:
     bytes: int
     seconds: dict[str, float]
     order: torch.Tensor  #: (N,) long: the input index of the Gaussian at texel i
+    unstored: list[str] = field(default_factory=list)  #: extra PLY properties the .sog cannot hold
 
 
 def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, options: CompressOptions | None = None,
@@ -72,7 +73,8 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
     t0 = time.perf_counter()
     size = write_container(meta, files, output, bundle=options.bundle, overwrite=overwrite)
     seconds["write"] = time.perf_counter() - t0
-    return CompressResult(count=n, sh_degree=splats.sh_degree, grid=shape, bytes=size, seconds=seconds, order=perm[:n])
+    return CompressResult(count=n, sh_degree=splats.sh_degree, grid=shape, bytes=size, seconds=seconds, order=perm[:n],
+                          unstored=sorted(splats.extras))
 
 
 def decompress(source: str | os.PathLike, output: str | os.PathLike | None = None, *,
