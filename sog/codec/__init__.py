@@ -1,6 +1,7 @@
 """Encoding sorted scenes into image planes. A profile is a module with ``encode``/``decode``.
 
 Profiles:
+* ``sog`` — the native profile (sog/codec/native.py): free bit depths, palette size, codecs.
 * ``playcanvas`` — PlayCanvas SOG v2, byte-compatible with the PlayCanvas viewer.
 """
 
@@ -8,9 +9,9 @@ from __future__ import annotations
 
 from ..errors import SogError
 from ..splats import Splats
-from . import playcanvas
+from . import native, playcanvas
 
-PROFILES = {"playcanvas": playcanvas}
+PROFILES = {"playcanvas": playcanvas, "sog": native}
 
 
 def decode_container(meta: dict, read) -> Splats:
