@@ -42,6 +42,9 @@ class Options:
     means_bits: int = 16               #: bits per position axis, 8..16
     palette_size: int | None = None    #: SH palette entries; None = splat-transform's rule
     kmeans_iters: int = 10
+    quat_bits: int = 8                 #: bits per stored quaternion component, 5..8
+    scale_levels: int = 256            #: entries of the log-scale codebook (<= 256)
+    color_levels: int = 256            #: entries of the sh0 codebook (<= 256)
     weighted: bool = True              #: weight the SH k-means by opacity x footprint
     sh_degree: int | None = None       #: keep at most this SH degree (None = all)
     codecs: tuple[str, ...] = ("webp", "png")  #: try these per plane, keep the smallest
@@ -49,7 +52,7 @@ class Options:
 
 #: ``--quality`` presets: overrides of `Options`.
 PRESETS: dict[str, dict] = {
-    "small": {"means_bits": 14, "palette_size": 8192, "effort": 6},
+    "small": {"means_bits": 14, "quat_bits": 7, "scale_levels": 128, "palette_size": 4096, "effort": 6},
     "default": {"means_bits": 16, "palette_size": 16384, "effort": 6},
     "high": {"means_bits": 16, "palette_size": 65536, "effort": 6, "kmeans_iters": 15},
 }
@@ -95,6 +98,8 @@ def encode(splats: Splats, width: int, height: int,
         raise SogError(f"grid {width}x{height} exceeds WebP's 16383-pixel limit")
     if not 8 <= options.means_bits <= 16:
         raise SogError(f"means_bits must be 8..16, got {options.means_bits}")
+    if not 5 <= options.quat_bits <= 8 or not 2 <= options.scale_levels <= 256 or not 2 <= options.color_levels <= 256:
+        raise SogError("quat_bits must be 5..8 and scale/color levels 2..256")
     if options.sh_degree is not None:
         splats = splats.with_sh_degree(min(options.sh_degree, splats.sh_degree))
     tick = progress or (lambda name: None)
@@ -127,12 +132,17 @@ def encode(splats: Splats, width: int, height: int,
     if bits > 8:
         plane("means_l", (q & ((1 << (bits - 8)) - 1)).astype(np.uint8))
 
-    plane("quats", pack_quats(splats.quats.detach().cpu().double().numpy()))
+    quats = pack_quats(splats.quats.detach().cpu().double().numpy())
+    drop = 8 - options.quat_bits  # coarser quaternions: keep the top bits, decode at the bin centre
+    quats[:, :3] = np.minimum((quats[:, :3] >> drop << drop) + ((1 << drop) >> 1), 255)
+    plane("quats", quats)
 
-    scale_cb, scale_idx = codebook_1d(splats.scales.detach().cpu().numpy(), seed=options.seed)
+    scale_cb, scale_idx = codebook_1d(splats.scales.detach().cpu().numpy(), options.scale_levels,
+                                      seed=options.seed)
     plane("scales", scale_idx)
 
-    sh0_cb, sh0_idx = codebook_1d(splats.sh0.detach().cpu().numpy().reshape(n, 3), seed=options.seed)
+    sh0_cb, sh0_idx = codebook_1d(splats.sh0.detach().cpu().numpy().reshape(n, 3), options.color_levels,
+                                  seed=options.seed)
     opacity = torch.sigmoid(splats.opacities.detach().cpu().double()).numpy()
     alpha = np.clip(np.rint(opacity * 255), 0, 255).astype(np.uint8)[:, None]
     plane("sh0", np.concatenate([sh0_idx, alpha], 1))
