@@ -92,7 +92,8 @@ def main(argv=None):
     args = parse_args(argv)
     import torch
     import torch.nn.functional as F
-    from gsplat import DefaultStrategy, rasterization
+    from gsplat import rasterization
+    from gsplat.strategy import DefaultStrategy
 
     from sog.pipeline import CompressOptions, compress, decompress
     from sog.splats import SH_C0, Splats
