@@ -30,6 +30,7 @@ class CompressOptions:
     bundle: bool | None = None          #: None: zip for a .sog path, folder otherwise
     sort_weights: dict[str, float] = field(default_factory=dict)
     profile_options: dict = field(default_factory=dict)
+    quality: str | None = None          #: native-profile preset (sog.codec.native.PRESETS); sets effort too
 
 
 @dataclass
@@ -66,7 +67,13 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
 
     t0 = time.perf_counter()
     profile = PROFILES[options.profile]
-    opts = profile.Options(effort=options.effort, seed=options.seed, **options.profile_options)
+    extra = dict(options.profile_options)
+    if options.quality is not None:
+        if options.profile != "sog":
+            raise SogError("--quality applies to the native 'sog' profile only")
+        from .codec.native import preset_options
+        extra = {**preset_options(options.quality), **extra}
+    opts = profile.Options(**{"effort": options.effort, "seed": options.seed, **extra})
     with tqdm(total=None, desc="encode", unit="plane", disable=quiet, leave=False) as bar:
         meta, files = profile.encode(ordered, shape[1], shape[0], opts, progress=lambda name: bar.update(1))
     seconds["encode"] = time.perf_counter() - t0
