@@ -88,11 +88,8 @@ def main(argv=None):
     from sog.sort import SORTERS
     from sog.splats import Splats
     from sog.train import SelfOrganizingGrid, neighbour_ratio
-    import importlib.util
 
-    method = args.method
-    if method == "auto":
-        method = "shufflesoftsort" if importlib.util.find_spec("sog.sort.shuffle_softsort") else "morton"
+    method = SelfOrganizingGrid(method=args.method).resolved_method
     assert method in SORTERS
     torch.set_num_threads(2)
     if not os.path.exists(args.scene):

@@ -31,7 +31,7 @@ def parse_args(argv=None):
     ap.add_argument("--sort-every", type=int, default=1000)
     ap.add_argument("--sort-until", type=int, default=None, help="last sorting step (default: refine_stop_iter)")
     ap.add_argument("--smooth-weight", type=float, default=1.0)
-    ap.add_argument("--method", default="shufflesoftsort", help="sog sort method")
+    ap.add_argument("--method", default="auto", help="sog sort method (auto: shufflesoftsort if present, else morton)")
     ap.add_argument("--sh-degree", type=int, default=3)
     ap.add_argument("--downscale", type=int, default=1, help="image downscale factor (COLMAP)")
     ap.add_argument("--white-background", action="store_true", help="default for NeRF-synthetic")
@@ -135,10 +135,11 @@ def main(argv=None):
     strategy = DefaultStrategy(verbose=False)
     strategy.check_sanity(params, optimizers)
     state = strategy.initialize_state(scene_scale=scene_scale)
+    method = SelfOrganizingGrid(method=args.method).resolved_method
     sort_until = args.sort_until if args.sort_until is not None else strategy.refine_stop_iter
     plugin = None
     if args.sog == "on":
-        plugin = SelfOrganizingGrid(method=args.method, sort_every=args.sort_every, sort_from=args.sort_every,
+        plugin = SelfOrganizingGrid(method=method, sort_every=args.sort_every, sort_from=args.sort_every,
                                     sort_until=sort_until, smooth_weight=args.smooth_weight, seed=args.seed,
                                     device=dev)
 
@@ -190,11 +191,12 @@ def main(argv=None):
     p = {k: v.detach() for k, v in params.items()}
     splats = Splats(**{k: p[k].cpu() for k in ("means", "scales", "quats", "opacities", "sh0", "shN")})
     sog_path = os.path.join(args.out, "scene.sog")
-    res = compress(splats, sog_path, CompressOptions(profile="playcanvas", sort="none" if plugin else args.method,
+    res = compress(splats, sog_path, CompressOptions(profile="playcanvas", sort="none" if plugin else method,
                                                      seed=args.seed, device=dev), overwrite=True)
     dec = decompress(sog_path)
     dp = {k: getattr(dec, k).float().to(dev) for k in ("means", "scales", "quats", "opacities", "sh0", "shN")}
-    result = {"data": args.data, "sog": args.sog, "steps": args.steps, "sorts": sorts, "count": len(splats),
+    result = {"data": args.data, "sog": args.sog, "method": method, "steps": args.steps, "sorts": sorts,
+              "count": len(splats),
               "train_seconds": round(train_s, 1), "psnr_float": round(test_psnr(p), 2),
               "psnr_sog": round(test_psnr(dp), 2), "sog_bytes": res.bytes}
     print(json.dumps(result, indent=2))

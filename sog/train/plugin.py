@@ -14,6 +14,7 @@ opacities, sh0, shN; ``optimizers`` a dict of optimizers keyed by the same names
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 
 import torch
@@ -31,7 +32,8 @@ class SelfOrganizingGrid:
     """Configuration and entry points of the in-training sort + smoothness plugin.
 
     sort_every: re-sort every this many steps (`should_sort`); sort_from/sort_until bound the steps.
-    method: a `sog.sort.SORTERS` name; ``init`` (the current order) is passed to it as a warm start.
+    method: a `sog.sort.SORTERS` name, or "auto": ShuffleSoftSort when `sog.sort.shuffle_softsort` is
+        installed, else Morton (see `resolved_method`); ``init`` (the current order) is passed as a warm start.
     feature_weights: per-attribute weights of the sort features (see `sog.sort.features`).
     smooth_weight: overall factor of `smoothness_loss`; weights: per-attribute factors;
     sigma: blur radius in texels; delta: Huber threshold (on standardised values).
@@ -40,7 +42,7 @@ class SelfOrganizingGrid:
     sort_every: int = 1000
     sort_from: int = 0
     sort_until: int | None = None
-    method: str = "shufflesoftsort"
+    method: str = "auto"
     feature_weights: dict[str, float] = field(default_factory=dict)
     sort_options: dict = field(default_factory=dict)
     smooth_weight: float = 1.0
@@ -56,6 +58,13 @@ class SelfOrganizingGrid:
         if step < self.sort_from or (self.sort_until is not None and step > self.sort_until):
             return False
         return (step - self.sort_from) % self.sort_every == 0
+
+    @property
+    def resolved_method(self) -> str:
+        """The sorter `sort_` uses: ``method``, with "auto" resolved as documented above."""
+        if self.method != "auto":
+            return self.method
+        return "shufflesoftsort" if importlib.util.find_spec("sog.sort.shuffle_softsort") else "morton"
 
     def features(self, params) -> torch.Tensor:
         """(N, C) sort features of the current parameters (detached)."""
@@ -80,7 +89,7 @@ class SelfOrganizingGrid:
         n = int(params["means"].shape[0])
         shape = grid_shape(n)
         x = self.features(params)
-        perm = sort_grid(x, shape, self.method, seed=self.seed + step, device=self.device,
+        perm = sort_grid(x, shape, self.resolved_method, seed=self.seed + step, device=self.device,
                          progress=self.progress, init=torch.arange(n), **self.sort_options)
         order = perm[:n]
         permute_params_(params, optimizers, order, strategy_state)
