@@ -37,7 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compress", help="scene (.ply/.splat/.sog/.spz) -> .sog zip or SOG folder")
     c.add_argument("input")
     c.add_argument("output", help="OUT.sog for a zip; a folder or folder/meta.json for the unbundled form")
-    c.add_argument("--profile", default="playcanvas", choices=sorted(PROFILES))
+    c.add_argument("--profile", default="sog", choices=sorted(PROFILES),
+                   help="sog: native, smallest (default); playcanvas: SOG v2 for the PlayCanvas viewer")
+    c.add_argument("--quality", default=None, choices=["small", "default", "high"],
+                   help="preset of the native sog profile (bits, palette size, codec effort)")
     c.add_argument("--sort", default="shufflesoftsort", choices=list(SORTERS))
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
@@ -78,7 +81,7 @@ def _compress(args) -> int:
 
     t0 = time.perf_counter()
     options = CompressOptions(profile=args.profile, sort=args.sort, seed=args.seed, device=args.device,
-                              effort=args.effort)
+                              effort=args.effort, quality=args.quality)
     result = compress(args.input, args.output, options, overwrite=args.force, quiet=args.quiet)
     seconds = time.perf_counter() - t0
     ply = ply_bytes(result.count, result.sh_degree)
@@ -119,8 +122,11 @@ def _info(args) -> int:
     if fmt == "sog":
         meta, read, size = read_container(path)
         from .codec.image import decode_image
-        plane = decode_image(read(meta["means"]["files"][0]))  # the grid the file actually uses
-        grid = [plane.shape[0], plane.shape[1]]
+        if meta.get("profile") == "sog":
+            grid = [int(meta["height"]), int(meta["width"])]
+        else:
+            plane = decode_image(read(meta["means"]["files"][0]))  # the grid the file actually uses
+            grid = [plane.shape[0], plane.shape[1]]
     else:
         size = os.path.getsize(path)
     ply = ply_bytes(n, splats.sh_degree)

@@ -22,7 +22,7 @@ from .splats import Splats
 
 @dataclass
 class CompressOptions:
-    profile: str = "playcanvas"
+    profile: str = "sog"                #: "sog" (native, default) or "playcanvas" (SOG v2)
     sort: str = "shufflesoftsort"
     seed: int = 0
     device: str = "auto"

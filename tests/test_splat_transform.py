@@ -47,7 +47,7 @@ def assert_equal_scenes(a: sog.Splats, b: sog.Splats, atol: float):
 @pytest.mark.parametrize("source", ["sample", "kacytran"])
 def test_splat_transform_decodes_our_sog_like_we_do(tmp_path, splat_transform, sample_ply, source):
     path = sample_ply if source == "sample" else shared_path("kacytran")
-    sog.compress(path, tmp_path / "ours.sog", sog.CompressOptions(sort="morton"), quiet=True)
+    sog.compress(path, tmp_path / "ours.sog", sog.CompressOptions(profile="playcanvas", sort="morton"), quiet=True)
     splat_transform(tmp_path / "ours.sog", tmp_path / "theirs.ply")
     ours = sog.decompress(tmp_path / "ours.sog")
     theirs = sog.load(tmp_path / "theirs.ply")
@@ -56,7 +56,7 @@ def test_splat_transform_decodes_our_sog_like_we_do(tmp_path, splat_transform, s
 
 def test_splat_transform_reads_our_unbundled_folder(tmp_path, splat_transform):
     scene = small_scene(400, sh_degree=2)
-    sog.compress(scene, tmp_path / "folder", sog.CompressOptions(sort="morton"), quiet=True)
+    sog.compress(scene, tmp_path / "folder", sog.CompressOptions(profile="playcanvas", sort="morton"), quiet=True)
     splat_transform(tmp_path / "folder" / "meta.json", tmp_path / "theirs.ply")
     assert_equal_scenes(sog.decompress(tmp_path / "folder"), sog.load(tmp_path / "theirs.ply"), atol=1e-5)
 

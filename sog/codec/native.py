@@ -26,7 +26,7 @@ import torch
 
 from ..errors import SogError
 from ..splats import SH_REST_COUNT, Splats
-from .image import decode_image, encode_image
+from .image import CODECS, decode_image, encode_image
 from .playcanvas import default_palette_size, inv_log_transform, log_transform, pack_quats, unpack_quats
 from .quantize import codebook_1d, kmeans
 
@@ -112,8 +112,9 @@ def encode(splats: Splats, width: int, height: int,
             data = encode_image(img, codec, options.effort)
             if best is None or len(data) < len(best[1]):
                 best = (codec, data)
-        files[name] = best[1]
-        codecs_used[name] = best[0]
+        filename = name + CODECS[best[0]].extension
+        files[filename] = best[1]
+        codecs_used[name] = filename
         tick(name)
 
     def plane(name: str, values: np.ndarray) -> None:
@@ -177,8 +178,8 @@ def encode(splats: Splats, width: int, height: int,
         else:
             plane("shN_labels", np.stack([lab >> 8, lab & 0xFF, np.zeros_like(lab)], 1).astype(np.uint8))
         meta["shN"] = {"count": int(c), "bands": splats.sh_degree, "codebook": cb.tolist()}
-    meta["files"] = {name: codec for name, codec in codecs_used.items()}
-    return meta, {name: data for name, data in files.items()}
+    meta["files"] = codecs_used  # plane name -> file name (its extension names the codec)
+    return meta, files
 
 
 def order_palette(centroids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -194,7 +195,7 @@ def order_palette(centroids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.
 
 
 def decode(meta: dict, read) -> Splats:
-    """Decode native planes. ``read(name) -> bytes`` fetches a file named in ``meta['files']``."""
+    """Decode native planes. ``read(filename) -> bytes`` fetches a file named in ``meta['files']``."""
     try:
         if meta.get("version") != VERSION:
             raise SogError(f"unsupported native sog version {meta.get('version')!r} (expected {VERSION})")
@@ -206,7 +207,7 @@ def decode(meta: dict, read) -> Splats:
         def plane(name: str, channels: int) -> np.ndarray:
             if name not in names:
                 raise SogError(f"sog meta.json lists no {name} plane")
-            img = decode_image(read(name), name, channels)
+            img = decode_image(read(names[name]), names[name], channels)
             if img.shape[0] * img.shape[1] < n:
                 raise SogError(f"{name}: {img.shape[1]}x{img.shape[0]} image is too small for {n} Gaussians")
             return img.reshape(-1, channels)[:n]
@@ -234,7 +235,7 @@ def decode(meta: dict, read) -> Splats:
         if k:
             c = int(shn_meta["count"])
             cb = np.asarray(shn_meta["codebook"], np.float32)
-            cent = decode_image(read("shN_centroids"), "shN_centroids", 3)[..., 0]
+            cent = decode_image(read(names["shN_centroids"]), names["shN_centroids"], 3)[..., 0]
             rows = cent.shape[0] // (3 * k)
             if cent.shape[1] != 64 or rows * 64 < c:
                 raise SogError(f"shN_centroids image is {cent.shape[1]}x{cent.shape[0]}, too small for {c} entries")
