@@ -30,7 +30,7 @@ def parse_args(argv=None):
     ap.add_argument("--sog", choices=("on", "off"), default="on")
     ap.add_argument("--sort-every", type=int, default=1000)
     ap.add_argument("--sort-until", type=int, default=None, help="last sorting step (default: refine_stop_iter)")
-    ap.add_argument("--smooth-weight", type=float, default=1.0)
+    ap.add_argument("--smooth-weight", type=float, default=None, help="default: SelfOrganizingGrid's")
     ap.add_argument("--method", default="auto", help="sog sort method (auto: shufflesoftsort if present, else morton)")
     ap.add_argument("--sh-degree", type=int, default=3)
     ap.add_argument("--downscale", type=int, default=1, help="image downscale factor (COLMAP)")
@@ -140,8 +140,9 @@ def main(argv=None):
     plugin = None
     if args.sog == "on":
         plugin = SelfOrganizingGrid(method=method, sort_every=args.sort_every, sort_from=args.sort_every,
-                                    sort_until=sort_until, smooth_weight=args.smooth_weight, seed=args.seed,
-                                    device=dev)
+                                    sort_until=sort_until, seed=args.seed, device=dev)
+        if args.smooth_weight is not None:
+            plugin.smooth_weight = args.smooth_weight
 
     def render(p, vm, K, h, w, sh_degree):
         colors = torch.cat([p["sh0"], p["shN"]], 1)

@@ -35,7 +35,8 @@ class SelfOrganizingGrid:
     method: a `sog.sort.SORTERS` name, or "auto": ShuffleSoftSort when `sog.sort.shuffle_softsort` is
         installed, else Morton (see `resolved_method`); ``init`` (the current order) is passed as a warm start.
     feature_weights: per-attribute weights of the sort features (see `sog.sort.features`).
-    smooth_weight: overall factor of `smoothness_loss`; weights: per-attribute factors;
+    smooth_weight: overall factor of `smoothness_loss` (0.005: chosen on the tiny CPU experiment against an
+        L1 photometric loss; not tuned on full-size training); weights: per-attribute factors;
     sigma: blur radius in texels; delta: Huber threshold (on standardised values).
     """
 
@@ -45,7 +46,7 @@ class SelfOrganizingGrid:
     method: str = "auto"
     feature_weights: dict[str, float] = field(default_factory=dict)
     sort_options: dict = field(default_factory=dict)
-    smooth_weight: float = 1.0
+    smooth_weight: float = 0.005
     weights: dict[str, float] = field(default_factory=dict)
     sigma: float = 1.0
     delta: float = 1.0
