@@ -40,7 +40,8 @@ class Options:
     effort: int = 4                    #: image-codec effort 0..6
     seed: int = 0
     means_bits: int = 16               #: bits per position axis, 8..16
-    palette_size: int | None = None    #: SH palette entries; None = splat-transform's rule
+    palette_size: int | None = 16384   #: cap on SH palette entries; None = splat-transform's rule
+    palette_per: int = 16              #: >0: at most N / palette_per entries (a power of two, >= 256)
     kmeans_iters: int = 10
     quat_bits: int = 8                 #: bits per stored quaternion component, 5..8
     scale_levels: int = 256            #: entries of the log-scale codebook (<= 256)
@@ -52,9 +53,10 @@ class Options:
 
 #: ``--quality`` presets: overrides of `Options`.
 PRESETS: dict[str, dict] = {
-    "small": {"means_bits": 14, "quat_bits": 7, "scale_levels": 128, "palette_size": 4096, "effort": 6},
-    "default": {"means_bits": 16, "palette_size": 16384, "effort": 6},
-    "high": {"means_bits": 16, "palette_size": 65536, "effort": 6, "kmeans_iters": 15},
+    "small": {"means_bits": 14, "quat_bits": 7, "scale_levels": 128, "palette_size": 4096, "palette_per": 32,
+              "effort": 6},
+    "default": {},  # the `Options` defaults
+    "high": {"means_bits": 16, "palette_size": 65536, "palette_per": 4, "effort": 6, "kmeans_iters": 15},
 }
 
 
@@ -161,6 +163,8 @@ def encode(splats: Splats, width: int, height: int,
     if k:
         flat = splats.shN.detach().cpu().float().transpose(1, 2).reshape(n, 3 * k)
         size = min(options.palette_size or default_palette_size(n), 65536)
+        if options.palette_per > 0:
+            size = min(size, 1 << max(8, int(math.log2(max(n // options.palette_per, 1)))))
         weights = torch.from_numpy(splat_weights(splats)) if options.weighted else None
         centroids, labels = kmeans(flat, size, options.kmeans_iters, options.seed, weights)
         centroids, labels = order_palette(centroids, labels)

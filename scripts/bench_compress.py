@@ -1,0 +1,223 @@
+"""Benchmark: sog (native and playcanvas profiles) against splat-transform's .sog/.spz and gsplat.
+
+For every scene in ../shared/data (or --data): the PLY size, then one row per method with
+bytes, ratio to the PLY, PSNR/SSIM vs renders of the original (when `sog.evaluate` exists),
+encode and decode seconds. Prints a table and writes JSON (--json).
+
+    nice -n 10 python scripts/bench_compress.py --peer-cache /work/bench_cache --json bench_compress.json
+
+Peers: splat-transform is run on the scene's PLY (``-g cpu``) unless ``--peer-cache DIR`` holds
+its outputs and a ``times.txt`` (``name seconds`` lines); such rows are marked ``cached``.
+The playbot .sog conversion takes about an hour, hence the cache. Our encode time is measured
+from the scene's PLY (the cache's ``<scene>.ply`` when the scene is not a PLY) and includes
+loading and sorting; decode time is ``sog.load`` of the output. Peer decode time is our reading
+of their file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import sog  # noqa: E402
+from sog.io.ply import inria_ply_size  # noqa: E402
+
+#: scene name -> (path under shared data, name of its PLY in the peer cache, peer-cache prefix)
+SCENES = {
+    "playbot": ("playbot/0_0/meta.json", "playbot.ply", "playbot"),
+    "plant": ("marcelpadilla-splats/plant/plant.splat", "plant.ply", "plant"),
+    "tarot": ("marcelpadilla-splats/academic_tarot_cards/academic_tarot_cards.splat", "academic_tarot_cards.ply",
+              "academic_tarot_cards"),
+    "kacytran": ("kacytran1122-try/point_cloud/iteration_7000/point_cloud.ply", None, "kacy"),
+}
+
+
+def default_sort() -> str:
+    try:
+        importlib.import_module("sog.sort.shuffle_softsort")
+        return "shufflesoftsort"
+    except ImportError:
+        return "morton"
+
+
+def quality(original, decoded, args) -> dict:
+    """PSNR/SSIM vs renders of the original via `sog.evaluate`, when that module exists."""
+    try:
+        from sog.evaluate import evaluate
+    except ImportError:
+        return {"psnr": None, "ssim": None, "note": "sog.evaluate not available"}
+    try:
+        out = evaluate(original, decoded, views=args.views, size=args.size)
+    except Exception as exc:  # a renderer problem must not lose the size/time figures
+        return {"psnr": None, "ssim": None, "note": f"evaluate failed: {exc}"}
+    return {"psnr": out.get("psnr"), "ssim": out.get("ssim")}
+
+
+def plane_bytes(path: Path) -> dict:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return {i.filename: i.file_size for i in zf.infolist()}
+    except zipfile.BadZipFile:
+        return {}
+
+
+def run_ours(name, source, original, profile, extra, args, tmp) -> dict:
+    out = Path(tmp) / f"{name}_{profile}{'_' + extra['quality'] if extra.get('quality') else ''}.sog"
+    opts = sog.CompressOptions(profile=profile, sort=args.sort, effort=args.effort, quality=extra.get("quality"))
+    t0 = time.perf_counter()
+    res = sog.compress(source, out, opts, overwrite=True, quiet=True)
+    enc = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    decoded = sog.load(out)
+    dec = time.perf_counter() - t0
+    label = f"sog {profile}" + (f" ({extra['quality']})" if extra.get("quality") else "")
+    row = {"method": label, "bytes": out.stat().st_size, "encode_s": enc, "decode_s": dec, "sort": args.sort,
+           "stages": res.seconds, "planes": plane_bytes(out), "cached": False}
+    row.update(quality(original, decoded, args))
+    return row
+
+
+def run_peer(name, ply, original, ext, args, tmp) -> dict | None:
+    prefix = SCENES[name][2]
+    label = f"splat-transform {ext}"
+    cached = Path(args.peer_cache) / f"{prefix}_st{ext}" if args.peer_cache else None
+    if cached is not None and cached.exists():
+        times = dict(line.split() for line in (Path(args.peer_cache) / "times.txt").read_text().splitlines()
+                     if len(line.split()) == 2)
+        out, enc, is_cached = cached, float(times.get(cached.name, "nan")), True
+    else:
+        if shutil.which("splat-transform") is None or ply is None:
+            return None
+        out = Path(tmp) / f"{name}_st{ext}"
+        t0 = time.perf_counter()
+        subprocess.run(["splat-transform", "-q", "-w", "-g", "cpu", str(ply), str(out)], check=True,
+                       capture_output=True)
+        enc, is_cached = time.perf_counter() - t0, False
+    t0 = time.perf_counter()
+    decoded = sog.load(out)
+    dec = time.perf_counter() - t0
+    row = {"method": label, "bytes": out.stat().st_size, "encode_s": enc, "decode_s": dec, "sort": "theirs",
+           "cached": is_cached, "planes": plane_bytes(out) if ext == ".sog" else {}}
+    row.update(quality(original, decoded, args))
+    return row
+
+
+def run_gsplat(name, original, args, tmp) -> dict | None:
+    """gsplat's PngCompression, only when gsplat and its extras (plas, torchpq) import."""
+    try:
+        from gsplat.compression import PngCompression
+        import plas  # noqa: F401
+        import torchpq  # noqa: F401
+    except Exception:
+        return None
+    splats = {"means": original.means, "scales": original.scales, "quats": original.quats,
+              "opacities": original.opacities, "sh0": original.sh0, "shN": original.shN}
+    folder = Path(tmp) / f"{name}_gsplat"
+    folder.mkdir(exist_ok=True)
+    comp = PngCompression()
+    t0 = time.perf_counter()
+    comp.compress(str(folder), splats)
+    enc = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    back = comp.decompress(str(folder))
+    dec = time.perf_counter() - t0
+    decoded = sog.Splats(**{k: back[k] for k in ("means", "scales", "quats", "opacities", "sh0", "shN")})
+    row = {"method": "gsplat png", "bytes": sum(p.stat().st_size for p in folder.iterdir()), "encode_s": enc,
+           "decode_s": dec, "sort": "plas", "cached": False}
+    row.update(quality(original, decoded, args))
+    return row
+
+
+def bench_scene(name, args, tmp) -> dict:
+    rel, ply_name, _ = SCENES[name]
+    path = Path(args.data) / rel
+    original = sog.load(path)
+    ply = path if path.suffix == ".ply" else (Path(args.peer_cache) / ply_name if args.peer_cache and ply_name
+                                               else None)
+    if ply is None or not ply.exists():  # no PLY at hand: write one
+        ply = Path(tmp) / f"{name}.ply"
+        sog.save(original, ply)
+    ply_bytes = inria_ply_size(len(original), original.sh_degree)
+    rows = []
+    for profile, extra in [("sog", {}), ("sog", {"quality": "high"}), ("sog", {"quality": "small"}),
+                           ("playcanvas", {})]:
+        if args.only_default and extra:
+            continue
+        rows.append(run_ours(name, ply, original, profile, extra, args, tmp))
+        print(f"  {name}: {rows[-1]['method']} {rows[-1]['bytes']:,} B", file=sys.stderr, flush=True)
+    for ext in (".sog", ".spz"):
+        row = run_peer(name, ply, original, ext, args, tmp)
+        if row:
+            rows.append(row)
+    row = run_gsplat(name, original, args, tmp)
+    if row:
+        rows.append(row)
+    for r in rows:
+        r["ratio"] = ply_bytes / r["bytes"]
+    st_sog = next((r["bytes"] for r in rows if r["method"] == "splat-transform .sog"), None)
+    for r in rows:
+        r["vs_st_sog"] = r["bytes"] / st_sog if st_sog else None
+    return {"scene": name, "count": len(original), "sh_degree": original.sh_degree, "ply_bytes": ply_bytes,
+            "rows": rows}
+
+
+def fmt(v, spec):
+    return "n/a" if v is None or v != v else format(v, spec)
+
+
+def print_table(results) -> None:
+    print(f"{'scene':9} {'method':26} {'bytes':>11} {'ratio':>6} {'xSTsog':>6} {'PSNR':>6} {'SSIM':>6} "
+          f"{'enc s':>8} {'dec s':>6}  sort")
+    for res in results:
+        print(f"{res['scene']:9} {'PLY (INRIA layout)':26} {res['ply_bytes']:>11,} {1:>6.1f}")
+        for r in res["rows"]:
+            label = r["method"] + (" [cached]" if r["cached"] else "")
+            print(f"{'':9} {label:26} {r['bytes']:>11,} {r['ratio']:>6.1f} {fmt(r['vs_st_sog'], '6.2f'):>6} "
+                  f"{fmt(r['psnr'], '6.2f'):>6} {fmt(r['ssim'], '6.4f'):>6} {fmt(r['encode_s'], '8.1f'):>8} "
+                  f"{fmt(r['decode_s'], '6.2f'):>6}  {r['sort']}")
+        big = max((r for r in res["rows"] if r["method"] == "sog sog" and r.get("planes")), default=None,
+                  key=lambda r: r["bytes"])
+        if big:
+            top = sorted(big["planes"].items(), key=lambda kv: -kv[1])[:3]
+            print(f"{'':9} native planes holding the bytes: " + ", ".join(f"{k} {v:,}" for k, v in top))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    p.add_argument("--scenes", nargs="*", default=list(SCENES), choices=list(SCENES))
+    p.add_argument("--peer-cache", default=None, help="folder with splat-transform outputs and times.txt")
+    p.add_argument("--sort", default=default_sort())
+    p.add_argument("--effort", type=int, default=4)
+    p.add_argument("--only-default", action="store_true", help="native default preset only (no high/small)")
+    p.add_argument("--views", type=int, default=8)
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--json", default="bench_compress.json")
+    args = p.parse_args(argv)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.scenes:
+            if not (Path(args.data) / SCENES[name][0]).exists():
+                print(f"skip {name}: not in {args.data}", file=sys.stderr)
+                continue
+            results.append(bench_scene(name, args, tmp))
+    print_table(results)
+    Path(args.json).write_text(json.dumps({"sort": args.sort, "results": results}, indent=1))
+    print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
