@@ -1,0 +1,285 @@
+"""Cameras for rendering: pinhole cameras in gsplat/INRIA conventions, read from a scene's ``cameras.json``
+(INRIA) or COLMAP model, or placed on an orbit around the scene.
+
+Conventions (the same as gsplat): ``viewmat`` is the (4, 4) world-to-camera matrix of an OpenCV camera
+(x right, y down, z forward); ``K`` is the (3, 3) intrinsics matrix ``[[fx, 0, cx], [0, fy, cy], [0, 0, 1]]``
+in pixels, with pixel (i, j) covering ``[j, j+1) x [i, i+1)`` so its centre is ``(j + 0.5, i + 0.5)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from ..errors import SogError
+
+#: The up-axis names accepted by `orbit_cameras` (besides ``"auto"``).
+UP_AXES = {"+x": (1.0, 0.0, 0.0), "-x": (-1.0, 0.0, 0.0), "+y": (0.0, 1.0, 0.0), "-y": (0.0, -1.0, 0.0),
+           "+z": (0.0, 0.0, 1.0), "-z": (0.0, 0.0, -1.0)}
+
+
+@dataclass
+class Camera:
+    """One pinhole camera: ``viewmat`` (4, 4) world->camera, ``K`` (3, 3), image ``width`` x ``height``."""
+
+    viewmat: torch.Tensor
+    K: torch.Tensor
+    width: int
+    height: int
+    name: str = ""
+
+    @property
+    def position(self) -> torch.Tensor:
+        """Camera centre in world coordinates, (3,)."""
+        R, t = self.viewmat[:3, :3], self.viewmat[:3, 3]
+        return -R.T @ t
+
+    def resized(self, width: int, height: int) -> "Camera":
+        """The same camera for a ``width`` x ``height`` image (intrinsics scaled per axis)."""
+        sx, sy = width / self.width, height / self.height
+        K = self.K.clone()
+        K[0] *= sx
+        K[1] *= sy
+        return replace(self, K=K, width=int(width), height=int(height))
+
+
+def parse_size(size: int | tuple[int, int] | str) -> tuple[int, int]:
+    """``256`` or ``"256"`` -> (256, 256); ``"320x240"`` or ``(320, 240)`` -> (width, height)."""
+    if isinstance(size, str):
+        parts = size.lower().split("x")
+        try:
+            values = [int(p) for p in parts]
+        except ValueError:
+            raise SogError(f"image size {size!r} is not N or WxH") from None
+        size = values[0] if len(values) == 1 else tuple(values)
+    if isinstance(size, int):
+        size = (size, size)
+    width, height = (int(v) for v in size)
+    if width < 1 or height < 1:
+        raise SogError(f"image size {width}x{height} must be positive")
+    return width, height
+
+
+def intrinsics(fx: float, fy: float, cx: float, cy: float) -> torch.Tensor:
+    """(3, 3) float32 intrinsics matrix."""
+    return torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=torch.float32)
+
+
+def look_at(eye, target, up, width: int, height: int, fov_deg: float = 50.0, name: str = "") -> Camera:
+    """A camera at ``eye`` (3,) looking at ``target`` (3,) whose image 'up' is as close as possible to ``up`` (3,).
+
+    ``fov_deg`` is the horizontal field of view; pixels are square; the principal point is the image centre.
+    """
+    eye, target, up = (torch.as_tensor(v, dtype=torch.float64) for v in (eye, target, up))
+    z = target - eye
+    if float(z.norm()) == 0:
+        raise SogError("camera position equals its target")
+    z = z / z.norm()
+    if float(torch.linalg.cross(z, up).norm()) < 1e-6 * float(up.norm()):  # looking along up: pick any other
+        up = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64) if abs(float(z[0])) < 0.9 else \
+            torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+    x = torch.linalg.cross(z, up)           # OpenCV: x = y × z with y (down) = -up
+    x = x / x.norm()
+    y = torch.linalg.cross(z, x)
+    R = torch.stack([x, y, z])              # rows: camera axes in world coordinates
+    viewmat = torch.eye(4, dtype=torch.float64)
+    viewmat[:3, :3] = R
+    viewmat[:3, 3] = -R @ eye
+    f = 0.5 * width / math.tan(math.radians(fov_deg) / 2)
+    return Camera(viewmat.float(), intrinsics(f, f, width / 2, height / 2), int(width), int(height), name)
+
+
+def robust_bounds(means: torch.Tensor, lo: float = 0.02, hi: float = 0.98,
+                  sample: int = 200_000) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-axis ``lo`` and ``hi`` quantiles of ``means`` (N, 3) (on an evenly strided subsample) -> two (3,)."""
+    m = means.detach().float().cpu()
+    if m.shape[0] > sample:
+        m = m[:: m.shape[0] // sample]
+    q = torch.quantile(m, torch.tensor([lo, hi]), dim=0)
+    return q[0], q[1]
+
+
+def detect_up(means: torch.Tensor) -> str:
+    """The axis of smallest robust extent, signed by the usual convention: ``-y`` (INRIA/COLMAP captures and
+    .splat files are -y up), ``+z`` (z-up scenes) or ``+x``."""
+    lo, hi = robust_bounds(means)
+    axis = int(torch.argmin(hi - lo))
+    return ("+x", "-y", "+z")[axis]
+
+
+def orbit_cameras(means: torch.Tensor, views: int, size: int | tuple[int, int] | str = 256, up: str = "-y",
+                  fov_deg: float = 50.0, elevation_deg: float = 20.0, margin: float = 1.05) -> list[Camera]:
+    """``views`` cameras evenly spaced in azimuth on a circle around the scene, looking at its centre.
+
+    The scene's box is the 2nd..98th percentile of ``means`` (N, 3) per axis (robust to stray far Gaussians);
+    the centre is the box's centre and the distance makes the box's bounding sphere fill the view (times
+    ``margin``). Cameras sit ``elevation_deg`` above the plane through the centre that is normal to ``up``
+    (one of `UP_AXES` or ``"auto"``, see `detect_up`).
+    """
+    if views < 1:
+        raise SogError(f"--views must be at least 1 (got {views})")
+    width, height = parse_size(size)
+    if up == "auto":
+        up = detect_up(means)
+    if up not in UP_AXES:
+        raise SogError(f"unknown up axis {up!r} (use auto, {', '.join(UP_AXES)})")
+    lo, hi = (v.double() for v in robust_bounds(means))
+    centre = (lo + hi) / 2
+    radius = max(float((hi - lo).norm()) / 2, 1e-6)
+    half_fov = math.radians(min(fov_deg, fov_deg * height / width)) / 2   # the narrower of the two
+    distance = margin * radius / math.sin(half_fov)
+    upv = torch.tensor(UP_AXES[up], dtype=torch.float64)
+    # two axes spanning the plane normal to up
+    a = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64) if abs(float(upv[0])) < 0.9 else \
+        torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+    e1 = torch.linalg.cross(upv, a)
+    e1 = e1 / e1.norm()
+    e2 = torch.linalg.cross(upv, e1)
+    elev = math.radians(elevation_deg)
+    cams = []
+    for k in range(views):
+        az = 2 * math.pi * k / views
+        direction = math.cos(elev) * (math.cos(az) * e1 + math.sin(az) * e2) + math.sin(elev) * upv
+        cams.append(look_at(centre + distance * direction, centre, upv, width, height, fov_deg, name=f"orbit_{k:03d}"))
+    return cams
+
+
+def read_cameras_json(path: str | os.PathLike) -> list[Camera]:
+    """Cameras from an INRIA ``cameras.json``: a list of ``{img_name, width, height, position (3,),
+    rotation (3x3, camera-to-world), fx, fy}``; the principal point is the image centre."""
+    try:
+        entries = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise SogError(f"{path}: cannot read cameras.json ({exc})") from None
+    cams = []
+    try:
+        for i, e in enumerate(entries):
+            c2w = torch.eye(4, dtype=torch.float64)
+            c2w[:3, :3] = torch.tensor(e["rotation"], dtype=torch.float64)
+            c2w[:3, 3] = torch.tensor(e["position"], dtype=torch.float64)
+            w, h = int(e["width"]), int(e["height"])
+            cams.append(Camera(torch.linalg.inv(c2w).float(), intrinsics(e["fx"], e["fy"], w / 2, h / 2), w, h,
+                               str(e.get("img_name", f"cam_{i:03d}"))))
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise SogError(f"{path}: not an INRIA cameras.json ({type(exc).__name__}: {exc})") from None
+    if not cams:
+        raise SogError(f"{path}: no cameras")
+    return cams
+
+
+def _qvec_to_rotmat(q: list[float]) -> torch.Tensor:
+    w, x, y, z = q
+    return torch.tensor([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+                         [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+                         [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]], dtype=torch.float64)
+
+
+#: COLMAP camera model id -> (name, number of parameters); focal/centre are the first parameters.
+_COLMAP_MODELS = {0: ("SIMPLE_PINHOLE", 3), 1: ("PINHOLE", 4), 2: ("SIMPLE_RADIAL", 4), 3: ("RADIAL", 5),
+                  4: ("OPENCV", 8), 5: ("OPENCV_FISHEYE", 8), 6: ("FULL_OPENCV", 12), 7: ("FOV", 5),
+                  8: ("SIMPLE_RADIAL_FISHEYE", 4), 9: ("RADIAL_FISHEYE", 5), 10: ("THIN_PRISM_FISHEYE", 12)}
+
+
+def _colmap_K(model: str, params: list[float]) -> torch.Tensor:
+    if model.startswith("SIMPLE") or model in ("RADIAL", "RADIAL_FISHEYE", "FOV"):
+        f, cx, cy = params[:3]
+        return intrinsics(f, f, cx, cy)
+    fx, fy, cx, cy = params[:4]
+    return intrinsics(fx, fy, cx, cy)
+
+
+def _read_colmap_text(folder: Path) -> tuple[dict, list]:
+    cameras = {}
+    for line in (folder / "cameras.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            p = line.split()
+            cameras[int(p[0])] = (p[1], int(p[2]), int(p[3]), [float(v) for v in p[4:]])
+    images = []
+    lines = [ln for ln in (folder / "images.txt").read_text().splitlines() if not ln.startswith("#")]
+    for line in lines[::2]:      # each image is two lines: pose, then its 2D points
+        p = line.split()
+        if len(p) >= 10:
+            images.append((p[9], [float(v) for v in p[1:5]], [float(v) for v in p[5:8]], int(p[8])))
+    return cameras, images
+
+
+def _read_colmap_binary(folder: Path) -> tuple[dict, list]:
+    cameras = {}
+    with open(folder / "cameras.bin", "rb") as fh:
+        for _ in range(struct.unpack("<Q", fh.read(8))[0]):
+            cam_id, model_id, w, h = struct.unpack("<iiQQ", fh.read(24))
+            name, nparams = _COLMAP_MODELS[model_id]
+            cameras[cam_id] = (name, w, h, list(struct.unpack(f"<{nparams}d", fh.read(8 * nparams))))
+    images = []
+    with open(folder / "images.bin", "rb") as fh:
+        for _ in range(struct.unpack("<Q", fh.read(8))[0]):
+            values = struct.unpack("<i7di", fh.read(64))
+            name = b""
+            while (ch := fh.read(1)) != b"\x00":
+                name += ch
+            npoints = struct.unpack("<Q", fh.read(8))[0]
+            fh.seek(24 * npoints, 1)
+            images.append((name.decode(), list(values[1:5]), list(values[5:8]), values[8]))
+    return cameras, images
+
+
+def read_colmap(folder: str | os.PathLike) -> list[Camera]:
+    """Cameras from a COLMAP model folder (``cameras`` + ``images``, ``.bin`` or ``.txt``; e.g. ``sparse/0``),
+    sorted by image name. Lens distortion is ignored (the focal length and principal point are kept)."""
+    folder = Path(folder)
+    try:
+        if (folder / "images.bin").exists():
+            cameras, images = _read_colmap_binary(folder)
+        elif (folder / "images.txt").exists():
+            cameras, images = _read_colmap_text(folder)
+        else:
+            raise SogError(f"{folder}: no COLMAP images.bin or images.txt")
+        cams = []
+        for name, qvec, tvec, cam_id in sorted(images):
+            model, w, h, params = cameras[cam_id]
+            viewmat = torch.eye(4, dtype=torch.float64)
+            viewmat[:3, :3] = _qvec_to_rotmat(qvec)
+            viewmat[:3, 3] = torch.tensor(tvec, dtype=torch.float64)
+            cams.append(Camera(viewmat.float(), _colmap_K(model, params), int(w), int(h), name))
+    except (OSError, KeyError, ValueError, IndexError, struct.error) as exc:
+        raise SogError(f"{folder}: cannot read the COLMAP model ({type(exc).__name__}: {exc})") from None
+    if not cams:
+        raise SogError(f"{folder}: COLMAP model has no images")
+    return cams
+
+
+def find_scene_cameras(scene_path: str | os.PathLike) -> Path | None:
+    """A ``cameras.json`` or COLMAP model (``sparse/0``) stored next to a scene file, if there is one."""
+    p = Path(scene_path)
+    base = p.parent if p.is_file() or p.name == "meta.json" else p
+    for folder in (base, base.parent, base.parent.parent):
+        if (folder / "cameras.json").is_file():
+            return folder / "cameras.json"
+        for sub in ("sparse/0", "sparse"):
+            if (folder / sub / "images.bin").is_file() or (folder / sub / "images.txt").is_file():
+                return folder / sub
+    return None
+
+
+def load_cameras(path: str | os.PathLike) -> list[Camera]:
+    """Cameras from a ``cameras.json`` file or a COLMAP model folder."""
+    path = Path(path)
+    if path.is_dir():
+        return read_colmap(path)
+    if not path.exists():
+        raise SogError(f"{path}: no such cameras file or folder")
+    return read_cameras_json(path)
+
+
+def select_views(cams: list[Camera], views: int) -> list[Camera]:
+    """``views`` cameras evenly spread over the list (all of them when there are fewer)."""
+    if views >= len(cams):
+        return list(cams)
+    idx = torch.linspace(0, len(cams) - 1, views).round().long().tolist()
+    return [cams[i] for i in idx]
