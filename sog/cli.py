@@ -1,4 +1,4 @@
-"""Command line: ``sog compress``, ``sog decompress``, ``sog info``.
+"""Command line: ``sog compress``, ``sog decompress``, ``sog info``, ``sog eval``.
 
 Every user-facing problem is a `SogError`; it is printed as one line ``sog: error: ...``
 and the exit code is 2. Outputs are written to a temporary file and renamed, so a failed
@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="count, SH degree, grid, bytes, bits per Gaussian, ratio to PLY")
     i.add_argument("input")
     i.add_argument("--json", action="store_true", help="print one JSON object")
+
+    from .evaluate import add_parser as add_eval_parser
+    add_eval_parser(sub)
     return parser
 
 
@@ -64,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "eval":
+            from .evaluate import run as run_eval
+            return run_eval(args)
         return {"compress": _compress, "decompress": _decompress, "info": _info}[args.command](args)
     except SogError as exc:
         print(f"sog: error: {exc}", file=sys.stderr)

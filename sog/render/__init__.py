@@ -29,13 +29,13 @@ def _pick_backend(backend: str, device: torch.device) -> str:
     if backend not in BACKENDS:
         raise SogError(f"unknown render backend {backend!r} (use {', '.join(BACKENDS)})")
     if backend == "cpu":
-        return "torch"
+        return "cpu"
     from .gsplat_backend import available
     if backend == "gsplat":
         if device.type != "cuda" or not available():
             raise SogError("the gsplat backend needs the gsplat package and a CUDA GPU")
         return "gsplat"
-    return "gsplat" if device.type == "cuda" and available() else "torch"
+    return "gsplat" if device.type == "cuda" and available() else "cpu"
 
 
 def render_tensors(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, opacities: torch.Tensor,

@@ -1,0 +1,194 @@
+"""``sog eval ORIGINAL COMPRESSED``: size and render quality of a compressed scene against its original.
+
+Size: ``bytes`` of the compressed input (a .sog zip or any single file: its size; a SOG folder or
+``meta.json``: the meta plus the planes it names; a ``lod-meta.json``: every file under its folder),
+``ratio`` = PLY bytes of the original / ``bytes`` (the original's file size when it is a PLY, else the size
+of the float32 INRIA PLY for its count and SH degree), ``bits_per_gaussian`` = 8 · bytes / original count.
+
+Quality: both scenes are rendered from the same K cameras (the original scene's ``cameras.json`` or COLMAP
+model when one is found next to it or given with ``cameras``, else an orbit around the original's robust
+bounds, see `sog.render.orbit_cameras`) and compared per view; ``psnr`` is the mean over views of the
+per-view PSNR (each capped at 100 dB so identical renders give a finite number), ``ssim`` the mean per-view
+SSIM (`sog.metrics`). The original is the reference: nothing is compared to ground-truth photos.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .errors import SogError
+from .splats import Splats
+
+
+def input_bytes(path: str | os.PathLike) -> int:
+    """Stored size of a scene input in bytes (see the module docstring for folders and meta.json)."""
+    from .io import detect_format, read_container
+
+    path = Path(path)
+    fmt = detect_format(path)
+    if fmt == "sog":
+        return int(read_container(path)[2])
+    if fmt == "lod":
+        return sum(f.stat().st_size for f in path.parent.rglob("*") if f.is_file())
+    return path.stat().st_size
+
+
+def original_ply_bytes(path: str | os.PathLike | None, splats: Splats) -> int:
+    """The PLY size the ratio is measured against: the file's own size for a PLY, else the INRIA PLY size."""
+    from .io import detect_format
+    from .io.ply import inria_ply_size
+
+    if path is not None and detect_format(path) == "ply":
+        return Path(path).stat().st_size
+    return inria_ply_size(len(splats), splats.sh_degree)
+
+
+def _cameras(original_path, splats: Splats, views: int, size, cameras, up: str, fov_deg: float):
+    from .render import find_scene_cameras, load_cameras, orbit_cameras, parse_size, select_views
+
+    source = cameras
+    if source is None and original_path is not None:
+        source = find_scene_cameras(original_path)
+    if source is None:
+        return orbit_cameras(splats.means, views, size, up=up, fov_deg=fov_deg), "orbit"
+    cams = select_views(load_cameras(source), views)
+    if isinstance(size, int) or (isinstance(size, str) and "x" not in size.lower()):
+        longest = parse_size(size)[0]         # keep each camera's aspect ratio; the longer side is `size`
+        out = []
+        for c in cams:
+            s = longest / max(c.width, c.height)
+            out.append(c.resized(max(1, round(c.width * s)), max(1, round(c.height * s))))
+        cams = out
+    else:
+        w, h = parse_size(size)
+        cams = [c.resized(w, h) for c in cams]
+    return cams, str(source)
+
+
+def _save_views(folder: Path, ref: torch.Tensor, test: torch.Tensor, psnrs: list[float]) -> list[str]:
+    """Side-by-side PNGs ``view_000.png``: original | compressed | 4x absolute difference."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i in range(ref.shape[0]):
+        a, b = ref[i].clamp(0, 1), test[i].clamp(0, 1)
+        diff = ((a - b).abs() * 4).clamp(0, 1)
+        gap = torch.ones(a.shape[0], 4, 3)
+        row = torch.cat([a, gap, b, gap, diff], 1)
+        path = folder / f"view_{i:03d}.png"
+        Image.fromarray((row.numpy() * 255 + 0.5).astype(np.uint8)).save(path)
+        names.append(str(path))
+    (folder / "README.txt").write_text(
+        "Each view_NNN.png: original render | compressed render | 4x absolute difference.\n"
+        + "".join(f"view_{i:03d}: PSNR {p:.2f} dB\n" for i, p in enumerate(psnrs)))
+    return names
+
+
+def evaluate(original: str | os.PathLike | Splats, compressed: str | os.PathLike | Splats, views: int = 8,
+             size: int | str | tuple[int, int] = 256, save_views: str | os.PathLike | None = None,
+             device: str = "auto", backend: str = "auto", cameras: str | os.PathLike | None = None,
+             up: str = "-y", fov_deg: float = 50.0, background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+             progress: bool = False) -> dict:
+    """Compare ``compressed`` with ``original`` (paths of any readable format, or `Splats`) -> a dict with
+    bytes, ply_bytes, ratio, bits_per_gaussian, psnr, ssim, per-view lists, counts, views, size, cameras,
+    backend and seconds (keys are described in the module docstring). ``bytes``/``ratio`` are None when
+    ``compressed`` is given as `Splats`."""
+    from . import metrics
+    from .device import resolve_device
+    from .io import load
+    from .render import RasterConfig, _pick_backend, render
+
+    t0 = time.perf_counter()
+    orig_path = None if isinstance(original, Splats) else original
+    comp_path = None if isinstance(compressed, Splats) else compressed
+    ref_scene = original if isinstance(original, Splats) else load(original)
+    test_scene = compressed if isinstance(compressed, Splats) else load(compressed)
+    cams, cam_source = _cameras(orig_path, ref_scene, views, size, cameras, up, fov_deg)
+    config = RasterConfig(background=tuple(background))
+    t1 = time.perf_counter()
+    ref = render(ref_scene, cams, backend=backend, device=device, config=config, progress=progress)
+    test = render(test_scene, cams, backend=backend, device=device, config=config, progress=progress)
+    render_seconds = time.perf_counter() - t1
+    psnr_views = [metrics.psnr_capped(float(v)) for v in metrics.psnr(ref, test)]
+    ssim_views = [float(v) for v in metrics.ssim(ref, test)]
+    n = len(ref_scene)
+    nbytes = input_bytes(comp_path) if comp_path is not None else None
+    ply = original_ply_bytes(orig_path, ref_scene)
+    result = {
+        "original": None if orig_path is None else str(orig_path),
+        "compressed": None if comp_path is None else str(comp_path),
+        "count": n, "count_compressed": len(test_scene),
+        "sh_degree": ref_scene.sh_degree, "sh_degree_compressed": test_scene.sh_degree,
+        "bytes": nbytes, "ply_bytes": ply,
+        "ratio": None if not nbytes else ply / nbytes,
+        "bits_per_gaussian": None if nbytes is None else 8 * nbytes / n,
+        "psnr": sum(psnr_views) / len(psnr_views), "ssim": sum(ssim_views) / len(ssim_views),
+        "psnr_min": min(psnr_views), "psnr_views": psnr_views, "ssim_views": ssim_views,
+        "views": len(cams), "size": [cams[0].width, cams[0].height], "cameras": cam_source,
+        "backend": _pick_backend(backend, resolve_device(device)), "device": str(resolve_device(device)),
+        "render_seconds": round(render_seconds, 3),
+    }
+    if save_views is not None:
+        result["saved_views"] = _save_views(Path(save_views), ref, test, psnr_views)
+    result["seconds"] = round(time.perf_counter() - t0, 3)
+    return result
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``sog eval`` to the CLI's subparsers."""
+    from .render.cameras import UP_AXES
+
+    e = subparsers.add_parser("eval", help="bytes, ratio, bits/Gaussian and PSNR/SSIM of renders of COMPRESSED "
+                              "against renders of ORIGINAL")
+    e.add_argument("original", help="reference scene (.ply/.splat/.sog/.spz/SOG folder)")
+    e.add_argument("compressed", help="scene to evaluate (any format sog reads)")
+    e.add_argument("--views", type=int, default=8, help="number of cameras (default 8)")
+    e.add_argument("--size", default="256", help="image size: N (square, or the longer side for scene cameras) "
+                   "or WxH (default 256)")
+    e.add_argument("--cameras", default=None, help="cameras.json (INRIA) or COLMAP model folder; default: one "
+                   "found next to ORIGINAL, else an orbit")
+    e.add_argument("--up", default="-y", choices=["auto", *UP_AXES],
+                   help="orbit up axis (default -y, the INRIA/COLMAP/.splat convention; auto = the axis of "
+                   "smallest extent)")
+    e.add_argument("--fov", type=float, default=50.0, help="orbit horizontal field of view in degrees")
+    e.add_argument("--backend", default="auto", choices=["auto", "cpu", "gsplat"],
+                   help="renderer: gsplat on CUDA when available, else the PyTorch rasteriser")
+    e.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    e.add_argument("--save-views", default=None, metavar="DIR",
+                   help="write side-by-side PNGs (original | compressed | 4x difference) to DIR")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
+    return e
+
+
+def run(args) -> int:
+    """Run ``sog eval`` from parsed arguments; print the summary (or JSON); return the exit code."""
+    size = args.size
+    result = evaluate(args.original, args.compressed, views=args.views, size=size, save_views=args.save_views,
+                      device=args.device, backend=args.backend, cameras=args.cameras, up=args.up,
+                      fov_deg=args.fov, progress=not (args.quiet or args.json))
+    if args.json:
+        print(json.dumps(result))
+    elif not args.quiet:
+        w, h = result["size"]
+        counts = f"{result['count']:,} Gaussians"
+        if result["count_compressed"] != result["count"]:
+            counts += f" (compressed has {result['count_compressed']:,})"
+        print(f"{args.compressed}: {result['bytes']:,} bytes, {result['bits_per_gaussian']:.2f} bits/Gaussian, "
+              f"{result['ratio']:.2f}x smaller than the {result['ply_bytes']:,}-byte PLY; {counts}")
+        print(f"renders vs {args.original}: PSNR {result['psnr']:.2f} dB (min {result['psnr_min']:.2f}), "
+              f"SSIM {result['ssim']:.4f} over {result['views']} {w}x{h} views ({result['cameras']}, "
+              f"{result['backend']}) in {result['seconds']:.1f} s")
+        if args.save_views:
+            print(f"side-by-side views in {args.save_views}")
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,66 @@
+"""Image metrics in torch: PSNR and SSIM on RGB images in [0, 1].
+
+Images are (H, W, 3) or batches (B, H, W, 3); values are clamped to [0, 1] first (renders can exceed 1).
+SSIM is the standard one (Wang et al. 2004) as the INRIA 3DGS evaluation computes it: an 11x11 Gaussian
+window with sigma 1.5, C1 = 0.01², C2 = 0.03², per colour channel, zero padding ("same" size), averaged over
+pixels and channels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def _batch(img: torch.Tensor) -> torch.Tensor:
+    if img.ndim == 3:
+        img = img[None]
+    if img.ndim != 4:
+        raise ValueError(f"expected (H, W, C) or (B, H, W, C) images, got shape {tuple(img.shape)}")
+    return img.float().clamp(0, 1)
+
+
+def mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean squared error per image -> (B,) (or a scalar tensor for single images)."""
+    x, y = _batch(a), _batch(b)
+    out = (x - y).pow(2).flatten(1).mean(1)
+    return out if a.ndim == 4 else out[0]
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB per image (peak 1) -> (B,) or scalar; ``inf`` for identical images."""
+    return -10 * torch.log10(mse(a, b))
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+    g = torch.exp(-x * x / (2 * sigma * sigma))
+    g = g / g.sum()
+    return g[:, None] * g[None, :]
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Mean SSIM per image -> (B,) or scalar; 1 for identical images."""
+    x = _batch(a).permute(0, 3, 1, 2)
+    y = _batch(b).permute(0, 3, 1, 2)
+    c = x.shape[1]
+    w = _gaussian_window(window, sigma).to(x)[None, None].expand(c, 1, window, window).contiguous()
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(t, w, padding=window // 2, groups=c)
+
+    mu_x, mu_y = blur(x), blur(y)
+    sxx = blur(x * x) - mu_x * mu_x
+    syy = blur(y * y) - mu_y * mu_y
+    sxy = blur(x * y) - mu_x * mu_y
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    m = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x * mu_x + mu_y * mu_y + c1) * (sxx + syy + c2))
+    out = m.flatten(1).mean(1)
+    return out if a.ndim == 4 else out[0]
+
+
+def psnr_capped(value: float, cap: float = 100.0) -> float:
+    """A finite PSNR for reports: ``inf`` (identical images) and anything above ``cap`` become ``cap``."""
+    return cap if math.isinf(value) or value > cap else float(value)
