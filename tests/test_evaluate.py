@@ -1,0 +1,110 @@
+"""``sog eval``: a scene against itself is perfect; a degraded copy scores lower; sizes and ratios are the
+compressed input's; the CLI prints the required JSON keys and writes side-by-side views on request."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import shared_path, small_scene
+from sog.cli import main
+from sog.evaluate import evaluate
+from sog.io import write_ply
+from sog.io.ply import inria_ply_size
+
+
+@pytest.fixture
+def scene_files(tmp_path):
+    s = small_scene(400, seed=0, sh_degree=3)
+    write_ply(s, tmp_path / "orig.ply")
+    noisy = s.permute(torch.arange(len(s)))
+    noisy.sh0 = noisy.sh0 + 0.3 * torch.randn(noisy.sh0.shape, generator=torch.Generator().manual_seed(0))
+    write_ply(noisy, tmp_path / "noisy.ply")
+    return tmp_path / "orig.ply", tmp_path / "noisy.ply"
+
+
+def test_a_scene_against_itself_is_perfect(scene_files):
+    orig, _ = scene_files
+    r = evaluate(orig, orig, views=3, size=48, device="cpu")
+    assert r["ssim"] == pytest.approx(1.0) and r["psnr"] == 100.0
+    assert r["bytes"] == orig.stat().st_size and r["ply_bytes"] == orig.stat().st_size and r["ratio"] == 1.0
+    assert r["bits_per_gaussian"] == pytest.approx(8 * orig.stat().st_size / 400)
+    assert r["views"] == 3 and r["size"] == [48, 48] and r["cameras"] == "orbit"
+
+
+def test_a_degraded_copy_scores_lower(scene_files):
+    orig, noisy = scene_files
+    r = evaluate(orig, noisy, views=2, size=48, device="cpu")
+    assert 5 < r["psnr"] < 60 and 0 < r["ssim"] < 1
+    assert len(r["psnr_views"]) == 2 and r["psnr_min"] == min(r["psnr_views"])
+
+
+def test_a_compressed_sog_is_measured_by_its_file_size_against_the_ply(tmp_path):
+    import sog
+    s = small_scene(400, seed=1, sh_degree=3)
+    res = sog.compress(s, tmp_path / "s.sog", sog.CompressOptions(sort="morton"), quiet=True)
+    r = evaluate(s, tmp_path / "s.sog", views=2, size=48, device="cpu")
+    nbytes = (tmp_path / "s.sog").stat().st_size
+    assert r["bytes"] == nbytes == res.bytes
+    assert r["ratio"] == pytest.approx(inria_ply_size(400, 3) / nbytes)
+    assert r["psnr"] > 25 and r["ssim"] > 0.9
+
+
+def test_scenes_with_different_counts_are_still_compared(scene_files):
+    orig, _ = scene_files
+    import sog
+    half = sog.load(orig).permute(torch.arange(0, 400, 2))
+    r = evaluate(orig, half, views=2, size=48, device="cpu")
+    assert r["count"] == 400 and r["count_compressed"] == 200 and r["bytes"] is None
+    assert r["psnr"] < 100
+
+
+def test_scene_cameras_json_next_to_the_original_is_used(scene_files):
+    orig, _ = scene_files
+    from sog.render import orbit_cameras
+    import sog
+    cams = orbit_cameras(sog.load(orig).means, 2, "64x32")
+    entries = []
+    for i, c in enumerate(cams):
+        c2w = torch.linalg.inv(c.viewmat.double())
+        entries.append({"id": i, "img_name": f"v{i}", "width": 64, "height": 32, "position": c2w[:3, 3].tolist(),
+                        "rotation": c2w[:3, :3].tolist(), "fx": float(c.K[0, 0]), "fy": float(c.K[1, 1])})
+    (orig.parent / "cameras.json").write_text(json.dumps(entries))
+    r = evaluate(orig, orig, views=5, size=32, device="cpu")
+    assert r["cameras"].endswith("cameras.json") and r["views"] == 2 and r["size"] == [32, 16]
+
+
+def test_cli_json_has_the_required_keys_and_saves_views(scene_files, tmp_path, capsys):
+    orig, noisy = scene_files
+    code = main(["eval", str(orig), str(noisy), "--views", "2", "--size", "40x32", "--json",
+                 "--save-views", str(tmp_path / "views"), "--device", "cpu"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("bytes", "ratio", "bits_per_gaussian", "psnr", "ssim", "views", "size", "seconds"):
+        assert key in out
+    assert out["size"] == [40, 32]
+    pngs = sorted((tmp_path / "views").glob("view_*.png"))
+    assert len(pngs) == 2
+    from PIL import Image
+    assert Image.open(pngs[0]).size == (3 * 40 + 8, 32)
+
+
+def test_cli_reports_bad_inputs_in_one_line(tmp_path, scene_files, capsys):
+    orig, _ = scene_files
+    assert main(["eval", str(orig), str(tmp_path / "missing.sog")]) == 2
+    assert main(["eval", str(orig), str(orig), "--views", "0", "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("sog: error:") for line in err)
+
+
+def test_real_scene_against_itself(tmp_path):
+    path = shared_path("kacytran")
+    r = evaluate(path, path, views=2, size=32, device="cpu")
+    assert r["ssim"] == pytest.approx(1.0) and r["count"] == 9080
+    import sog
+    from sog.render import orbit_cameras, render
+    s = sog.load(path)
+    img = render(s, orbit_cameras(s.means, 2, 32), device="cpu")
+    assert float((img.sum(-1) > 0.05).float().mean()) > 0.05       # the orbit actually sees the scene
