@@ -1,0 +1,123 @@
+"""Losses and quality metrics of a grid arrangement, all in one place.
+
+* `neighbour_ratio` (metric) / `neighbour_loss` (differentiable): mean squared distance between
+  4-neighbours on the grid divided by ``2 * sum of per-channel variances``. A random arrangement
+  scores about 1; lower is better.
+* `std_loss`, `column_sum_loss`: the regularisers of soft permutations (a soft permutation may
+  average elements together, shrinking the spread, or use one element twice).
+* `dpq`: distance preservation quality DPQ_p (Barthel et al., CGF 2023), exact, O(N^2) memory.
+
+An arrangement is given as ``perm`` (H*W,) long (input index per cell, row-major, -1 for an empty
+cell) as returned by `sog.sort.sort_grid`, or as an order (N,) filling the first N cells.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def as_grid(x: torch.Tensor, perm: torch.Tensor, shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lay ``x`` (N, C) out on the grid: returns ``grid`` (H, W, C) (zeros in empty cells) and ``mask`` (H, W) bool.
+
+    ``perm`` is (H*W,) with -1 for empty cells, or an order (N,) for the first N cells.
+    """
+    h, w = shape
+    perm = perm.to(x.device).long()
+    full = torch.full((h * w,), -1, dtype=torch.long, device=x.device)
+    full[: perm.numel()] = perm
+    mask = full >= 0
+    grid = torch.zeros(h * w, x.shape[1], dtype=x.dtype, device=x.device)
+    grid[mask] = x[full[mask]]
+    return grid.reshape(h, w, -1), mask.reshape(h, w)
+
+
+def total_variance(x: torch.Tensor) -> torch.Tensor:
+    """Sum of the per-channel variances of ``x`` (N, C) (population variance); a scalar."""
+    return x.var(0, unbiased=False).sum()
+
+
+def neighbour_sq_dists(grid: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum of squared distances over 4-neighbour pairs of ``grid`` (H, W, C) and the number of pairs.
+
+    Pairs with an empty cell (``mask`` False) are left out. Differentiable in ``grid``.
+    """
+    dh = (grid[1:] - grid[:-1]).pow(2).sum(-1)
+    dw = (grid[:, 1:] - grid[:, :-1]).pow(2).sum(-1)
+    if mask is None:
+        return dh.sum() + dw.sum(), torch.tensor(dh.numel() + dw.numel(), device=grid.device)
+    mh = mask[1:] & mask[:-1]
+    mw = mask[:, 1:] & mask[:, :-1]
+    return (dh * mh).sum() + (dw * mw).sum(), mh.sum() + mw.sum()
+
+
+def neighbour_loss(grid: torch.Tensor, mask: torch.Tensor | None = None,
+                   variance: torch.Tensor | float | None = None) -> torch.Tensor:
+    """Differentiable neighbour ratio of ``grid`` (H, W, C): mean squared 4-neighbour distance / (2 * variance).
+
+    ``variance`` is the total variance of the items (default: of the filled cells of ``grid``).
+    """
+    if variance is None:
+        cells = grid.reshape(-1, grid.shape[-1])
+        variance = total_variance(cells if mask is None else cells[mask.reshape(-1)])
+    total, count = neighbour_sq_dists(grid, mask)
+    return total / count.clamp(min=1) / (2 * torch.as_tensor(variance).clamp(min=1e-30))
+
+
+@torch.no_grad()
+def neighbour_ratio(x: torch.Tensor, perm: torch.Tensor, shape: tuple[int, int]) -> float:
+    """The neighbour ratio of ``x`` (N, C) arranged by ``perm``: about 1 for a random grid, 0 for a constant one."""
+    x = x.double()
+    grid, mask = as_grid(x, perm, shape)
+    return float(neighbour_loss(grid, mask, total_variance(x)))
+
+
+def std_loss(soft: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Relative loss of spread of soft-permuted features ``soft`` (..., N, C) against ``x`` (..., N, C); scalar.
+
+    A soft permutation that averages elements shrinks their standard deviation; this is
+    ``mean over channels of |std(x) - std(soft)| / std(x)``.
+    """
+    sx = x.std(-2)
+    return ((sx - soft.std(-2)).abs() / sx.clamp(min=1e-12)).mean()
+
+
+def column_sum_loss(p: torch.Tensor) -> torch.Tensor:
+    """Mean of ``(column sum - 1)^2`` of soft permutation matrices ``p`` (..., N, N) (rows already sum to 1)."""
+    return (p.sum(-2) - 1).pow(2).mean()
+
+
+def _dp_gain(sorted_d: torch.Tensor, mean_d: torch.Tensor) -> torch.Tensor:
+    """Delta-D_k for k = 1..N-1 from rows of distances sorted by neighbour rank (column 0 is the element itself)."""
+    n = sorted_d.shape[1]
+    d_k = (sorted_d[:, 1:].cumsum(1) / torch.arange(1, n, dtype=sorted_d.dtype, device=sorted_d.device)).mean(0)
+    return ((mean_d - d_k) / mean_d).clamp(min=0)
+
+
+@torch.no_grad()
+def dpq(x: torch.Tensor, perm: torch.Tensor, shape: tuple[int, int], p: float = 16) -> float:
+    """Distance preservation quality DPQ_p of ``x`` (N, C) arranged by ``perm`` on ``shape`` (exact; O(N^2)).
+
+    For every element, the mean feature distance to its k nearest grid neighbours is compared with
+    the mean distance to its k nearest feature neighbours, for all k; DPQ_p =
+    ``||dD_2D||_p / ||dD_HD||_p`` with ``dD_k = max(0, (mean_dist - D_k) / mean_dist)``. Grid cells
+    at equal grid distance are ranked by feature distance (as Barthel et al.'s code does), so a
+    random arrangement scores about 0.3 and a perfect one 1. Only filled cells take part.
+    """
+    h, w = shape
+    full = torch.full((h * w,), -1, dtype=torch.long)
+    full[: perm.numel()] = perm.cpu().long()
+    cells = torch.nonzero(full >= 0).squeeze(1)
+    items = x.detach().double().cpu()[full[cells]]
+    d_hd = torch.cdist(items, items)
+    sorted_hd = d_hd.sort(1).values
+    mean_d = sorted_hd[:, 1:].mean()
+    rc = torch.stack([cells // w, cells % w], 1).double()
+    d_2d = torch.cdist(rc, rc).pow(2).round()  # squared grid distances: integers
+    scale = d_hd.max() * 1.0001
+    if scale == 0:
+        return 1.0
+    ranked = (d_2d + d_hd / scale).sort(1).values  # grid distance first, feature distance breaks ties
+    hd_by_2d = torch.frac(ranked) * scale
+    gain_2d = _dp_gain(hd_by_2d, mean_d)
+    gain_hd = _dp_gain(sorted_hd, mean_d)
+    return float(torch.linalg.vector_norm(gain_2d, p) / torch.linalg.vector_norm(gain_hd, p))

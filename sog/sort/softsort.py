@@ -1,0 +1,92 @@
+"""The SoftSort operator (Prillo & Eisenschlos 2020) and the plain SoftSort grid sorter (N weights, dense N x N).
+
+``P[i, j] = softmax_j(-|sort(w)_i - w_j|^p / tau)``: row i is grid slot i (the i-th smallest
+weight), column j is element j. As tau -> 0, P tends to the permutation matrix of ``argsort(w)``,
+which is always a bijection; that is how every sorter here hardens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from tqdm import tqdm
+
+from ..device import resolve_device
+from ..errors import SogError
+from .losses import column_sum_loss, neighbour_loss, std_loss, total_variance
+
+
+def softsort(w: torch.Tensor, tau: float = 1.0, p: int = 1, hard: bool = False) -> torch.Tensor:
+    """Soft permutation matrices for weights ``w`` (..., K); returns (..., K, K), rows sum to 1.
+
+    ``p`` is the power of the distance (1 or 2). ``hard=True`` returns the exact permutation
+    matrix of ``argsort(w)`` in the forward pass with the soft gradient (straight-through).
+    """
+    if p not in (1, 2):
+        raise ValueError("softsort: p must be 1 or 2")
+    s = w.sort(-1).values
+    d = (s.unsqueeze(-1) - w.unsqueeze(-2)).abs()
+    if p == 2:
+        d = d * d
+    soft = torch.softmax(-d / tau, -1)
+    if not hard:
+        return soft
+    one_hot = torch.zeros_like(soft).scatter_(-1, w.argsort(-1).unsqueeze(-1), 1.0)
+    return (one_hot - soft).detach() + soft
+
+
+def harden(w: torch.Tensor) -> torch.Tensor:
+    """The hard permutation of weights ``w`` (..., K): slot i takes element ``argsort(w)[i]``; (..., K) long.
+
+    A bijection for any ``w`` (ties are broken by index), unlike a row-wise argmax of P.
+    """
+    return torch.argsort(w, dim=-1, stable=True)
+
+
+@dataclass
+class SoftSortConfig:
+    """Plain SoftSort on the whole grid (dense N x N; small N only)."""
+
+    steps: int = 1500
+    lr: float = 0.5
+    tau_start: float = 64.0  #: in units of the initial weight spacing (1)
+    tau_end: float = 0.5
+    p: int = 1
+    std_weight: float = 1.0
+    colsum_weight: float = 1.0
+    max_n: int = 8192
+
+
+def sort_softsort(x: torch.Tensor, shape: tuple[int, int], seed: int = 0, device="auto", progress: bool = False,
+                  **options) -> torch.Tensor:
+    """Learn N weights so that ``softsort(w) @ x`` laid on the grid minimises the neighbour loss; (N,) long.
+
+    The baseline of the ShuffleSoftSort paper: one weight per element, a dense N x N soft
+    permutation, tau annealed geometrically, hardened by ``argsort(w)``.
+    """
+    cfg = SoftSortConfig(**options)
+    n = x.shape[0]
+    if n > cfg.max_n:
+        raise SogError(f"softsort is dense (N x N); {n} items is more than max_n={cfg.max_n}")
+    dev = resolve_device(device)
+    h, wd = shape
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    xs = x.detach().float().to(dev)
+    xs = (xs - xs.mean(0)) / total_variance(xs).sqrt().clamp(min=1e-12)
+    var = total_variance(xs)
+    mask = (torch.arange(h * wd, device=dev) < n).reshape(h, wd)
+    w = torch.randperm(n, generator=gen).float().to(dev).requires_grad_(True)
+    opt = torch.optim.Adam([w], lr=cfg.lr)
+    for step in tqdm(range(cfg.steps), desc="softsort", disable=not progress, leave=False):
+        tau = cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** (step / max(cfg.steps - 1, 1))
+        p = softsort(w, tau, cfg.p)
+        soft = p @ xs
+        grid = torch.zeros(h * wd, xs.shape[1], device=dev)
+        grid = grid.index_copy(0, torch.arange(n, device=dev), soft).reshape(h, wd, -1)
+        loss = neighbour_loss(grid, mask, var) + cfg.std_weight * std_loss(soft, xs) \
+            + cfg.colsum_weight * column_sum_loss(p)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return harden(w.detach()).cpu()
