@@ -102,7 +102,7 @@ def every_gaussian_once_by_position(original: sog.Splats, decoded: sog.Splats, m
 @pytest.mark.parametrize("n", [1, 7, 300])
 def test_small_scenes_round_trip_within_quantisation(tmp_path, degree, n):
     scene = small_scene(n, seed=n, sh_degree=degree)
-    result = sog.compress(scene, tmp_path / "s.sog", sog.CompressOptions(sort="morton"), quiet=True)
+    result = sog.compress(scene, tmp_path / "s.sog", sog.CompressOptions(profile="playcanvas", sort="morton"), quiet=True)
     meta = read_container(tmp_path / "s.sog")[0]
     back = sog.decompress(tmp_path / "s.sog")
     assert result.count == n and back.sh_degree == degree
@@ -112,7 +112,7 @@ def test_small_scenes_round_trip_within_quantisation(tmp_path, degree, n):
 
 def test_unbundled_folder_decodes_like_the_zip(tmp_path):
     scene = small_scene(200)
-    opts = sog.CompressOptions(sort="morton")
+    opts = sog.CompressOptions(profile="playcanvas", sort="morton")
     sog.compress(scene, tmp_path / "a.sog", opts, quiet=True)
     sog.compress(scene, tmp_path / "folder", opts, quiet=True)
     assert (tmp_path / "folder" / "meta.json").is_file()
@@ -124,7 +124,7 @@ def test_unbundled_folder_decodes_like_the_zip(tmp_path):
 def test_sorting_changes_the_order_but_never_the_set_of_gaussians(tmp_path):
     scene = small_scene(500, seed=3)
     for method in ("none", "morton"):
-        result = sog.compress(scene, tmp_path / f"{method}.sog", sog.CompressOptions(sort=method), quiet=True)
+        result = sog.compress(scene, tmp_path / f"{method}.sog", sog.CompressOptions(profile="playcanvas", sort=method), quiet=True)
         back = sog.decompress(tmp_path / f"{method}.sog")
         check_round_trip(scene, back, read_container(tmp_path / f"{method}.sog")[0], result.order)
 
@@ -132,7 +132,7 @@ def test_sorting_changes_the_order_but_never_the_set_of_gaussians(tmp_path):
 def test_real_scene_round_trip(tmp_path, shared_scene):
     name, path = shared_scene
     original = sog.load(path)
-    result = sog.compress(original, tmp_path / "r.sog", sog.CompressOptions(sort="morton"), quiet=True)
+    result = sog.compress(original, tmp_path / "r.sog", sog.CompressOptions(profile="playcanvas", sort="morton"), quiet=True)
     meta = read_container(tmp_path / "r.sog")[0]
     back = sog.decompress(tmp_path / "r.sog")
     assert back.sh_degree == original.sh_degree
