@@ -20,6 +20,8 @@ SORTERS: dict[str, str] = {
     "none": "sog.sort.identity:sort_none",
     "morton": "sog.sort.morton:sort_morton",
     "shufflesoftsort": "sog.sort.shuffle_softsort:sort_shuffle_softsort",
+    "softsort": "sog.sort.softsort:sort_softsort",  # dense N x N baseline, small N only
+    "sinkhorn": "sog.sort.sinkhorn:sort_sinkhorn",  # N^2-parameter baseline, small N only
 }
 
 

@@ -1,0 +1,318 @@
+"""ShuffleSoftSort: a grid sorter with exactly N learnable weights (Barthel, Barthel & Eisert 2025).
+
+The idea of the paper, made to scale: instead of one dense N x N soft permutation, each *run*
+shuffles the grid cells into groups of K cells drawn from 2D windows, and every group learns a
+SoftSort of its K elements (one weight per element, so N weights in all; memory O(N K)). The
+loss of a group is the expected distance between what lands in each cell and a *target*: the
+mean of the cell's neighbourhood in the current grid (a box blur that leaves the cell itself
+out). The soft permutation is hardened by ``argsort`` of the weights, which is a bijection by
+construction, and a group keeps its new order only if its hard cost went down, so every run
+improves (never worsens) the arrangement. Windows and blur radius shrink over the runs (coarse
+to fine); each radius stops on a plateau.
+
+Start: a recursive PCA bisection of the features into the grid (or a given order, ``init``, as
+a warm start during training).
+
+Shapes: ``x`` (N, C) features; the grid is (H, W) with ``H*W >= N``; an *order* (N,) holds the
+input index for cells 0..N-1 in row-major order (the empty cells are the last ``H*W - N``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+from tqdm import tqdm
+
+from ..device import resolve_device
+from .losses import total_variance
+from .softsort import softsort
+
+
+@dataclass
+class ShuffleSoftSortConfig:
+    """Schedule of the sorter. Radii are in grid cells; tau is in units of the weight spacing (1)."""
+
+    group: int = 16  #: K, elements per SoftSort group
+    steps: int = 6  #: gradient steps per run
+    lr: float = 0.6  #: Adam learning rate of the weights
+    tau_start: float = 1.0
+    tau_end: float = 0.1
+    p: int = 2  #: power of the SoftSort distance
+    radius_start: float | None = None  #: first blur radius; default max(H, W) / 4
+    radius_end: float = 1.0
+    radius_decay: float = 0.7  #: next radius = decay * radius
+    window_factor: float = 3.0  #: group windows are about this many radii wide
+    min_runs: int = 2  #: runs at each radius before a plateau may stop it
+    max_runs: int = 12  #: runs at each radius at most
+    improvement_break: float = 1e-3  #: stop a radius when a run lowers the cost by less than this fraction
+    max_seconds: float | None = None  #: stop refining after this long (the order stays valid)
+    axis_start: bool = True  #: weights start at the 1D matching along each group's main axis (`order_slots`)
+    start: str = "pca"  #: first order without ``init``: "pca" (recursive bisection) or "identity"
+
+
+def sort_shuffle_softsort(x: torch.Tensor, shape: tuple[int, int], seed: int = 0, device="auto",
+                          progress: bool = False, init: torch.Tensor | None = None,
+                          **options) -> torch.Tensor:
+    """Arrange ``x`` (N, C) on the (H, W) grid; returns the order (N,) long (a permutation of 0..N-1).
+
+    ``init`` (N,) is an optional starting order (warm start); otherwise ``config.start`` decides.
+    ``options`` are fields of `ShuffleSoftSortConfig`.
+    """
+    cfg = ShuffleSoftSortConfig(**options)
+    dev = resolve_device(device)
+    n = x.shape[0]
+    h, w = shape
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    xs = x.detach().float().to(dev)
+    xs = (xs - xs.mean(0)) / total_variance(xs).sqrt().clamp(min=1e-12)
+    if init is not None:
+        order = init.to(dev).long()
+    elif cfg.start == "pca" and n > 1:
+        order = pca_bisection(xs, shape)
+    else:
+        order = torch.arange(n, device=dev)
+    if n < 4:
+        return order.cpu()
+    return refine(xs, order, shape, cfg, gen, progress).cpu()
+
+
+# ----------------------------------------------------------------------------------------------
+# start: recursive PCA bisection
+
+
+def _valid_cells(r0, r1, c0, c1, n: int, w: int) -> torch.Tensor:
+    """Number of filled cells (row-major index < n) in the blocks rows [r0, r1) x cols [c0, c1); all (B,)."""
+    full_rows, rem = n // w, n % w
+    full = (torch.minimum(r1, torch.full_like(r1, full_rows)) - r0).clamp(min=0) * (c1 - c0)
+    partial_row = (r0 <= full_rows) & (full_rows < r1)
+    part = (torch.full_like(c0, rem) - c0).clamp(min=0).minimum(c1 - c0)
+    return full + torch.where(partial_row, part, torch.zeros_like(part))
+
+
+def _ranks_within(sizes: torch.Tensor) -> torch.Tensor:
+    """For consecutive segments of the given ``sizes`` (B,), the rank of each position in its segment; (sum,)."""
+    starts = torch.cumsum(sizes, 0) - sizes
+    return torch.arange(int(sizes.sum()), device=sizes.device) - torch.repeat_interleave(starts, sizes)
+
+
+@torch.no_grad()
+def pca_bisection(x: torch.Tensor, shape: tuple[int, int], power_iters: int = 4) -> torch.Tensor:
+    """A quick 2D-local order for ``x`` (N, C): split the grid's longer side in half and the items
+    at the matching quantile of their first principal component, recursively (all blocks of a
+    level at once, so about log2(N) vectorised steps). Returns the order (N,) long."""
+    n, c = x.shape
+    h, w = shape
+    dev = x.device
+    one = lambda v: torch.full((1,), v, dtype=torch.long, device=dev)  # noqa: E731
+    r0, r1, c0, c1, cap = one(0), one(h), one(0), one(w), one(n)
+    items = torch.arange(n, device=dev)  # the items of block b, blocks one after another
+    result = torch.full((h * w,), -1, dtype=torch.long, device=dev)
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    while cap.numel():
+        # a block with one item is finished: its item goes to the block's first cell (row-major),
+        # which is filled because the filled cells are a row-major prefix of the grid
+        start = torch.cumsum(cap, 0) - cap
+        done = cap == 1
+        result[r0[done] * w + c0[done]] = items[start[done]]
+        split = cap > 1
+        items = items[torch.repeat_interleave(start[split], cap[split]) + _ranks_within(cap[split])]
+        r0, r1, c0, c1, cap = r0[split], r1[split], c0[split], c1[split], cap[split]
+        if not cap.numel():
+            break
+        block = torch.repeat_interleave(torch.arange(cap.numel(), device=dev), cap)
+        # split each block along its longer side; child a gets as many items as it has filled cells
+        by_rows = (r1 - r0) >= (c1 - c0)
+        mid_r, mid_c = r0 + (r1 - r0) // 2, c0 + (c1 - c0) // 2
+        a_r1, a_c1 = torch.where(by_rows, mid_r, r1), torch.where(by_rows, c1, mid_c)
+        b_r0, b_c0 = torch.where(by_rows, mid_r, r0), torch.where(by_rows, c0, mid_c)
+        cap_a = _valid_cells(r0, a_r1, c0, a_c1, n, w)
+        # first principal component of each block by a few power iterations
+        xb = x[items]
+        mean = torch.zeros(cap.numel(), c, device=dev).index_add_(0, block, xb) / cap.unsqueeze(1)
+        centred = xb - mean[block]
+        v = torch.randn(cap.numel(), c, generator=gen).to(dev)
+        for _ in range(power_iters):
+            proj = (centred * v[block]).sum(1, keepdim=True)
+            v = torch.zeros_like(v).index_add_(0, block, centred * proj)
+            v = v / v.norm(dim=1, keepdim=True).clamp(min=1e-20)
+        proj = (centred * v[block]).sum(1)
+        idx = torch.argsort(proj, stable=True)
+        idx = idx[torch.argsort(block[idx], stable=True)]  # by block, then projection
+        items = items[idx]
+        r0 = torch.stack([r0, b_r0], 1).reshape(-1)
+        r1 = torch.stack([a_r1, r1], 1).reshape(-1)
+        c0 = torch.stack([c0, b_c0], 1).reshape(-1)
+        c1 = torch.stack([a_c1, c1], 1).reshape(-1)
+        cap = torch.stack([cap_a, cap - cap_a], 1).reshape(-1)
+    return result[:n]
+
+
+# ----------------------------------------------------------------------------------------------
+# refinement: shuffled groups, SoftSort of N weights, accept only what lowers the cost
+
+
+def _box_sum(grid: torch.Tensor, k: int) -> torch.Tensor:
+    """Sum of ``grid`` (H, W, C) over the (2k+1)^2 window around every cell, clipped at the borders; O(HWC)."""
+    def along(t: torch.Tensor, dim: int) -> torch.Tensor:
+        size = t.shape[dim]
+        cs = torch.cumsum(t, dim)
+        pad_shape = list(t.shape)
+        pad_shape[dim] = 1
+        cs = torch.cat([torch.zeros(pad_shape, dtype=t.dtype, device=t.device), cs], dim)
+        idx = torch.arange(size, device=t.device)
+        hi = (idx + k + 1).clamp(max=size)
+        lo = (idx - k).clamp(min=0)
+        return cs.index_select(dim, hi) - cs.index_select(dim, lo)
+    return along(along(grid, 0), 1)
+
+
+def neighbourhood_mean(xg: torch.Tensor, shape: tuple[int, int], k: int) -> torch.Tensor:
+    """For cells 0..N-1 holding ``xg`` (N, C), the mean of the other filled cells within Chebyshev
+    distance ``k`` (a box blur that leaves the cell itself out); (N, C)."""
+    n, c = xg.shape
+    h, w = shape
+    grid = torch.zeros(h * w, c + 1, dtype=xg.dtype, device=xg.device)
+    grid[:n, :c] = xg
+    grid[:n, c] = 1
+    sums = _box_sum(grid.reshape(h, w, c + 1), k).reshape(h * w, c + 1)[:n]
+    return (sums[:, :c] - xg) / (sums[:, c:] - 1).clamp(min=1)
+
+
+def draw_groups(shape: tuple[int, int], n: int, window: int, k: int, gen: torch.Generator,
+                device: torch.device) -> torch.Tensor:
+    """Shuffle the filled cells into groups of ``k`` cells from the same ``window`` x ``window``
+    tile of a randomly offset tiling; (G, k) cell indices, every cell in at most one group (the
+    few left over in a tile sit this run out)."""
+    h, w = shape
+    oy, ox = (int(v) for v in torch.randint(0, window, (2,), generator=gen))
+    cells = torch.arange(n)
+    ty, tx = (cells // w + oy) // window, (cells % w + ox) // window
+    tile = ty * ((w + window) // window + 1) + tx
+    key = torch.rand(n, generator=gen)
+    idx = torch.argsort(key)
+    idx = idx[torch.argsort(tile[idx], stable=True)]  # by tile, randomly within a tile
+    tile_sorted = tile[idx]
+    _, sizes = torch.unique_consecutive(tile_sorted, return_counts=True)
+    rank = _ranks_within(sizes)
+    usable = rank < torch.repeat_interleave(sizes // k * k, sizes)
+    return idx[usable].reshape(-1, k).to(device)
+
+
+def _group_costs(xg: torch.Tensor, target: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """Squared distances (G, K, K): entry [g, i, j] is element j of group g placed at its cell i."""
+    a = target[groups]  # (G, K, C) what each cell wants
+    b = xg[groups]  # (G, K, C) what the group holds
+    cost = (a * a).sum(-1, keepdim=True) + (b * b).sum(-1).unsqueeze(-2) - 2 * a @ b.transpose(1, 2)
+    return cost.clamp(min=0)
+
+
+def order_slots(xg: torch.Tensor, target: torch.Tensor, groups: torch.Tensor, power_iters: int = 3):
+    """Put the cells of each group in the order of their targets along the group's main axis and
+    rank the elements along that same axis.
+
+    Returns ``groups`` (G, K) reordered and ``start`` (G, K) float: element j of a group (the one
+    now at its j-th cell) starts with weight = its rank along the axis, so that ``argsort`` of the
+    start weights is the 1D matching of elements to cells, a good first guess that SoftSort refines.
+    """
+    t = target[groups]  # (G, K, C)
+    e = xg[groups]
+    both = torch.cat([t, e], 1)
+    centred = both - both.mean(1, keepdim=True)
+    v = centred[:, 0] - centred[:, -1] + 1e-6  # (G, C) a cheap first guess of the axis
+    for _ in range(power_iters):
+        v = (centred * (centred * v.unsqueeze(1)).sum(-1, keepdim=True)).sum(1)
+        v = v / v.norm(dim=1, keepdim=True).clamp(min=1e-20)
+    slot_order = torch.argsort((t * v.unsqueeze(1)).sum(-1), dim=1)
+    groups = groups.gather(1, slot_order)
+    proj = (xg[groups] * v.unsqueeze(1)).sum(-1)
+    start = torch.argsort(torch.argsort(proj, dim=1), dim=1).to(xg.dtype)  # ranks
+    return groups, start
+
+
+def learn_group_orders(cost: torch.Tensor, cfg: ShuffleSoftSortConfig, start: torch.Tensor | None = None) -> torch.Tensor:
+    """Learn one weight per element of each group so that SoftSort lowers the expected cost.
+
+    ``cost`` (G, K, K) as in `_group_costs`; the weights start at ``start`` (G, K) (default
+    0..K-1, the current order). Returns the hard orders (G, K) long: slot i takes element
+    ``order[g, i]`` (argsort of the weights, a bijection within every group).
+    """
+    g, k, _ = cost.shape
+    cost = cost / cost.mean((1, 2), keepdim=True).clamp(min=1e-12)
+    if start is None:
+        start = torch.arange(k, dtype=cost.dtype, device=cost.device).expand(g, k)
+    w = start.clone().requires_grad_(True)
+    opt = torch.optim.Adam([w], lr=cfg.lr)
+    best = torch.argsort(start, dim=-1, stable=True)
+    best_cost = cost.gather(2, best.unsqueeze(2)).sum((1, 2))
+    for step in range(cfg.steps):
+        tau = cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** (step / max(cfg.steps - 1, 1))
+        p = softsort(w, tau, cfg.p)  # (G, K, K): row = slot (rank of weight), column = element
+        loss = (p * cost).sum() / g
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():  # keep the best hard order met on the way (argsort: always a bijection)
+            hard = torch.argsort(w, dim=-1, stable=True)
+            hard_cost = cost.gather(2, hard.unsqueeze(2)).sum((1, 2))
+            better = hard_cost < best_cost
+            best = torch.where(better.unsqueeze(1), hard, best)
+            best_cost = torch.where(better, hard_cost, best_cost)
+    return best
+
+
+def _radii(cfg: ShuffleSoftSortConfig, shape: tuple[int, int]) -> list[int]:
+    r = cfg.radius_start if cfg.radius_start is not None else max(shape) / 4
+    out = []
+    while r > cfg.radius_end:
+        out.append(max(int(round(r)), 1))
+        r *= cfg.radius_decay
+    out.append(max(int(round(cfg.radius_end)), 1))
+    return [v for i, v in enumerate(out) if i == 0 or v != out[i - 1]] or [1]
+
+
+@torch.no_grad()
+def refine(xs: torch.Tensor, order: torch.Tensor, shape: tuple[int, int], cfg: ShuffleSoftSortConfig,
+           gen: torch.Generator, progress: bool = False) -> torch.Tensor:
+    """Improve the order (N,) of normalised features ``xs`` (N, C) on the grid; returns the new order."""
+    n = xs.shape[0]
+    dev = xs.device
+    order = order.clone()
+    xg = xs[order]
+    k = min(cfg.group, n)
+    t_end = None if cfg.max_seconds is None else time.perf_counter() + cfg.max_seconds
+    radii = _radii(cfg, shape)
+    bar = tqdm(total=len(radii), desc="shufflesoftsort", disable=not progress, leave=False)
+    for radius in radii:
+        window = max(int(math.ceil(cfg.window_factor * radius)), int(math.ceil(math.sqrt(k))) + 1)
+        for run in range(cfg.max_runs):
+            target = neighbourhood_mean(xg, shape, radius)
+            groups = draw_groups(shape, n, window, k, gen, dev)
+            if groups.numel() == 0:
+                break
+            start = None
+            if cfg.axis_start:
+                groups, start = order_slots(xg, target, groups)
+            cost = _group_costs(xg, target, groups)
+            with torch.enable_grad():
+                new = learn_group_orders(cost, cfg, start)
+            old_cost = cost.diagonal(dim1=1, dim2=2).sum(1)
+            new_cost = cost.gather(2, new.unsqueeze(2)).squeeze(2).sum(1)
+            accept = new_cost < old_cost * (1 - 1e-6)
+            cells = groups[accept]
+            moved = cells.gather(1, new[accept])
+            order[cells.reshape(-1)] = order[moved.reshape(-1)].clone()
+            xg[cells.reshape(-1)] = xs[order[cells.reshape(-1)]]
+            gain = float((old_cost - new_cost)[accept].sum() / old_cost.sum().clamp(min=1e-30))
+            if run + 1 >= cfg.min_runs and gain < cfg.improvement_break:
+                break
+            if t_end is not None and time.perf_counter() > t_end:
+                break
+        bar.update()
+        bar.set_postfix(radius=radius)
+        if t_end is not None and time.perf_counter() > t_end:
+            break
+    bar.close()
+    return order
