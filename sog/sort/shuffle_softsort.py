@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from tqdm import tqdm
 
 from ..device import resolve_device
+from ..errors import SogError
 from .losses import total_variance
 from .softsort import softsort
 
@@ -35,21 +36,23 @@ from .softsort import softsort
 class ShuffleSoftSortConfig:
     """Schedule of the sorter. Radii are in grid cells; tau is in units of the weight spacing (1)."""
 
-    group: int = 16  #: K, elements per SoftSort group
-    steps: int = 6  #: gradient steps per run
-    lr: float = 0.6  #: Adam learning rate of the weights
+    group: int = 4  #: K, elements per SoftSort group
+    steps: int = 4  #: gradient steps per run
+    lr: float = 0.5  #: Adam learning rate of the weights
     tau_start: float = 1.0
     tau_end: float = 0.1
     p: int = 2  #: power of the SoftSort distance
     radius_start: float | None = None  #: first blur radius; default max(H, W) / 4
     radius_end: float = 1.0
-    radius_decay: float = 0.7  #: next radius = decay * radius
-    window_factor: float = 3.0  #: group windows are about this many radii wide
+    radius_decay: float = 0.8  #: next radius = decay * radius
+    window_factor: float = 1.5  #: group windows are about this many radii wide
     min_runs: int = 2  #: runs at each radius before a plateau may stop it
-    max_runs: int = 12  #: runs at each radius at most
-    improvement_break: float = 1e-3  #: stop a radius when a run lowers the cost by less than this fraction
+    max_runs: int = 30  #: runs at each radius at most
+    improvement_break: float = 1e-4  #: stop a radius when a run lowers the cost by less than this fraction
     max_seconds: float | None = None  #: stop refining after this long (the order stays valid)
     axis_start: bool = True  #: weights start at the 1D matching along each group's main axis (`order_slots`)
+    blur_passes: int = 1  #: box blurs that make the target (more tend to a Gaussian)
+    include_self: bool = True  #: the target averages the cell itself too (measured better)
     start: str = "pca"  #: first order without ``init``: "pca" (recursive bisection) or "identity"
 
 
@@ -61,8 +64,15 @@ def sort_shuffle_softsort(x: torch.Tensor, shape: tuple[int, int], seed: int = 0
     ``init`` (N,) is an optional starting order (warm start); otherwise ``config.start`` decides.
     ``options`` are fields of `ShuffleSoftSortConfig`.
     """
+    known = {f.name for f in fields(ShuffleSoftSortConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise SogError(f"unknown shufflesoftsort option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
     cfg = ShuffleSoftSortConfig(**options)
     dev = resolve_device(device)
+    if init is not None and (init.shape != (x.shape[0],)
+                             or not torch.equal(torch.sort(init.cpu().long()).values, torch.arange(x.shape[0]))):
+        raise SogError(f"init must be a permutation of 0..{x.shape[0] - 1}")
     n = x.shape[0]
     h, w = shape
     gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -169,16 +179,26 @@ def _box_sum(grid: torch.Tensor, k: int) -> torch.Tensor:
     return along(along(grid, 0), 1)
 
 
-def neighbourhood_mean(xg: torch.Tensor, shape: tuple[int, int], k: int) -> torch.Tensor:
+def neighbourhood_mean(xg: torch.Tensor, shape: tuple[int, int], k: int, passes: int = 1,
+                       include_self: bool = False) -> torch.Tensor:
     """For cells 0..N-1 holding ``xg`` (N, C), the mean of the other filled cells within Chebyshev
-    distance ``k`` (a box blur that leaves the cell itself out); (N, C)."""
+    distance ``k`` (a box blur that leaves the cell itself out); (N, C). ``passes`` > 1 repeats
+    the box blur (radius k / passes each), which tends to a Gaussian."""
     n, c = xg.shape
     h, w = shape
     grid = torch.zeros(h * w, c + 1, dtype=xg.dtype, device=xg.device)
     grid[:n, :c] = xg
     grid[:n, c] = 1
+    if passes > 1:
+        kk = max(int(round(k / passes)), 1)
+        for _ in range(passes - 1):
+            sums = _box_sum(grid.reshape(h, w, c + 1), kk).reshape(h * w, c + 1)
+            grid = torch.cat([sums[:, :c] / sums[:, c:].clamp(min=1), grid[:, c:]], 1) * grid[:, c:]
+        k = kk
     sums = _box_sum(grid.reshape(h, w, c + 1), k).reshape(h * w, c + 1)[:n]
-    return (sums[:, :c] - xg) / (sums[:, c:] - 1).clamp(min=1)
+    if include_self:
+        return sums[:, :c] / sums[:, c:].clamp(min=1)
+    return (sums[:, :c] - grid[:n, :c]) / (sums[:, c:] - 1).clamp(min=1)
 
 
 def draw_groups(shape: tuple[int, int], n: int, window: int, k: int, gen: torch.Generator,
@@ -191,9 +211,8 @@ def draw_groups(shape: tuple[int, int], n: int, window: int, k: int, gen: torch.
     cells = torch.arange(n)
     ty, tx = (cells // w + oy) // window, (cells % w + ox) // window
     tile = ty * ((w + window) // window + 1) + tx
-    key = torch.rand(n, generator=gen)
-    idx = torch.argsort(key)
-    idx = idx[torch.argsort(tile[idx], stable=True)]  # by tile, randomly within a tile
+    key = tile.double() + torch.rand(n, generator=gen, dtype=torch.float64)
+    idx = torch.argsort(key)  # by tile, randomly within a tile
     tile_sorted = tile[idx]
     _, sizes = torch.unique_consecutive(tile_sorted, return_counts=True)
     rank = _ranks_within(sizes)
@@ -288,7 +307,7 @@ def refine(xs: torch.Tensor, order: torch.Tensor, shape: tuple[int, int], cfg: S
     for radius in radii:
         window = max(int(math.ceil(cfg.window_factor * radius)), int(math.ceil(math.sqrt(k))) + 1)
         for run in range(cfg.max_runs):
-            target = neighbourhood_mean(xg, shape, radius)
+            target = neighbourhood_mean(xg, shape, radius, cfg.blur_passes, cfg.include_self)
             groups = draw_groups(shape, n, window, k, gen, dev)
             if groups.numel() == 0:
                 break

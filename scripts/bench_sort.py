@@ -1,0 +1,221 @@
+"""Benchmark: grid sorters on random colours and on real splat attributes, against PLAS and Morton.
+
+Part 1, 1024 random RGB colours on 32x32 (fixed seeds): SoftSort, Gumbel-Sinkhorn,
+ShuffleSoftSort, the PCA-bisection start alone, and PLAS when ``plas`` is importable: DPQ16,
+neighbour ratio, seconds, peak memory, learnable parameters.
+
+Part 2, real splat features (`sog.sort.features.splat_features` of ``playbot``, the largest scene
+in ../shared/data) at 65,536, 262,144 and 500,000 Gaussians (random subsets) and at 1,000,000
+(playbot plus a shifted copy): Morton, ShuffleSoftSort and PLAS (``improvement_break=1e-4``):
+neighbour ratio, seconds, peak RSS.
+
+Every row runs in a fresh Python process so that its peak RSS (``ru_maxrss``) is its own; the
+sorter's time excludes loading. Prints a table and writes JSON.
+
+    nice -n 10 python scripts/bench_sort.py --json bench_sort.json
+    python scripts/bench_sort.py --part colours --seeds 0 1 2
+    python scripts/bench_sort.py --part splats --sizes 65536 262144 --methods morton shufflesoftsort
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+COLOUR_METHODS = ["softsort", "sinkhorn", "pca", "shufflesoftsort", "plas"]
+SPLAT_METHODS = ["morton", "pca", "shufflesoftsort", "plas"]
+SPLAT_SIZES = [65536, 262144, 500000, 1000000]
+
+
+def shared_data() -> Path:
+    return Path(os.environ.get("SOG_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+# ---------------------------------------------------------------------------------------------
+# one row, in a child process
+
+
+def _features(kind: str, n: int, seed: int):
+    import torch
+
+    if kind == "colours":
+        return torch.rand(n, 3, generator=torch.Generator().manual_seed(seed))
+    import sog
+    from sog.sort.features import splat_features
+
+    scene = sog.load(shared_data() / "playbot" / "0_0" / "meta.json")
+    if n > len(scene):  # playbot plus shifted copies, as a bigger scene
+        copies = [scene]
+        extent = scene.means.max(0).values - scene.means.min(0).values
+        while sum(len(c) for c in copies) < n:
+            shifted = scene.permute(torch.arange(len(scene)))
+            shifted.means = shifted.means + extent * torch.tensor([1.1 * len(copies), 0.0, 0.0])
+            copies.append(shifted)
+        scene = sog.Splats.concat(copies)
+    if n < len(scene):
+        keep = torch.randperm(len(scene), generator=torch.Generator().manual_seed(seed))[:n]
+        scene = scene.permute(keep.sort().values)
+    return splat_features(scene)
+
+
+def _plas(x, shape):
+    import plas
+    import torch
+
+    h, w = shape
+    n = x.shape[0]
+    if h * w != n:
+        raise RuntimeError("PLAS needs a full grid")
+    grid = x.T.reshape(x.shape[1], h, w).contiguous()
+    _, idx = plas.sort_with_plas(grid, improvement_break=1e-4, seed=0)
+    return idx.reshape(-1).long()
+
+
+def run_row(spec: dict) -> dict:
+    import torch
+
+    from sog.grid import grid_shape
+    from sog.sort import check_bijection, sort_grid
+    from sog.sort.losses import dpq, neighbour_ratio
+    from sog.sort.shuffle_softsort import pca_bisection
+
+    torch.set_num_threads(int(spec.get("threads") or torch.get_num_threads()))
+    n, method, seed = spec["n"], spec["method"], spec["seed"]
+    x = _features(spec["kind"], n, seed)
+    n = x.shape[0]
+    shape = (32, 32) if spec["kind"] == "colours" else grid_shape(n)
+    if method == "plas" and shape[0] * shape[1] != n:
+        side = int(n ** 0.5)
+        shape = (side, n // side) if side * (n // side) == n else shape
+    params = {"softsort": n, "sinkhorn": n * n, "shufflesoftsort": n}.get(method, 0)
+    t0 = time.perf_counter()
+    if method == "plas":
+        order = _plas(x, shape)
+    elif method == "pca":
+        xs = (x - x.mean(0)) / x.var(0, unbiased=False).sum().sqrt()
+        order = pca_bisection(xs, shape)
+    else:
+        order = sort_grid(x, shape, method, seed=seed, device=spec.get("device", "auto"))[:n]
+    seconds = time.perf_counter() - t0
+    check_bijection(order[:n], n)
+    row = {**spec, "n": n, "grid": list(shape), "seconds": seconds, "params": params,
+           "neighbour_ratio": neighbour_ratio(x, order, shape),
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if spec["kind"] == "colours":
+        row["dpq16"] = dpq(x, order, shape, 16)
+    return row
+
+
+# ---------------------------------------------------------------------------------------------
+# orchestration
+
+
+def child(spec: dict, timeout: float) -> dict:
+    cmd = [sys.executable, __file__, "--row", json.dumps(spec)]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {**spec, "error": f"timed out after {timeout:.0f} s"}
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["?"])[-1]
+        return {**spec, "error": last}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def plas_available() -> bool:
+    try:
+        import plas  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def fmt(v, nd=4):
+    return "-" if v is None else (f"{v:.{nd}f}" if isinstance(v, float) else str(v))
+
+
+def print_table(rows: list[dict], title: str, colours: bool) -> None:
+    print(f"\n{title}")
+    head = ["method", "N", "seed", "DPQ16" if colours else "", "ratio", "seconds", "peak MB", "params"]
+    print(" | ".join(h for h in head if h))
+    for r in rows:
+        if "error" in r:
+            print(f"{r['method']} | {r['n']} | {r['seed']} | ERROR: {r['error']}")
+            continue
+        cells = [r["method"], str(r["n"]), str(r["seed"])]
+        if colours:
+            cells.append(fmt(r.get("dpq16")))
+        cells += [fmt(r["neighbour_ratio"], 5), fmt(r["seconds"], 2), fmt(r["peak_rss_mb"], 0), str(r["params"])]
+        print(" | ".join(cells))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--part", choices=["colours", "splats", "all"], default="all")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--methods", nargs="+", help="restrict to these methods")
+    ap.add_argument("--sizes", type=int, nargs="+", default=SPLAT_SIZES)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--timeout", type=float, default=1800, help="seconds per row")
+    ap.add_argument("--json", default="bench_sort.json")
+    ap.add_argument("--row", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.row:
+        print(json.dumps(run_row(json.loads(args.row))))
+        return
+
+    have_plas = plas_available()
+    results: dict = {"plas_available": have_plas, "colours": [], "splats": []}
+    import torch
+
+    results["machine"] = {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                          "cuda": torch.cuda.is_available()}
+
+    def wanted(method: str) -> bool:
+        if args.methods and method not in args.methods:
+            return False
+        if method == "plas" and not have_plas:
+            print("plas is not importable: its rows are skipped")
+            return False
+        return True
+
+    if args.part in ("colours", "all"):
+        for method in filter(wanted, COLOUR_METHODS):
+            for seed in args.seeds:
+                row = child({"kind": "colours", "n": 1024, "method": method, "seed": seed,
+                             "device": args.device}, args.timeout)
+                results["colours"].append(row)
+                print(f"  colours {method} seed {seed}: " + (row.get("error") or
+                      f"DPQ16 {row['dpq16']:.4f} ratio {row['neighbour_ratio']:.4f} {row['seconds']:.2f} s"),
+                      flush=True)
+    if args.part in ("splats", "all"):
+        if not (shared_data() / "playbot" / "0_0" / "meta.json").is_file():
+            print(f"no playbot scene under {shared_data()}: the splat part is skipped")
+        else:
+            for n in args.sizes:
+                for method in filter(wanted, SPLAT_METHODS):
+                    row = child({"kind": "splats", "n": n, "method": method, "seed": 0,
+                                 "device": args.device}, args.timeout)
+                    results["splats"].append(row)
+                    print(f"  splats {n} {method}: " + (row.get("error") or
+                          f"ratio {row['neighbour_ratio']:.5f} {row['seconds']:.1f} s "
+                          f"{row['peak_rss_mb']:.0f} MB"), flush=True)
+    if results["colours"]:
+        print_table(results["colours"], "1024 random colours, 32x32", True)
+    if results["splats"]:
+        print_table(results["splats"], "playbot splat features (means, sh0, scales, opacity)", False)
+    Path(args.json).write_text(json.dumps(results, indent=1))
+    print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

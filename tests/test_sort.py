@@ -1,0 +1,181 @@
+"""The sorters (ShuffleSoftSort, SoftSort, Gumbel-Sinkhorn), their operators, losses and metrics."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import sog
+from sog.errors import SogError
+from sog.grid import grid_shape
+from sog.sort import SORTERS, check_bijection, sort_grid
+from sog.sort.features import splat_features
+from sog.sort.losses import dpq, neighbour_ratio
+from sog.sort.shuffle_softsort import draw_groups, neighbourhood_mean, pca_bisection
+from sog.sort.sinkhorn import gumbel_sinkhorn, hungarian
+from sog.sort.softsort import harden, softsort
+
+from conftest import shared_path
+
+
+def colours(n: int, seed: int = 0) -> torch.Tensor:
+    return torch.rand(n, 3, generator=torch.Generator().manual_seed(seed))
+
+
+# --- the operators -----------------------------------------------------------------------------
+
+def test_softsort_rows_are_distributions_and_tend_to_the_sorting_permutation():
+    w = torch.tensor([[3.0, 0.0, 2.0, 1.0]])
+    soft = softsort(w, tau=1.0)
+    assert torch.allclose(soft.sum(-1), torch.ones(1, 4))
+    sharp = softsort(w, tau=1e-3)
+    assert torch.equal(sharp.argmax(-1), torch.tensor([[1, 3, 2, 0]]))
+
+
+def test_hard_softsort_is_an_exact_permutation_with_a_gradient():
+    w = torch.randn(3, 6, requires_grad=True)
+    p = softsort(w, tau=0.5, p=2, hard=True)
+    assert torch.equal(p.sum(-1), torch.ones(3, 6)) and torch.equal(p.sum(-2), torch.ones(3, 6))
+    (p * torch.randn(3, 6, 6)).sum().backward()
+    assert w.grad is not None and bool(w.grad.abs().sum() > 0)
+
+
+@given(st.lists(st.integers(-3, 3), min_size=1, max_size=40))
+def test_harden_is_a_bijection_even_with_tied_weights(values):
+    order = harden(torch.tensor(values, dtype=torch.float32))
+    check_bijection(order, len(values))
+
+
+def test_gumbel_sinkhorn_is_doubly_stochastic_and_hungarian_a_bijection():
+    logits = torch.randn(7, 7, generator=torch.Generator().manual_seed(1))
+    p = gumbel_sinkhorn(logits, tau=1.0, n_iter=100, generator=torch.Generator().manual_seed(2))
+    assert torch.allclose(p.sum(0), torch.ones(7), atol=1e-3) and torch.allclose(p.sum(1), torch.ones(7), atol=1e-3)
+    check_bijection(hungarian(logits), 7)
+
+
+# --- losses and metrics ------------------------------------------------------------------------
+
+def test_neighbour_ratio_is_about_one_for_a_random_grid_and_small_for_a_smooth_one():
+    x = colours(4096)
+    assert 0.9 < neighbour_ratio(x, torch.randperm(4096), (64, 64)) < 1.1
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    smooth = torch.stack([yy, xx], -1).reshape(-1, 2)
+    assert neighbour_ratio(smooth, torch.arange(4096), (64, 64)) < 0.01
+
+
+def test_dpq_is_one_when_the_grid_is_the_feature_space_and_low_when_random():
+    yy, xx = torch.meshgrid(torch.arange(16.0), torch.arange(16.0), indexing="ij")
+    coords = torch.stack([yy, xx], -1).reshape(-1, 2)
+    assert dpq(coords, torch.arange(256), (16, 16)) == pytest.approx(1.0, abs=1e-9)
+    x = colours(1024)
+    assert 0.25 < dpq(x, torch.randperm(1024, generator=torch.Generator().manual_seed(0)), (32, 32)) < 0.45
+
+
+# --- ShuffleSoftSort ---------------------------------------------------------------------------
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 300), seed=st.integers(0, 10_000), group=st.sampled_from([2, 4, 8]))
+def test_shufflesoftsort_returns_every_item_exactly_once_for_any_size_and_seed(n, seed, group):
+    shape = grid_shape(n)
+    perm = sort_grid(colours(n, seed), shape, "shufflesoftsort", seed=seed, device="cpu",
+                     group=group, max_runs=3, radius_decay=0.5)
+    assert perm.shape == (shape[0] * shape[1],)
+    check_bijection(perm[:n], n)
+    assert bool((perm[n:] == -1).all())
+
+
+def test_shufflesoftsort_on_a_256x256_grid_loses_nobody_over_many_runs():
+    # the failure that motivated argsort hardening: many runs on a 256x256 grid
+    n = 256 * 256 - 77  # a ragged last row as well
+    x = colours(n, 5)
+    perm = sort_grid(x, grid_shape(n), "shufflesoftsort", seed=3, device="cpu", radius_start=4, max_runs=25,
+                     improvement_break=0)
+    check_bijection(perm[:n], n)
+
+
+def test_shufflesoftsort_sorts_colours_far_better_than_random():
+    x = colours(1024)
+    perm = sort_grid(x, (32, 32), "shufflesoftsort", seed=0, device="cpu")
+    assert neighbour_ratio(x, perm, (32, 32)) < 0.06
+    assert dpq(x, perm, (32, 32)) > 0.9
+
+
+def test_shufflesoftsort_refinement_improves_its_start_and_a_warm_start():
+    x = colours(4096, 1)
+    xs = (x - x.mean(0)) / x.var(0, unbiased=False).sum().sqrt()
+    start = pca_bisection(xs, (64, 64))
+    refined = sort_grid(x, (64, 64), "shufflesoftsort", seed=0, device="cpu", max_runs=5)
+    assert neighbour_ratio(x, refined, (64, 64)) < 0.7 * neighbour_ratio(x, start, (64, 64))
+    warm = torch.randperm(4096, generator=torch.Generator().manual_seed(9))
+    again = sort_grid(x, (64, 64), "shufflesoftsort", seed=1, device="cpu", init=warm, radius_start=2, max_runs=3)
+    assert neighbour_ratio(x, again, (64, 64)) < neighbour_ratio(x, warm, (64, 64))
+
+
+def test_shufflesoftsort_is_reproducible_with_a_seed():
+    x = colours(500)
+    a = sort_grid(x, grid_shape(500), "shufflesoftsort", seed=4, device="cpu", max_runs=4)
+    b = sort_grid(x, grid_shape(500), "shufflesoftsort", seed=4, device="cpu", max_runs=4)
+    assert torch.equal(a, b)
+
+
+def test_shufflesoftsort_rejects_unknown_options_and_a_bad_warm_start():
+    with pytest.raises(SogError, match="unknown shufflesoftsort option"):
+        sort_grid(colours(10), (4, 4), "shufflesoftsort", device="cpu", grup=4)
+    with pytest.raises(SogError, match="permutation"):
+        sort_grid(colours(10), (4, 4), "shufflesoftsort", device="cpu", init=torch.zeros(10, dtype=torch.long))
+
+
+def test_pca_bisection_fills_exactly_the_first_n_cells():
+    for n in (1, 2, 3, 5, 31, 100, 1000):
+        check_bijection(pca_bisection(colours(n), grid_shape(n)), n)
+
+
+def test_groups_hold_distinct_filled_cells_from_one_window():
+    n, shape, window = 1000, (32, 32), 6
+    groups = draw_groups(shape, n, window, 4, torch.Generator().manual_seed(0), torch.device("cpu"))
+    cells = groups.reshape(-1)
+    assert cells.unique().numel() == cells.numel() and int(cells.max()) < n
+    rows, cols = groups // 32, groups % 32
+    assert int((rows.max(1).values - rows.min(1).values).max()) < window
+    assert int((cols.max(1).values - cols.min(1).values).max()) < window
+
+
+def test_neighbourhood_mean_matches_a_direct_average():
+    n, shape = 23, (5, 5)
+    x = colours(n, 2)
+    got = neighbourhood_mean(x, shape, 1, include_self=False)
+    grid = {(i // 5, i % 5): x[i] for i in range(n)}
+    for i in range(n):
+        r, c = divmod(i, 5)
+        near = [grid[(r + dr, c + dc)] for dr in (-1, 0, 1) for dc in (-1, 0, 1)
+                if (dr or dc) and (r + dr, c + dc) in grid]
+        assert torch.allclose(got[i], torch.stack(near).mean(0), atol=1e-5)
+
+
+# --- baselines and the registry ----------------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["softsort", "sinkhorn"])
+def test_baselines_are_registered_and_return_permutations(method):
+    x = colours(64)
+    perm = sort_grid(x, (8, 8), method, seed=0, device="cpu", steps=30)
+    check_bijection(perm, 64)
+    assert neighbour_ratio(x, perm, (8, 8)) < 1.0
+
+
+def test_every_registered_sorter_keeps_every_item(tmp_path):
+    x = colours(50)
+    for method in SORTERS:
+        options = {"steps": 5} if method in ("softsort", "sinkhorn") else {}
+        check_bijection(sort_grid(x, grid_shape(50), method, device="cpu", **options)[:50], 50)
+
+
+def test_sorting_real_splats_beats_morton_order():
+    scene = sog.load(shared_path("plant"))
+    keep = torch.randperm(len(scene), generator=torch.Generator().manual_seed(0))[:16384]
+    x = splat_features(scene.permute(keep))
+    shape = grid_shape(len(x))
+    ours = sort_grid(x, shape, "shufflesoftsort", device="cpu", max_runs=4)
+    morton = sort_grid(x, shape, "morton")
+    assert neighbour_ratio(x, ours, shape) < 0.5 * neighbour_ratio(x, morton, shape)
