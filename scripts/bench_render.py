@@ -1,6 +1,6 @@
 """Benchmark the reference renderer: time and peak memory to render a real scene at 256x256.
 
-    python scripts/bench_render.py [--scene /work/shared/data/playbot/0_0/meta.json] [--views 4] [--size 256]
+    python scripts/bench_render.py [--scene ../shared/data/playbot/0_0/meta.json] [--views 4] [--size 256]
                                    [--backend auto] [--json bench_render.json]
 
 Scenes: the scene itself (playbot: 500K) and "x2" = the scene concatenated with a copy shifted by half its
@@ -12,10 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import time
 
+from pathlib import Path
+
 import torch
+
+#: the real scenes (../shared/data next to the repository, or $SOG_SHARED_DATA)
+SHARED_DATA = Path(os.environ.get("SOG_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 import sog
 from sog.render import orbit_cameras, render
@@ -23,7 +29,7 @@ from sog.render import orbit_cameras, render
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scene", default="/work/shared/data/playbot/0_0/meta.json")
+    ap.add_argument("--scene", default=str(SHARED_DATA / "playbot/0_0/meta.json"))
     ap.add_argument("--views", type=int, default=4)
     ap.add_argument("--size", default="256")
     ap.add_argument("--backend", default="auto")

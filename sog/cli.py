@@ -42,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--quality", default=None, choices=["small", "default", "high"],
                    help="preset of the native sog profile (bits, palette size, codec effort)")
     c.add_argument("--sort", default="shufflesoftsort", choices=list(SORTERS))
+    c.add_argument("--sort-weights", default=None, metavar="NAME=W,...",
+                   help="weights of the attributes to sort on, e.g. means=1,sh0=1,scales=0.5,opacities=0.25")
+    c.add_argument("--sort-seconds", type=float, default=None,
+                   help="stop refining the order after this long (shufflesoftsort; the order stays valid)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     c.add_argument("--effort", type=int, default=4, choices=range(7), metavar="0-6",
@@ -82,12 +86,36 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _parse_weights(text: str | None) -> dict[str, float]:
+    """``"means=1,sh0=0.5"`` -> ``{"means": 1.0, "sh0": 0.5}``; names are checked against the features."""
+    from .errors import SogError
+    from .sort.features import DEFAULT_WEIGHTS
+
+    if not text:
+        return {}
+    weights = {}
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        name = name.strip()
+        if name not in DEFAULT_WEIGHTS:
+            raise SogError(f"--sort-weights: unknown attribute {name!r} (choose from {', '.join(DEFAULT_WEIGHTS)})")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise SogError(f"--sort-weights: {item!r} is not NAME=NUMBER") from None
+        if weights[name] < 0:
+            raise SogError(f"--sort-weights: {name} must not be negative")
+    return weights
+
+
 def _compress(args) -> int:
     from .pipeline import CompressOptions, compress
 
     t0 = time.perf_counter()
+    sort_options = {} if args.sort_seconds is None else {"max_seconds": args.sort_seconds}
     options = CompressOptions(profile=args.profile, sort=args.sort, seed=args.seed, device=args.device,
-                              effort=args.effort, quality=args.quality)
+                              effort=args.effort, quality=args.quality, sort_options=sort_options,
+                              sort_weights=_parse_weights(args.sort_weights))
     result = compress(args.input, args.output, options, overwrite=args.force, quiet=args.quiet)
     seconds = time.perf_counter() - t0
     ply = ply_bytes(result.count, result.sh_degree)

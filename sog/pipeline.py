@@ -28,7 +28,8 @@ class CompressOptions:
     device: str = "auto"
     effort: int = 4
     bundle: bool | None = None          #: None: zip for a .sog path, folder otherwise
-    sort_weights: dict[str, float] = field(default_factory=dict)
+    sort_weights: dict[str, float] = field(default_factory=dict)  #: features to sort on (sort.features)
+    sort_options: dict = field(default_factory=dict)  #: options of the sorter, e.g. {"max_seconds": 60}
     profile_options: dict = field(default_factory=dict)
     quality: str | None = None          #: native-profile preset (sog.codec.native.PRESETS); sets effort too
 
@@ -61,7 +62,7 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
     t0 = time.perf_counter()
     features = splat_features(splats, options.sort_weights)
     perm = sort_grid(features, shape, options.sort, seed=options.seed, device=device,
-                     progress=not quiet)
+                     progress=not quiet, **options.sort_options)
     ordered = splats.permute(perm[:n])
     seconds["sort"] = time.perf_counter() - t0
 

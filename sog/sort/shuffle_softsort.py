@@ -304,7 +304,10 @@ def refine(xs: torch.Tensor, order: torch.Tensor, shape: tuple[int, int], cfg: S
     t_end = None if cfg.max_seconds is None else time.perf_counter() + cfg.max_seconds
     radii = _radii(cfg, shape)
     bar = tqdm(total=len(radii), desc="shufflesoftsort", disable=not progress, leave=False)
-    for radius in radii:
+    for i, radius in enumerate(radii):
+        # with a time budget, every radius gets an equal share of what is left, so that the
+        # fine radii (which matter most) are always reached
+        r_end = None if t_end is None else time.perf_counter() + (t_end - time.perf_counter()) / (len(radii) - i)
         window = max(int(math.ceil(cfg.window_factor * radius)), int(math.ceil(math.sqrt(k))) + 1)
         for run in range(cfg.max_runs):
             target = neighbourhood_mean(xg, shape, radius, cfg.blur_passes, cfg.include_self)
@@ -327,11 +330,9 @@ def refine(xs: torch.Tensor, order: torch.Tensor, shape: tuple[int, int], cfg: S
             gain = float((old_cost - new_cost)[accept].sum() / old_cost.sum().clamp(min=1e-30))
             if run + 1 >= cfg.min_runs and gain < cfg.improvement_break:
                 break
-            if t_end is not None and time.perf_counter() > t_end:
+            if r_end is not None and time.perf_counter() > r_end:
                 break
         bar.update()
         bar.set_postfix(radius=radius)
-        if t_end is not None and time.perf_counter() > t_end:
-            break
     bar.close()
     return order
