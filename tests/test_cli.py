@@ -143,3 +143,20 @@ def test_force_never_replaces_a_folder_that_is_not_a_sog_output(tmp_path, sample
     assert run("compress", sample_ply, out, "--sort", "none", "-q") == 0
     assert run("compress", sample_ply, out, "--sort", "morton", "-q", "--force") == 0
     assert sorted(p.name for p in out.iterdir())[0] == "means_l.webp"
+
+
+def test_default_compress_sorts_with_shufflesoftsort_under_a_time_budget(tmp_path, sample_ply, capsys):
+    assert run("compress", sample_ply, tmp_path / "s.sog", "--sort-seconds", "1", "--json", "-q") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["count"] == 10000
+    assert run("decompress", tmp_path / "s.sog", tmp_path / "back.ply", "-q") == 0
+
+
+def test_sort_weights_choose_the_features_and_bad_ones_are_one_line_errors(tmp_path, sample_ply, capsys):
+    assert run("compress", sample_ply, tmp_path / "a.sog", "--sort", "morton", "--sort-weights",
+               "means=1,sh0=0,scales=0,opacities=0", "-q") == 0
+    _fails(capsys, "compress", sample_ply, tmp_path / "b.sog", "--sort-weights", "colour=1", "-q",
+           match="unknown attribute 'colour'")
+    _fails(capsys, "compress", sample_ply, tmp_path / "b.sog", "--sort-weights", "means=x", "-q",
+           match="is not NAME=NUMBER")
+    assert not (tmp_path / "b.sog").exists()

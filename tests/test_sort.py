@@ -179,3 +179,9 @@ def test_sorting_real_splats_beats_morton_order():
     ours = sort_grid(x, shape, "shufflesoftsort", device="cpu", max_runs=4)
     morton = sort_grid(x, shape, "morton")
     assert neighbour_ratio(x, ours, shape) < 0.5 * neighbour_ratio(x, morton, shape)
+
+
+def test_an_exhausted_time_budget_still_returns_a_valid_order():
+    x = colours(3000)
+    perm = sort_grid(x, grid_shape(3000), "shufflesoftsort", device="cpu", max_seconds=0.0)
+    check_bijection(perm[:3000], 3000)
