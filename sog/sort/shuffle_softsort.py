@@ -42,7 +42,8 @@ class ShuffleSoftSortConfig:
     tau_start: float = 1.0
     tau_end: float = 0.1
     p: int = 2  #: power of the SoftSort distance
-    radius_start: float | None = None  #: first blur radius; default max(H, W) / 4
+    radius_start: float | None = None  #: first blur radius; default max(H, W) / 4, or warm_radius with ``init``
+    warm_radius: float = 8.0  #: first radius of a warm start: keep the given order's large-scale layout
     radius_end: float = 1.0
     radius_decay: float = 0.8  #: next radius = decay * radius
     window_factor: float = 1.5  #: group windows are about this many radii wide
@@ -80,6 +81,8 @@ def sort_shuffle_softsort(x: torch.Tensor, shape: tuple[int, int], seed: int = 0
     xs = (xs - xs.mean(0)) / total_variance(xs).sqrt().clamp(min=1e-12)
     if init is not None:
         order = init.to(dev).long()
+        if cfg.radius_start is None:
+            cfg.radius_start = min(cfg.warm_radius, max(shape) / 4)
     elif cfg.start == "pca" and n > 1:
         order = pca_bisection(xs, shape)
     else:

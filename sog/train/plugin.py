@@ -14,7 +14,6 @@ opacities, sh0, shN; ``optimizers`` a dict of optimizers keyed by the same names
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
 
 import torch
@@ -32,8 +31,8 @@ class SelfOrganizingGrid:
     """Configuration and entry points of the in-training sort + smoothness plugin.
 
     sort_every: re-sort every this many steps (`should_sort`); sort_from/sort_until bound the steps.
-    method: a `sog.sort.SORTERS` name, or "auto": ShuffleSoftSort when `sog.sort.shuffle_softsort` is
-        installed, else Morton (see `resolved_method`); ``init`` (the current order) is passed as a warm start.
+    method: a `sog.sort.SORTERS` name, or "auto" (= ShuffleSoftSort); ``init`` (the current order) is
+        passed as a warm start, so a re-sort refines the current layout at fine radii only.
     feature_weights: per-attribute weights of the sort features (see `sog.sort.features`).
     smooth_weight: overall factor of `smoothness_loss` (0.005: chosen on the tiny CPU experiment against an
         L1 photometric loss; not tuned on full-size training); weights: per-attribute factors;
@@ -65,7 +64,7 @@ class SelfOrganizingGrid:
         """The sorter `sort_` uses: ``method``, with "auto" resolved as documented above."""
         if self.method != "auto":
             return self.method
-        return "shufflesoftsort" if importlib.util.find_spec("sog.sort.shuffle_softsort") else "morton"
+        return "shufflesoftsort"
 
     def features(self, params) -> torch.Tensor:
         """(N, C) sort features of the current parameters (detached)."""

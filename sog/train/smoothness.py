@@ -91,18 +91,10 @@ def smoothness_loss(params, weights: dict[str, float] | None = None, sigma: floa
     return total
 
 
-def neighbour_ratio(x: torch.Tensor, shape: tuple[int, int] | None = None, seed: int = 0) -> float:
-    """How much closer grid neighbours are than random pairs: mean |right/down neighbour diff| over
-    mean |random pair diff| of standardised ``x`` (N, C). 1 = no order; lower = smoother."""
+def neighbour_ratio(x: torch.Tensor, shape: tuple[int, int] | None = None) -> float:
+    """The neighbour ratio (`sog.sort.losses.neighbour_ratio`) of the rows of ``x`` (N, ...) in
+    their current grid order, each channel standardised first: about 1 for no order, lower is smoother."""
+    from ..sort.losses import neighbour_ratio as ratio
+
     x = standardise(x.detach().float().reshape(x.shape[0], -1))
-    n = x.shape[0]
-    shape = shape or grid_shape(n)
-    plane, mask = to_plane(x, shape)
-    dh = ((plane[:, :, 1:] - plane[:, :, :-1]).abs().sum(0) * mask[0, :, 1:] * mask[0, :, :-1])
-    dv = ((plane[:, 1:, :] - plane[:, :-1, :]).abs().sum(0) * mask[0, 1:, :] * mask[0, :-1, :])
-    pairs = (mask[0, :, 1:] * mask[0, :, :-1]).sum() + (mask[0, 1:, :] * mask[0, :-1, :]).sum()
-    near = (dh.sum() + dv.sum()) / pairs.clamp(min=1)
-    g = torch.Generator().manual_seed(seed)
-    i, j = torch.randint(0, n, (2, 8 * n), generator=g)
-    far = (x[i] - x[j]).abs().sum(1).mean()
-    return float(near / far.clamp(min=1e-12))
+    return ratio(x, torch.arange(x.shape[0]), shape or grid_shape(x.shape[0]))
