@@ -162,6 +162,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--part", choices=["colours", "splats", "all"], default="all")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--baseline-seeds", type=int, default=1,
+                    help="SoftSort and Gumbel-Sinkhorn (minutes each) run on the first this many seeds")
     ap.add_argument("--methods", nargs="+", help="restrict to these methods")
     ap.add_argument("--sizes", type=int, nargs="+", default=SPLAT_SIZES)
     ap.add_argument("--device", default="auto")
@@ -190,7 +192,8 @@ def main() -> None:
 
     if args.part in ("colours", "all"):
         for method in filter(wanted, COLOUR_METHODS):
-            for seed in args.seeds:
+            seeds = args.seeds[: args.baseline_seeds] if method in ("softsort", "sinkhorn") else args.seeds
+            for seed in seeds:
                 row = child({"kind": "colours", "n": 1024, "method": method, "seed": seed,
                              "device": args.device}, args.timeout)
                 results["colours"].append(row)
