@@ -34,6 +34,9 @@ sys.path.insert(0, str(ROOT))
 COLOUR_METHODS = ["softsort", "sinkhorn", "pca", "shufflesoftsort", "plas"]
 SPLAT_METHODS = ["morton", "pca", "shufflesoftsort", "plas"]
 SPLAT_SIZES = [65536, 262144, 500000, 1000000]
+#: the features sorted in part 2: positions, colour, scales and opacity (a 10-channel mix, harder than
+#: positions alone)
+SPLAT_WEIGHTS = {"means": 1.0, "sh0": 1.0, "scales": 0.5, "opacities": 0.25, "quats": 0.0, "shN": 0.0}
 
 
 def shared_data() -> Path:
@@ -64,7 +67,7 @@ def _features(kind: str, n: int, seed: int):
     if n < len(scene):
         keep = torch.randperm(len(scene), generator=torch.Generator().manual_seed(seed))[:n]
         scene = scene.permute(keep.sort().values)
-    return splat_features(scene)
+    return splat_features(scene, SPLAT_WEIGHTS)
 
 
 def _plas(x, shape):

@@ -6,8 +6,11 @@ import torch
 
 from ..splats import Splats
 
-#: Default weight per attribute group (relative importance in the neighbour loss).
-DEFAULT_WEIGHTS = {"means": 1.0, "sh0": 1.0, "scales": 0.5, "opacities": 0.25, "quats": 0.0, "shN": 0.0}
+#: Default weight per attribute group (relative importance in the neighbour loss). Positions only:
+#: scripts/bench_features.py measured the native .sog 2.4-3.0% smaller than with the mix
+#: means 1, sh0 1, scales 0.5, opacities 0.25 on plant, tarot and playbot (125K level), 0.3% larger
+#: on the 9K-Gaussian kacytran scene; the position planes hold the most bytes.
+DEFAULT_WEIGHTS = {"means": 1.0, "sh0": 0.0, "scales": 0.0, "opacities": 0.0, "quats": 0.0, "shN": 0.0}
 
 
 def splat_features(splats: Splats, weights: dict[str, float] | None = None) -> torch.Tensor:
