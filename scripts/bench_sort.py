@@ -200,6 +200,7 @@ def main() -> None:
                 row = child({"kind": "colours", "n": 1024, "method": method, "seed": seed,
                              "device": args.device}, args.timeout)
                 results["colours"].append(row)
+                Path(args.json).write_text(json.dumps(results, indent=1))  # keep what is done so far
                 print(f"  colours {method} seed {seed}: " + (row.get("error") or
                       f"DPQ16 {row['dpq16']:.4f} ratio {row['neighbour_ratio']:.4f} {row['seconds']:.2f} s"),
                       flush=True)
@@ -212,6 +213,7 @@ def main() -> None:
                     row = child({"kind": "splats", "n": n, "method": method, "seed": 0,
                                  "device": args.device}, args.timeout)
                     results["splats"].append(row)
+                    Path(args.json).write_text(json.dumps(results, indent=1))
                     print(f"  splats {n} {method}: " + (row.get("error") or
                           f"ratio {row['neighbour_ratio']:.5f} {row['seconds']:.1f} s "
                           f"{row['peak_rss_mb']:.0f} MB"), flush=True)
