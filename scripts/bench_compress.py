@@ -45,11 +45,16 @@ SCENES = {
 
 
 def default_sort() -> str:
+    """ShuffleSoftSort when its module imports, else Morton order."""
     try:
         importlib.import_module("sog.sort.shuffle_softsort")
         return "shufflesoftsort"
     except ImportError:
         return "morton"
+
+
+def sort_options(args) -> dict:
+    return {"max_seconds": args.sort_seconds} if args.sort_seconds and args.sort == "shufflesoftsort" else {}
 
 
 def quality(original, decoded, args) -> dict:
@@ -75,7 +80,8 @@ def plane_bytes(path: Path) -> dict:
 
 def run_ours(name, source, original, profile, extra, args, tmp) -> dict:
     out = Path(tmp) / f"{name}_{profile}{'_' + extra['quality'] if extra.get('quality') else ''}.sog"
-    opts = sog.CompressOptions(profile=profile, sort=args.sort, effort=args.effort, quality=extra.get("quality"))
+    opts = sog.CompressOptions(profile=profile, sort=args.sort, effort=args.effort, quality=extra.get("quality"),
+                               sort_options=sort_options(args))
     t0 = time.perf_counter()
     res = sog.compress(source, out, opts, overwrite=True, quiet=True)
     enc = time.perf_counter() - t0
@@ -84,7 +90,7 @@ def run_ours(name, source, original, profile, extra, args, tmp) -> dict:
     dec = time.perf_counter() - t0
     label = f"sog {profile}" + (f" ({extra['quality']})" if extra.get("quality") else "")
     row = {"method": label, "bytes": out.stat().st_size, "encode_s": enc, "decode_s": dec, "sort": args.sort,
-           "stages": res.seconds, "planes": plane_bytes(out), "cached": False}
+           "sort_options": sort_options(args), "stages": res.seconds, "planes": plane_bytes(out), "cached": False}
     row.update(quality(original, decoded, args))
     return row
 
@@ -177,21 +183,47 @@ def fmt(v, spec):
     return "n/a" if v is None or v != v else format(v, spec)
 
 
-def print_table(results) -> None:
-    print(f"{'scene':9} {'method':26} {'bytes':>11} {'ratio':>6} {'xSTsog':>6} {'PSNR':>6} {'SSIM':>6} "
-          f"{'enc s':>8} {'dec s':>6}  sort")
+def table(results, extra_rows=()) -> str:
+    """The results as a text table: one block per scene, then the native profile's per-plane bytes."""
+    lines = [f"{'scene':9} {'method':26} {'bytes':>11} {'ratio':>6} {'xSTsog':>6} {'PSNR':>6} {'SSIM':>6} "
+             f"{'enc s':>8} {'dec s':>6}  sort"]
     for res in results:
-        print(f"{res['scene']:9} {'PLY (INRIA layout)':26} {res['ply_bytes']:>11,} {1:>6.1f}")
+        lines.append(f"{res['scene']:9} {'PLY (INRIA layout)':26} {res['ply_bytes']:>11,} {1:>6.1f}")
         for r in res["rows"]:
             label = r["method"] + (" [cached]" if r["cached"] else "")
-            print(f"{'':9} {label:26} {r['bytes']:>11,} {r['ratio']:>6.1f} {fmt(r['vs_st_sog'], '6.2f'):>6} "
-                  f"{fmt(r['psnr'], '6.2f'):>6} {fmt(r['ssim'], '6.4f'):>6} {fmt(r['encode_s'], '8.1f'):>8} "
-                  f"{fmt(r['decode_s'], '6.2f'):>6}  {r['sort']}")
-        big = max((r for r in res["rows"] if r["method"] == "sog sog" and r.get("planes")), default=None,
-                  key=lambda r: r["bytes"])
-        if big:
-            top = sorted(big["planes"].items(), key=lambda kv: -kv[1])[:3]
-            print(f"{'':9} native planes holding the bytes: " + ", ".join(f"{k} {v:,}" for k, v in top))
+            lines.append(f"{'':9} {label:26} {r['bytes']:>11,} {r['ratio']:>6.1f} {fmt(r['vs_st_sog'], '6.2f'):>6} "
+                         f"{fmt(r['psnr'], '6.2f'):>6} {fmt(r['ssim'], '6.4f'):>6} {fmt(r['encode_s'], '8.1f'):>8} "
+                         f"{fmt(r['decode_s'], '6.2f'):>6}  {r['sort']}")
+        for r in res["rows"]:
+            if r["method"] in ("sog sog", "splat-transform .sog") and r.get("planes"):
+                planes = sorted(r["planes"].items(), key=lambda kv: -kv[1])
+                lines.append(f"{'':9}   planes of {r['method']}: " + ", ".join(f"{k} {v:,}" for k, v in planes))
+    lines.extend(extra_rows)
+    return "\n".join(lines)
+
+
+def million(args, tmp) -> list[str]:
+    """Decode seconds of 1M Gaussians (playbot plus a shifted copy), native default preset, and sog.load of it."""
+    import torch
+
+    src = sog.load(Path(args.data) / SCENES["playbot"][0])
+    shift = src.means.clone()
+    shift[:, 0] += float(src.means[:, 0].max() - src.means[:, 0].min()) * 1.05
+    big = sog.Splats(means=torch.cat([src.means, shift]), scales=torch.cat([src.scales] * 2),
+                     quats=torch.cat([src.quats] * 2), opacities=torch.cat([src.opacities] * 2),
+                     sh0=torch.cat([src.sh0] * 2), shN=torch.cat([src.shN] * 2))
+    out = Path(tmp) / "million.sog"
+    t0 = time.perf_counter()
+    sog.compress(big, out, sog.CompressOptions(sort="morton", effort=args.effort), overwrite=True, quiet=True)
+    enc = time.perf_counter() - t0
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        back = sog.load(out)
+        times.append(time.perf_counter() - t0)
+    assert len(back) == len(big)
+    return [f"1M decode: {len(big):,} Gaussians, {out.stat().st_size:,} B native default (morton, encoded in "
+            f"{enc:.1f} s); sog.load best of 3: {min(times):.2f} s (all: {', '.join(f'{t:.2f}' for t in times)})"]
 
 
 def main(argv=None) -> int:
@@ -204,17 +236,30 @@ def main(argv=None) -> int:
     p.add_argument("--only-default", action="store_true", help="native default preset only (no high/small)")
     p.add_argument("--views", type=int, default=8)
     p.add_argument("--size", type=int, default=256)
+    p.add_argument("--sort-seconds", type=float, default=None,
+                   help="time budget of the shufflesoftsort sorter per compress (default: none)")
     p.add_argument("--json", default="bench_compress.json")
+    p.add_argument("--txt", default=None, help="also write the table to this file")
+    p.add_argument("--million", action="store_true",
+                   help="also time decoding 1M Gaussians (playbot and a shifted copy)")
     args = p.parse_args(argv)
-    results = []
+    results, extra = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.scenes:
             if not (Path(args.data) / SCENES[name][0]).exists():
                 print(f"skip {name}: not in {args.data}", file=sys.stderr)
                 continue
             results.append(bench_scene(name, args, tmp))
-    print_table(results)
-    Path(args.json).write_text(json.dumps({"sort": args.sort, "results": results}, indent=1))
+        if args.million and (Path(args.data) / SCENES["playbot"][0]).exists():
+            extra = million(args, tmp)
+    text = table(results, extra)
+    print(text)
+    cmd = "python scripts/bench_compress.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    Path(args.json).write_text(json.dumps({"command": cmd, "sort": args.sort, "sort_options": sort_options(args),
+                                           "views": args.views, "size": args.size, "results": results,
+                                           "million": extra}, indent=1))
+    if args.txt:
+        Path(args.txt).write_text(f"$ {cmd}\n{text}\n")
     print(f"wrote {args.json}", file=sys.stderr)
     return 0
 

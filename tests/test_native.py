@@ -84,7 +84,8 @@ def test_sh_band_limit_and_presets(tmp_path):
     assert back0.sh_degree == 0 and "shN" not in meta0
     opts = native.preset_options("small")
     ref, small, meta = _round_trip(scene, tmp_path, **opts)
-    assert meta["means"]["bits"] == opts["means_bits"] and len(meta["scales"]["codebook"]) == opts["scale_levels"]
+    assert meta["means"]["bits"] == opts["means_bits"] and meta["shN"]["count"] <= opts["palette_size"]
+    assert native.preset_options("high")["means_bits"] > opts["means_bits"]
     q = torch.nn.functional.normalize(ref.quats, dim=1)
     assert float((q * small.quats).sum(1).abs().min()) > 0.99
     with pytest.raises(SogError, match="quality preset"):
@@ -113,3 +114,78 @@ def test_a_real_shared_scene_round_trips_natively(tmp_path):
     assert torch.allclose(back.sh0, cb[(ref.sh0[..., None] - cb).abs().argmin(-1)], atol=1e-6)
     rel = (back.means - ref.means).abs() / (ref.means.abs() + 1)
     assert float(rel.max()) < 1e-3
+
+
+# --- codebooks, palettes and error budgets (issue 4: rate and fidelity) ---
+
+@settings(max_examples=30, deadline=None)
+@given(arrays(np.float64, st.integers(1, 400), elements=st.floats(-20, 5)), st.integers(2, 64))
+def test_fit_levels_labels_every_value_with_its_nearest_ascending_level(values, k):
+    cb, idx = native.fit_levels(values, k)
+    assert cb.shape == (k,) and bool(np.all(np.diff(cb) >= 0))
+    dist = np.abs(values[:, None] - cb[None, :].astype(np.float64))
+    assert np.allclose(dist[np.arange(len(values)), idx.astype(np.int64)], dist.min(1), atol=1e-5)
+    if len(np.unique(values.astype(np.float32))) <= k:  # few distinct values: kept exactly
+        assert np.allclose(cb[idx], values.astype(np.float32))
+
+
+def test_weighted_scale_codebook_fits_the_large_opaque_gaussians_closer():
+    rng = np.random.default_rng(0)
+    small = rng.normal(-6, 0.5, (20000, 3))          # many small Gaussians
+    large = rng.uniform(-2.5, -1.0, (60, 3))           # a thin tail of large ones
+    log_s = np.concatenate([small, large])
+    opac = torch.zeros(len(log_s))                     # sigmoid 0.5 each
+    err = {}
+    for power in (0.0, 2.0):
+        w = native.scale_weights(log_s, opac, power) if power else None
+        cb, idx = native.fit_levels(log_s, 64, weights=w)
+        err[power] = np.abs(cb[idx] - log_s)[-60:].max()
+    assert err[2.0] < err[0.0] / 2
+
+
+def test_an_already_palettised_source_keeps_its_sh_palette_exactly(tmp_path):
+    scene = small_scene(2000, seed=7, sh_degree=2)
+    rows = scene.shN[torch.arange(2000) % 300]      # 300 distinct SH rows, as a SOG source would have
+    scene = sog.Splats(means=scene.means, scales=scene.scales, quats=scene.quats, opacities=scene.opacities,
+                       sh0=scene.sh0, shN=rows.clone())
+    ref, back, meta = _round_trip(scene, tmp_path, palette_size=256)
+    assert meta["shN"]["count"] == 300
+    cb = torch.tensor(meta["shN"]["codebook"])
+    nearest = cb[(ref.shN[..., None] - cb).abs().argmin(-1)]  # only the value codebook remains
+    assert torch.allclose(back.shN, nearest, atol=1e-6)
+    _, _, meta_k = _round_trip(scene, tmp_path, palette_size=256, exact_palette_per=0)
+    assert meta_k["shN"]["count"] == 256
+
+
+def test_a_large_sh3_palette_widens_its_image_past_webps_height_limit():
+    n = 100_000
+    scene = small_scene(n, seed=1, sh_degree=3)
+    pal = torch.randn(25_000, 15, 3, generator=torch.Generator().manual_seed(0)) * 0.1
+    scene = sog.Splats(means=scene.means, scales=scene.scales, quats=scene.quats, opacities=scene.opacities,
+                       sh0=scene.sh0, shN=pal[torch.arange(n) % 25_000])
+    meta, files = native.encode(scene, 317, 316, native.Options(effort=0, codecs=("webp",)))
+    assert meta["shN"]["count"] == 25_000
+    back = native.decode(meta, files.__getitem__)
+    cb = torch.tensor(meta["shN"]["codebook"])
+    assert torch.allclose(back.shN, cb[(scene.shN[..., None] - cb).abs().argmin(-1)], atol=1e-6)
+
+
+def test_tolerance_keeps_positions_within_their_budget_and_rounds_round_gaussians_to_identity(tmp_path):
+    scene = small_scene(900, seed=2, sh_degree=0)
+    scales = scene.scales.clone()
+    scales[:300] = scales[:300, :1]                    # 300 exactly round Gaussians
+    scene = sog.Splats(means=scene.means, scales=scales, quats=scene.quats, opacities=scene.opacities,
+                       sh0=scene.sh0, shN=scene.shN)
+    ref, back, meta = _round_trip(scene, tmp_path, tolerance=4.0)
+    lmin, lmax = np.array(meta["means"]["mins"]), np.array(meta["means"]["maxs"])
+    lmeans = np.sign(ref.means.double().numpy()) * np.log1p(np.abs(ref.means.double().numpy()))
+    step = ((lmax - lmin) / ((1 << meta["means"]["bits"]) - 1) * np.exp(np.abs(lmeans))).mean(1)
+    bound, _ = native.error_budget(ref, step, 4.0)
+    err = (back.means - ref.means).abs().double().numpy()
+    assert np.all(err <= bound[:, None] * 1.01 + step[:, None] + 1e-6)  # budget + the uniform half-steps
+    round_ = torch.isclose(ref.scales[:, 0], ref.scales[:, 1]) & torch.isclose(ref.scales[:, 1], ref.scales[:, 2])
+    assert int(round_.sum()) == 300
+    ident = torch.tensor([1.0, 0, 0, 0])
+    assert float((back.quats[round_] * ident).sum(1).abs().min()) > 0.9999
+    _, plain, _ = _round_trip(scene, tmp_path)
+    assert len(plain) == len(back) == len(scene)
