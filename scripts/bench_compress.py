@@ -250,6 +250,8 @@ def main(argv=None) -> int:
                 print(f"skip {name}: not in {args.data}", file=sys.stderr)
                 continue
             results.append(bench_scene(name, args, tmp))
+            Path(args.json).write_text(json.dumps({"partial": True, "sort": args.sort, "results": results},
+                                                  indent=1))  # a long run keeps what it has measured
         if args.million and (Path(args.data) / SCENES["playbot"][0]).exists():
             extra = million(args, tmp)
     text = table(results, extra)
