@@ -63,8 +63,7 @@ def main() -> None:
         base = None
         for set_name in args.sets:
             weights = WEIGHT_SETS[set_name]
-            options = sog.CompressOptions(sort_weights=weights, sort_options={} if args.sort_seconds is None
-                                          else {"max_seconds": args.sort_seconds})
+            options = sog.CompressOptions(sort_weights=weights, sort_seconds=args.sort_seconds)
             with tempfile.TemporaryDirectory() as tmp:
                 t0 = time.perf_counter()
                 result = sog.compress(scene, Path(tmp) / "x.sog", options, quiet=True)

@@ -44,8 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--sort", default="shufflesoftsort", choices=list(SORTERS))
     c.add_argument("--sort-weights", default=None, metavar="NAME=W,...",
                    help="weights of the attributes to sort on, e.g. means=1,sh0=1,scales=0.5,opacities=0.25")
-    c.add_argument("--sort-seconds", type=float, default=None,
-                   help="stop refining the order after this long (shufflesoftsort; the order stays valid)")
+    c.add_argument("--sort-seconds", type=float, default=180.0,
+                   help="time budget of shufflesoftsort, shared across its radii (default 180; 0: until it "
+                        "converges); the order is always complete")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     c.add_argument("--effort", type=int, default=4, choices=range(7), metavar="0-6",
@@ -112,9 +113,9 @@ def _compress(args) -> int:
     from .pipeline import CompressOptions, compress
 
     t0 = time.perf_counter()
-    sort_options = {} if args.sort_seconds is None else {"max_seconds": args.sort_seconds}
     options = CompressOptions(profile=args.profile, sort=args.sort, seed=args.seed, device=args.device,
-                              effort=args.effort, quality=args.quality, sort_options=sort_options,
+                              effort=args.effort, quality=args.quality,
+                              sort_seconds=args.sort_seconds if args.sort_seconds > 0 else None,
                               sort_weights=_parse_weights(args.sort_weights))
     result = compress(args.input, args.output, options, overwrite=args.force, quiet=args.quiet)
     seconds = time.perf_counter() - t0

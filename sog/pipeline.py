@@ -29,7 +29,8 @@ class CompressOptions:
     effort: int = 4
     bundle: bool | None = None          #: None: zip for a .sog path, folder otherwise
     sort_weights: dict[str, float] = field(default_factory=dict)  #: features to sort on (sort.features)
-    sort_options: dict = field(default_factory=dict)  #: options of the sorter, e.g. {"max_seconds": 60}
+    sort_options: dict = field(default_factory=dict)  #: options of the sorter (see its config dataclass)
+    sort_seconds: float | None = 180.0  #: time budget of ShuffleSoftSort (None: until it converges)
     profile_options: dict = field(default_factory=dict)
     quality: str | None = None          #: native-profile preset (sog.codec.native.PRESETS); sets effort too
 
@@ -61,8 +62,11 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
     shape = grid_shape(n)
     t0 = time.perf_counter()
     features = splat_features(splats, options.sort_weights)
+    sort_options = dict(options.sort_options)
+    if options.sort == "shufflesoftsort" and options.sort_seconds is not None:
+        sort_options.setdefault("max_seconds", options.sort_seconds)
     perm = sort_grid(features, shape, options.sort, seed=options.seed, device=device,
-                     progress=not quiet, **options.sort_options)
+                     progress=not quiet, **sort_options)
     ordered = splats.permute(perm[:n])
     seconds["sort"] = time.perf_counter() - t0
 
