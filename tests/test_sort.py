@@ -15,7 +15,7 @@ from sog.sort.features import splat_features
 from sog.sort.losses import dpq, neighbour_ratio
 from sog.sort.shuffle_softsort import draw_groups, neighbourhood_mean, pca_bisection
 from sog.sort.sinkhorn import gumbel_sinkhorn, hungarian
-from sog.sort.softsort import harden, softsort
+from sog.sort.softsort import harden, softsort, softsort_cost_grad
 
 from conftest import shared_path
 
@@ -40,6 +40,15 @@ def test_hard_softsort_is_an_exact_permutation_with_a_gradient():
     assert torch.equal(p.sum(-1), torch.ones(3, 6)) and torch.equal(p.sum(-2), torch.ones(3, 6))
     (p * torch.randn(3, 6, 6)).sum().backward()
     assert w.grad is not None and bool(w.grad.abs().sum() > 0)
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_closed_form_softsort_gradient_equals_autograd(p):
+    gen = torch.Generator().manual_seed(p)
+    w = torch.randn(40, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    cost = torch.rand(40, 5, 5, generator=gen, dtype=torch.float64)
+    (softsort(w, 0.7, p) * cost).sum().backward()
+    assert torch.allclose(softsort_cost_grad(w.detach(), cost, 0.7, p), w.grad, atol=1e-12)
 
 
 @given(st.lists(st.integers(-3, 3), min_size=1, max_size=40))

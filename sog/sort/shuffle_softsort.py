@@ -29,7 +29,7 @@ from tqdm import tqdm
 from ..device import resolve_device
 from ..errors import SogError
 from .losses import total_variance
-from .softsort import softsort
+from .softsort import softsort_cost_grad, sum_last
 
 
 @dataclass
@@ -227,7 +227,7 @@ def _group_costs(xg: torch.Tensor, target: torch.Tensor, groups: torch.Tensor) -
     """Squared distances (G, K, K): entry [g, i, j] is element j of group g placed at its cell i."""
     a = target[groups]  # (G, K, C) what each cell wants
     b = xg[groups]  # (G, K, C) what the group holds
-    cost = (a * a).sum(-1, keepdim=True) + (b * b).sum(-1).unsqueeze(-2) - 2 * a @ b.transpose(1, 2)
+    cost = sum_last(a * a, keepdim=True) + sum_last(b * b).unsqueeze(-2) - 2 * a @ b.transpose(1, 2)
     return cost.clamp(min=0)
 
 
@@ -244,12 +244,12 @@ def order_slots(xg: torch.Tensor, target: torch.Tensor, groups: torch.Tensor, po
     both = torch.cat([t, e], 1)
     centred = both - both.mean(1, keepdim=True)
     v = centred[:, 0] - centred[:, -1] + 1e-6  # (G, C) a cheap first guess of the axis
-    for _ in range(power_iters):
-        v = (centred * (centred * v.unsqueeze(1)).sum(-1, keepdim=True)).sum(1)
+    for _ in range(power_iters):  # v <- centred^T centred v, per group
+        v = torch.bmm(centred.transpose(1, 2), torch.bmm(centred, v.unsqueeze(2))).squeeze(2)
         v = v / v.norm(dim=1, keepdim=True).clamp(min=1e-20)
-    slot_order = torch.argsort((t * v.unsqueeze(1)).sum(-1), dim=1)
+    slot_order = torch.argsort(torch.bmm(t, v.unsqueeze(2)).squeeze(2), dim=1)
     groups = groups.gather(1, slot_order)
-    proj = (xg[groups] * v.unsqueeze(1)).sum(-1)
+    proj = torch.bmm(xg[groups], v.unsqueeze(2)).squeeze(2)
     start = torch.argsort(torch.argsort(proj, dim=1), dim=1).to(xg.dtype)  # ranks
     return groups, start
 
@@ -265,23 +265,22 @@ def learn_group_orders(cost: torch.Tensor, cfg: ShuffleSoftSortConfig, start: to
     cost = cost / cost.mean((1, 2), keepdim=True).clamp(min=1e-12)
     if start is None:
         start = torch.arange(k, dtype=cost.dtype, device=cost.device).expand(g, k)
-    w = start.clone().requires_grad_(True)
-    opt = torch.optim.Adam([w], lr=cfg.lr)
+    w = start.clone()
+    m, v = torch.zeros_like(w), torch.zeros_like(w)  # Adam moments (betas 0.9, 0.999), updated by hand
     best = torch.argsort(start, dim=-1, stable=True)
     best_cost = cost.gather(2, best.unsqueeze(2)).sum((1, 2))
     for step in range(cfg.steps):
         tau = cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** (step / max(cfg.steps - 1, 1))
-        p = softsort(w, tau, cfg.p)  # (G, K, K): row = slot (rank of weight), column = element
-        loss = (p * cost).sum() / g
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        with torch.no_grad():  # keep the best hard order met on the way (argsort: always a bijection)
-            hard = torch.argsort(w, dim=-1, stable=True)
-            hard_cost = cost.gather(2, hard.unsqueeze(2)).sum((1, 2))
-            better = hard_cost < best_cost
-            best = torch.where(better.unsqueeze(1), hard, best)
-            best_cost = torch.where(better, hard_cost, best_cost)
+        grad = softsort_cost_grad(w, cost, tau, cfg.p) / g  # of the mean expected cost per group
+        m.mul_(0.9).add_(grad, alpha=0.1)
+        v.mul_(0.999).addcmul_(grad, grad, value=0.001)
+        w -= cfg.lr * (m / (1 - 0.9 ** (step + 1))) / ((v / (1 - 0.999 ** (step + 1))).sqrt() + 1e-8)
+        # keep the best hard order met on the way (argsort: always a bijection)
+        hard = torch.argsort(w, dim=-1, stable=True)
+        hard_cost = cost.gather(2, hard.unsqueeze(2)).sum((1, 2))
+        better = hard_cost < best_cost
+        best = torch.where(better.unsqueeze(1), hard, best)
+        best_cost = torch.where(better, hard_cost, best_cost)
     return best
 
 
@@ -321,8 +320,7 @@ def refine(xs: torch.Tensor, order: torch.Tensor, shape: tuple[int, int], cfg: S
             if cfg.axis_start:
                 groups, start = order_slots(xg, target, groups)
             cost = _group_costs(xg, target, groups)
-            with torch.enable_grad():
-                new = learn_group_orders(cost, cfg, start)
+            new = learn_group_orders(cost, cfg, start)
             old_cost = cost.diagonal(dim1=1, dim2=2).sum(1)
             new_cost = cost.gather(2, new.unsqueeze(2)).squeeze(2).sum(1)
             accept = new_cost < old_cost * (1 - 1e-6)
