@@ -42,7 +42,7 @@ class ShuffleSoftSortConfig:
     tau_start: float = 1.0
     tau_end: float = 0.1
     p: int = 2  #: power of the SoftSort distance
-    radius_start: float | None = None  #: first blur radius; default max(H, W) / 4, or warm_radius with ``init``
+    radius_start: float | None = None  #: first blur radius; default max(H, W) / 2, or warm_radius with ``init``
     warm_radius: float = 8.0  #: first radius of a warm start: keep the given order's large-scale layout
     radius_end: float = 1.0
     radius_decay: float = 0.8  #: next radius = decay * radius
@@ -82,7 +82,7 @@ def sort_shuffle_softsort(x: torch.Tensor, shape: tuple[int, int], seed: int = 0
     if init is not None:
         order = init.to(dev).long()
         if cfg.radius_start is None:
-            cfg.radius_start = min(cfg.warm_radius, max(shape) / 4)
+            cfg.radius_start = min(cfg.warm_radius, max(shape) / 2)
     elif cfg.start == "pca" and n > 1:
         order = pca_bisection(xs, shape)
     else:
@@ -285,7 +285,7 @@ def learn_group_orders(cost: torch.Tensor, cfg: ShuffleSoftSortConfig, start: to
 
 
 def _radii(cfg: ShuffleSoftSortConfig, shape: tuple[int, int]) -> list[int]:
-    r = cfg.radius_start if cfg.radius_start is not None else max(shape) / 4
+    r = cfg.radius_start if cfg.radius_start is not None else max(shape) / 2
     out = []
     while r > cfg.radius_end:
         out.append(max(int(round(r)), 1))
