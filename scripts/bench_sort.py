@@ -7,7 +7,8 @@ neighbour ratio, seconds, peak memory, learnable parameters.
 Part 2, real splat features (`sog.sort.features.splat_features` of ``playbot``, the largest scene
 in ../shared/data) at 65,536, 262,144 and 500,000 Gaussians (random subsets) and at 1,000,000
 (playbot plus a shifted copy): Morton, ShuffleSoftSort and PLAS (``improvement_break=1e-4``):
-neighbour ratio, seconds, peak RSS.
+neighbour ratio, seconds, peak RSS. PLAS sorts square grids only, so its 500,000 row
+sorts the largest square subset (499,849).
 
 Every row runs in a fresh Python process so that its peak RSS (``ru_maxrss``) is its own; the
 sorter's time excludes loading. Prints a table and writes JSON.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -76,8 +78,8 @@ def _plas(x, shape):
 
     h, w = shape
     n = x.shape[0]
-    if h * w != n:
-        raise RuntimeError("PLAS needs a full grid")
+    if h * w != n or h != w:
+        raise RuntimeError("PLAS needs a full square grid")
     grid = x.T.reshape(x.shape[1], h, w).contiguous()
     _, idx = plas.sort_with_plas(grid, improvement_break=1e-4, seed=0)
     return idx.reshape(-1).long()
@@ -93,12 +95,11 @@ def run_row(spec: dict) -> dict:
 
     torch.set_num_threads(int(spec.get("threads") or torch.get_num_threads()))
     n, method, seed = spec["n"], spec["method"], spec["seed"]
+    if method == "plas" and spec["kind"] == "splats":
+        n = math.isqrt(n) ** 2  # PLAS sorts square grids only: the largest square subset (500,000 -> 499,849)
     x = _features(spec["kind"], n, seed)
     n = x.shape[0]
     shape = (32, 32) if spec["kind"] == "colours" else grid_shape(n)
-    if method == "plas" and shape[0] * shape[1] != n:
-        side = int(n ** 0.5)
-        shape = (side, n // side) if side * (n // side) == n else shape
     params = {"softsort": n, "sinkhorn": n * n, "shufflesoftsort": n}.get(method, 0)
     t0 = time.perf_counter()
     if method == "plas":
