@@ -1,7 +1,8 @@
 """Benchmark: grid sorters on random colours and on real splat attributes, against PLAS and Morton.
 
 Part 1, 1024 random RGB colours on 32x32 (fixed seeds): SoftSort, Gumbel-Sinkhorn,
-ShuffleSoftSort, the PCA-bisection start alone, and PLAS when ``plas`` is importable: DPQ16,
+ShuffleSoftSort (defaults, and ``-long``: groups of 6, radius x0.9, plateau 1e-5), the PCA-bisection
+start alone, and PLAS when ``plas`` is importable: DPQ16,
 neighbour ratio, seconds, peak memory, learnable parameters.
 
 Part 2, real splat features (`sog.sort.features.splat_features` of ``playbot``, the largest scene
@@ -33,7 +34,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-COLOUR_METHODS = ["softsort", "sinkhorn", "pca", "shufflesoftsort", "plas"]
+COLOUR_METHODS = ["softsort", "sinkhorn", "pca", "shufflesoftsort", "shufflesoftsort-long", "plas"]
+#: rows that run a sorter with other options than its defaults: name -> (sorter, options)
+VARIANTS = {"shufflesoftsort-long": ("shufflesoftsort", {"group": 6, "radius_decay": 0.9, "improvement_break": 1e-5,
+                                                         "max_runs": 60})}
 SPLAT_METHODS = ["morton", "pca", "shufflesoftsort", "plas"]
 SPLAT_SIZES = [65536, 262144, 500000, 1000000]
 #: the features sorted in part 2: positions, colour, scales and opacity (a 10-channel mix, harder than
@@ -100,7 +104,7 @@ def run_row(spec: dict) -> dict:
     x = _features(spec["kind"], n, seed)
     n = x.shape[0]
     shape = (32, 32) if spec["kind"] == "colours" else grid_shape(n)
-    params = {"softsort": n, "sinkhorn": n * n, "shufflesoftsort": n}.get(method, 0)
+    params = {"softsort": n, "sinkhorn": n * n, "shufflesoftsort": n, "shufflesoftsort-long": n}.get(method, 0)
     t0 = time.perf_counter()
     if method == "plas":
         order = _plas(x, shape)
@@ -108,7 +112,8 @@ def run_row(spec: dict) -> dict:
         xs = (x - x.mean(0)) / x.var(0, unbiased=False).sum().sqrt()
         order = pca_bisection(xs, shape)
     else:
-        order = sort_grid(x, shape, method, seed=seed, device=spec.get("device", "auto"))[:n]
+        sorter, options = VARIANTS.get(method, (method, {}))
+        order = sort_grid(x, shape, sorter, seed=seed, device=spec.get("device", "auto"), **options)[:n]
     seconds = time.perf_counter() - t0
     check_bijection(order[:n], n)
     row = {**spec, "n": n, "grid": list(shape), "seconds": seconds, "params": params,
