@@ -176,6 +176,8 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", help="restrict to these methods")
     ap.add_argument("--sizes", type=int, nargs="+", default=SPLAT_SIZES)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads per row (default: torch's); 1 keeps rows honest beside other work")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per row")
     ap.add_argument("--json", default="bench_sort.json")
     ap.add_argument("--row", help=argparse.SUPPRESS)
@@ -188,7 +190,7 @@ def main() -> None:
     results: dict = {"plas_available": have_plas, "colours": [], "splats": []}
     import torch
 
-    results["machine"] = {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    results["machine"] = {"cpus": os.cpu_count(), "torch_threads": args.threads or torch.get_num_threads(),
                           "cuda": torch.cuda.is_available()}
 
     def wanted(method: str) -> bool:
@@ -204,7 +206,7 @@ def main() -> None:
             seeds = args.seeds[: args.baseline_seeds] if method in ("softsort", "sinkhorn") else args.seeds
             for seed in seeds:
                 row = child({"kind": "colours", "n": 1024, "method": method, "seed": seed,
-                             "device": args.device}, args.timeout)
+                             "device": args.device, "threads": args.threads}, args.timeout)
                 results["colours"].append(row)
                 Path(args.json).write_text(json.dumps(results, indent=1))  # keep what is done so far
                 print(f"  colours {method} seed {seed}: " + (row.get("error") or
@@ -217,7 +219,7 @@ def main() -> None:
             for n in args.sizes:
                 for method in filter(wanted, SPLAT_METHODS):
                     row = child({"kind": "splats", "n": n, "method": method, "seed": 0,
-                                 "device": args.device}, args.timeout)
+                                 "device": args.device, "threads": args.threads}, args.timeout)
                     results["splats"].append(row)
                     Path(args.json).write_text(json.dumps(results, indent=1))
                     print(f"  splats {n} {method}: " + (row.get("error") or
