@@ -112,6 +112,8 @@ def _parse_weights(text: str | None) -> dict[str, float]:
 def _compress(args) -> int:
     from .pipeline import CompressOptions, compress
 
+    if not args.sort_seconds >= 0:  # also catches NaN
+        raise SogError(f"--sort-seconds must be 0 (no limit) or a positive number of seconds, not {args.sort_seconds}")
     t0 = time.perf_counter()
     options = CompressOptions(profile=args.profile, sort=args.sort, seed=args.seed, device=args.device,
                               effort=args.effort, quality=args.quality,

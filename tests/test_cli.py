@@ -150,6 +150,10 @@ def test_default_compress_sorts_with_shufflesoftsort_under_a_time_budget(tmp_pat
     out = json.loads(capsys.readouterr().out)
     assert out["count"] == 10000
     assert run("decompress", tmp_path / "s.sog", tmp_path / "back.ply", "-q") == 0
+    for bad in ("-5", "nan"):
+        _fails(capsys, "compress", sample_ply, tmp_path / "t.sog", "--sort-seconds", bad, "-q",
+               match="--sort-seconds must be 0")
+    assert not (tmp_path / "t.sog").exists()
 
 
 def test_sort_weights_choose_the_features_and_bad_ones_are_one_line_errors(tmp_path, sample_ply, capsys):
