@@ -113,6 +113,8 @@ def run_row(spec: dict) -> dict:
         order = pca_bisection(xs, shape)
     else:
         sorter, options = VARIANTS.get(method, (method, {}))
+        if sorter == "shufflesoftsort" and spec.get("sort_seconds"):
+            options = {**options, "max_seconds": spec["sort_seconds"]}
         order = sort_grid(x, shape, sorter, seed=seed, device=spec.get("device", "auto"), **options)[:n]
     seconds = time.perf_counter() - t0
     check_bijection(order[:n], n)
@@ -176,6 +178,8 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", help="restrict to these methods")
     ap.add_argument("--sizes", type=int, nargs="+", default=SPLAT_SIZES)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--sort-seconds", type=float, default=None,
+                    help="time budget of the shufflesoftsort rows (default: none, they run until they converge)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads per row (default: torch's); 1 keeps rows honest beside other work")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per row")
@@ -206,7 +210,8 @@ def main() -> None:
             seeds = args.seeds[: args.baseline_seeds] if method in ("softsort", "sinkhorn") else args.seeds
             for seed in seeds:
                 row = child({"kind": "colours", "n": 1024, "method": method, "seed": seed,
-                             "device": args.device, "threads": args.threads}, args.timeout)
+                             "device": args.device, "threads": args.threads,
+                                 "sort_seconds": args.sort_seconds}, args.timeout)
                 results["colours"].append(row)
                 Path(args.json).write_text(json.dumps(results, indent=1))  # keep what is done so far
                 print(f"  colours {method} seed {seed}: " + (row.get("error") or
@@ -219,7 +224,8 @@ def main() -> None:
             for n in args.sizes:
                 for method in filter(wanted, SPLAT_METHODS):
                     row = child({"kind": "splats", "n": n, "method": method, "seed": 0,
-                                 "device": args.device, "threads": args.threads}, args.timeout)
+                                 "device": args.device, "threads": args.threads,
+                                 "sort_seconds": args.sort_seconds}, args.timeout)
                     results["splats"].append(row)
                     Path(args.json).write_text(json.dumps(results, indent=1))
                     print(f"  splats {n} {method}: " + (row.get("error") or
