@@ -211,7 +211,7 @@ def main() -> None:
             for seed in seeds:
                 row = child({"kind": "colours", "n": 1024, "method": method, "seed": seed,
                              "device": args.device, "threads": args.threads,
-                                 "sort_seconds": args.sort_seconds}, args.timeout)
+                             "sort_seconds": args.sort_seconds}, args.timeout)
                 results["colours"].append(row)
                 Path(args.json).write_text(json.dumps(results, indent=1))  # keep what is done so far
                 print(f"  colours {method} seed {seed}: " + (row.get("error") or
