@@ -23,21 +23,25 @@ def softsort(w: torch.Tensor, tau: float = 1.0, p: int = 1, hard: bool = False) 
     ``p`` is the power of the distance (1 or 2). ``hard=True`` returns the exact permutation
     matrix of ``argsort(w)`` in the forward pass with the soft gradient (straight-through).
     """
+    order, _, soft = _softsort_rows(w, tau, p)
+    if not hard:
+        return soft
+    one_hot = torch.zeros_like(soft).scatter_(-1, order.unsqueeze(-1), 1.0)
+    return (one_hot - soft).detach() + soft
+
+
+def _softsort_rows(w: torch.Tensor, tau: float, p: int):
+    """``argsort(w)`` (..., K), the differences ``d[i, j] = sort(w)_i - w_j`` (..., K, K) and the soft
+    permutation ``softmax_j(-|d|^p / tau)`` (..., K, K)."""
     if p not in (1, 2):
         raise ValueError("softsort: p must be 1 or 2")
-    s = w.sort(-1).values
-    d = (s.unsqueeze(-1) - w.unsqueeze(-2)).abs()
-    if p == 2:
-        d = d * d
+    order = w.argsort(-1)
+    d = w.gather(-1, order).unsqueeze(-1) - w.unsqueeze(-2)
     # Row i holds sort(w)_i, which equals one of the w_j, so every row's largest logit is exactly 0
     # and the softmax needs no max-subtraction: exp / sum is exact and ~10x faster than
     # torch.softmax on the short rows of grouped sorting.
-    e = torch.exp(-d / tau)
-    soft = e / e.sum(-1, keepdim=True)
-    if not hard:
-        return soft
-    one_hot = torch.zeros_like(soft).scatter_(-1, w.argsort(-1).unsqueeze(-1), 1.0)
-    return (one_hot - soft).detach() + soft
+    e = torch.exp(-(d * d if p == 2 else d.abs()) / tau)
+    return order, d, e / sum_last(e, keepdim=True)
 
 
 def sum_last(t: torch.Tensor, keepdim: bool = False) -> torch.Tensor:
@@ -54,12 +58,7 @@ def softsort_cost_grad(w: torch.Tensor, cost: torch.Tensor, tau: float, p: int =
     autograd gives, without building a graph: for the many tiny groups of ShuffleSoftSort the
     autograd bookkeeping costs more than the arithmetic. Returns (..., K).
     """
-    if p not in (1, 2):
-        raise ValueError("softsort: p must be 1 or 2")
-    order = w.argsort(-1)
-    d = w.gather(-1, order).unsqueeze(-1) - w.unsqueeze(-2)  # (..., K, K): sort(w)_i - w_j
-    e = torch.exp(-(d * d if p == 2 else d.abs()) / tau)
-    soft = e / sum_last(e, keepdim=True)
+    order, d, soft = _softsort_rows(w, tau, p)
     # d loss / d logit_ij = P_ij (C_ij - sum_j' P_ij' C_ij'); d logit / d d_ij = -2 d_ij / tau (p=2)
     g_logit = soft * (cost - sum_last(soft * cost, keepdim=True))
     g_d = g_logit * (-2 * d if p == 2 else -torch.sign(d)) / tau
