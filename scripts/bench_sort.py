@@ -104,7 +104,10 @@ def run_row(spec: dict) -> dict:
     x = _features(spec["kind"], n, seed)
     n = x.shape[0]
     shape = (32, 32) if spec["kind"] == "colours" else grid_shape(n)
-    params = {"softsort": n, "sinkhorn": n * n, "shufflesoftsort": n, "shufflesoftsort-long": n}.get(method, 0)
+    sorter, options = VARIANTS.get(method, (method, {}))
+    if sorter == "shufflesoftsort" and spec.get("sort_seconds"):
+        options = {**options, "max_seconds": spec["sort_seconds"]}
+    params = {"softsort": n, "sinkhorn": n * n, "shufflesoftsort": n}.get(sorter, 0)
     t0 = time.perf_counter()
     if method == "plas":
         order = _plas(x, shape)
@@ -112,9 +115,6 @@ def run_row(spec: dict) -> dict:
         xs = (x - x.mean(0)) / x.var(0, unbiased=False).sum().sqrt()
         order = pca_bisection(xs, shape)
     else:
-        sorter, options = VARIANTS.get(method, (method, {}))
-        if sorter == "shufflesoftsort" and spec.get("sort_seconds"):
-            options = {**options, "max_seconds": spec["sort_seconds"]}
         order = sort_grid(x, shape, sorter, seed=seed, device=spec.get("device", "auto"), **options)[:n]
     seconds = time.perf_counter() - t0
     check_bijection(order[:n], n)
