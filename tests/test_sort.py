@@ -12,8 +12,8 @@ from sog.errors import SogError
 from sog.grid import grid_shape
 from sog.sort import SORTERS, check_bijection, sort_grid
 from sog.sort.features import splat_features
-from sog.sort.losses import dpq, neighbour_ratio
-from sog.sort.shuffle_softsort import draw_groups, neighbourhood_mean, pca_bisection
+from sog.sort.losses import as_grid, dpq, neighbour_ratio, neighbour_sq_dists
+from sog.sort.shuffle_softsort import ShuffleSoftSortConfig, _polish, draw_groups, neighbourhood_mean, pca_bisection
 from sog.sort.sinkhorn import gumbel_sinkhorn, hungarian
 from sog.sort.softsort import harden, softsort, softsort_cost_grad
 
@@ -149,6 +149,33 @@ def test_groups_hold_distinct_filled_cells_from_one_window():
     rows, cols = groups // 32, groups % 32
     assert int((rows.max(1).values - rows.min(1).values).max()) < window
     assert int((cols.max(1).values - cols.min(1).values).max()) < window
+
+
+def test_polish_groups_never_hold_two_neighbours():
+    # the polish stage's cost is exact only if no two cells of a group touch
+    n, shape = 1000, (32, 32)
+    for parity in (0, 1):
+        groups = draw_groups(shape, n, 8, 6, torch.Generator().manual_seed(parity), torch.device("cpu"), parity)
+        rows, cols = groups // 32, groups % 32
+        assert bool(((rows + cols) % 2 == parity).all()) and int(groups.max()) < n
+        gap = (rows.unsqueeze(2) - rows.unsqueeze(1)).abs() + (cols.unsqueeze(2) - cols.unsqueeze(1)).abs()
+        assert int(gap.min()) == 0 and bool((gap != 1).all())  # 0 only on the diagonal
+
+
+def test_polish_lowers_the_exact_neighbour_loss_by_what_it_reports():
+    n, shape = 1000, (32, 32)  # a ragged last row: border and empty cells count too
+    x = colours(n, 3)
+    xs = (x - x.mean(0)) / x.var(0, unbiased=False).sum().sqrt()
+    order = pca_bisection(xs, shape)
+    before, pairs = neighbour_sq_dists(*as_grid(xs, order, shape))
+    xg = xs[order]
+    tracked = _polish(xs, xg, order, shape, ShuffleSoftSortConfig(polish_runs=40, polish_break=0),
+                      torch.Generator().manual_seed(0))
+    check_bijection(order, n)
+    assert torch.equal(xg, xs[order])
+    after, _ = neighbour_sq_dists(*as_grid(xs, order, shape))
+    assert float(after) < 0.9 * float(before)
+    assert tracked == pytest.approx(float(after), rel=1e-4)
 
 
 def test_neighbourhood_mean_matches_a_direct_average():

@@ -10,6 +10,11 @@ construction, and a group keeps its new order only if its hard cost went down, s
 improves (never worsens) the arrangement. Windows and blur radius shrink over the runs (coarse
 to fine); each radius stops on a plateau.
 
+Last, a *polish* stage learns the same group SoftSorts on the exact grid neighbourhood loss: the
+target of a cell is the mean of its 4-neighbours, its cost is weighted by their number, and a
+run's groups hold cells of one checkerboard colour only (never two neighbours), so a group's
+cost change is exactly the change of the sum of squared 4-neighbour distances.
+
 Start: a recursive PCA bisection of the features into the grid (or a given order, ``init``, as
 a warm start during training).
 
@@ -37,7 +42,7 @@ class ShuffleSoftSortConfig:
     """Schedule of the sorter. Radii are in grid cells; tau is in units of the weight spacing (1)."""
 
     group: int = 4  #: K, elements per SoftSort group
-    steps: int = 4  #: gradient steps per run
+    steps: int = 2  #: gradient steps per run
     lr: float = 0.5  #: Adam learning rate of the weights
     tau_start: float = 1.0
     tau_end: float = 0.1
@@ -48,13 +53,17 @@ class ShuffleSoftSortConfig:
     radius_decay: float = 0.8  #: next radius = decay * radius
     window_factor: float = 1.5  #: group windows are about this many radii wide
     min_runs: int = 2  #: runs at each radius before a plateau may stop it
-    max_runs: int = 30  #: runs at each radius at most
+    max_runs: int = 45  #: runs at each radius at most
     improvement_break: float = 1e-4  #: stop a radius when a run lowers the cost by less than this fraction
     max_seconds: float | None = None  #: stop refining after this long (the order stays valid)
     axis_start: bool = True  #: weights start at the 1D matching along each group's main axis (`order_slots`)
     blur_passes: int = 1  #: box blurs that make the target (more tend to a Gaussian)
     include_self: bool = True  #: the target averages the cell itself too (measured better)
     start: str = "pca"  #: first order without ``init``: "pca" (recursive bisection) or "identity"
+    polish_runs: int = 200  #: runs of the final stage on the exact 4-neighbour loss at most (0: none)
+    polish_group: int = 6  #: K of the polish stage
+    polish_window: int = 8  #: its group windows, in cells
+    polish_break: float = 1e-5  #: stop polishing when two runs lower the neighbour loss by less than this fraction
 
 
 def sort_shuffle_softsort(x: torch.Tensor, shape: tuple[int, int], seed: int = 0, device="auto",
@@ -204,23 +213,44 @@ def neighbourhood_mean(xg: torch.Tensor, shape: tuple[int, int], k: int, passes:
     return (sums[:, :c] - grid[:n, :c]) / (sums[:, c:] - 1).clamp(min=1)
 
 
+def neighbour_sums(xg: torch.Tensor, shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """For cells 0..N-1 holding ``xg`` (N, C): the sum of their filled 4-neighbours (N, C) and how
+    many there are (N,)."""
+    n, c = xg.shape
+    h, w = shape
+    grid = torch.zeros(h * w, c + 1, dtype=xg.dtype, device=xg.device)
+    grid[:n, :c] = xg
+    grid[:n, c] = 1
+    grid = grid.reshape(h, w, c + 1)
+    sums = torch.zeros_like(grid)
+    sums[1:] += grid[:-1]
+    sums[:-1] += grid[1:]
+    sums[:, 1:] += grid[:, :-1]
+    sums[:, :-1] += grid[:, 1:]
+    sums = sums.reshape(h * w, c + 1)[:n]
+    return sums[:, :c], sums[:, c]
+
+
 def draw_groups(shape: tuple[int, int], n: int, window: int, k: int, gen: torch.Generator,
-                device: torch.device) -> torch.Tensor:
+                device: torch.device, parity: int | None = None) -> torch.Tensor:
     """Shuffle the filled cells into groups of ``k`` cells from the same ``window`` x ``window``
     tile of a randomly offset tiling; (G, k) cell indices, every cell in at most one group (the
-    few left over in a tile sit this run out)."""
+    few left over in a tile sit this run out). With ``parity`` (0 or 1), only the cells (r, c)
+    with ``(r + c) % 2 == parity`` take part: no two of them are 4-neighbours."""
     h, w = shape
     oy, ox = (int(v) for v in torch.randint(0, window, (2,), generator=gen))
     cells = torch.arange(n)
+    if parity is not None:
+        cells = cells[(cells // w + cells % w) % 2 == parity]
     ty, tx = (cells // w + oy) // window, (cells % w + ox) // window
     tile = ty * ((w + window) // window + 1) + tx
-    key = tile.double() + torch.rand(n, generator=gen, dtype=torch.float64)
+    key = tile.double() + torch.rand(cells.numel(), generator=gen, dtype=torch.float64)
     idx = torch.argsort(key)  # by tile, randomly within a tile
     tile_sorted = tile[idx]
     _, sizes = torch.unique_consecutive(tile_sorted, return_counts=True)
     rank = _ranks_within(sizes)
     usable = rank < torch.repeat_interleave(sizes // k * k, sizes)
-    return idx[usable].reshape(-1, k).to(device)
+    return cells[idx[usable]].reshape(-1, k).to(device)
 
 
 def _group_costs(xg: torch.Tensor, target: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
@@ -294,6 +324,29 @@ def _radii(cfg: ShuffleSoftSortConfig, shape: tuple[int, int]) -> list[int]:
     return [v for i, v in enumerate(out) if i == 0 or v != out[i - 1]] or [1]
 
 
+def _learn_and_apply(xs: torch.Tensor, xg: torch.Tensor, order: torch.Tensor, target: torch.Tensor,
+                     groups: torch.Tensor, cfg: ShuffleSoftSortConfig, cell_weight: torch.Tensor | None = None
+                     ) -> tuple[float, float]:
+    """One run on the drawn ``groups`` (G, K): learn each group's SoftSort against ``target`` (N, C),
+    keep the groups whose hard cost went down, and update ``order`` (N,) and ``xg`` (N, C) in place.
+    ``cell_weight`` (N,) scales the cost of each cell. Returns (cost before, cost removed) of the groups."""
+    start = None
+    if cfg.axis_start:
+        groups, start = order_slots(xg, target, groups)
+    cost = _group_costs(xg, target, groups)
+    if cell_weight is not None:
+        cost = cost * cell_weight[groups].unsqueeze(2)
+    new = learn_group_orders(cost, cfg, start)
+    old_cost = cost.diagonal(dim1=1, dim2=2).sum(1)
+    new_cost = cost.gather(2, new.unsqueeze(2)).squeeze(2).sum(1)
+    accept = new_cost < old_cost * (1 - 1e-6)
+    cells = groups[accept]
+    moved = cells.gather(1, new[accept])
+    order[cells.reshape(-1)] = order[moved.reshape(-1)].clone()
+    xg[cells.reshape(-1)] = xs[order[cells.reshape(-1)]]
+    return float(old_cost.sum()), float((old_cost - new_cost)[accept].sum())
+
+
 @torch.no_grad()
 def refine(xs: torch.Tensor, order: torch.Tensor, shape: tuple[int, int], cfg: ShuffleSoftSortConfig,
            gen: torch.Generator, progress: bool = False) -> torch.Tensor:
@@ -304,36 +357,64 @@ def refine(xs: torch.Tensor, order: torch.Tensor, shape: tuple[int, int], cfg: S
     xg = xs[order]
     k = min(cfg.group, n)
     t_end = None if cfg.max_seconds is None else time.perf_counter() + cfg.max_seconds
-    radii = _radii(cfg, shape)
-    bar = tqdm(total=len(radii), desc="shufflesoftsort", disable=not progress, leave=False)
-    for i, radius in enumerate(radii):
-        # with a time budget, every radius gets an equal share of what is left, so that the
-        # fine radii (which matter most) are always reached
-        r_end = None if t_end is None else time.perf_counter() + (t_end - time.perf_counter()) / (len(radii) - i)
-        window = max(int(math.ceil(cfg.window_factor * radius)), int(math.ceil(math.sqrt(k))) + 1)
-        for run in range(cfg.max_runs):
-            target = neighbourhood_mean(xg, shape, radius, cfg.blur_passes, cfg.include_self)
-            groups = draw_groups(shape, n, window, k, gen, dev)
-            if groups.numel() == 0:
-                break
-            start = None
-            if cfg.axis_start:
-                groups, start = order_slots(xg, target, groups)
-            cost = _group_costs(xg, target, groups)
-            new = learn_group_orders(cost, cfg, start)
-            old_cost = cost.diagonal(dim1=1, dim2=2).sum(1)
-            new_cost = cost.gather(2, new.unsqueeze(2)).squeeze(2).sum(1)
-            accept = new_cost < old_cost * (1 - 1e-6)
-            cells = groups[accept]
-            moved = cells.gather(1, new[accept])
-            order[cells.reshape(-1)] = order[moved.reshape(-1)].clone()
-            xg[cells.reshape(-1)] = xs[order[cells.reshape(-1)]]
-            gain = float((old_cost - new_cost)[accept].sum() / old_cost.sum().clamp(min=1e-30))
-            if run + 1 >= cfg.min_runs and gain < cfg.improvement_break:
-                break
-            if r_end is not None and time.perf_counter() > r_end:
-                break
+    stages = _radii(cfg, shape) + (["polish"] if cfg.polish_runs > 0 else [])
+    bar = tqdm(total=len(stages), desc="shufflesoftsort", disable=not progress, leave=False)
+    for i, radius in enumerate(stages):
+        # with a time budget, every stage gets an equal share of what is left, so that the
+        # fine radii and the polish (which matter most) are always reached
+        r_end = None if t_end is None else time.perf_counter() + (t_end - time.perf_counter()) / (len(stages) - i)
+        if radius == "polish":
+            _polish(xs, xg, order, shape, cfg, gen, r_end)
+        else:
+            window = max(int(math.ceil(cfg.window_factor * radius)), int(math.ceil(math.sqrt(k))) + 1)
+            for run in range(cfg.max_runs):
+                target = neighbourhood_mean(xg, shape, radius, cfg.blur_passes, cfg.include_self)
+                groups = draw_groups(shape, n, window, k, gen, dev)
+                if groups.numel() == 0:
+                    break
+                before, removed = _learn_and_apply(xs, xg, order, target, groups, cfg)
+                if run + 1 >= cfg.min_runs and removed < cfg.improvement_break * before:
+                    break
+                if r_end is not None and time.perf_counter() > r_end:
+                    break
         bar.update()
         bar.set_postfix(radius=radius)
     bar.close()
     return order
+
+
+def _polish(xs: torch.Tensor, xg: torch.Tensor, order: torch.Tensor, shape: tuple[int, int],
+            cfg: ShuffleSoftSortConfig, gen: torch.Generator, t_end: float | None = None) -> float:
+    """The last stage: group SoftSorts on the exact 4-neighbour loss (see the module docstring);
+    updates ``order`` (N,) and ``xg`` (N, C) in place. Returns the loss it ends at (the sum of
+    squared 4-neighbour distances, as tracked from the cost each run removed)."""
+    n = xs.shape[0]
+    k = min(cfg.polish_group, (n + 1) // 2)
+    h, w = shape
+    # the loss: sum of squared distances over 4-neighbour pairs of filled cells
+    full = torch.zeros(h * w, xs.shape[1], dtype=xs.dtype, device=xs.device)
+    full[:n] = xg
+    full = full.reshape(h, w, -1)
+    filled = (torch.arange(h * w, device=xs.device) < n).reshape(h, w)
+    energy = float(((full[1:] - full[:-1]).pow(2).sum(-1) * (filled[1:] & filled[:-1])).sum()
+                   + ((full[:, 1:] - full[:, :-1]).pow(2).sum(-1) * (filled[:, 1:] & filled[:, :-1])).sum())
+    if k < 2:
+        return energy
+    window = max(cfg.polish_window, int(math.ceil(math.sqrt(2 * k))) + 1)
+    removed_last = float("inf")
+    for run in range(cfg.polish_runs):
+        # element j at cell i costs sum over i's neighbours of |x_j - x_nb|^2
+        # = deg_i |x_j - mean_nb|^2 + (a constant of the cell)
+        sums, degree = neighbour_sums(xg, shape)
+        target = sums / degree.clamp(min=1).unsqueeze(1)
+        groups = draw_groups(shape, n, window, k, gen, xs.device, parity=run % 2)
+        if groups.numel() == 0:
+            break
+        _, removed = _learn_and_apply(xs, xg, order, target, groups, cfg, cell_weight=degree)
+        energy -= removed
+        if run % 2 == 1 and removed + removed_last < cfg.polish_break * energy:
+            break
+        removed_last = removed
+        if t_end is not None and time.perf_counter() > t_end:
+            break
+    return energy
