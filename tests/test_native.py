@@ -189,3 +189,17 @@ def test_tolerance_keeps_positions_within_their_budget_and_rounds_round_gaussian
     assert float((back.quats[round_] * ident).sum(1).abs().min()) > 0.9999
     _, plain, _ = _round_trip(scene, tmp_path)
     assert len(plain) == len(back) == len(scene)
+
+
+def test_a_native_sog_deflates_its_meta_json_and_a_playcanvas_one_stores_it(tmp_path):
+    import zipfile
+
+    scene = small_scene(400, seed=2, sh_degree=1)
+    for profile, expected in (("sog", zipfile.ZIP_DEFLATED), ("playcanvas", zipfile.ZIP_STORED)):
+        out = tmp_path / f"{profile}.sog"
+        compress(scene, out, CompressOptions(profile=profile, sort="morton"), quiet=True)
+        with zipfile.ZipFile(out) as zf:
+            info = zf.getinfo("meta.json")
+            assert info.compress_type == expected
+            assert all(i.compress_type == zipfile.ZIP_STORED for i in zf.infolist() if i.filename != "meta.json")
+        assert len(sog.load(out)) == 400
