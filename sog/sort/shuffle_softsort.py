@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from ..device import resolve_device
 from ..errors import SogError
-from .losses import total_variance
+from .losses import as_grid, neighbour_sq_dists, total_variance
 from .softsort import softsort_cost_grad, sum_last
 
 
@@ -390,14 +390,8 @@ def _polish(xs: torch.Tensor, xg: torch.Tensor, order: torch.Tensor, shape: tupl
     squared 4-neighbour distances, as tracked from the cost each run removed)."""
     n = xs.shape[0]
     k = min(cfg.polish_group, (n + 1) // 2)
-    h, w = shape
     # the loss: sum of squared distances over 4-neighbour pairs of filled cells
-    full = torch.zeros(h * w, xs.shape[1], dtype=xs.dtype, device=xs.device)
-    full[:n] = xg
-    full = full.reshape(h, w, -1)
-    filled = (torch.arange(h * w, device=xs.device) < n).reshape(h, w)
-    energy = float(((full[1:] - full[:-1]).pow(2).sum(-1) * (filled[1:] & filled[:-1])).sum()
-                   + ((full[:, 1:] - full[:, :-1]).pow(2).sum(-1) * (filled[:, 1:] & filled[:, :-1])).sum())
+    energy = float(neighbour_sq_dists(*as_grid(xg, torch.arange(n, device=xs.device), shape))[0])
     if k < 2:
         return energy
     window = max(cfg.polish_window, int(math.ceil(math.sqrt(2 * k))) + 1)
