@@ -70,7 +70,7 @@ def quality(original, decoded, args) -> dict:
 def plane_bytes(path: Path) -> dict:
     try:
         with zipfile.ZipFile(path) as zf:
-            return {i.filename: i.file_size for i in zf.infolist()}
+            return {i.filename: i.compress_size for i in zf.infolist()}
     except zipfile.BadZipFile:
         return {}
 
