@@ -60,7 +60,7 @@ class ShuffleSoftSortConfig:
     blur_passes: int = 1  #: box blurs that make the target (more tend to a Gaussian)
     include_self: bool = True  #: the target averages the cell itself too (measured better)
     start: str = "pca"  #: first order without ``init``: "pca" (recursive bisection) or "identity"
-    polish_runs: int = 200  #: runs of the final stage on the exact 4-neighbour loss at most (0: none)
+    polish_runs: int = 600  #: runs of the final stage on the exact 4-neighbour loss at most (0: none)
     polish_group: int = 6  #: K of the polish stage
     polish_window: int = 8  #: its group windows, in cells
     polish_break: float = 1e-5  #: stop polishing when two runs lower the neighbour loss by less than this fraction
