@@ -92,6 +92,15 @@ def test_sh_band_limit_and_presets(tmp_path):
         native.preset_options("ultra")
 
 
+def test_the_small_preset_writes_fewer_bytes_than_the_default(tmp_path):
+    scene = small_scene(9000, seed=4, sh_degree=3)  # N/16 and N/8 palette rules differ here (512 vs 1024)
+    sizes = {}
+    for quality in ("small", "default"):
+        out = tmp_path / f"{quality}.sog"
+        sizes[quality] = compress(scene, out, CompressOptions(quality=quality, sort="morton"), quiet=True).bytes
+    assert sizes["small"] < sizes["default"]
+
+
 def test_bad_options_and_broken_meta_raise_sog_errors(tmp_path):
     scene = small_scene(100, seed=0, sh_degree=0)
     with pytest.raises(SogError, match="means_bits"):
