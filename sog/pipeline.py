@@ -83,9 +83,8 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
         meta, files = profile.encode(ordered, shape[1], shape[0], opts, progress=lambda name: bar.update(1))
     seconds["encode"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    # PlayCanvas's own .sog stores meta.json uncompressed; the playcanvas profile stays byte-alike
     size = write_container(meta, files, output, bundle=options.bundle, overwrite=overwrite,
-                           compress_meta=options.profile == "sog")
+                           compress_meta=profile.COMPRESS_META)
     seconds["write"] = time.perf_counter() - t0
     return CompressResult(count=n, sh_degree=splats.sh_degree, grid=shape, bytes=size, seconds=seconds, order=perm[:n],
                           unstored=sorted(splats.extras))

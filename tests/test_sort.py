@@ -167,7 +167,7 @@ def test_polish_lowers_the_exact_neighbour_loss_by_what_it_reports():
     x = colours(n, 3)
     xs = (x - x.mean(0)) / x.var(0, unbiased=False).sum().sqrt()
     order = pca_bisection(xs, shape)
-    before, pairs = neighbour_sq_dists(*as_grid(xs, order, shape))
+    before, _ = neighbour_sq_dists(*as_grid(xs, order, shape))
     xg = xs[order]
     tracked = _polish(xs, xg, order, shape, ShuffleSoftSortConfig(polish_runs=40, polish_break=0),
                       torch.Generator().manual_seed(0))

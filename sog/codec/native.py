@@ -38,6 +38,8 @@ from .playcanvas import default_palette_size, inv_log_transform, log_transform, 
 from .quantize import codebook_1d, kmeans
 
 VERSION = 1
+#: deflate the .sog zip's meta.json entry (its codebooks are long lists of floats)
+COMPRESS_META = True
 
 
 @dataclass

@@ -32,6 +32,8 @@ from ..splats import SH_REST_COUNT, Splats
 from .image import decode_image, encode_image
 from .quantize import codebook_1d, kmeans
 
+#: PlayCanvas's own .sog stores meta.json uncompressed; so do we, to stay byte-alike
+COMPRESS_META = False
 SQRT2 = math.sqrt(2.0)
 #: For each dropped (largest) component, the order of the three stored ones (w, x, y, z).
 QUAT_KEEP = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]])

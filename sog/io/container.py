@@ -2,7 +2,8 @@
 
 The bundled form is an uncompressed (stored) zip, as PlayCanvas writes it: the planes are
 already compressed images. ``compress_meta`` deflates the ``meta.json`` entry (its codebooks are
-long lists of floats: 10 KB -> 4 KB on a 114K-Gaussian scene); the native profile uses it. The unbundled form is a folder holding ``meta.json`` and the planes.
+long lists of floats: 10 KB -> 4 KB on a 114K-Gaussian scene); a profile asks for it with its
+``COMPRESS_META``. The unbundled form is a folder holding ``meta.json`` and the planes.
 """
 
 from __future__ import annotations

@@ -191,6 +191,16 @@ def _box_sum(grid: torch.Tensor, k: int) -> torch.Tensor:
     return along(along(grid, 0), 1)
 
 
+def _counted_grid(xg: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """Cells 0..N-1 of an (H, W) grid holding ``xg`` (N, C), plus a last channel that is 1 where a
+    cell is filled; (H*W, C+1), zeros in the empty cells. Sums over it give counts too."""
+    n, c = xg.shape
+    grid = torch.zeros(shape[0] * shape[1], c + 1, dtype=xg.dtype, device=xg.device)
+    grid[:n, :c] = xg
+    grid[:n, c] = 1
+    return grid
+
+
 def neighbourhood_mean(xg: torch.Tensor, shape: tuple[int, int], k: int, passes: int = 1,
                        include_self: bool = False) -> torch.Tensor:
     """For cells 0..N-1 holding ``xg`` (N, C), the mean of the other filled cells within Chebyshev
@@ -198,9 +208,7 @@ def neighbourhood_mean(xg: torch.Tensor, shape: tuple[int, int], k: int, passes:
     the box blur (radius k / passes each), which tends to a Gaussian."""
     n, c = xg.shape
     h, w = shape
-    grid = torch.zeros(h * w, c + 1, dtype=xg.dtype, device=xg.device)
-    grid[:n, :c] = xg
-    grid[:n, c] = 1
+    grid = _counted_grid(xg, shape)
     if passes > 1:
         kk = max(int(round(k / passes)), 1)
         for _ in range(passes - 1):
@@ -218,10 +226,7 @@ def neighbour_sums(xg: torch.Tensor, shape: tuple[int, int]) -> tuple[torch.Tens
     many there are (N,)."""
     n, c = xg.shape
     h, w = shape
-    grid = torch.zeros(h * w, c + 1, dtype=xg.dtype, device=xg.device)
-    grid[:n, :c] = xg
-    grid[:n, c] = 1
-    grid = grid.reshape(h, w, c + 1)
+    grid = _counted_grid(xg, shape).reshape(h, w, c + 1)
     sums = torch.zeros_like(grid)
     sums[1:] += grid[:-1]
     sums[:-1] += grid[1:]
