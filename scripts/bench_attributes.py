@@ -17,6 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -24,10 +26,20 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import sog  # noqa: E402
 from bench_compress import SCENES  # noqa: E402
 from sog.codec import native  # noqa: E402
+from sog.codec.rotation import canonical_rotations  # noqa: E402
 from sog.evaluate import evaluate  # noqa: E402
 from sog.grid import grid_shape  # noqa: E402
 
 ATTRIBUTES = ["means", "quats", "scales", "opacities", "sh0", "shN"]
+
+
+def canonical(scene: sog.Splats) -> sog.Splats:
+    """The same scene with every rotation in the canonical form the encoder stores (same renders), so that
+    a decoded quats or scales group can replace the original's on its own."""
+    quats, scales = canonical_rotations(scene.quats.double().numpy(), scene.scales.double().numpy())
+    out = copy.copy(scene)
+    out.quats, out.scales = torch.from_numpy(quats).float(), torch.from_numpy(scales).float()
+    return out
 
 
 def main() -> None:
@@ -46,7 +58,7 @@ def main() -> None:
         if not path.exists():
             print(f"{name}: {path} is missing, skipped")
             continue
-        scene = sog.load(path)
+        scene = canonical(sog.load(path))
         h, w = grid_shape(len(scene))
         meta, files = native.encode(scene, w, h, native.Options(**native.preset_options(args.quality)))
         decoded = native.decode(meta, lambda f: files[f])

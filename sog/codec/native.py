@@ -4,10 +4,14 @@ Same idea as SOG v2 (one texel per Gaussian, row-major, Gaussian i at texel i), 
 
 * positions use ``means_bits`` (8..16) bits per axis; the high byte and the remaining low bits
   are separate RGB planes, so fewer bits make the noisy low plane cheaper;
+* every rotation is rewritten as its smallest-angle equivalent (`rotation.canonical_rotations`: one of
+  24 axis relabellings, scales permuted to match, the same covariance) and stored as its Gibbs vector
+  ``(x, y, z) / w``, whose components then lie in ±tan 22.5°: an 8-bit code turns a Gaussian 1.9x
+  less than an 8-bit smallest-three component, with no largest-component tag (3 channels, not 4);
 * the log-scale codebook is fitted by Lloyd's algorithm weighted by (opacity × scale²)^``scale_weight``
   (`fit_levels`): the large, opaque Gaussians that cover pixels get the closest levels, and the
   scales plane gets fewer distinct small values (measured: +4 dB PSNR and -30% scales bytes on the
-  .splat scenes at weight 2);
+  .splat scenes at weight 2); more than 256 levels store the labels' low bits in a ``scales_l`` plane;
 * the SH palette size is a setting, its k-means is weighted by opacity × footprint, and the
   palette is ordered along its first principal axis so neighbouring labels hold similar
   entries (a smoother label plane); a source that is already palettised (at most N /
@@ -18,7 +22,8 @@ Same idea as SOG v2 (one texel per Gaussian, row-major, Gaussian i at texel i), 
 * each plane is stored with the smallest of the lossless codecs tried (``codecs``), no alpha
   channel where none is needed.
 
-``meta.json`` carries ``"profile": "sog"`` and ``"version": 1`` (of this profile).
+``meta.json`` carries ``"profile": "sog"`` and ``"version": 2`` (of this profile; version 1, with
+smallest-three rotations, is still read).
 
 Presets (`PRESETS`, the CLI's ``--quality``): ``small``, ``default``, ``high``.
 """
@@ -34,28 +39,39 @@ import torch
 from ..errors import SogError
 from ..splats import SH_REST_COUNT, Splats
 from .image import CODECS, decode_image, encode_image
-from .playcanvas import default_palette_size, inv_log_transform, log_transform, pack_quats, unpack_quats
+from .playcanvas import default_palette_size, inv_log_transform, log_transform, unpack_quats
+from .rotation import GIBBS_MAX, canonical_rotations, pack_gibbs, unpack_gibbs
 from .quantize import codebook_1d, kmeans
 
-VERSION = 1
+VERSION = 2  #: 2: rotations as canonical Gibbs vectors (1: smallest-three, still read)
 #: deflate the .sog zip's meta.json entry (its codebooks are long lists of floats)
 COMPRESS_META = True
 
 
 @dataclass
 class Options:
-    """Encoder settings for the native profile (stored choices are recorded in meta.json)."""
+    """Encoder settings for the native profile (stored choices are recorded in meta.json).
+
+    The default bit depths balance the render error between attributes: below 8 or so bits every plane
+    is noise to the image codec, so one bit more on any attribute costs about 3 bits per Gaussian, and
+    the cheapest file at a given PSNR spends them where the error is largest. Measured one attribute at a
+    time on plant and tarot (the other attributes near-lossless), the error of 13-bit positions, 6-bit
+    rotations, 512 scale levels and 128 colour levels is of the same order; together they give 63.9 dB
+    on plant and 59.0 dB on tarot at 0.78x splat-transform's bytes (15/8/256/256 bits/levels: 62.7 and
+    61.9 dB at 0.89x).
+    """
 
     effort: int = 4                    #: image-codec effort 0..6
     seed: int = 0
-    means_bits: int = 15               #: bits per position axis, 8..16 (15: PSNR >= splat-transform's on plant)
+    means_bits: int = 13               #: bits per position axis, 8..16
     palette_size: int | None = 16384   #: cap on SH palette entries; None = splat-transform's rule
     palette_per: int = 16              #: >0: at most N / palette_per entries (a power of two, >= 256)
     kmeans_iters: int = 10
     exact_palette_per: int = 4         #: >0: SH rows with at most N / this distinct values (<= 65536) are kept exactly
-    quat_bits: int = 8                 #: bits per stored quaternion component, 5..8
-    scale_levels: int = 256            #: entries of the log-scale codebook (<= 256)
-    color_levels: int = 256            #: entries of the sh0 codebook (<= 256)
+    quat_bits: int = 6                 #: bits per stored rotation component (Gibbs vector), 5..8
+    scale_levels: int = 512            #: entries of the log-scale codebook (2..65536; > 256 adds a low plane)
+    color_levels: int = 128            #: entries of the sh0 codebook (<= 256)
+    opacity_bits: int = 8              #: bits of opacity (alpha of the sh0 plane), 4..8
     weighted: bool = True              #: weight the SH k-means by opacity x footprint
     sh_degree: int | None = None       #: keep at most this SH degree (None = all)
     scale_weight: float = 2.0          #: scale codebook weights values by (opacity x scale^2)^this (0: unweighted)
@@ -66,13 +82,14 @@ class Options:
 
 #: ``--quality`` presets: overrides of `Options`.
 PRESETS: dict[str, dict] = {
-    # ~45 dB on playbot at >10x under its PLY: 13-bit positions, a smaller SH palette, no exact-palette rule.
+    # >= 45 dB on playbot at > 10x under its PLY (46.7 dB, 13.3x): 12-bit positions, 256 scale and 64 colour
+    # levels, a smaller SH palette, no exact-palette rule (plant: 59.4 dB at 0.69x splat-transform's bytes).
     # palette_per 12 keeps playbot's 32,768 entries (N/16 would give 16,384: 44.88 dB) without giving small
     # scenes a larger palette than the default (per 8 made kacytran's small file 10 % larger than its default)
-    "small": {"means_bits": 13, "palette_size": 32768, "palette_per": 12, "exact_palette_per": 0, "effort": 6},
+    "small": {"means_bits": 12, "scale_levels": 256, "color_levels": 64, "palette_size": 32768, "palette_per": 12, "exact_palette_per": 0, "effort": 6},
     "default": {},  # the `Options` defaults
-    "high": {"means_bits": 16, "palette_size": 65536, "palette_per": 4, "effort": 6, "kmeans_iters": 15,
-             "scale_weight": 1.0},
+    "high": {"means_bits": 16, "quat_bits": 8, "scale_levels": 2048, "color_levels": 256, "palette_size": 65536,
+             "palette_per": 4, "effort": 6, "kmeans_iters": 15},
 }
 
 
@@ -190,21 +207,18 @@ def coarsen_means(q: np.ndarray, lmeans: np.ndarray, mins: np.ndarray, maxs: np.
     return np.where((drop > 0) & (coarse <= top), coarse, q).astype(np.uint32)  # at the top edge: keep q
 
 
-#: smallest-three component step of an 8-bit code; a component error e turns the rotation by about 2e
-_QUAT_STEP = 2 / (255 * math.sqrt(2))
-
-
-def coarsen_quats(texels: np.ndarray, angle: np.ndarray) -> np.ndarray:
-    """Round smallest-three texels (N, 4) to coarser codes where ``angle`` (N,) radians allows; a
-    Gaussian whose allowed angle exceeds what 8 dropped bits cost gets the constant identity texel."""
-    drop = np.clip(np.floor(np.log2(np.maximum(angle / _QUAT_STEP, 1e-30))), 0, 8).astype(np.int64)
-    out = texels.copy()
-    sel = (drop > 0) & (drop < 8)
-    if sel.any():
-        u = (1 << drop[sel])[:, None]
-        out[sel, :3] = np.minimum(np.rint(texels[sel, :3] / u) * u, 255).astype(np.uint8)
-    out[drop >= 8] = np.array([128, 128, 128, 252], np.uint8)  # identity: the rotation does not show
-    return out
+def coarsen_quats(codes: np.ndarray, angle: np.ndarray, bits: int) -> np.ndarray:
+    """Round Gibbs codes (N, 3) (`pack_gibbs`) to coarser multiples of the step around the identity where
+    ``angle`` (N,) radians allows; a Gaussian whose allowed angle exceeds the whole range gets the identity."""
+    top = (1 << bits) - 2
+    mid = top // 2
+    step = 4 * GIBBS_MAX / top                              # radians per code step near the identity
+    drop = np.clip(np.floor(np.log2(np.maximum(angle / step, 1e-30))), 0, bits).astype(np.int64)
+    out = codes.astype(np.int64)
+    u = (1 << drop)[:, None]
+    out = np.clip(np.rint((out - mid) / u) * u + mid, 0, top)
+    out[drop >= bits - 1] = mid                             # identity: the rotation does not show
+    return out.astype(np.uint8)
 
 
 def encode(splats: Splats, width: int, height: int,
@@ -218,8 +232,9 @@ def encode(splats: Splats, width: int, height: int,
         raise SogError(f"grid {width}x{height} exceeds WebP's 16383-pixel limit")
     if not 8 <= options.means_bits <= 16:
         raise SogError(f"means_bits must be 8..16, got {options.means_bits}")
-    if not 5 <= options.quat_bits <= 8 or not 2 <= options.scale_levels <= 256 or not 2 <= options.color_levels <= 256:
-        raise SogError("quat_bits must be 5..8 and scale/color levels 2..256")
+    if (not 5 <= options.quat_bits <= 8 or not 2 <= options.scale_levels <= 65536
+            or not 2 <= options.color_levels <= 256 or not 4 <= options.opacity_bits <= 8):
+        raise SogError("quat_bits must be 5..8, opacity_bits 4..8, scale levels 2..65536 and color levels 2..256")
     if options.sh_degree is not None:
         splats = splats.with_sh_degree(min(options.sh_degree, splats.sh_degree))
     tick = progress or (lambda name: None)
@@ -258,31 +273,36 @@ def encode(splats: Splats, width: int, height: int,
     if bits > 8:
         plane("means_l", (q & ((1 << (bits - 8)) - 1)).astype(np.uint8))
 
-    quats = pack_quats(splats.quats.detach().cpu().double().numpy())
-    drop = 8 - options.quat_bits  # coarser quaternions: keep the top bits, decode at the bin centre
-    quats[:, :3] = np.minimum((quats[:, :3] >> drop << drop) + ((1 << drop) >> 1), 255)
+    # each Gaussian with its smallest-angle rotation (scale axes permuted to match: same covariance)
+    quats, log_scales = canonical_rotations(splats.quats.detach().cpu().double().numpy(),
+                                            splats.scales.detach().cpu().double().numpy())
+    codes = pack_gibbs(quats, options.quat_bits)
     if options.tolerance is not None:
-        quats = coarsen_quats(quats, angle_bound)
-    plane("quats", quats)
+        codes = coarsen_quats(codes, angle_bound, options.quat_bits)
+    plane("quats", codes)
 
-    log_scales = splats.scales.detach().cpu().double().numpy()
     sw = scale_weights(log_scales, splats.opacities, options.scale_weight) if options.scale_weight else None
     cw = np.repeat((splat_weights(splats) ** options.color_weight)[:, None], 3, 1) if options.color_weight else None
     scale_cb, scale_idx = fit_levels(log_scales, options.scale_levels, weights=sw)
-    plane("scales", scale_idx)
+    scale_bits = label_bits(int(scale_idx.max()) + 1)
+    plane("scales", (scale_idx >> (scale_bits - 8)).astype(np.uint8))
+    if scale_bits > 8:  # a codebook of more than 256 entries: its labels' low bits in a second plane
+        plane("scales_l", (scale_idx & ((1 << (scale_bits - 8)) - 1)).astype(np.uint8))
 
     sh0_cb, sh0_idx = codebook_1d(splats.sh0.detach().cpu().numpy().reshape(n, 3), options.color_levels,
                                   weights=cw, seed=options.seed)
     opacity = torch.sigmoid(splats.opacities.detach().cpu().double()).numpy()
-    alpha = np.clip(np.rint(opacity * 255), 0, 255).astype(np.uint8)[:, None]
+    top = (1 << options.opacity_bits) - 1
+    alpha = np.clip(np.rint(opacity * top), 0, top).astype(np.uint8)[:, None]
     plane("sh0", np.concatenate([sh0_idx, alpha], 1))
 
     meta = {
         "profile": "sog", "version": VERSION, "count": n, "width": width, "height": height,
         "asset": {"generator": "sog (native profile)"},
         "means": {"mins": mins.tolist(), "maxs": maxs.tolist(), "bits": bits},
-        "scales": {"codebook": scale_cb.tolist()},
-        "sh0": {"codebook": sh0_cb.tolist()},
+        "quats": {"encoding": "gibbs", "bits": options.quat_bits},
+        "scales": {"codebook": scale_cb.tolist(), "bits": scale_bits},
+        "sh0": {"codebook": sh0_cb.tolist(), "opacity_bits": options.opacity_bits},
         "files": {},
     }
 
@@ -320,6 +340,11 @@ def encode(splats: Splats, width: int, height: int,
     return meta, files
 
 
+def label_bits(levels: int) -> int:
+    """Bits of a label into a codebook of ``levels`` entries, at least 8 (one byte plane)."""
+    return max(8, math.ceil(math.log2(max(levels, 2))))
+
+
 def order_palette(centroids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Reorder palette entries (k, D) along their first principal axis; relabel (N,) to match."""
     if centroids.shape[0] < 2:
@@ -335,8 +360,9 @@ def order_palette(centroids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.
 def decode(meta: dict, read) -> Splats:
     """Decode native planes. ``read(filename) -> bytes`` fetches a file named in ``meta['files']``."""
     try:
-        if meta.get("version") != VERSION:
-            raise SogError(f"unsupported native sog version {meta.get('version')!r} (expected {VERSION})")
+        version = meta.get("version")
+        if version not in (1, VERSION):
+            raise SogError(f"unsupported native sog version {version!r} (sog reads 1 and {VERSION})")
         n = int(meta["count"])
         if n <= 0:
             raise SogError("sog file holds zero Gaussians")
@@ -357,11 +383,22 @@ def decode(meta: dict, read) -> Splats:
         mins, maxs = np.asarray(meta["means"]["mins"], np.float64), np.asarray(meta["means"]["maxs"], np.float64)
         means = inv_log_transform(dequantize_uniform(q, mins, maxs, bits))
 
-        quats = unpack_quats(plane("quats", 4))
-        scales = np.asarray(meta["scales"]["codebook"], np.float32)[plane("scales", 3)]
+        if version == 1:  # smallest-three texels, as SOG v2
+            quats = unpack_quats(plane("quats", 4))
+        else:
+            quats = unpack_gibbs(plane("quats", 3), int(meta["quats"]["bits"]))
+        scale_cb = np.asarray(meta["scales"]["codebook"], np.float32)
+        scale_bits = int(meta["scales"].get("bits", 8))
+        scale_idx = plane("scales", 3).astype(np.int64) << (scale_bits - 8)
+        if scale_bits > 8:
+            scale_idx |= plane("scales_l", 3)
+        if int(scale_idx.max()) >= len(scale_cb):
+            raise SogError(f"scales plane refers to codebook entry {int(scale_idx.max())} of {len(scale_cb)}")
+        scales = scale_cb[scale_idx]
         sh0_tex = plane("sh0", 4)
         sh0 = np.asarray(meta["sh0"]["codebook"], np.float32)[sh0_tex[:, :3]]
-        alpha = np.clip(sh0_tex[:, 3].astype(np.float64) / 255, 1e-6, 1 - 1e-6)
+        top = (1 << int(meta["sh0"].get("opacity_bits", 8))) - 1
+        alpha = np.clip(sh0_tex[:, 3].astype(np.float64) / top, 1e-6, 1 - 1e-6)
         opacities = np.log(alpha / (1 - alpha))
 
         shn_meta = meta.get("shN")
