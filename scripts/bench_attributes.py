@@ -6,7 +6,13 @@ attribute group replaced by its decoded values and report that PSNR against the 
 (100 dB = exact). The attribute with the lowest PSNR spends the error budget; the plane bytes show
 what each costs. Prints a table and writes JSON.
 
+``--ladder``: how the defaults were chosen. On the sorted scene (``--sort``), start near-lossless
+(16-bit positions, 8-bit rotations, 4096 scale and 256 colour levels) and step *one* setting at a time;
+report the bytes of the planes that setting controls and the PSNR of the whole decoded scene. The
+cheapest file at a given PSNR takes the steps with the smallest PSNR loss per byte saved.
+
     python scripts/bench_attributes.py --scenes plant --json bench_attributes.json
+    python scripts/bench_attributes.py --scenes plant tarot --ladder --json bench_ladder.json
 """
 
 from __future__ import annotations
@@ -28,7 +34,11 @@ from bench_compress import SCENES  # noqa: E402
 from sog.codec import native  # noqa: E402
 from sog.codec.rotation import canonical_rotations  # noqa: E402
 from sog.evaluate import evaluate  # noqa: E402
+from sog import metrics  # noqa: E402
 from sog.grid import grid_shape  # noqa: E402
+from sog.render import orbit_cameras, render  # noqa: E402
+from sog.sort import sort_grid  # noqa: E402
+from sog.sort.features import splat_features  # noqa: E402
 
 ATTRIBUTES = ["means", "quats", "scales", "opacities", "sh0", "shN"]
 
@@ -42,6 +52,37 @@ def canonical(scene: sog.Splats) -> sog.Splats:
     return out
 
 
+BASE = {"means_bits": 16, "quat_bits": 8, "scale_levels": 4096, "color_levels": 256}
+LADDER = {"means_bits": (15, 14, 13, 12, 11, 10), "quat_bits": (7, 6, 5), "scale_levels": (2048, 1024, 512, 256, 128),
+          "color_levels": (128, 64, 32)}
+PLANES = {"means_bits": ("means_u", "means_l"), "quat_bits": ("quats",), "scale_levels": ("scales", "scales_l"),
+          "color_levels": ("sh0",)}
+
+
+def ladder(name: str, scene: sog.Splats, args) -> dict:
+    """Step each bit-depth setting alone from `BASE` on the sorted ``scene``: plane bytes and PSNR per step."""
+    order = sort_grid(splat_features(scene), grid_shape(len(scene)), args.sort, seed=0, device="cpu")
+    scene = scene.permute(order[:len(scene)])
+    h, w = grid_shape(len(scene))
+    cams = orbit_cameras(scene.means, args.views, args.size)
+    ref = render(scene, cams, backend="cpu", device="cpu")
+    row = {"scene": name, "count": len(scene), "sort": args.sort, "steps": []}
+    for key, levels in [(None, (None,)), *LADDER.items()]:
+        for level in levels:
+            opts = BASE if key is None else {**BASE, key: level}
+            meta, files = native.encode(scene, w, h, native.Options(**opts))
+            test = render(native.decode(meta, lambda f: files[f]), cams, backend="cpu", device="cpu")
+            psnr = sum(metrics.psnr_capped(float(v)) for v in metrics.psnr(ref, test)) / len(cams)
+            sizes = {f.split(".")[0]: len(v) for f, v in files.items()}
+            planes = PLANES[key] if key else tuple(sizes)
+            step = {"setting": key or "base", "level": level, "bytes": sum(sizes.get(p, 0) for p in planes),
+                    "total_bytes": sum(sizes.values()), "psnr": psnr}
+            row["steps"].append(step)
+            print(f"{name:9} {step['setting']:13} {str(level or ''):>5} {step['bytes']:>10,} {step['total_bytes']:>11,}"
+                  f" {psnr:7.2f}", flush=True)
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
@@ -50,13 +91,20 @@ def main() -> None:
     ap.add_argument("--views", type=int, default=8)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--json", default="bench_attributes.json")
+    ap.add_argument("--ladder", action="store_true", help="step each bit-depth setting alone (see above)")
+    ap.add_argument("--sort", default="morton", help="sorter for --ladder (shufflesoftsort: slower, the real bytes)")
     args = ap.parse_args()
+    if args.ladder:
+        print("scene     setting       level  plane bytes  file bytes    PSNR")
 
     results = []
     for name in args.scenes:
         path = Path(args.data) / SCENES[name][0]
         if not path.exists():
             print(f"{name}: {path} is missing, skipped")
+            continue
+        if args.ladder:
+            results.append(ladder(name, sog.load(path), args))
             continue
         scene = canonical(sog.load(path))
         h, w = grid_shape(len(scene))
