@@ -214,3 +214,21 @@ def test_a_native_sog_deflates_its_meta_json_and_a_playcanvas_one_stores_it(tmp_
             assert info.compress_type == expected
             assert all(i.compress_type == zipfile.ZIP_STORED for i in zf.infolist() if i.filename != "meta.json")
         assert len(sog.load(out)) == 400
+
+
+def test_a_version_1_file_with_smallest_three_rotations_still_decodes():
+    scene = small_scene(400, seed=7, sh_degree=0)
+    meta, files = native.encode(scene, 20, 20, native.Options(scale_levels=256))
+    # rewrite it as version 1 wrote it: smallest-three quats (4 channels), no quats/bits entries
+    from sog.codec.image import encode_image
+    from sog.codec.playcanvas import pack_quats
+    files = {**files, meta["files"]["quats"]: encode_image(
+        pack_quats(scene.quats.double().numpy()).reshape(20, 20, 4), meta["files"]["quats"].rsplit(".", 1)[1])}
+    v1 = {**meta, "version": 1, "scales": {"codebook": meta["scales"]["codebook"]}}
+    v1.pop("quats")
+    back = native.decode(v1, files.__getitem__)
+    q = torch.nn.functional.normalize(scene.quats, dim=1)
+    assert float((q * back.quats).sum(1).abs().min()) > 0.999
+    v2 = native.decode(meta, files.__getitem__)
+    assert torch.equal(back.means, v2.means) and torch.equal(back.opacities, v2.opacities)
+    assert torch.equal(back.scales, v2.scales)  # the same 8-bit scales plane, read without a "bits" entry
