@@ -12,7 +12,9 @@ The playbot .sog conversion takes about an hour, hence the cache. Our encode tim
 from the scene's PLY (the cache's ``<scene>.ply`` when the scene is not a PLY) and includes
 loading and sorting. Each scene is sorted once, by the first row (the native default); the other rows
 reuse that order and add its sort seconds to their encode time. Decode time is ``sog.load`` of the
-output. Peer decode time is our reading of their file.
+output. Peer decode time is our reading of their file. When splat-transform's .sog has a PSNR, one more
+row, ``sog sog (--psnr X)``, asks our rate control (`sog.rate`) for the smallest native file at that PSNR:
+the bytes-at-equal-quality comparison.
 """
 
 from __future__ import annotations
@@ -78,9 +80,11 @@ def plane_bytes(path: Path) -> dict:
 def run_ours(name, source, original, profile, extra, args, tmp, presorted=None) -> dict:
     """One row of ours. ``presorted`` = (splats already in grid order, the sort's seconds): the row then
     skips sorting (``sort="none"``) and its encode time adds the sort's seconds, as if it had sorted."""
-    out = Path(tmp) / f"{name}_{profile}{'_' + extra['quality'] if extra.get('quality') else ''}.sog"
+    tag = extra.get("quality") or ("psnr" if extra.get("psnr") else "")
+    out = Path(tmp) / f"{name}_{profile}{'_' + tag if tag else ''}.sog"
     opts = sog.CompressOptions(profile=profile, sort=args.sort if presorted is None else "none", effort=args.effort,
-                               quality=extra.get("quality"), sort_seconds=args.sort_seconds or None)
+                               quality=extra.get("quality"), sort_seconds=args.sort_seconds or None,
+                               target_psnr=extra.get("psnr"))
     t0 = time.perf_counter()
     res = sog.compress(source if presorted is None else presorted[0], out, opts, overwrite=True, quiet=True)
     enc = time.perf_counter() - t0
@@ -92,6 +96,8 @@ def run_ours(name, source, original, profile, extra, args, tmp, presorted=None) 
     decoded = sog.load(out)
     dec = time.perf_counter() - t0
     label = f"sog {profile}" + (f" ({extra['quality']})" if extra.get("quality") else "")
+    if extra.get("psnr"):
+        label += f" (--psnr {extra['psnr']:.2f})"
     row = {"method": label, "bytes": out.stat().st_size, "encode_s": enc, "decode_s": dec, "sort": args.sort,
            "sort_reused": presorted is not None, "sort_seconds": args.sort_seconds, "stages": stages,
            "planes": plane_bytes(out), "cached": False, "result": res}
@@ -174,6 +180,13 @@ def bench_scene(name, args, tmp) -> dict:
         row = run_peer(name, ply, original, ext, args, tmp)
         if row:
             rows.append(row)
+    st_psnr = next((r["psnr"] for r in rows if r["method"] == "splat-transform .sog"), None)
+    if st_psnr is not None and not args.only_default:  # ours at splat-transform's PSNR: the rate-control row
+        rows.append(run_ours(name, ply, original, "sog", {"psnr": st_psnr}, args, tmp, presorted))
+        rate = rows[-1].pop("result").rate
+        rows[-1]["rate"] = rate
+        print(f"  {name}: {rows[-1]['method']} {rows[-1]['bytes']:,} B (level {rate['level']})", file=sys.stderr,
+              flush=True)
     row = run_gsplat(name, original, args, tmp)
     if row:
         rows.append(row)

@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sog: native, smallest (default); playcanvas: SOG v2 for the PlayCanvas viewer")
     c.add_argument("--quality", default=None, choices=["small", "default", "high"],
                    help="preset of the native sog profile (bits, palette size, codec effort)")
+    c.add_argument("--psnr", type=float, default=None, metavar="DB",
+                   help="native profile: the smallest bit depths whose renders reach this PSNR against the input "
+                        "(sog eval's cameras: 8 views, 256 px); encodes, decodes and renders a few times")
     c.add_argument("--sort", default="shufflesoftsort", choices=list(SORTERS))
     c.add_argument("--sort-weights", default=None, metavar="NAME=W,...",
                    help="weights of the attributes to sort on, e.g. means=1,sh0=1,scales=0.5,opacities=0.25")
@@ -116,7 +119,7 @@ def _compress(args) -> int:
         raise SogError(f"--sort-seconds must be 0 (no limit) or a positive number of seconds, not {args.sort_seconds}")
     t0 = time.perf_counter()
     options = CompressOptions(profile=args.profile, sort=args.sort, seed=args.seed, device=args.device,
-                              effort=args.effort, quality=args.quality,
+                              effort=args.effort, quality=args.quality, target_psnr=args.psnr,
                               sort_seconds=args.sort_seconds if args.sort_seconds > 0 else None,
                               sort_weights=_parse_weights(args.sort_weights))
     result = compress(args.input, args.output, options, overwrite=args.force, quiet=args.quiet)
@@ -126,12 +129,23 @@ def _compress(args) -> int:
                "grid": list(result.grid), "bytes": result.bytes, "bits_per_gaussian": 8 * result.bytes / result.count,
                "ratio": ply / result.bytes, "seconds": round(seconds, 3),
                "stages": {k: round(v, 3) for k, v in result.seconds.items()}, "unstored": result.unstored}
+    if result.rate is not None:
+        summary.update(psnr=result.psnr, rate=result.rate)
     if args.json:
         print(json.dumps(summary))
     elif not args.quiet:
         print(f"{args.output}: {result.count:,} Gaussians on {result.grid[1]}x{result.grid[0]}, "
               f"{result.bytes:,} bytes ({summary['bits_per_gaussian']:.1f} bits/Gaussian, "
               f"{summary['ratio']:.1f}x smaller than PLY) in {seconds:.1f} s")
+        if result.rate is not None:
+            from .rate import LEVELS
+
+            if result.rate["reached"]:
+                print(f"renders at {result.psnr:.2f} dB (target {args.psnr:g} dB): bit-depth level "
+                      f"{result.rate['level']} of 0 (finest) to {len(LEVELS) - 1}: {LEVELS[result.rate['level']]}")
+            else:
+                print(f"note: even the finest bit depths reach only {result.psnr:.2f} dB, under the {args.psnr:g} dB "
+                      "target; wrote that file")
         if result.unstored:
             print(f"note: extra PLY properties not stored in .sog: {', '.join(result.unstored)}")
     return 0

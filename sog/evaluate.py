@@ -50,7 +50,10 @@ def original_ply_bytes(path: str | os.PathLike | None, splats: Splats) -> int:
     return inria_ply_size(len(splats), splats.sh_degree)
 
 
-def _cameras(original_path, splats: Splats, views: int, size, cameras, up: str, fov_deg: float):
+def evaluation_cameras(original_path, splats: Splats, views: int = 8, size=256, cameras=None, up: str = "-y",
+                       fov_deg: float = 50.0):
+    """The cameras `evaluate` renders with: ``cameras`` or a camera file found next to ``original_path``
+    (``views`` of them, resized to ``size``), else an orbit around ``splats``; returns ``(cameras, source)``."""
     from .render import find_scene_cameras, load_cameras, orbit_cameras, parse_size, select_views
 
     source = cameras
@@ -112,7 +115,7 @@ def evaluate(original: str | os.PathLike | Splats, compressed: str | os.PathLike
     comp_path = None if isinstance(compressed, Splats) else compressed
     ref_scene = original if isinstance(original, Splats) else load(original)
     test_scene = compressed if isinstance(compressed, Splats) else load(compressed)
-    cams, cam_source = _cameras(orig_path, ref_scene, views, size, cameras, up, fov_deg)
+    cams, cam_source = evaluation_cameras(orig_path, ref_scene, views, size, cameras, up, fov_deg)
     config = RasterConfig(background=tuple(background))
     t1 = time.perf_counter()
     ref = render(ref_scene, cams, backend=backend, device=device, config=config, progress=progress)

@@ -33,6 +33,7 @@ class CompressOptions:
     sort_seconds: float | None = 180.0  #: time budget of ShuffleSoftSort (None: until it converges)
     profile_options: dict = field(default_factory=dict)
     quality: str | None = None          #: native-profile preset (sog.codec.native.PRESETS); sets effort too
+    target_psnr: float | None = None    #: native only: the coarsest bit depths whose renders reach this PSNR (sog.rate)
 
 
 @dataclass
@@ -44,6 +45,8 @@ class CompressResult:
     seconds: dict[str, float]
     order: torch.Tensor  #: (N,) long: the input index of the Gaussian at texel i
     unstored: list[str] = field(default_factory=list)  #: extra PLY properties the .sog cannot hold
+    psnr: float | None = None  #: with ``target_psnr``: the PSNR measured for the written file (sog eval's cameras)
+    rate: dict | None = None   #: with ``target_psnr``: level chosen, whether the target was reached, every probe
 
 
 def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, options: CompressOptions | None = None,
@@ -52,6 +55,11 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
     options = options or CompressOptions()
     if options.profile not in PROFILES:
         raise SogError(f"unknown profile {options.profile!r} (choose from {', '.join(PROFILES)})")
+    if options.target_psnr is not None:
+        if options.profile != "sog":
+            raise SogError("--psnr applies to the native 'sog' profile only")
+        if not 0 < options.target_psnr < 1000:  # also catches NaN
+            raise SogError(f"--psnr must be a positive number of dB, not {options.target_psnr}")
     device = resolve_device(options.device)  # fail before any work on a bad --device
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -77,17 +85,34 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
         if options.profile != "sog":
             raise SogError("--quality applies to the native 'sog' profile only")
         from .codec.native import preset_options
-        extra = {**preset_options(options.quality), **extra}
-    opts = profile.Options(**{"effort": options.effort, "seed": options.seed, **extra})
-    with tqdm(total=None, desc="encode", unit="plane", disable=quiet, leave=False) as bar:
-        meta, files = profile.encode(ordered, shape[1], shape[0], opts, progress=lambda name: bar.update(1))
+        preset = preset_options(options.quality)
+        if options.target_psnr is not None:  # the search picks the bit depths; the preset keeps the rest
+            from .rate import LEVELS
+            preset = {k: v for k, v in preset.items() if k not in LEVELS[0]}
+        extra = {**preset, **extra}
+    extra = {"effort": options.effort, "seed": options.seed, **extra}
+    rate = None
+    if options.target_psnr is not None:
+        from .rate import encode_to_psnr
+        with tqdm(total=None, desc=f"encode to {options.target_psnr:g} dB", unit="probe", disable=quiet,
+                  leave=False) as bar:
+            rate = encode_to_psnr(ordered, shape[1], shape[0], options.target_psnr, extra,
+                                  source_path=None if isinstance(source, Splats) else source, device=device,
+                                  progress=lambda name: bar.update(1))
+        meta, files = rate.meta, rate.files
+    else:
+        with tqdm(total=None, desc="encode", unit="plane", disable=quiet, leave=False) as bar:
+            meta, files = profile.encode(ordered, shape[1], shape[0], profile.Options(**extra),
+                                         progress=lambda name: bar.update(1))
     seconds["encode"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     size = write_container(meta, files, output, bundle=options.bundle, overwrite=overwrite,
                            compress_meta=profile.COMPRESS_META)
     seconds["write"] = time.perf_counter() - t0
     return CompressResult(count=n, sh_degree=splats.sh_degree, grid=shape, bytes=size, seconds=seconds, order=perm[:n],
-                          unstored=sorted(splats.extras))
+                          unstored=sorted(splats.extras), psnr=None if rate is None else rate.psnr,
+                          rate=None if rate is None else {"level": rate.level, "reached": rate.reached,
+                                                          "tried": rate.tried})
 
 
 def decompress(source: str | os.PathLike, output: str | os.PathLike | None = None, *,

@@ -39,6 +39,17 @@ def test_compress_json_summary(tmp_path, sample_ply, capsys):
     assert out["bits_per_gaussian"] == pytest.approx(8 * out["bytes"] / 10000)
 
 
+def test_compress_to_a_psnr_reports_the_measured_psnr_and_a_playcanvas_request_is_refused(tmp_path, sample_ply,
+                                                                                          capsys):
+    out = tmp_path / "s.sog"
+    assert run("compress", sample_ply, out, "--sort", "morton", "--psnr", "58", "--json", "-q") == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["psnr"] >= 58 and summary["rate"]["reached"] and summary["bytes"] == out.stat().st_size
+    _fails(capsys, "compress", sample_ply, tmp_path / "p.sog", "--profile", "playcanvas", "--psnr", "58",
+           match="--psnr applies to the native")
+    assert not (tmp_path / "p.sog").exists()
+
+
 def _fails(capsys, *args, match: str):
     code = run(*args)
     err = capsys.readouterr().err

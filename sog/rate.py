@@ -1,0 +1,82 @@
+"""Rate control: the smallest native file whose renders reach a PSNR against the original's.
+
+`encode_to_psnr` walks `LEVELS`, bit depths of the native profile from finest to coarsest (the
+bytes fall along the list; `scripts/bench_attributes.py --ladder` measures each step), by binary
+search: each probe encodes, decodes and renders with `sog.evaluate`'s cameras (8 views, 256 px
+unless told), so ``sog eval`` of the written file reports the same PSNR. PSNR is assumed to fall
+along the list; a scene that breaks that can only make the search stop early (a larger file that
+still reaches the target), never return a level below the target that it measured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .codec import native
+from .splats import Splats
+
+#: bit depths of the native profile, finest (largest file) first; index 4 is the default, 6 the small preset's
+LEVELS: list[dict] = [
+    {"means_bits": 16, "quat_bits": 8, "scale_levels": 2048, "color_levels": 256},
+    {"means_bits": 15, "quat_bits": 7, "scale_levels": 1024, "color_levels": 256},
+    {"means_bits": 14, "quat_bits": 7, "scale_levels": 512, "color_levels": 256},
+    {"means_bits": 14, "quat_bits": 6, "scale_levels": 512, "color_levels": 128},
+    {"means_bits": 13, "quat_bits": 6, "scale_levels": 512, "color_levels": 128},
+    {"means_bits": 13, "quat_bits": 6, "scale_levels": 256, "color_levels": 128},
+    {"means_bits": 12, "quat_bits": 6, "scale_levels": 256, "color_levels": 64},
+    {"means_bits": 12, "quat_bits": 5, "scale_levels": 256, "color_levels": 64},
+    {"means_bits": 11, "quat_bits": 5, "scale_levels": 256, "color_levels": 32},
+    {"means_bits": 10, "quat_bits": 5, "scale_levels": 128, "color_levels": 32},
+]
+
+
+@dataclass
+class RateResult:
+    meta: dict
+    files: dict[str, bytes]
+    psnr: float                  #: measured PSNR of the chosen level (dB)
+    level: int                   #: index into `LEVELS`
+    reached: bool                #: False when even the finest level stays below the target
+    tried: list[dict] = field(default_factory=list)  #: every probe: level, bytes, psnr
+
+
+def encode_to_psnr(splats: Splats, width: int, height: int, target: float, options: dict | None = None,
+                   source_path=None, views: int = 8, size: int = 256, device: str = "auto",
+                   progress=None) -> RateResult:
+    """Encode ``splats`` (in grid order) at the coarsest `LEVELS` entry whose renders reach ``target`` dB.
+
+    ``options`` are native-profile options; they win over a level's bit depths (a depth fixed by the caller
+    stays fixed). ``source_path`` lets the cameras come from a camera file next to the input, as in
+    ``sog eval``. ``progress(name)`` is called after each probe."""
+    from . import metrics
+    from .evaluate import evaluation_cameras
+    from .render import render
+
+    options = dict(options or {})
+    cams, _ = evaluation_cameras(source_path, splats, views, size)
+    reference = render(splats, cams, device=device)
+    probes: dict[int, tuple[dict, dict, float]] = {}
+
+    def probe(i: int) -> float:
+        meta, files = native.encode(splats, width, height, native.Options(**{**LEVELS[i], **options}))
+        test = render(native.decode(meta, files.__getitem__), cams, device=device)
+        views_psnr = [metrics.psnr_capped(float(v)) for v in metrics.psnr(reference, test)]
+        probes[i] = (meta, files, sum(views_psnr) / len(views_psnr))
+        if progress:
+            progress(f"level {i}")
+        return probes[i][2]
+
+    if probe(0) < target:
+        best, reached = 0, False
+    else:  # invariant: level `lo` reaches the target; levels past `hi` are not known to
+        lo, hi, reached = 0, len(LEVELS) - 1, True
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if probe(mid) >= target:
+                lo = mid
+            else:
+                hi = mid - 1
+        best = lo
+    meta, files, psnr = probes[best]
+    tried = [{"level": i, "bytes": sum(len(v) for v in f.values()), "psnr": p} for i, (_, f, p) in sorted(probes.items())]
+    return RateResult(meta=meta, files=files, psnr=psnr, level=best, reached=reached, tried=tried)

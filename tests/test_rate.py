@@ -1,0 +1,51 @@
+"""``--psnr``: the coarsest bit depths whose renders reach a target, measured as ``sog eval`` measures."""
+
+from __future__ import annotations
+
+import pytest
+
+import sog
+from conftest import small_scene
+from sog.errors import SogError
+from sog.evaluate import evaluate
+from sog.pipeline import CompressOptions, compress
+from sog.rate import LEVELS
+
+
+def _at(scene, tmp_path, target, name="x.sog"):
+    out = tmp_path / name
+    res = compress(scene, out, CompressOptions(sort="morton", target_psnr=target), quiet=True, overwrite=True)
+    return res, out
+
+
+def test_the_written_file_reaches_the_target_and_the_next_coarser_level_measured_does_not(tmp_path):
+    scene = small_scene(1500, seed=11, sh_degree=1)
+    res, out = _at(scene, tmp_path, 55.0)                  # lands mid-list on this scene (level 7)
+    assert res.rate["reached"] and res.psnr >= 55.0 and 0 < res.rate["level"] < len(LEVELS) - 1
+    assert evaluate(scene, out)["psnr"] == pytest.approx(res.psnr, abs=1e-4)   # sog eval agrees
+    chosen = res.rate["level"]
+    for probe in res.rate["tried"]:
+        assert (probe["psnr"] >= 55.0) == (probe["level"] <= chosen)
+    assert chosen == len(LEVELS) - 1 or any(p["level"] == chosen + 1 for p in res.rate["tried"])
+    assert len(sog.load(out)) == len(scene)
+
+
+def test_a_higher_target_never_writes_a_smaller_file(tmp_path):
+    scene = small_scene(1500, seed=12, sh_degree=0)
+    low, _ = _at(scene, tmp_path, 40.0, "low.sog")
+    high, _ = _at(scene, tmp_path, 60.0, "high.sog")
+    assert high.rate["level"] <= low.rate["level"] and high.bytes >= low.bytes
+
+
+def test_an_unreachable_target_writes_the_finest_level_and_says_so(tmp_path):
+    res, out = _at(small_scene(600, seed=13, sh_degree=0), tmp_path, 200.0)
+    assert res.rate == {**res.rate, "level": 0, "reached": False} and res.psnr < 200 and out.exists()
+
+
+def test_psnr_is_refused_for_the_playcanvas_profile_before_any_work(tmp_path):
+    out = tmp_path / "x.sog"
+    with pytest.raises(SogError, match="native"):
+        compress(small_scene(100), out, CompressOptions(profile="playcanvas", target_psnr=40.0), quiet=True)
+    with pytest.raises(SogError, match="positive"):
+        compress(small_scene(100), out, CompressOptions(target_psnr=float("nan")), quiet=True)
+    assert not out.exists()
