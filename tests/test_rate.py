@@ -9,6 +9,7 @@ from conftest import small_scene
 from sog.errors import SogError
 from sog.evaluate import evaluate
 from sog.pipeline import CompressOptions, compress
+from sog.codec import native
 from sog.rate import LEVELS
 
 
@@ -49,3 +50,12 @@ def test_psnr_is_refused_for_the_playcanvas_profile_before_any_work(tmp_path):
     with pytest.raises(SogError, match="positive"):
         compress(small_scene(100), out, CompressOptions(target_psnr=float("nan")), quiet=True)
     assert not out.exists()
+
+
+def test_each_level_is_one_setting_coarser_and_the_presets_sit_on_the_list():
+    for finer, coarser in zip(LEVELS, LEVELS[1:]):
+        changed = [k for k in finer if finer[k] != coarser[k]]
+        assert len(changed) == 1 and coarser[changed[0]] < finer[changed[0]]
+    defaults = native.Options()
+    assert LEVELS[8] == {k: getattr(defaults, k) for k in LEVELS[8]}
+    assert LEVELS[11] == {**LEVELS[8], **{k: v for k, v in native.PRESETS["small"].items() if k in LEVELS[8]}}
