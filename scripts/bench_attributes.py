@@ -72,7 +72,7 @@ def ladder(name: str, scene: sog.Splats, args) -> dict:
             opts = BASE if key is None else {**BASE, key: level}
             meta, files = native.encode(scene, w, h, native.Options(**opts))
             test = render(native.decode(meta, lambda f: files[f]), cams, backend="cpu", device="cpu")
-            psnr = sum(metrics.psnr_capped(float(v)) for v in metrics.psnr(ref, test)) / len(cams)
+            psnr = sum(metrics.view_psnrs(ref, test)) / len(cams)
             sizes = {f.split(".")[0]: len(v) for f, v in files.items()}
             planes = PLANES[key] if key else tuple(sizes)
             step = {"setting": key or "base", "level": level, "bytes": sum(sizes.get(p, 0) for p in planes),

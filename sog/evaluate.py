@@ -121,7 +121,7 @@ def evaluate(original: str | os.PathLike | Splats, compressed: str | os.PathLike
     ref = render(ref_scene, cams, backend=backend, device=device, config=config, progress=progress)
     test = render(test_scene, cams, backend=backend, device=device, config=config, progress=progress)
     render_seconds = time.perf_counter() - t1
-    psnr_views = [metrics.psnr_capped(float(v)) for v in metrics.psnr(ref, test)]
+    psnr_views = metrics.view_psnrs(ref, test)
     ssim_views = [float(v) for v in metrics.ssim(ref, test)]
     n = len(ref_scene)
     nbytes = input_bytes(comp_path) if comp_path is not None else None

@@ -64,3 +64,8 @@ def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5)
 def psnr_capped(value: float, cap: float = 100.0) -> float:
     """A finite PSNR for reports: ``inf`` (identical images) and anything above ``cap`` become ``cap``."""
     return cap if math.isinf(value) or value > cap else float(value)
+
+
+def view_psnrs(a: torch.Tensor, b: torch.Tensor) -> list[float]:
+    """Per-view PSNR of (V, H, W, 3) renders, each capped (`psnr_capped`); their mean is the reported PSNR."""
+    return [psnr_capped(float(v)) for v in psnr(a, b)]

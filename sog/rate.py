@@ -56,7 +56,7 @@ def encode_to_psnr(splats: Splats, width: int, height: int, target: float, optio
     def probe(i: int) -> float:
         meta, files = native.encode(splats, width, height, native.Options(**{**LEVELS[i], **options}))
         test = render(native.decode(meta, files.__getitem__), cams, device=device)
-        views_psnr = [metrics.psnr_capped(float(v)) for v in metrics.psnr(reference, test)]
+        views_psnr = metrics.view_psnrs(reference, test)
         probes[i] = (meta, files, sum(views_psnr) / len(views_psnr))
         if progress:
             progress(f"level {i}")

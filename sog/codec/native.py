@@ -260,6 +260,12 @@ def encode(splats: Splats, width: int, height: int,
             img[n:] = values[-1]
         store(name, img.reshape(height, width, c))
 
+    def split_plane(high: str, low: str, values: np.ndarray, bits: int) -> None:
+        """``bits``-bit integers (N, 3): the top 8 bits in plane ``high``, any rest in plane ``low``."""
+        plane(high, (values >> (bits - 8)).astype(np.uint8))
+        if bits > 8:
+            plane(low, (values & ((1 << (bits - 8)) - 1)).astype(np.uint8))
+
     bits = options.means_bits
     lmeans = log_transform(splats.means.detach().cpu().double().numpy())
     mins, maxs = lmeans.min(0), lmeans.max(0)
@@ -269,9 +275,7 @@ def encode(splats: Splats, width: int, height: int,
         pos_bound, angle_bound = error_budget(splats, step, options.tolerance)
         if bits > 8:
             q = coarsen_means(q, lmeans, mins, maxs, bits, pos_bound)
-    plane("means_u", (q >> (bits - 8)).astype(np.uint8))
-    if bits > 8:
-        plane("means_l", (q & ((1 << (bits - 8)) - 1)).astype(np.uint8))
+    split_plane("means_u", "means_l", q, bits)
 
     # each Gaussian with its smallest-angle rotation (scale axes permuted to match: same covariance)
     quats, log_scales = canonical_rotations(splats.quats.detach().cpu().double().numpy(),
@@ -285,9 +289,7 @@ def encode(splats: Splats, width: int, height: int,
     cw = np.repeat((splat_weights(splats) ** options.color_weight)[:, None], 3, 1) if options.color_weight else None
     scale_cb, scale_idx = fit_levels(log_scales, options.scale_levels, weights=sw)
     scale_bits = label_bits(int(scale_idx.max()) + 1)
-    plane("scales", (scale_idx >> (scale_bits - 8)).astype(np.uint8))
-    if scale_bits > 8:  # a codebook of more than 256 entries: its labels' low bits in a second plane
-        plane("scales_l", (scale_idx & ((1 << (scale_bits - 8)) - 1)).astype(np.uint8))
+    split_plane("scales", "scales_l", scale_idx, scale_bits)  # > 256 entries: the labels' low bits apart
 
     sh0_cb, sh0_idx = codebook_1d(splats.sh0.detach().cpu().numpy().reshape(n, 3), options.color_levels,
                                   weights=cw, seed=options.seed)
@@ -376,10 +378,15 @@ def decode(meta: dict, read) -> Splats:
                 raise SogError(f"{name}: {img.shape[1]}x{img.shape[0]} image is too small for {n} Gaussians")
             return img.reshape(-1, channels)[:n]
 
+        def joined_plane(high: str, low: str, bits: int) -> np.ndarray:
+            """Inverse of the encoder's ``split_plane``: (N, 3) ``bits``-bit integers."""
+            values = plane(high, 3).astype(np.int64) << (bits - 8)
+            if bits > 8:
+                values |= plane(low, 3)
+            return values
+
         bits = int(meta["means"]["bits"])
-        q = plane("means_u", 3).astype(np.uint32) << (bits - 8)
-        if bits > 8:
-            q |= plane("means_l", 3).astype(np.uint32)
+        q = joined_plane("means_u", "means_l", bits)
         mins, maxs = np.asarray(meta["means"]["mins"], np.float64), np.asarray(meta["means"]["maxs"], np.float64)
         means = inv_log_transform(dequantize_uniform(q, mins, maxs, bits))
 
@@ -388,10 +395,7 @@ def decode(meta: dict, read) -> Splats:
         else:
             quats = unpack_gibbs(plane("quats", 3), int(meta["quats"]["bits"]))
         scale_cb = np.asarray(meta["scales"]["codebook"], np.float32)
-        scale_bits = int(meta["scales"].get("bits", 8))
-        scale_idx = plane("scales", 3).astype(np.int64) << (scale_bits - 8)
-        if scale_bits > 8:
-            scale_idx |= plane("scales_l", 3)
+        scale_idx = joined_plane("scales", "scales_l", int(meta["scales"].get("bits", 8)))
         if int(scale_idx.max()) >= len(scale_cb):
             raise SogError(f"scales plane refers to codebook entry {int(scale_idx.max())} of {len(scale_cb)}")
         scales = scale_cb[scale_idx]

@@ -91,7 +91,8 @@ def pack_gibbs(quats: np.ndarray, bits: int = 8) -> np.ndarray:
     code step turns a Gaussian by about ``4 tan(22.5°) / (2^bits - 2)`` radians (0.0065 at 8 bits, 1.7x
     finer than an 8-bit smallest-three component)."""
     top = (1 << bits) - 2
-    g = np.asarray(quats, np.float64)[:, 1:] / np.maximum(np.asarray(quats, np.float64)[:, :1], 1e-12)
+    q = np.asarray(quats, np.float64)
+    g = q[:, 1:] / np.maximum(q[:, :1], 1e-12)
     return np.clip(np.rint((np.clip(g / GIBBS_MAX, -1, 1) * 0.5 + 0.5) * top), 0, top).astype(np.uint8)
 
 
