@@ -77,21 +77,21 @@ def plane_bytes(path: Path) -> dict:
         return {}
 
 
-def run_ours(name, source, original, profile, extra, args, tmp, presorted=None) -> dict:
-    """One row of ours. ``presorted`` = (splats already in grid order, the sort's seconds): the row then
-    skips sorting (``sort="none"``) and its encode time adds the sort's seconds, as if it had sorted."""
+def run_ours(name, source, original, profile, extra, args, tmp, reuse=None) -> dict:
+    """One row of ours. ``reuse`` = (an earlier row's `CompressResult.layout`, its importance + sort seconds):
+    the row then skips both and its encode time adds those seconds, as if it had done them."""
     tag = extra.get("quality") or ("psnr" if extra.get("psnr") else "")
     out = Path(tmp) / f"{name}_{profile}{'_' + tag if tag else ''}.sog"
-    opts = sog.CompressOptions(profile=profile, sort=args.sort if presorted is None else "none", effort=args.effort,
-                               quality=extra.get("quality"), sort_seconds=args.sort_seconds or None,
-                               target_psnr=extra.get("psnr"))
+    opts = sog.CompressOptions(profile=profile, sort=args.sort, effort=args.effort, quality=extra.get("quality"),
+                               sort_seconds=args.sort_seconds or None, target_psnr=extra.get("psnr"),
+                               layout=None if reuse is None else reuse[0])
     t0 = time.perf_counter()
-    res = sog.compress(source if presorted is None else presorted[0], out, opts, overwrite=True, quiet=True)
+    res = sog.compress(source, out, opts, overwrite=True, quiet=True)
     enc = time.perf_counter() - t0
     stages = dict(res.seconds)
-    if presorted is not None:
-        enc += presorted[1]
-        stages["sort"] = presorted[1]
+    if reuse is not None:
+        enc += reuse[1]
+        stages["sort"] = reuse[1]
     t0 = time.perf_counter()
     decoded = sog.load(out)
     dec = time.perf_counter() - t0
@@ -99,7 +99,7 @@ def run_ours(name, source, original, profile, extra, args, tmp, presorted=None) 
     if extra.get("psnr"):
         label += f" (--psnr {extra['psnr']:.2f})"
     row = {"method": label, "bytes": out.stat().st_size, "encode_s": enc, "decode_s": dec, "sort": args.sort,
-           "sort_reused": presorted is not None, "sort_seconds": args.sort_seconds, "stages": stages,
+           "sort_reused": reuse is not None, "sort_seconds": args.sort_seconds, "stages": stages,
            "planes": plane_bytes(out), "cached": False, "result": res}
     row.update(quality(original, decoded, args))
     return row
@@ -166,15 +166,17 @@ def bench_scene(name, args, tmp) -> dict:
         ply = Path(tmp) / f"{name}.ply"
         sog.save(original, ply)
     ply_bytes = inria_ply_size(len(original), original.sh_degree)
-    rows, presorted = [], None
+    rows, reuse = [], None
     for profile, extra in [("sog", {}), ("sog", {"quality": "high"}), ("sog", {"quality": "small"}),
                            ("playcanvas", {})]:
         if args.only_default and extra:
             continue
-        rows.append(run_ours(name, ply, original, profile, extra, args, tmp, presorted))
+        # the scene is split and sorted once; the other rows reuse that (playcanvas only when it is one grid)
+        usable = reuse if reuse is not None and (profile == "sog" or len(reuse[0]) == 1) else None
+        rows.append(run_ours(name, ply, original, profile, extra, args, tmp, usable))
         res = rows[-1].pop("result")
-        if presorted is None:  # the scene is sorted once; the other rows reuse that order
-            presorted = (sog.load(ply).permute(res.order), res.seconds["sort"])
+        if reuse is None:
+            reuse = (res.layout, res.seconds["sort"] + res.seconds.get("importance", 0.0))
         print(f"  {name}: {rows[-1]['method']} {rows[-1]['bytes']:,} B", file=sys.stderr, flush=True)
     for ext in (".sog", ".spz"):
         row = run_peer(name, ply, original, ext, args, tmp)
@@ -182,7 +184,7 @@ def bench_scene(name, args, tmp) -> dict:
             rows.append(row)
     st_psnr = next((r["psnr"] for r in rows if r["method"] == "splat-transform .sog"), None)
     if st_psnr is not None and not args.only_default:  # ours at splat-transform's PSNR: the rate-control row
-        rows.append(run_ours(name, ply, original, "sog", {"psnr": st_psnr}, args, tmp, presorted))
+        rows.append(run_ours(name, ply, original, "sog", {"psnr": st_psnr}, args, tmp, reuse))
         rate = rows[-1].pop("result").rate
         rows[-1]["rate"] = rate
         print(f"  {name}: {rows[-1]['method']} {rows[-1]['bytes']:,} B (level {rate['level']})", file=sys.stderr,

@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--psnr", type=float, default=None, metavar="DB",
                    help="native profile: the smallest bit depths whose renders reach this PSNR against the input "
                         "(sog eval's cameras: 8 views, 256 px); encodes, decodes and renders a few times")
+    c.add_argument("--layers", type=int, default=None, metavar="K",
+                   help="native profile: importance layers, the less visible stored coarser (default 3 for scenes "
+                        "of 32,768 Gaussians or more; 1: one grid)")
     c.add_argument("--sort", default="shufflesoftsort", choices=list(SORTERS))
     c.add_argument("--sort-weights", default=None, metavar="NAME=W,...",
                    help="weights of the attributes to sort on, e.g. means=1,sh0=1,scales=0.5,opacities=0.25")
@@ -117,16 +120,21 @@ def _compress(args) -> int:
 
     if not args.sort_seconds >= 0:  # also catches NaN
         raise SogError(f"--sort-seconds must be 0 (no limit) or a positive number of seconds, not {args.sort_seconds}")
+    if args.layers is not None and (args.profile != "sog" or args.layers < 1):
+        raise SogError("--layers applies to the native 'sog' profile only" if args.profile != "sog"
+                       else f"--layers must be 1 or more, not {args.layers}")
     t0 = time.perf_counter()
     options = CompressOptions(profile=args.profile, sort=args.sort, seed=args.seed, device=args.device,
                               effort=args.effort, quality=args.quality, target_psnr=args.psnr,
                               sort_seconds=args.sort_seconds if args.sort_seconds > 0 else None,
-                              sort_weights=_parse_weights(args.sort_weights))
+                              sort_weights=_parse_weights(args.sort_weights),
+                              profile_options={} if args.layers is None else {"layers": args.layers})
     result = compress(args.input, args.output, options, overwrite=args.force, quiet=args.quiet)
     seconds = time.perf_counter() - t0
     ply = ply_bytes(result.count, result.sh_degree)
     summary = {"input": str(args.input), "output": str(args.output), "count": result.count,
-               "grid": list(result.grid), "bytes": result.bytes, "bits_per_gaussian": 8 * result.bytes / result.count,
+               "grid": list(result.grid), "layers": [list(g) for g in result.layers], "bytes": result.bytes,
+               "bits_per_gaussian": 8 * result.bytes / result.count,
                "ratio": ply / result.bytes, "seconds": round(seconds, 3),
                "stages": {k: round(v, 3) for k, v in result.seconds.items()}, "unstored": result.unstored}
     if result.rate is not None:
@@ -134,7 +142,8 @@ def _compress(args) -> int:
     if args.json:
         print(json.dumps(summary))
     elif not args.quiet:
-        print(f"{args.output}: {result.count:,} Gaussians on {result.grid[1]}x{result.grid[0]}, "
+        grids = " + ".join(f"{w}x{h}" for h, w in result.layers)
+        print(f"{args.output}: {result.count:,} Gaussians on {grids}, "
               f"{result.bytes:,} bytes ({summary['bits_per_gaussian']:.1f} bits/Gaussian, "
               f"{summary['ratio']:.1f}x smaller than PLY) in {seconds:.1f} s")
         if result.rate is not None:
@@ -170,24 +179,29 @@ def _info(args) -> int:
     splats = load(path)
     n = len(splats)
     grid = list(grid_shape(n))
+    grids = [grid]
     if fmt == "sog":
         meta, read, size = read_container(path)
         from .codec.image import decode_image
-        if meta.get("profile") == "sog":
-            grid = [int(meta["height"]), int(meta["width"])]
+        if meta.get("profile") == "sog":  # a layered file: one grid per importance layer
+            grids = [[int(m["height"]), int(m["width"])] for m in meta.get("layers", [meta])]
+            grid = grids[0]
         else:
             plane = decode_image(read(meta["means"]["files"][0]))  # the grid the file actually uses
             grid = [plane.shape[0], plane.shape[1]]
+            grids = [grid]
     else:
         size = os.path.getsize(path)
     ply = ply_bytes(n, splats.sh_degree)
     out = {"input": str(path), "format": fmt, "count": n, "sh_degree": splats.sh_degree, "grid": grid,
+           "grids": grids,
            "bytes": size, "bits_per_gaussian": 8 * size / n, "ratio": ply / size, "ply_bytes": ply,
            "extras": sorted(splats.extras)}
     if args.json:
         print(json.dumps(out))
     else:
-        print(f"{path}: {fmt}, {n:,} Gaussians, SH degree {splats.sh_degree}, grid {grid[1]}x{grid[0]}, "
+        shown = " + ".join(f"{w}x{h}" for h, w in grids)
+        print(f"{path}: {fmt}, {n:,} Gaussians, SH degree {splats.sh_degree}, grid {shown}, "
               f"{size:,} bytes, {out['bits_per_gaussian']:.1f} bits/Gaussian, {out['ratio']:.2f}x smaller than "
               f"the {ply:,}-byte PLY")
     return 0

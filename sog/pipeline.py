@@ -11,9 +11,11 @@ import torch
 from tqdm.auto import tqdm
 
 from .codec import PROFILES
+from .codec.native import Layer, encode_layers
 from .device import resolve_device
 from .errors import SogError
 from .grid import grid_shape
+from .render.importance import importance_cameras, importance_layers, sensitivities
 from .io import load, read_container, write_container, write_ply
 from .sort import sort_grid
 from .sort.features import splat_features
@@ -34,19 +36,24 @@ class CompressOptions:
     profile_options: dict = field(default_factory=dict)
     quality: str | None = None          #: native-profile preset (sog.codec.native.PRESETS); sets effort too
     target_psnr: float | None = None    #: native only: the coarsest bit depths whose renders reach this PSNR (sog.rate)
+    #: reuse an earlier result's split and sort (`CompressResult.layout`) of the same scene: no importance, no sort
+    layout: list[tuple[torch.Tensor, dict[str, int]]] | None = None
 
 
 @dataclass
 class CompressResult:
     count: int
     sh_degree: int
-    grid: tuple[int, int]
+    grid: tuple[int, int]                #: (H, W) of the (first) grid
     bytes: int
     seconds: dict[str, float]
-    order: torch.Tensor  #: (N,) long: the input index of the Gaussian at texel i
+    order: torch.Tensor  #: (N,) long: the input index of the i-th Gaussian of the file (layer by layer)
+    layers: list[tuple[int, int]] = field(default_factory=list)  #: (H, W) grid of each importance layer
     unstored: list[str] = field(default_factory=list)  #: extra PLY properties the .sog cannot hold
     psnr: float | None = None  #: with ``target_psnr``: the PSNR measured for the written file (sog eval's cameras)
     rate: dict | None = None   #: with ``target_psnr``: level chosen, whether the target was reached, every probe
+    #: per layer: the input indices in grid order (N_k,) and the drops (`CompressOptions.layout` reuses it)
+    layout: list[tuple[torch.Tensor, dict[str, int]]] = field(default_factory=list)
 
 
 def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, options: CompressOptions | None = None,
@@ -67,18 +74,6 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
     seconds["load"] = time.perf_counter() - t0
 
     n = len(splats)
-    shape = grid_shape(n)
-    t0 = time.perf_counter()
-    features = splat_features(splats, options.sort_weights)
-    sort_options = dict(options.sort_options)
-    if options.sort == "shufflesoftsort" and options.sort_seconds is not None:
-        sort_options.setdefault("max_seconds", options.sort_seconds)
-    perm = sort_grid(features, shape, options.sort, seed=options.seed, device=device,
-                     progress=not quiet, **sort_options)
-    ordered = splats.permute(perm[:n])
-    seconds["sort"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
     profile = PROFILES[options.profile]
     extra = dict(options.profile_options)
     if options.quality is not None:
@@ -91,28 +86,91 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
             preset = {k: v for k, v in preset.items() if k not in LEVELS[0]}
         extra = {**preset, **extra}
     extra = {"effort": options.effort, "seed": options.seed, **extra}
+    profile_options = profile.Options(**extra)
+    if options.profile == "sog" and profile_options.layers < 1:
+        raise SogError(f"layers must be 1 or more, not {profile_options.layers}")
+
+    # native profile: importance layers (the Gaussians that make little of the pictures are stored coarser)
+    groups = [(torch.arange(n), {})]
+    if options.layout is not None:
+        _check_layout(options.layout, n, options.profile)
+    elif options.profile == "sog" and profile_options.layers > 1 and n >= 2 * profile_options.layer_min:
+        t0 = time.perf_counter()
+        views = _importance_views(source, splats)
+        groups = importance_layers(sensitivities(splats, views, device, seed=options.seed),
+                                   profile_options.layers, profile_options.layer_min,
+                                   profile_options.layer_max_drop)
+        seconds["importance"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    layers, orders = [], []
+    for index, drops in options.layout or []:  # an earlier result's layers, already in grid order
+        shape = grid_shape(len(index))
+        orders.append(index)
+        layers.append(Layer(splats.permute(index), shape[1], shape[0], dict(drops)))
+    for index, drops in groups if options.layout is None else []:
+        part = splats if len(groups) == 1 else splats.permute(index)
+        shape = grid_shape(len(part))
+        sort_options = dict(options.sort_options)
+        if options.sort == "shufflesoftsort" and options.sort_seconds is not None:  # the budget, shared by size
+            sort_options.setdefault("max_seconds", options.sort_seconds * len(part) / n)
+        perm = sort_grid(splat_features(part, options.sort_weights), shape, options.sort, seed=options.seed,
+                         device=device, progress=not quiet, **sort_options)
+        orders.append(index[perm[:len(part)]])
+        layers.append(Layer(part.permute(perm[:len(part)]), shape[1], shape[0], drops))
+    order = torch.cat(orders)
+    seconds["sort"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
     rate = None
     if options.target_psnr is not None:
         from .rate import encode_to_psnr
         with tqdm(total=None, desc=f"encode to {options.target_psnr:g} dB", unit="probe", disable=quiet,
                   leave=False) as bar:
-            rate = encode_to_psnr(ordered, shape[1], shape[0], options.target_psnr, extra,
+            rate = encode_to_psnr(layers, options.target_psnr, extra,
                                   source_path=None if isinstance(source, Splats) else source, device=device,
                                   progress=lambda name: bar.update(1))
         meta, files = rate.meta, rate.files
     else:
         with tqdm(total=None, desc="encode", unit="plane", disable=quiet, leave=False) as bar:
-            meta, files = profile.encode(ordered, shape[1], shape[0], profile.Options(**extra),
-                                         progress=lambda name: bar.update(1))
+            tick = lambda name: bar.update(1)  # noqa: E731
+            if options.profile == "sog":
+                meta, files = encode_layers(layers, profile_options, progress=tick)
+            else:
+                meta, files = profile.encode(layers[0].splats, layers[0].width, layers[0].height, profile_options,
+                                             progress=tick)
     seconds["encode"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     size = write_container(meta, files, output, bundle=options.bundle, overwrite=overwrite,
                            compress_meta=profile.COMPRESS_META)
     seconds["write"] = time.perf_counter() - t0
-    return CompressResult(count=n, sh_degree=splats.sh_degree, grid=shape, bytes=size, seconds=seconds, order=perm[:n],
-                          unstored=sorted(splats.extras), psnr=None if rate is None else rate.psnr,
+    return CompressResult(count=n, sh_degree=splats.sh_degree, grid=(layers[0].height, layers[0].width),
+                          layers=[(layer.height, layer.width) for layer in layers], bytes=size, seconds=seconds,
+                          order=order, unstored=sorted(splats.extras),
+                          layout=[(o, layer.drops) for o, layer in zip(orders, layers)],
+                          psnr=None if rate is None else rate.psnr,
                           rate=None if rate is None else {"level": rate.level, "reached": rate.reached,
                                                           "tried": rate.tried})
+
+
+def _check_layout(layout, n: int, profile: str) -> None:
+    every = torch.cat([torch.as_tensor(index) for index, _ in layout]) if layout else torch.zeros(0, dtype=torch.long)
+    # (a permutation of 0..n-1: the layers hold every Gaussian once)
+    if len(every) != n or not torch.equal(torch.sort(every).values, torch.arange(n)):
+        raise SogError(f"layout does not hold each of the {n} Gaussians exactly once")
+    if profile != "sog" and len(layout) > 1:
+        raise SogError(f"the {profile} profile stores one grid; the layout has {len(layout)} layers")
+
+
+def _importance_views(source, splats: Splats) -> list:
+    """Views to measure importance from: up to 12 of a camera file next to the source, else an orbit at two
+    elevations that `sog eval`'s views do not use."""
+    from .evaluate import evaluation_cameras
+    from .render import find_scene_cameras
+
+    if not isinstance(source, Splats) and find_scene_cameras(source) is not None:
+        return evaluation_cameras(source, splats, views=12, size=256)[0]
+    return importance_cameras(splats)
 
 
 def decompress(source: str | os.PathLike, output: str | os.PathLike | None = None, *,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .codec import native
+from .grid import grid_shape
 from .splats import Splats
 
 #: bit depths of the native profile, finest (largest file) first, one setting coarser per step, in the order
@@ -36,10 +37,11 @@ class RateResult:
     tried: list[dict] = field(default_factory=list)  #: every probe: level, bytes, psnr
 
 
-def encode_to_psnr(splats: Splats, width: int, height: int, target: float, options: dict | None = None,
+def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: dict | None = None,
                    source_path=None, views: int = 8, size: int = 256, device: str = "auto",
                    progress=None) -> RateResult:
-    """Encode ``splats`` (in grid order) at the coarsest `LEVELS` entry whose renders reach ``target`` dB.
+    """Encode ``layers`` (`native.Layer`s in grid order, or one `Splats` on its `grid_shape`) at the coarsest
+    `LEVELS` entry whose renders reach ``target`` dB; each layer keeps its drop relative to that level.
 
     ``options`` are native-profile options; they win over a level's bit depths (a depth fixed by the caller
     stays fixed). ``source_path`` lets the cameras come from a camera file next to the input, as in
@@ -48,13 +50,17 @@ def encode_to_psnr(splats: Splats, width: int, height: int, target: float, optio
     from .evaluate import evaluation_cameras
     from .render import render
 
+    if isinstance(layers, Splats):
+        height, width = grid_shape(len(layers))
+        layers = [native.Layer(layers, width, height)]
+    splats = Splats.concat([layer.splats for layer in layers])
     options = dict(options or {})
     cams, _ = evaluation_cameras(source_path, splats, views, size)
     reference = render(splats, cams, device=device)
     probes: dict[int, tuple[dict, dict, float]] = {}
 
     def probe(i: int) -> float:
-        meta, files = native.encode(splats, width, height, native.Options(**{**LEVELS[i], **options}))
+        meta, files = native.encode_layers(layers, native.Options(**{**LEVELS[i], **options}))
         test = render(native.decode(meta, files.__getitem__), cams, device=device)
         views_psnr = metrics.view_psnrs(reference, test)
         probes[i] = (meta, files, sum(views_psnr) / len(views_psnr))

@@ -19,11 +19,16 @@ Same idea as SOG v2 (one texel per Gaussian, row-major, Gaussian i at texel i), 
 * optional ``tolerance``: per-Gaussian coarser positions/rotations for faint or round Gaussians
   (off by default: on the shared scenes uniform ``means_bits`` gave more PSNR per byte);
 * an optional SH band limit (``sh_degree``);
+* importance layers (``layers``, version 3): the compressor (`sog.pipeline`) splits the Gaussians into up to
+  three equal layers by how much of the rendered pictures they make (`sog.render.importance`), sorts each
+  onto its own grid and stores the less important layers with coarser settings, per attribute by how much
+  less the renders change there (`layer_options`, `encode_layers`). The file holds one version-2 meta per
+  layer under ``"layers"`` and planes named ``l<k>_<plane>``; decoding concatenates the layers;
 * each plane is stored with the smallest of the lossless codecs tried (``codecs``), no alpha
   channel where none is needed.
 
 ``meta.json`` carries ``"profile": "sog"`` and ``"version": 2`` (of this profile; version 1, with
-smallest-three rotations, is still read).
+smallest-three rotations, is still read), or ``"version": 3`` and a list of version-2 ``"layers"``.
 
 Presets (`PRESETS`, the CLI's ``--quality``): ``small``, ``default``, ``high``.
 """
@@ -31,7 +36,7 @@ Presets (`PRESETS`, the CLI's ``--quality``): ``small``, ``default``, ``high``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import torch
@@ -44,6 +49,7 @@ from .rotation import GIBBS_MAX, canonical_rotations, pack_gibbs, unpack_gibbs
 from .quantize import codebook_1d, kmeans
 
 VERSION = 2  #: 2: rotations as canonical Gibbs vectors (1: smallest-three, still read)
+LAYERED_VERSION = 3  #: several importance layers, each a version-2 meta of its own under "layers"
 #: deflate the .sog zip's meta.json entry (its codebooks are long lists of floats)
 COMPRESS_META = True
 
@@ -78,6 +84,9 @@ class Options:
     color_weight: float = 0.0          #: sh0 codebook weights colours by (opacity x footprint)^this (0: unweighted)
     tolerance: float | None = None     #: render-error budget in uniform position steps (None: uniform bits)
     codecs: tuple[str, ...] = ("webp", "png")  #: try these per plane, keep the smallest
+    layers: int = 3                    #: split the Gaussians into up to this many importance layers (1: one grid)
+    layer_min: int = 16384             #: ... of at least this many Gaussians each (smaller scenes: fewer layers)
+    layer_max_drop: int = 3            #: a layer's settings are at most this many steps coarser than the first's
 
 
 #: ``--quality`` presets: overrides of `Options`.
@@ -99,6 +108,28 @@ def preset_options(quality: str, **overrides) -> dict:
         raise SogError(f"unknown quality preset {quality!r} (choose from {', '.join(PRESETS)})")
     known = {f.name for f in fields(Options)}
     return {k: v for k, v in {**PRESETS[quality], **overrides}.items() if k in known}
+
+
+@dataclass
+class Layer:
+    """One importance layer: Gaussians already in grid order on a ``width`` x ``height`` grid, each attribute
+    stored ``drops[name]`` steps coarser than the options (`layer_options`)."""
+
+    splats: Splats
+    width: int
+    height: int
+    drops: dict[str, int] = field(default_factory=dict)
+
+
+def layer_options(options: Options, drops: dict[str, int]) -> Options:
+    """``options`` made coarser by ``drops`` (``means``, ``quats``, ``scales``, ``sh0``: steps): one bit less per
+    step on positions and rotations, half the scale and colour levels. Opacity and the SH palette rule are
+    unchanged, and no setting goes below its smallest allowed value."""
+    d = {name: max(0, int(drops.get(name, 0))) for name in ("means", "quats", "scales", "sh0")}
+    return replace(options, means_bits=min(options.means_bits, max(8, options.means_bits - d["means"])),
+                   quat_bits=min(options.quat_bits, max(5, options.quat_bits - d["quats"])),
+                   scale_levels=min(options.scale_levels, max(16, options.scale_levels >> d["scales"])),
+                   color_levels=min(options.color_levels, max(8, options.color_levels >> d["sh0"])))
 
 
 def quantize_uniform(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, bits: int) -> np.ndarray:
@@ -221,9 +252,62 @@ def coarsen_quats(codes: np.ndarray, angle: np.ndarray, bits: int) -> np.ndarray
     return out.astype(np.uint8)
 
 
-def encode(splats: Splats, width: int, height: int,
-           options: Options | None = None, progress=None) -> tuple[dict, dict[str, bytes]]:
-    """Encode ``splats`` (already in grid order) into native planes; returns ``(meta, files)``."""
+def float32_list(values: np.ndarray) -> list[float]:
+    """float32 values as the shortest decimals that read back as the same float32 (for meta.json: about
+    half the digits of float64 reprs, so a layered file's codebooks take ~40 % fewer bytes)."""
+    return [float(np.format_float_positional(v, unique=True, trim="-"))
+            for v in np.asarray(values, np.float32).reshape(-1)]
+
+
+def smallest_image(img: np.ndarray, options: Options) -> tuple[str, bytes]:
+    """``(extension, bytes)`` of the smallest lossless encoding of ``img`` (H, W, C) among ``options.codecs``."""
+    best = None
+    for codec in options.codecs:
+        data = encode_image(img, codec, options.effort)
+        if best is None or len(data) < len(best[1]):
+            best = (CODECS[codec].extension, data)
+    return best
+
+
+def fit_sh_palette(splats: Splats, options: Options) -> tuple[torch.Tensor, torch.Tensor]:
+    """The higher-band SH palette of ``splats``: ``(centroids (c, 3K) float32, labels (N,) long)``, entries
+    ordered along their first principal axis. Size: ``palette_size`` capped at N / ``palette_per``; an already
+    palettised source with at most N / ``exact_palette_per`` distinct rows keeps them exactly."""
+    n, k = len(splats), splats.shN.shape[1]
+    flat = splats.shN.detach().cpu().float().transpose(1, 2).reshape(n, 3 * k)
+    size = min(options.palette_size or default_palette_size(n), 65536)
+    if options.palette_per > 0:
+        size = min(size, 1 << max(8, int(math.log2(max(n // options.palette_per, 1)))))
+    if options.exact_palette_per > 0:  # an already palettised source (e.g. a SOG): keep its palette
+        distinct = torch.unique(flat, dim=0).shape[0]
+        if distinct <= min(n // options.exact_palette_per, 65536):
+            size = max(size, distinct)
+    weights = torch.from_numpy(splat_weights(splats)) if options.weighted else None
+    centroids, labels = kmeans(flat, size, options.kmeans_iters, options.seed, weights)
+    return order_palette(centroids, labels)
+
+
+def palette_image(centroids: torch.Tensor, k: int, seed: int = 0) -> tuple[dict, np.ndarray]:
+    """SH palette (c, 3K) -> ``({"count", "codebook"}, image (rows·3K, pw, 3) uint8)``: 8-bit codebook indices,
+    64 entries per row (wider when 3K rows per 64 entries would pass WebP's height limit)."""
+    c = centroids.shape[0]
+    cb, cidx = codebook_1d(centroids.numpy(), seed=seed)  # (c, 3K) uint8
+    pw = 64
+    while math.ceil(c / pw) * 3 * k > 16383:
+        pw *= 2
+    rows = math.ceil(c / pw)
+    pal = np.zeros((rows * pw, 3 * k), np.uint8)
+    pal[:c] = cidx
+    image = pal.reshape(rows, pw, 3 * k).transpose(0, 2, 1).reshape(rows * 3 * k, pw, 1).repeat(3, axis=2)
+    return {"count": int(c), "codebook": float32_list(cb)}, image
+
+
+def encode(splats: Splats, width: int, height: int, options: Options | None = None, progress=None,
+           sh_palette: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[dict, dict[str, bytes]]:
+    """Encode ``splats`` (already in grid order) into native planes; returns ``(meta, files)``.
+
+    ``sh_palette`` ``(centroids (c, 3K), labels (N,))``: a palette stored elsewhere in the file (a layered
+    file shares one); only the labels are stored here and the meta says ``"shared": true``."""
     options = options or Options()
     n = len(splats)
     if width * height < n:
@@ -242,13 +326,9 @@ def encode(splats: Splats, width: int, height: int,
     codecs_used: dict[str, str] = {}
 
     def store(name: str, img: np.ndarray) -> None:
-        best = None
-        for codec in options.codecs:
-            data = encode_image(img, codec, options.effort)
-            if best is None or len(data) < len(best[1]):
-                best = (codec, data)
-        filename = name + CODECS[best[0]].extension
-        files[filename] = best[1]
+        extension, data = smallest_image(img, options)
+        filename = name + extension
+        files[filename] = data
         codecs_used[name] = filename
         tick(name)
 
@@ -303,43 +383,65 @@ def encode(splats: Splats, width: int, height: int,
         "asset": {"generator": "sog (native profile)"},
         "means": {"mins": mins.tolist(), "maxs": maxs.tolist(), "bits": bits},
         "quats": {"encoding": "gibbs", "bits": options.quat_bits},
-        "scales": {"codebook": scale_cb.tolist(), "bits": scale_bits},
-        "sh0": {"codebook": sh0_cb.tolist(), "opacity_bits": options.opacity_bits},
+        "scales": {"codebook": float32_list(scale_cb), "bits": scale_bits},
+        "sh0": {"codebook": float32_list(sh0_cb), "opacity_bits": options.opacity_bits},
         "files": {},
     }
 
     k = splats.shN.shape[1]
     if k:
-        flat = splats.shN.detach().cpu().float().transpose(1, 2).reshape(n, 3 * k)
-        size = min(options.palette_size or default_palette_size(n), 65536)
-        if options.palette_per > 0:
-            size = min(size, 1 << max(8, int(math.log2(max(n // options.palette_per, 1)))))
-        if options.exact_palette_per > 0:  # an already palettised source (e.g. a SOG): keep its palette
-            distinct = torch.unique(flat, dim=0).shape[0]
-            if distinct <= min(n // options.exact_palette_per, 65536):
-                size = max(size, distinct)
-        weights = torch.from_numpy(splat_weights(splats)) if options.weighted else None
-        centroids, labels = kmeans(flat, size, options.kmeans_iters, options.seed, weights)
-        centroids, labels = order_palette(centroids, labels)
-        tick("shN palette")
+        if sh_palette is None:
+            centroids, labels = fit_sh_palette(splats, options)
+            tick("shN palette")
+            shn_meta, image = palette_image(centroids, k, options.seed)
+            store("shN_centroids", image)
+        else:
+            centroids, labels = sh_palette
+            shn_meta = {"count": int(centroids.shape[0]), "shared": True}
         c = centroids.shape[0]
-        cb, cidx = codebook_1d(centroids.numpy(), seed=options.seed)  # (c, 3K) uint8
-        pw = 64  # entries per row: 64, or wider when 3K rows per 64 entries would pass WebP's height limit
-        while math.ceil(c / pw) * 3 * k > 16383:
-            pw *= 2
-        rows = math.ceil(c / pw)
-        pal = np.zeros((rows * pw, 3 * k), np.uint8)
-        pal[:c] = cidx
-        store("shN_centroids", pal.reshape(rows, pw, 3 * k).transpose(0, 2, 1).reshape(rows * 3 * k, pw, 1)
-              .repeat(3, axis=2))
         lab = labels.numpy().astype(np.uint32)
         if c <= 256:
             plane("shN_labels", lab.astype(np.uint8)[:, None].repeat(3, axis=1))
         else:
             plane("shN_labels", np.stack([lab >> 8, lab & 0xFF, np.zeros_like(lab)], 1).astype(np.uint8))
-        meta["shN"] = {"count": int(c), "bands": splats.sh_degree, "codebook": cb.tolist()}
+        meta["shN"] = {**shn_meta, "bands": splats.sh_degree}
     meta["files"] = codecs_used  # plane name -> file name (its extension names the codec)
     return meta, files
+
+
+def encode_layers(layers: list[Layer], options: Options | None = None,
+                  progress=None) -> tuple[dict, dict[str, bytes]]:
+    """Encode importance layers (finest first) into one file; returns ``(meta, files)``.
+
+    One layer with no drops is a plain version-2 file (`encode`). Otherwise layer k is encoded with
+    ``layer_options(options, drops)``, its planes are named ``l{k}_<plane>`` and its version-2 meta is
+    ``meta["layers"][k]``; decoding concatenates the layers in order. The SH palette is fitted once over all
+    layers and stored at the top (``meta["shN"]``, ``shN_centroids``); each layer stores its labels."""
+    options = options or Options()
+    if len(layers) == 1 and not any(layers[0].drops.values()):
+        return encode(layers[0].splats, layers[0].width, layers[0].height, options, progress)
+    top = {"profile": "sog", "version": LAYERED_VERSION, "count": sum(len(layer.splats) for layer in layers),
+           "asset": {"generator": "sog (native profile)"}, "files": {}}
+    metas, files = [], {}
+    k = layers[0].splats.shN.shape[1]
+    palettes = [None] * len(layers)
+    if k:  # one SH palette for all layers (the higher bands are not dropped, and a SOG source keeps its own)
+        centroids, labels = fit_sh_palette(Splats.concat([layer.splats for layer in layers]), options)
+        shn_meta, image = palette_image(centroids, k, options.seed)
+        extension, files["shN_centroids" + extension] = smallest_image(image, options)
+        top["files"]["shN_centroids"] = "shN_centroids" + extension
+        top["shN"] = {**shn_meta, "bands": layers[0].splats.sh_degree}
+        bounds = np.cumsum([0] + [len(layer.splats) for layer in layers])
+        palettes = [(centroids, labels[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    for k, (layer, palette) in enumerate(zip(layers, palettes)):
+        meta, layer_files = encode(layer.splats, layer.width, layer.height, layer_options(options, layer.drops),
+                                   progress, sh_palette=palette)
+        prefix = f"l{k}_"
+        meta["files"] = {plane: prefix + name for plane, name in meta["files"].items()}
+        files.update({prefix + name: data for name, data in layer_files.items()})
+        del meta["asset"]
+        metas.append(meta)
+    return {**top, "layers": metas}, files
 
 
 def label_bits(levels: int) -> int:
@@ -359,12 +461,44 @@ def order_palette(centroids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.
     return centroids[order], rank[labels]
 
 
-def decode(meta: dict, read) -> Splats:
-    """Decode native planes. ``read(filename) -> bytes`` fetches a file named in ``meta['files']``."""
+def read_palette(shn_meta: dict, names: dict, read) -> np.ndarray:
+    """The SH palette (c, K, 3) float32 that ``shn_meta`` (``count``, ``codebook``, ``bands``) describes."""
+    k = SH_REST_COUNT[int(shn_meta["bands"])]
+    c = int(shn_meta["count"])
+    cb = np.asarray(shn_meta["codebook"], np.float32)
+    cent = decode_image(read(names["shN_centroids"]), names["shN_centroids"], 3)[..., 0]
+    rows, pw = cent.shape[0] // (3 * k), cent.shape[1]
+    if pw % 64 or rows * pw < c:
+        raise SogError(f"shN_centroids image is {cent.shape[1]}x{cent.shape[0]}, too small for {c} entries")
+    idx = cent[:rows * 3 * k].reshape(rows, 3 * k, pw).transpose(0, 2, 1).reshape(rows * pw, 3 * k)[:c]
+    return cb[idx].reshape(c, 3, k).transpose(0, 2, 1)
+
+
+def decode(meta: dict, read, palette: np.ndarray | None = None) -> Splats:
+    """Decode native planes. ``read(filename) -> bytes`` fetches a file named in ``meta['files']``;
+    ``palette`` (c, K, 3) is the shared SH palette of a layered file."""
+    if meta.get("version") == LAYERED_VERSION:
+        layers = meta.get("layers")
+        if not isinstance(layers, list) or not layers or not all(isinstance(m, dict) for m in layers):
+            raise SogError("malformed sog meta.json (a layered file needs a non-empty list of layers)")
+        if any(m.get("version") not in (1, VERSION) for m in layers):
+            raise SogError(f"malformed sog meta.json (each layer must be a version {VERSION} meta)")
+        try:
+            shared = read_palette(meta["shN"], meta["files"], read) if "shN" in meta else None
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise SogError(f"malformed sog meta.json ({type(exc).__name__}: {exc})") from None
+        parts = [decode(m, read, shared) for m in layers]
+        if len({p.shN.shape[1] for p in parts}) > 1:
+            raise SogError("malformed sog meta.json (its layers have different SH degrees)")
+        if sum(len(p) for p in parts) != meta.get("count"):
+            raise SogError(f"sog meta.json says {meta.get('count')} Gaussians, its layers hold "
+                           f"{sum(len(p) for p in parts)}")
+        return Splats.concat(parts)
     try:
         version = meta.get("version")
         if version not in (1, VERSION):
-            raise SogError(f"unsupported native sog version {version!r} (sog reads 1 and {VERSION})")
+            raise SogError(f"unsupported native sog version {version!r} "
+                           f"(sog reads 1, {VERSION} and {LAYERED_VERSION})")
         n = int(meta["count"])
         if n <= 0:
             raise SogError("sog file holds zero Gaussians")
@@ -412,14 +546,12 @@ def decode(meta: dict, read) -> Splats:
             raise SogError(f"unsupported shN bands {bands}")
         shN = np.zeros((n, k, 3), np.float32)
         if k:
-            c = int(shn_meta["count"])
-            cb = np.asarray(shn_meta["codebook"], np.float32)
-            cent = decode_image(read(names["shN_centroids"]), names["shN_centroids"], 3)[..., 0]
-            rows, pw = cent.shape[0] // (3 * k), cent.shape[1]
-            if pw % 64 or rows * pw < c:
-                raise SogError(f"shN_centroids image is {cent.shape[1]}x{cent.shape[0]}, too small for {c} entries")
-            idx = cent[:rows * 3 * k].reshape(rows, 3 * k, pw).transpose(0, 2, 1).reshape(rows * pw, 3 * k)[:c]
-            palette = cb[idx].reshape(c, 3, k).transpose(0, 2, 1)  # (c, K, 3)
+            if shn_meta.get("shared"):
+                if palette is None or palette.shape[1] != k:
+                    raise SogError("sog layer refers to a shared SH palette the file does not hold")
+            else:
+                palette = read_palette(shn_meta, names, read)
+            c = palette.shape[0]
             lab = plane("shN_labels", 3).astype(np.int64)
             labels = lab[:, 0] if c <= 256 else (lab[:, 0] << 8) | lab[:, 1]
             if int(labels.max()) >= c:
