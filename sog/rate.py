@@ -17,13 +17,14 @@ from .grid import grid_shape
 from .splats import Splats
 
 #: bit depths of the native profile, finest (largest file) first, one setting coarser per step, in the order
-#: that costs the least PSNR per byte saved on plant and tarot; index 8 is the default, 11 the small preset's
+#: that costs the least PSNR per byte saved on plant and tarot; index 7 is the default, 15 the small preset's
 LEVELS: list[dict] = [
-    {"means_bits": m, "quat_bits": q, "scale_levels": s, "color_levels": c} for m, q, s, c in [
-        (16, 8, 2048, 256), (15, 8, 2048, 256), (15, 7, 2048, 256), (15, 7, 1024, 256), (14, 7, 1024, 256),
-        (14, 7, 512, 256), (14, 7, 512, 128), (14, 6, 512, 128), (13, 6, 512, 128), (13, 6, 512, 64),
-        (12, 6, 512, 64), (12, 6, 256, 64), (12, 5, 256, 64), (11, 5, 256, 64), (11, 5, 256, 32),
-        (10, 5, 256, 32), (10, 5, 128, 32)]
+    {"means_bits": m, "quat_bits": q, "scale_levels": s, "color_levels": c, "sh_levels": h} for m, q, s, c, h in [
+        (16, 8, 2048, 256, 256), (15, 8, 2048, 256, 256), (15, 7, 2048, 256, 256), (15, 7, 1024, 256, 256),
+        (14, 7, 1024, 256, 256), (14, 7, 512, 256, 256), (14, 7, 512, 256, 128), (14, 7, 512, 128, 128),
+        (14, 6, 512, 128, 128), (13, 6, 512, 128, 128), (13, 6, 512, 64, 128), (12, 6, 512, 64, 128),
+        (12, 6, 256, 64, 128), (12, 5, 256, 64, 128), (11, 5, 256, 64, 128), (11, 5, 256, 32, 128),
+        (10, 5, 256, 32, 128), (10, 5, 128, 32, 128), (10, 5, 128, 32, 64)]
 ]
 
 

@@ -90,7 +90,7 @@ def test_layer_options_drop_each_attribute_and_stop_at_the_smallest_setting():
     o = native.layer_options(base, {"means": 1, "quats": 1, "scales": 2, "sh0": 3})
     assert (o.means_bits, o.quat_bits, o.scale_levels, o.color_levels) == (12, 5, 128, 16)
     o = native.layer_options(base, {"means": 9, "quats": 9, "scales": 9, "sh0": 9})
-    assert (o.means_bits, o.quat_bits, o.scale_levels, o.color_levels) == (8, 5, 16, 8)
+    assert (o.means_bits, o.quat_bits, o.scale_levels, o.color_levels) == (8, 5, 32, 8)
     assert native.layer_options(base, {}) == base
 
 

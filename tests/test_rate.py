@@ -57,5 +57,5 @@ def test_each_level_is_one_setting_coarser_and_the_presets_sit_on_the_list():
         changed = [k for k in finer if finer[k] != coarser[k]]
         assert len(changed) == 1 and coarser[changed[0]] < finer[changed[0]]
     defaults = native.Options()
-    assert LEVELS[8] == {k: getattr(defaults, k) for k in LEVELS[8]}
-    assert LEVELS[11] == {**LEVELS[8], **{k: v for k, v in native.PRESETS["small"].items() if k in LEVELS[8]}}
+    assert LEVELS[7] == {k: getattr(defaults, k) for k in LEVELS[7]}
+    assert LEVELS[15] == {**LEVELS[7], **{k: v for k, v in native.PRESETS["small"].items() if k in LEVELS[7]}}

@@ -60,23 +60,24 @@ class Options:
 
     The default bit depths balance the render error between attributes: below 8 or so bits every plane
     is noise to the image codec, so one bit more on any attribute costs about 3 bits per Gaussian, and
-    the cheapest file at a given PSNR spends them where the error is largest. Measured one attribute at a
-    time on plant and tarot (the other attributes near-lossless), the error of 13-bit positions, 6-bit
-    rotations, 512 scale levels and 128 colour levels is of the same order; together they give 63.9 dB
-    on plant and 59.0 dB on tarot at 0.78x splat-transform's bytes (15/8/256/256 bits/levels: 62.7 and
-    61.9 dB at 0.89x).
+    the cheapest file at a given PSNR spends them where the error is largest (`scripts/bench_attributes.py
+    --ladder`). With importance layers the first (most sensitive) third gets 14-bit positions, 7-bit
+    rotations, 512 scale and 128 colour levels and the other two thirds less (`layer_options`): plant
+    62.61 dB at 0.70x splat-transform's bytes, tarot 58.36 dB at 0.73x (one grid at 13 / 6 / 512 / 128:
+    63.9 and 59.0 dB at 0.78x).
     """
 
     effort: int = 4                    #: image-codec effort 0..6
     seed: int = 0
-    means_bits: int = 13               #: bits per position axis, 8..16
+    means_bits: int = 14               #: bits per position axis, 8..16
     palette_size: int | None = 16384   #: cap on SH palette entries; None = splat-transform's rule
     palette_per: int = 16              #: >0: at most N / palette_per entries (a power of two, >= 256)
     kmeans_iters: int = 10
     exact_palette_per: int = 4         #: >0: SH rows with at most N / this distinct values (<= 65536) are kept exactly
-    quat_bits: int = 6                 #: bits per stored rotation component (Gibbs vector), 5..8
+    quat_bits: int = 7                 #: bits per stored rotation component (Gibbs vector), 5..8
     scale_levels: int = 512            #: entries of the log-scale codebook (2..65536; > 256 adds a low plane)
     color_levels: int = 128            #: entries of the sh0 codebook (<= 256)
+    sh_levels: int = 128               #: entries of the codebook of the SH palette's coefficients (<= 256)
     opacity_bits: int = 8              #: bits of opacity (alpha of the sh0 plane), 4..8
     weighted: bool = True              #: weight the SH k-means by opacity x footprint
     sh_degree: int | None = None       #: keep at most this SH degree (None = all)
@@ -91,14 +92,14 @@ class Options:
 
 #: ``--quality`` presets: overrides of `Options`.
 PRESETS: dict[str, dict] = {
-    # >= 45 dB on playbot at > 10x under its PLY (46.7 dB, 13.3x): 12-bit positions, 256 scale and 64 colour
-    # levels, a smaller SH palette, no exact-palette rule (plant: 59.4 dB at 0.69x splat-transform's bytes).
-    # palette_per 12 keeps playbot's 32,768 entries (N/16 would give 16,384: 44.88 dB) without giving small
-    # scenes a larger palette than the default (per 8 made kacytran's small file 10 % larger than its default)
-    "small": {"means_bits": 12, "scale_levels": 256, "color_levels": 64, "palette_size": 32768, "palette_per": 12, "exact_palette_per": 0, "effort": 6},
+    # >= 45 dB on every shared scene (`sog.rate.LEVELS[15]`): 11-bit positions, 5-bit rotations, 256 scale and 32
+    # colour levels on the first layer and a smaller SH palette (palette_per 12 keeps playbot's 32,768 entries;
+    # N/16 would give 16,384; a 64-level SH codebook: 44.84 dB). `--psnr 45` picks the coarsest level per scene.
+    "small": {"means_bits": 11, "quat_bits": 5, "scale_levels": 256, "color_levels": 32,
+              "palette_size": 32768, "palette_per": 12, "exact_palette_per": 0, "effort": 6},
     "default": {},  # the `Options` defaults
-    "high": {"means_bits": 16, "quat_bits": 8, "scale_levels": 2048, "color_levels": 256, "palette_size": 65536,
-             "palette_per": 4, "effort": 6, "kmeans_iters": 15},
+    "high": {"means_bits": 16, "quat_bits": 8, "scale_levels": 2048, "color_levels": 256, "sh_levels": 256,
+             "palette_size": 65536, "palette_per": 4, "effort": 6, "kmeans_iters": 15},
 }
 
 
@@ -121,6 +122,12 @@ class Layer:
     drops: dict[str, int] = field(default_factory=dict)
 
 
+#: the fewest levels a coarser layer gets: below these the render error grows much faster than the sensitivity
+#: (a small-error estimate) says (tarot at 128 scale levels: 16 levels in its last layer cost 7 dB; a floor of
+#: 64 instead of 32 cost plant's small file 35 KB for 0.5 dB)
+LAYER_FLOOR = {"scales": 32, "sh0": 8}
+
+
 def layer_options(options: Options, drops: dict[str, int]) -> Options:
     """``options`` made coarser by ``drops`` (``means``, ``quats``, ``scales``, ``sh0``: steps): one bit less per
     step on positions and rotations, half the scale and colour levels. Opacity and the SH palette rule are
@@ -128,8 +135,8 @@ def layer_options(options: Options, drops: dict[str, int]) -> Options:
     d = {name: max(0, int(drops.get(name, 0))) for name in ("means", "quats", "scales", "sh0")}
     return replace(options, means_bits=min(options.means_bits, max(8, options.means_bits - d["means"])),
                    quat_bits=min(options.quat_bits, max(5, options.quat_bits - d["quats"])),
-                   scale_levels=min(options.scale_levels, max(16, options.scale_levels >> d["scales"])),
-                   color_levels=min(options.color_levels, max(8, options.color_levels >> d["sh0"])))
+                   scale_levels=min(options.scale_levels, max(LAYER_FLOOR["scales"], options.scale_levels >> d["scales"])),
+                   color_levels=min(options.color_levels, max(LAYER_FLOOR["sh0"], options.color_levels >> d["sh0"])))
 
 
 def quantize_uniform(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, bits: int) -> np.ndarray:
@@ -287,11 +294,11 @@ def fit_sh_palette(splats: Splats, options: Options) -> tuple[torch.Tensor, torc
     return order_palette(centroids, labels)
 
 
-def palette_image(centroids: torch.Tensor, k: int, seed: int = 0) -> tuple[dict, np.ndarray]:
-    """SH palette (c, 3K) -> ``({"count", "codebook"}, image (rows·3K, pw, 3) uint8)``: 8-bit codebook indices,
-    64 entries per row (wider when 3K rows per 64 entries would pass WebP's height limit)."""
+def palette_image(centroids: torch.Tensor, k: int, seed: int = 0, levels: int = 256) -> tuple[dict, np.ndarray]:
+    """SH palette (c, 3K) -> ``({"count", "codebook"}, image (rows·3K, pw, 3) uint8)``: indices into a codebook of
+    ``levels`` values, 64 entries per row (wider when 3K rows per 64 entries would pass WebP's height limit)."""
     c = centroids.shape[0]
-    cb, cidx = codebook_1d(centroids.numpy(), seed=seed)  # (c, 3K) uint8
+    cb, cidx = codebook_1d(centroids.numpy(), levels, seed=seed)  # (c, 3K) uint8
     pw = 64
     while math.ceil(c / pw) * 3 * k > 16383:
         pw *= 2
@@ -317,8 +324,10 @@ def encode(splats: Splats, width: int, height: int, options: Options | None = No
     if not 8 <= options.means_bits <= 16:
         raise SogError(f"means_bits must be 8..16, got {options.means_bits}")
     if (not 5 <= options.quat_bits <= 8 or not 2 <= options.scale_levels <= 65536
-            or not 2 <= options.color_levels <= 256 or not 4 <= options.opacity_bits <= 8):
-        raise SogError("quat_bits must be 5..8, opacity_bits 4..8, scale levels 2..65536 and color levels 2..256")
+            or not 2 <= options.color_levels <= 256 or not 4 <= options.opacity_bits <= 8
+            or not 2 <= options.sh_levels <= 256):
+        raise SogError("quat_bits must be 5..8, opacity_bits 4..8, scale levels 2..65536, color and SH levels "
+                       "2..256")
     if options.sh_degree is not None:
         splats = splats.with_sh_degree(min(options.sh_degree, splats.sh_degree))
     tick = progress or (lambda name: None)
@@ -393,7 +402,7 @@ def encode(splats: Splats, width: int, height: int, options: Options | None = No
         if sh_palette is None:
             centroids, labels = fit_sh_palette(splats, options)
             tick("shN palette")
-            shn_meta, image = palette_image(centroids, k, options.seed)
+            shn_meta, image = palette_image(centroids, k, options.seed, options.sh_levels)
             store("shN_centroids", image)
         else:
             centroids, labels = sh_palette
@@ -427,7 +436,7 @@ def encode_layers(layers: list[Layer], options: Options | None = None,
     palettes = [None] * len(layers)
     if k:  # one SH palette for all layers (the higher bands are not dropped, and a SOG source keeps its own)
         centroids, labels = fit_sh_palette(Splats.concat([layer.splats for layer in layers]), options)
-        shn_meta, image = palette_image(centroids, k, options.seed)
+        shn_meta, image = palette_image(centroids, k, options.seed, options.sh_levels)
         extension, files["shN_centroids" + extension] = smallest_image(image, options)
         top["files"]["shN_centroids"] = "shN_centroids" + extension
         top["shN"] = {**shn_meta, "bands": layers[0].splats.sh_degree}
