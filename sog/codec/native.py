@@ -93,10 +93,10 @@ class Options:
 #: ``--quality`` presets: overrides of `Options`.
 PRESETS: dict[str, dict] = {
     # >= 45 dB on every shared scene (`sog.rate.LEVELS[15]`): 11-bit positions, 5-bit rotations, 256 scale and 32
-    # colour levels on the first layer and a smaller SH palette (palette_per 12 keeps playbot's 32,768 entries;
-    # N/16 would give 16,384; a 64-level SH codebook: 44.84 dB). `--psnr 45` picks the coarsest level per scene.
+    # colour levels on the first layer, an SH palette of at most N/12 entries (32,768 on playbot) unless the
+    # source is already palettised (playbot's exact 65,536: 48.25 dB; k-means to 32,768: 44.90 dB)
     "small": {"means_bits": 11, "quat_bits": 5, "scale_levels": 256, "color_levels": 32,
-              "palette_size": 32768, "palette_per": 12, "exact_palette_per": 0, "effort": 6},
+              "palette_size": 32768, "palette_per": 12, "effort": 6},
     "default": {},  # the `Options` defaults
     "high": {"means_bits": 16, "quat_bits": 8, "scale_levels": 2048, "color_levels": 256, "sh_levels": 256,
              "palette_size": 65536, "palette_per": 4, "effort": 6, "kmeans_iters": 15},
