@@ -51,7 +51,7 @@ class CompressResult:
     layers: list[tuple[int, int]] = field(default_factory=list)  #: (H, W) grid of each importance layer
     unstored: list[str] = field(default_factory=list)  #: extra PLY properties the .sog cannot hold
     psnr: float | None = None  #: with ``target_psnr``: the PSNR measured for the written file (sog eval's cameras)
-    rate: dict | None = None   #: with ``target_psnr``: level chosen, whether the target was reached, every probe
+    rate: dict | None = None   #: with ``target_psnr``: level and settings chosen, whether the target was reached, every probe
     #: per layer: the input indices in grid order (N_k,) and the drops (`CompressOptions.layout` reuses it)
     layout: list[tuple[torch.Tensor, dict[str, int]]] = field(default_factory=list)
 
@@ -150,7 +150,7 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
                           layout=[(o, layer.drops) for o, layer in zip(orders, layers)],
                           psnr=None if rate is None else rate.psnr,
                           rate=None if rate is None else {"level": rate.level, "reached": rate.reached,
-                                                          "tried": rate.tried})
+                                                          "settings": rate.settings, "tried": rate.tried})
 
 
 def _check_layout(layout, n: int, profile: str) -> None:

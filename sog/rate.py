@@ -6,6 +6,11 @@ search: each probe encodes, decodes and renders with `sog.evaluate`'s cameras (8
 unless told), so ``sog eval`` of the written file reports the same PSNR. PSNR is assumed to fall
 along the list; a scene that breaks that can only make the search stop early (a larger file that
 still reaches the target), never return a level below the target that it measured.
+
+The list's order suits plant and tarot; other scenes lose PSNR per byte in another order (on playbot
+the SH codebook step is cheap). So a second stage tries, from the level found, each setting one step
+coarser on its own (`STEPS`) and keeps the smallest file that still reaches the target, for
+``refine_rounds`` rounds.
 """
 
 from __future__ import annotations
@@ -28,25 +33,35 @@ LEVELS: list[dict] = [
 ]
 
 
+#: one step coarser for each setting the second stage tries: (the next value, the coarsest allowed)
+STEPS: dict[str, tuple] = {
+    "means_bits": (lambda v: v - 1, 10), "quat_bits": (lambda v: v - 1, 5),
+    "scale_levels": (lambda v: v // 2, 128), "color_levels": (lambda v: v // 2, 32),
+    "sh_levels": (lambda v: v // 2, 64),
+}
+
+
 @dataclass
 class RateResult:
     meta: dict
     files: dict[str, bytes]
     psnr: float                  #: measured PSNR of the chosen level (dB)
-    level: int                   #: index into `LEVELS`
+    level: int                   #: index into `LEVELS` of the level the second stage started from
     reached: bool                #: False when even the finest level stays below the target
-    tried: list[dict] = field(default_factory=list)  #: every probe: level, bytes, psnr
+    tried: list[dict] = field(default_factory=list)  #: every probe: level (None past the list), settings, bytes, psnr
+    settings: dict = field(default_factory=dict)     #: the chosen settings (the level's, or coarser)
 
 
 def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: dict | None = None,
                    source_path=None, views: int = 8, size: int = 256, device: str = "auto",
-                   progress=None) -> RateResult:
+                   progress=None, refine_rounds: int = 1) -> RateResult:
     """Encode ``layers`` (`native.Layer`s in grid order, or one `Splats` on its `grid_shape`) at the coarsest
     `LEVELS` entry whose renders reach ``target`` dB; each layer keeps its drop relative to that level.
 
     ``options`` are native-profile options; they win over a level's bit depths (a depth fixed by the caller
     stays fixed). ``source_path`` lets the cameras come from a camera file next to the input, as in
-    ``sog eval``. ``progress(name)`` is called after each probe."""
+    ``sog eval``. ``progress(name)`` is called after each probe; ``refine_rounds`` rounds of single-setting
+    steps follow the list (0: the list only)."""
     from . import metrics
     from .evaluate import evaluation_cameras
     from .render import render
@@ -58,28 +73,44 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
     options = dict(options or {})
     cams, _ = evaluation_cameras(source_path, splats, views, size)
     reference = render(splats, cams, device=device)
-    probes: dict[int, tuple[dict, dict, float]] = {}
+    probes: dict[tuple, tuple[int | None, dict, dict, dict, float]] = {}  # settings -> level, settings, meta, ...
 
-    def probe(i: int) -> float:
-        meta, files = native.encode_layers(layers, native.Options(**{**LEVELS[i], **options}))
-        test = render(native.decode(meta, files.__getitem__), cams, device=device)
-        views_psnr = metrics.view_psnrs(reference, test)
-        probes[i] = (meta, files, sum(views_psnr) / len(views_psnr))
-        if progress:
-            progress(f"level {i}")
-        return probes[i][2]
+    def probe(settings: dict, level: int | None = None) -> float:
+        key = tuple(sorted(settings.items()))
+        if key not in probes:
+            meta, files = native.encode_layers(layers, native.Options(**{**settings, **options}))
+            test = render(native.decode(meta, files.__getitem__), cams, device=device)
+            views_psnr = metrics.view_psnrs(reference, test)
+            probes[key] = (level, settings, meta, files, sum(views_psnr) / len(views_psnr))
+            if progress:
+                progress(f"level {level}" if level is not None else "refine")
+        return probes[key][4]
 
-    if probe(0) < target:
+    if probe(LEVELS[0], 0) < target:
         best, reached = 0, False
     else:  # invariant: level `lo` reaches the target; levels past `hi` are not known to
         lo, hi, reached = 0, len(LEVELS) - 1, True
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            if probe(mid) >= target:
+            if probe(LEVELS[mid], mid) >= target:
                 lo = mid
             else:
                 hi = mid - 1
         best = lo
-    meta, files, psnr = probes[best]
-    tried = [{"level": i, "bytes": sum(len(v) for v in f.values()), "psnr": p} for i, (_, f, p) in sorted(probes.items())]
-    return RateResult(meta=meta, files=files, psnr=psnr, level=best, reached=reached, tried=tried)
+    chosen = LEVELS[best]
+    has_sh = layers[0].splats.shN.shape[1] > 0
+    for _ in range(refine_rounds if reached else 0):
+        passing = []
+        for name, (step, floor) in STEPS.items():
+            if name in options or chosen[name] <= floor or (name == "sh_levels" and not has_sh):
+                continue
+            settings = {**chosen, name: max(floor, step(chosen[name]))}
+            if probe(settings) >= target:
+                passing.append(settings)
+        if not passing:
+            break
+        chosen = min(passing, key=lambda st: sum(len(v) for v in probes[tuple(sorted(st.items()))][3].values()))
+    _, _, meta, files, psnr = probes[tuple(sorted(chosen.items()))]
+    tried = [{"level": lv, "settings": st, "bytes": sum(len(v) for v in f.values()), "psnr": p}
+             for lv, st, _, f, p in probes.values()]
+    return RateResult(meta=meta, files=files, psnr=psnr, level=best, reached=reached, tried=tried, settings=chosen)

@@ -13,9 +13,10 @@ from sog.codec import native
 from sog.rate import LEVELS
 
 
-def _at(scene, tmp_path, target, name="x.sog"):
+def _at(scene, tmp_path, target, name="x.sog", **profile_options):
     out = tmp_path / name
-    res = compress(scene, out, CompressOptions(sort="morton", target_psnr=target), quiet=True, overwrite=True)
+    res = compress(scene, out, CompressOptions(sort="morton", target_psnr=target, profile_options=profile_options),
+                   quiet=True, overwrite=True)
     return res, out
 
 
@@ -25,10 +26,26 @@ def test_the_written_file_reaches_the_target_and_the_next_coarser_level_measured
     assert res.rate["reached"] and res.psnr >= 55.0 and 0 < res.rate["level"] < len(LEVELS) - 1
     assert evaluate(scene, out)["psnr"] == pytest.approx(res.psnr, abs=1e-4)   # sog eval agrees
     chosen = res.rate["level"]
-    for probe in res.rate["tried"]:
+    ladder = [p for p in res.rate["tried"] if p["level"] is not None]
+    for probe in ladder:
         assert (probe["psnr"] >= 55.0) == (probe["level"] <= chosen)
-    assert chosen == len(LEVELS) - 1 or any(p["level"] == chosen + 1 for p in res.rate["tried"])
+    assert chosen == len(LEVELS) - 1 or any(p["level"] == chosen + 1 for p in ladder)
     assert len(sog.load(out)) == len(scene)
+
+
+def test_the_second_stage_keeps_the_smallest_file_that_reaches_the_target(tmp_path):
+    scene = small_scene(1500, seed=11, sh_degree=1)
+    res, out = _at(scene, tmp_path, 55.0)
+    tried = res.rate["tried"]
+    chosen = next(p for p in tried if p["settings"] == res.rate["settings"])
+    assert chosen["bytes"] == min(p["bytes"] for p in tried if p["psnr"] >= 55.0)
+    assert res.bytes >= chosen["bytes"] and res.psnr == chosen["psnr"] >= 55.0
+    steps = [p for p in tried if p["level"] is None]    # each one setting coarser than the level found
+    assert steps and all(sum(p["settings"][k] != LEVELS[res.rate["level"]][k] for k in p["settings"]) >= 1
+                         for p in steps)
+    fixed, _ = _at(scene, tmp_path, 55.0, "fixed.sog", means_bits=14)   # a setting the caller fixed stays
+    start = LEVELS[fixed.rate["level"]]["means_bits"]
+    assert all(p["settings"]["means_bits"] == start for p in fixed.rate["tried"] if p["level"] is None)
 
 
 def test_a_higher_target_never_writes_a_smaller_file(tmp_path):
