@@ -54,7 +54,7 @@ class RateResult:
 
 def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: dict | None = None,
                    source_path=None, views: int = 8, size: int = 256, device: str = "auto",
-                   progress=None, refine_rounds: int = 1) -> RateResult:
+                   progress=None, refine_rounds: int = 3) -> RateResult:
     """Encode ``layers`` (`native.Layer`s in grid order, or one `Splats` on its `grid_shape`) at the coarsest
     `LEVELS` entry whose renders reach ``target`` dB; each layer keeps its drop relative to that level.
 
