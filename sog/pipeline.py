@@ -103,22 +103,13 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
         seconds["importance"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    layers, orders = [], []
-    for index, drops in options.layout or []:  # an earlier result's layers, already in grid order
-        shape = grid_shape(len(index))
-        orders.append(index)
-        layers.append(Layer(splats.permute(index), shape[1], shape[0], dict(drops)))
-    for index, drops in groups if options.layout is None else []:
-        part = splats if len(groups) == 1 else splats.permute(index)
-        shape = grid_shape(len(part))
-        sort_options = dict(options.sort_options)
-        if options.sort == "shufflesoftsort" and options.sort_seconds is not None:  # the budget, shared by size
-            sort_options.setdefault("max_seconds", options.sort_seconds * len(part) / n)
-        perm = sort_grid(splat_features(part, options.sort_weights), shape, options.sort, seed=options.seed,
-                         device=device, progress=not quiet, **sort_options)
-        orders.append(index[perm[:len(part)]])
-        layers.append(Layer(part.permute(perm[:len(part)]), shape[1], shape[0], drops))
-    order = torch.cat(orders)
+    layout = options.layout if options.layout is not None else [
+        (_grid_order(splats, index, options, device, quiet), drops) for index, drops in groups]
+    layers = []
+    for index, drops in layout:
+        height, width = grid_shape(len(index))
+        layers.append(Layer(splats.permute(torch.as_tensor(index)), width, height, dict(drops)))
+    order = torch.cat([torch.as_tensor(index) for index, _ in layout])
     seconds["sort"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -147,15 +138,27 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
     return CompressResult(count=n, sh_degree=splats.sh_degree, grid=(layers[0].height, layers[0].width),
                           layers=[(layer.height, layer.width) for layer in layers], bytes=size, seconds=seconds,
                           order=order, unstored=sorted(splats.extras),
-                          layout=[(o, layer.drops) for o, layer in zip(orders, layers)],
+                          layout=[(torch.as_tensor(index), layer.drops) for (index, _), layer in zip(layout, layers)],
                           psnr=None if rate is None else rate.psnr,
                           rate=None if rate is None else {"level": rate.level, "reached": rate.reached,
                                                           "settings": rate.settings, "tried": rate.tried})
 
 
+def _grid_order(splats: Splats, index: torch.Tensor, options: CompressOptions, device, quiet: bool) -> torch.Tensor:
+    """The Gaussians ``index`` (n_k,) of ``splats`` sorted onto their grid: their input indices in grid order.
+    ShuffleSoftSort's time budget is shared out by size."""
+    part = splats.permute(index)
+    sort_options = dict(options.sort_options)
+    if options.sort == "shufflesoftsort" and options.sort_seconds is not None:
+        sort_options.setdefault("max_seconds", options.sort_seconds * len(part) / len(splats))
+    perm = sort_grid(splat_features(part, options.sort_weights), grid_shape(len(part)), options.sort,
+                     seed=options.seed, device=device, progress=not quiet, **sort_options)
+    return index[perm[:len(part)]]
+
+
 def _check_layout(layout, n: int, profile: str) -> None:
+    """A reused layout must hold every Gaussian exactly once (its indices a permutation of 0..n-1)."""
     every = torch.cat([torch.as_tensor(index) for index, _ in layout]) if layout else torch.zeros(0, dtype=torch.long)
-    # (a permutation of 0..n-1: the layers hold every Gaussian once)
     if len(every) != n or not torch.equal(torch.sort(every).values, torch.arange(n)):
         raise SogError(f"layout does not hold each of the {n} Gaussians exactly once")
     if profile != "sog" and len(layout) > 1:

@@ -146,3 +146,19 @@ def test_layers_share_one_sh_palette_and_keep_an_exact_source_palette():
     assert float((back.shN - scene.shN).abs().max()) <= step / 2 + 1e-6
     with pytest.raises(SogError, match="shared SH palette"):
         native.decode(meta["layers"][0], files.__getitem__)
+
+
+def test_a_reused_layout_writes_the_same_file_and_a_broken_one_is_refused(tmp_path):
+    scene = small_scene(3000, seed=8, sh_degree=0)
+    opts = {"layers": 2, "layer_min": 1000}
+    first = compress(scene, tmp_path / "a.sog", CompressOptions(sort="morton", profile_options=opts), quiet=True)
+    again = compress(scene, tmp_path / "b.sog", CompressOptions(profile_options=opts, layout=first.layout),
+                     quiet=True)
+    assert (tmp_path / "a.sog").read_bytes() == (tmp_path / "b.sog").read_bytes()
+    assert torch.equal(first.order, again.order) and "importance" not in again.seconds
+    broken = [(first.layout[0][0], {}), (first.layout[1][0][1:], {})]   # one Gaussian left out
+    with pytest.raises(SogError, match="exactly once"):
+        compress(scene, tmp_path / "c.sog", CompressOptions(layout=broken), quiet=True)
+    with pytest.raises(SogError, match="one grid"):
+        compress(scene, tmp_path / "d.sog", CompressOptions(profile="playcanvas", layout=first.layout), quiet=True)
+    assert not (tmp_path / "c.sog").exists() and not (tmp_path / "d.sog").exists()
