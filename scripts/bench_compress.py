@@ -10,8 +10,10 @@ Peers: splat-transform is run on the scene's PLY (``-g cpu``) unless ``--peer-ca
 its outputs and a ``times.txt`` (``name seconds`` lines); such rows are marked ``cached``.
 The playbot .sog conversion takes about an hour, hence the cache. Our encode time is measured
 from the scene's PLY (the cache's ``<scene>.ply`` when the scene is not a PLY) and includes
-loading and sorting. Each scene is sorted once, by the first row (the native default); the other rows
-reuse that order and add its sort seconds to their encode time. Decode time is ``sog.load`` of the
+loading and sorting. Each scene is split into importance layers and sorted once, by the first row (the
+native default); the other native rows reuse that layout (`CompressOptions.layout`) and add its importance
+and sort seconds to their encode time. The playcanvas row reuses it only when it is one grid, and otherwise
+sorts the whole scene itself. Decode time is ``sog.load`` of the
 output. Peer decode time is our reading of their file. When splat-transform's .sog has a PSNR, one more
 row, ``sog sog (--psnr X)``, asks our rate control (`sog.rate`) for the smallest native file at that PSNR:
 the bytes-at-equal-quality comparison.

@@ -178,22 +178,19 @@ def _info(args) -> int:
     fmt = detect_format(path)
     splats = load(path)
     n = len(splats)
-    grid = list(grid_shape(n))
-    grids = [grid]
+    grids = [list(grid_shape(n))]
     if fmt == "sog":
         meta, read, size = read_container(path)
         from .codec.image import decode_image
         if meta.get("profile") == "sog":  # a layered file: one grid per importance layer
             grids = [[int(m["height"]), int(m["width"])] for m in meta.get("layers", [meta])]
-            grid = grids[0]
         else:
             plane = decode_image(read(meta["means"]["files"][0]))  # the grid the file actually uses
-            grid = [plane.shape[0], plane.shape[1]]
-            grids = [grid]
+            grids = [[plane.shape[0], plane.shape[1]]]
     else:
         size = os.path.getsize(path)
     ply = ply_bytes(n, splats.sh_degree)
-    out = {"input": str(path), "format": fmt, "count": n, "sh_degree": splats.sh_degree, "grid": grid,
+    out = {"input": str(path), "format": fmt, "count": n, "sh_degree": splats.sh_degree, "grid": grids[0],
            "grids": grids,
            "bytes": size, "bits_per_gaussian": 8 * size / n, "ratio": ply / size, "ply_bytes": ply,
            "extras": sorted(splats.extras)}

@@ -33,12 +33,9 @@ LEVELS: list[dict] = [
 ]
 
 
-#: one step coarser for each setting the second stage tries: (the next value, the coarsest allowed)
-STEPS: dict[str, tuple] = {
-    "means_bits": (lambda v: v - 1, 10), "quat_bits": (lambda v: v - 1, 5),
-    "scale_levels": (lambda v: v // 2, 128), "color_levels": (lambda v: v // 2, 32),
-    "sh_levels": (lambda v: v // 2, 64),
-}
+#: one step coarser for each setting the second stage tries; none goes past the list's coarsest level
+STEPS = {"means_bits": lambda v: v - 1, "quat_bits": lambda v: v - 1, "scale_levels": lambda v: v // 2,
+         "color_levels": lambda v: v // 2, "sh_levels": lambda v: v // 2}
 
 
 @dataclass
@@ -73,18 +70,22 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
     options = dict(options or {})
     cams, _ = evaluation_cameras(source_path, splats, views, size)
     reference = render(splats, cams, device=device)
-    probes: dict[tuple, tuple[int | None, dict, dict, dict, float]] = {}  # settings -> level, settings, meta, ...
+    probes: dict[tuple, dict] = {}  # settings (as `key`) -> level, settings, meta, files, bytes, psnr
+
+    def key(settings: dict) -> tuple:
+        return tuple(sorted(settings.items()))
 
     def probe(settings: dict, level: int | None = None) -> float:
-        key = tuple(sorted(settings.items()))
-        if key not in probes:
+        if key(settings) not in probes:
             meta, files = native.encode_layers(layers, native.Options(**{**settings, **options}))
             test = render(native.decode(meta, files.__getitem__), cams, device=device)
             views_psnr = metrics.view_psnrs(reference, test)
-            probes[key] = (level, settings, meta, files, sum(views_psnr) / len(views_psnr))
+            probes[key(settings)] = {"level": level, "settings": settings, "meta": meta, "files": files,
+                                     "bytes": sum(len(v) for v in files.values()),
+                                     "psnr": sum(views_psnr) / len(views_psnr)}
             if progress:
                 progress(f"level {level}" if level is not None else "refine")
-        return probes[key][4]
+        return probes[key(settings)]["psnr"]
 
     if probe(LEVELS[0], 0) < target:
         best, reached = 0, False
@@ -101,7 +102,8 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
     has_sh = layers[0].splats.shN.shape[1] > 0
     for _ in range(refine_rounds if reached else 0):
         passing = []
-        for name, (step, floor) in STEPS.items():
+        for name, step in STEPS.items():
+            floor = LEVELS[-1][name]
             if name in options or chosen[name] <= floor or (name == "sh_levels" and not has_sh):
                 continue
             settings = {**chosen, name: max(floor, step(chosen[name]))}
@@ -109,8 +111,8 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
                 passing.append(settings)
         if not passing:
             break
-        chosen = min(passing, key=lambda st: sum(len(v) for v in probes[tuple(sorted(st.items()))][3].values()))
-    _, _, meta, files, psnr = probes[tuple(sorted(chosen.items()))]
-    tried = [{"level": lv, "settings": st, "bytes": sum(len(v) for v in f.values()), "psnr": p}
-             for lv, st, _, f, p in probes.values()]
-    return RateResult(meta=meta, files=files, psnr=psnr, level=best, reached=reached, tried=tried, settings=chosen)
+        chosen = min(passing, key=lambda st: probes[key(st)]["bytes"])
+    found = probes[key(chosen)]
+    tried = [{k: p[k] for k in ("level", "settings", "bytes", "psnr")} for p in probes.values()]
+    return RateResult(meta=found["meta"], files=found["files"], psnr=found["psnr"], level=best, reached=reached,
+                      tried=tried, settings=chosen)

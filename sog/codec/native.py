@@ -50,6 +50,7 @@ from .quantize import codebook_1d, kmeans
 
 VERSION = 2  #: 2: rotations as canonical Gibbs vectors (1: smallest-three, still read)
 LAYERED_VERSION = 3  #: several importance layers, each a version-2 meta of its own under "layers"
+GENERATOR = "sog (native profile)"  #: meta.json "asset" / "generator"
 #: deflate the .sog zip's meta.json entry (its codebooks are long lists of floats)
 COMPRESS_META = True
 
@@ -389,7 +390,7 @@ def encode(splats: Splats, width: int, height: int, options: Options | None = No
 
     meta = {
         "profile": "sog", "version": VERSION, "count": n, "width": width, "height": height,
-        "asset": {"generator": "sog (native profile)"},
+        "asset": {"generator": GENERATOR},
         "means": {"mins": mins.tolist(), "maxs": maxs.tolist(), "bits": bits},
         "quats": {"encoding": "gibbs", "bits": options.quat_bits},
         "scales": {"codebook": float32_list(scale_cb), "bits": scale_bits},
@@ -430,7 +431,7 @@ def encode_layers(layers: list[Layer], options: Options | None = None,
     if len(layers) == 1 and not any(layers[0].drops.values()):
         return encode(layers[0].splats, layers[0].width, layers[0].height, options, progress)
     top = {"profile": "sog", "version": LAYERED_VERSION, "count": sum(len(layer.splats) for layer in layers),
-           "asset": {"generator": "sog (native profile)"}, "files": {}}
+           "asset": {"generator": GENERATOR}, "files": {}}
     metas, files = [], {}
     k = layers[0].splats.shN.shape[1]
     palettes = [None] * len(layers)
@@ -442,10 +443,10 @@ def encode_layers(layers: list[Layer], options: Options | None = None,
         top["shN"] = {**shn_meta, "bands": layers[0].splats.sh_degree}
         bounds = np.cumsum([0] + [len(layer.splats) for layer in layers])
         palettes = [(centroids, labels[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
-    for k, (layer, palette) in enumerate(zip(layers, palettes)):
+    for i, (layer, palette) in enumerate(zip(layers, palettes)):
         meta, layer_files = encode(layer.splats, layer.width, layer.height, layer_options(options, layer.drops),
                                    progress, sh_palette=palette)
-        prefix = f"l{k}_"
+        prefix = f"l{i}_"
         meta["files"] = {plane: prefix + name for plane, name in meta["files"].items()}
         files.update({prefix + name: data for name, data in layer_files.items()})
         del meta["asset"]
