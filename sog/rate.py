@@ -8,13 +8,14 @@ along the list; a scene that breaks that can only make the search stop early (a 
 still reaches the target), never return a level below the target that it measured.
 
 The list's order suits plant and tarot; other scenes lose PSNR per byte in another order (on playbot
-the SH codebook step is cheap). So a second stage tries, from the level found, each setting one step
-coarser on its own (`STEPS`) and keeps the smallest file that still reaches the target, for
-``refine_rounds`` rounds.
+the SH codebook step is cheap). So a second stage tries, from the level found, each setting half a step
+coarser on its own (`STEPS`: half a bit, or the levels over sqrt 2) and keeps the smallest file that still
+reaches the target, for ``refine_rounds`` rounds.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from .codec import native
@@ -33,9 +34,11 @@ LEVELS: list[dict] = [
 ]
 
 
-#: one step coarser for each setting the second stage tries; none goes past the list's coarsest level
-STEPS = {"means_bits": lambda v: v - 1, "quat_bits": lambda v: v - 1, "scale_levels": lambda v: v // 2,
-         "color_levels": lambda v: v // 2, "sh_levels": lambda v: v // 2}
+#: one half step coarser for each setting the second stage tries (half a bit, or levels / sqrt 2: the ladder's steps
+#: are whole ones, and half steps land closer to the target); none goes past the list's coarsest level
+STEPS = {"means_bits": lambda v: v - 0.5, "quat_bits": lambda v: v - 0.5,
+         "scale_levels": lambda v: int(round(v / math.sqrt(2))), "color_levels": lambda v: int(round(v / math.sqrt(2))),
+         "sh_levels": lambda v: int(round(v / math.sqrt(2)))}
 
 
 @dataclass
@@ -51,7 +54,7 @@ class RateResult:
 
 def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: dict | None = None,
                    source_path=None, views: int = 8, size: int = 256, device: str = "auto",
-                   progress=None, refine_rounds: int = 3) -> RateResult:
+                   progress=None, refine_rounds: int = 4) -> RateResult:
     """Encode ``layers`` (`native.Layer`s in grid order, or one `Splats` on its `grid_shape`) at the coarsest
     `LEVELS` entry whose renders reach ``target`` dB; each layer keeps its drop relative to that level.
 

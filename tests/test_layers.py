@@ -92,6 +92,8 @@ def test_layer_options_drop_each_attribute_and_stop_at_the_smallest_setting():
     o = native.layer_options(base, {"means": 9, "quats": 9, "scales": 9, "sh0": 9})
     assert (o.means_bits, o.quat_bits, o.scale_levels, o.color_levels) == (8, 5, 32, 8)
     assert native.layer_options(base, {}) == base
+    o = native.layer_options(base, {"means": 0.5, "quats": 0.5, "scales": 0.5, "sh0": 1.5})  # half steps
+    assert (o.means_bits, o.quat_bits, o.scale_levels, o.color_levels) == (12.5, 5.5, 362, 45)
 
 
 def test_a_layered_file_gives_back_every_gaussian_once_within_its_layers_step(tmp_path):
@@ -109,13 +111,13 @@ def test_a_layered_file_gives_back_every_gaussian_once_within_its_layers_step(tm
     for m in meta["layers"]:                         # each Gaussian within half a step of its layer's grid
         end = start + m["count"]
         lmin, lmax = np.array(m["means"]["mins"]), np.array(m["means"]["maxs"])
-        step = torch.tensor((lmax - lmin) / ((1 << m["means"]["bits"]) - 1), dtype=torch.float32)
+        step = torch.tensor((lmax - lmin) / (m["means"]["levels"] - 1), dtype=torch.float32)
         lref = torch.sign(ref.means[start:end]) * torch.log1p(ref.means[start:end].abs())
         lback = torch.sign(back.means[start:end]) * torch.log1p(back.means[start:end].abs())
         assert bool(((lref - lback).abs() <= step / 2 + 1e-5).all())
         start = end
-    bits = [m["means"]["bits"] for m in meta["layers"]]
-    assert bits[0] == native.Options().means_bits and bits == sorted(bits, reverse=True)
+    levels = [m["means"]["levels"] for m in meta["layers"]]
+    assert levels[0] == native.level_count(native.Options().means_bits) and levels == sorted(levels, reverse=True)
 
 
 def test_a_layered_meta_that_disagrees_with_its_layers_is_refused():

@@ -21,13 +21,14 @@ from sog.pipeline import CompressOptions, compress
 
 @settings(max_examples=80, deadline=None)
 @given(arrays(np.float64, st.tuples(st.integers(1, 50), st.just(3)), elements=st.floats(-1e4, 1e4)),
-       st.integers(8, 16))
+       st.integers(16, 32).map(lambda half_bits: half_bits / 2))
 def test_uniform_quantiser_error_is_at_most_half_a_step(x, bits):
     lo, hi = x.min(0), x.max(0)
-    q = native.quantize_uniform(x, lo, hi, bits)
-    assert q.max() < (1 << bits)
-    back = native.dequantize_uniform(q, lo, hi, bits)
-    step = (hi - lo) / ((1 << bits) - 1)
+    levels = native.level_count(bits)
+    q = native.quantize_uniform(x, lo, hi, levels)
+    assert q.max() < levels
+    back = native.dequantize_uniform(q, lo, hi, levels)
+    step = (hi - lo) / (levels - 1)
     assert np.all(np.abs(back - x) <= step / 2 + 1e-9 * (1 + np.abs(x)))
 
 
@@ -67,6 +68,21 @@ def test_round_trip_keeps_every_gaussian_within_each_planes_step(tmp_path, degre
     cb = torch.tensor(meta["scales"]["codebook"])
     nearest = cb[(s[..., None] - cb).abs().argmin(-1)]
     assert torch.allclose(back.scales, nearest, atol=1e-6)
+
+
+def test_half_bits_store_positions_and_rotations_on_round_2_to_the_bits_levels(tmp_path):
+    scene = small_scene(700, seed=9, sh_degree=0)
+    ref, back, meta = _round_trip(scene, tmp_path, means_bits=13.5, quat_bits=6.5)
+    assert meta["means"]["levels"] == 11585 and meta["means"]["bits"] == 14 and meta["quats"]["levels"] == 89
+    lmin, lmax = np.array(meta["means"]["mins"]), np.array(meta["means"]["maxs"])
+    step = torch.tensor((lmax - lmin) / 11584, dtype=torch.float32)
+    lref = torch.sign(ref.means) * torch.log1p(ref.means.abs())
+    lback = torch.sign(back.means) * torch.log1p(back.means.abs())
+    assert bool(((lref - lback).abs() <= step / 2 + 1e-5).all())
+    coarser = ((lref - lback).abs() > (lmax.max() - lmin.min()) / 16383 / 2 + 1e-5).any()
+    assert bool(coarser)                                  # 11,585 levels: coarser than 14 bits' 16,384
+    q = torch.from_numpy(canonical_rotations(ref.quats.numpy(), ref.scales.numpy())[0]).float()
+    assert float((q * back.quats).sum(1).abs().min()) > 0.999
 
 
 def test_every_gaussian_is_present_once_after_a_round_trip(tmp_path):
@@ -112,6 +128,10 @@ def test_bad_options_and_broken_meta_raise_sog_errors(tmp_path):
         native.decode({**meta, "version": 99}, files.__getitem__)
     with pytest.raises(SogError, match="malformed"):
         native.decode({k: v for k, v in meta.items() if k != "means"}, files.__getitem__)
+    with pytest.raises(SogError, match="position levels"):
+        native.decode({**meta, "means": {**meta["means"], "levels": 1 << 20}}, files.__getitem__)
+    with pytest.raises(SogError, match="rotation levels"):
+        native.decode({**meta, "quats": {**meta["quats"], "levels": 128}}, files.__getitem__)
     with pytest.raises(SogError):
         PROFILES["sog"].decode(meta, lambda name: b"not an image")
 

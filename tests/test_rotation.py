@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from sog.codec.rotation import GIBBS_MAX, canonical_rotations, pack_gibbs, quat_to_matrix, unpack_gibbs
+from sog.codec.rotation import GIBBS_MAX, canonical_rotations, gibbs_levels, pack_gibbs, quat_to_matrix, unpack_gibbs
 
 
 def _covariances(quats: np.ndarray, log_scales: np.ndarray) -> np.ndarray:
@@ -48,11 +48,13 @@ def test_a_canonical_rotation_is_the_smallest_turn_and_a_fixed_point(qs):
 def test_gibbs_codes_turn_a_gaussian_by_at_most_a_step():
     rng = np.random.default_rng(0)
     q, _ = canonical_rotations(rng.normal(size=(20000, 4)), rng.normal(size=(20000, 3)))
-    for bits in (5, 6, 7, 8):
-        codes = pack_gibbs(q, bits)
-        assert codes.max() <= (1 << bits) - 2
-        step = 2 * GIBBS_MAX / ((1 << bits) - 2)        # one code step of a Gibbs component
+    for bits in (5, 5.5, 6, 6.5, 7, 7.5, 8):
+        levels = gibbs_levels(bits)
+        assert levels % 2 == 1 and abs(levels - (2 ** bits - 1)) <= 1  # odd, so that zero is a level
+        codes = pack_gibbs(q, levels)
+        assert codes.max() <= levels - 1
+        step = 2 * GIBBS_MAX / (levels - 1)        # one code step of a Gibbs component
         # a Gibbs-vector error e (max norm) turns by at most 2 * atan(sqrt(3) * e / 2)
-        assert _angle(unpack_gibbs(codes, bits), q).max() <= 2 * np.arctan(np.sqrt(3) * step / 2) + 1e-9
+        assert _angle(unpack_gibbs(codes, levels), q).max() <= 2 * np.arctan(np.sqrt(3) * step / 2) + 1e-9
     # the identity and turns about one axis keep exactly zero components
     assert np.array_equal(unpack_gibbs(pack_gibbs(np.array([[1.0, 0, 0, 0]]))), [[1.0, 0, 0, 0]])

@@ -45,7 +45,7 @@ from ..errors import SogError
 from ..splats import SH_REST_COUNT, Splats
 from .image import CODECS, decode_image, encode_image
 from .playcanvas import default_palette_size, inv_log_transform, log_transform, unpack_quats
-from .rotation import GIBBS_MAX, canonical_rotations, pack_gibbs, unpack_gibbs
+from .rotation import GIBBS_MAX, canonical_rotations, gibbs_levels, pack_gibbs, unpack_gibbs
 from .quantize import codebook_1d, kmeans
 
 VERSION = 2  #: 2: rotations as canonical Gibbs vectors (1: smallest-three, still read)
@@ -70,12 +70,12 @@ class Options:
 
     effort: int = 4                    #: image-codec effort 0..6
     seed: int = 0
-    means_bits: int = 14               #: bits per position axis, 8..16
+    means_bits: float = 14             #: bits per position axis, 8..16; fractional: round(2^bits) levels
     palette_size: int | None = 16384   #: cap on SH palette entries; None = splat-transform's rule
     palette_per: int = 16              #: >0: at most N / palette_per entries (a power of two, >= 256)
     kmeans_iters: int = 10
     exact_palette_per: int = 4         #: >0: SH rows with at most N / this distinct values (<= 65536) are kept exactly
-    quat_bits: int = 7                 #: bits per stored rotation component (Gibbs vector), 5..8
+    quat_bits: float = 7               #: bits per stored rotation component (Gibbs vector), 5..8; may be fractional
     scale_levels: int = 512            #: entries of the log-scale codebook (2..65536; > 256 adds a low plane)
     color_levels: int = 128            #: entries of the sh0 codebook (<= 256)
     sh_levels: int = 128               #: entries of the codebook of the SH palette's coefficients (<= 256)
@@ -130,26 +130,36 @@ LAYER_FLOOR = {"scales": 32, "sh0": 8}
 
 
 def layer_options(options: Options, drops: dict[str, int]) -> Options:
-    """``options`` made coarser by ``drops`` (``means``, ``quats``, ``scales``, ``sh0``: steps): one bit less per
-    step on positions and rotations, half the scale and colour levels. Opacity and the SH palette rule are
-    unchanged, and no setting goes below its smallest allowed value."""
-    d = {name: max(0, int(drops.get(name, 0))) for name in ("means", "quats", "scales", "sh0")}
+    """``options`` made coarser by ``drops`` (``means``, ``quats``, ``scales``, ``sh0``: steps, may be half steps):
+    one bit less per step on positions and rotations, half the scale and colour levels. Opacity and the SH
+    palette rule are unchanged, and no setting goes below its smallest allowed value."""
+    d = {name: max(0.0, float(drops.get(name, 0))) for name in ("means", "quats", "scales", "sh0")}
+
+    def fewer(levels: int, steps: float, floor: int) -> int:
+        return min(levels, max(floor, int(round(levels / 2.0 ** steps))))
+
     return replace(options, means_bits=min(options.means_bits, max(8, options.means_bits - d["means"])),
                    quat_bits=min(options.quat_bits, max(5, options.quat_bits - d["quats"])),
-                   scale_levels=min(options.scale_levels, max(LAYER_FLOOR["scales"], options.scale_levels >> d["scales"])),
-                   color_levels=min(options.color_levels, max(LAYER_FLOOR["sh0"], options.color_levels >> d["sh0"])))
+                   scale_levels=fewer(options.scale_levels, d["scales"], LAYER_FLOOR["scales"]),
+                   color_levels=fewer(options.color_levels, d["sh0"], LAYER_FLOOR["sh0"]))
 
 
-def quantize_uniform(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, bits: int) -> np.ndarray:
-    """Map ``x`` (N, C) in [lo, hi] per column to integers 0..2^bits-1 (uint32); error <= step/2."""
+def level_count(bits: float) -> int:
+    """Quantisation levels for a bit depth that may be fractional: ``round(2^bits)`` (13.5 bits: 11,585 levels, half
+    a bit less per value than 14). Half bits let the rate search and the layers take steps half as big."""
+    return int(round(2.0 ** bits))
+
+
+def quantize_uniform(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, levels: int) -> np.ndarray:
+    """Map ``x`` (N, C) in [lo, hi] per column to integers 0..levels-1 (uint32); error <= step/2."""
     span = np.where(hi > lo, hi - lo, 1.0)
-    top = (1 << bits) - 1
+    top = levels - 1
     return np.clip(np.rint((x - lo) / span * top), 0, top).astype(np.uint32)
 
 
-def dequantize_uniform(q: np.ndarray, lo: np.ndarray, hi: np.ndarray, bits: int) -> np.ndarray:
+def dequantize_uniform(q: np.ndarray, lo: np.ndarray, hi: np.ndarray, levels: int) -> np.ndarray:
     """Inverse of `quantize_uniform`: (N, C) float64."""
-    return lo + (hi - lo) * (q.astype(np.float64) / ((1 << bits) - 1))
+    return lo + (hi - lo) * (q.astype(np.float64) / (levels - 1))
 
 
 def splat_weights(splats: Splats) -> np.ndarray:
@@ -227,15 +237,16 @@ def error_budget(splats: Splats, step_world: np.ndarray, tolerance: float) -> tu
     return pos, angle
 
 
-def coarsen_means(q: np.ndarray, lmeans: np.ndarray, mins: np.ndarray, maxs: np.ndarray, bits: int,
+def coarsen_means(q: np.ndarray, lmeans: np.ndarray, mins: np.ndarray, maxs: np.ndarray, levels: int,
                   allowed: np.ndarray) -> np.ndarray:
     """Per Gaussian and axis, round ``q`` (N, 3) to the coarsest power-of-two multiple of the step whose
     error stays within ``allowed`` (N,) world units; only the low plane's bits are dropped.
 
-    The decoder is unchanged (it reads plain ``bits``-bit values); the dropped low bits are zeros, so
+    The decoder is unchanged (it reads plain values of ``levels`` levels); the dropped low bits are zeros, so
     the ``means_l`` plane holds fewer distinct values and compresses better. ``lmeans`` (N, 3) are the
     log-transformed positions that ``q`` quantises over [mins, maxs]."""
-    top = (1 << bits) - 1
+    top = levels - 1
+    bits = label_bits(levels)
     span = np.where(maxs > mins, maxs - mins, 1.0)
     step_world = span / top * np.exp(np.abs(lmeans))       # d expm1(|y|)/dy: world size of one step
     drop = np.floor(np.log2(np.maximum(2 * allowed[:, None] / step_world, 1e-30))).astype(np.int64)
@@ -246,10 +257,11 @@ def coarsen_means(q: np.ndarray, lmeans: np.ndarray, mins: np.ndarray, maxs: np.
     return np.where((drop > 0) & (coarse <= top), coarse, q).astype(np.uint32)  # at the top edge: keep q
 
 
-def coarsen_quats(codes: np.ndarray, angle: np.ndarray, bits: int) -> np.ndarray:
+def coarsen_quats(codes: np.ndarray, angle: np.ndarray, levels: int) -> np.ndarray:
     """Round Gibbs codes (N, 3) (`pack_gibbs`) to coarser multiples of the step around the identity where
     ``angle`` (N,) radians allows; a Gaussian whose allowed angle exceeds the whole range gets the identity."""
-    top = (1 << bits) - 2
+    top = levels - 1
+    bits = math.log2(levels + 1)
     mid = top // 2
     step = 4 * GIBBS_MAX / top                              # radians per code step near the identity
     drop = np.clip(np.floor(np.log2(np.maximum(angle / step, 1e-30))), 0, bits).astype(np.int64)
@@ -324,10 +336,10 @@ def encode(splats: Splats, width: int, height: int, options: Options | None = No
         raise SogError(f"grid {width}x{height} exceeds WebP's 16383-pixel limit")
     if not 8 <= options.means_bits <= 16:
         raise SogError(f"means_bits must be 8..16, got {options.means_bits}")
-    if (not 5 <= options.quat_bits <= 8 or not 2 <= options.scale_levels <= 65536
+    if (not 4 <= options.quat_bits <= 8 or not 2 <= options.scale_levels <= 65536
             or not 2 <= options.color_levels <= 256 or not 4 <= options.opacity_bits <= 8
             or not 2 <= options.sh_levels <= 256):
-        raise SogError("quat_bits must be 5..8, opacity_bits 4..8, scale levels 2..65536, color and SH levels "
+        raise SogError("quat_bits must be 4..8, opacity_bits 4..8, scale levels 2..65536, color and SH levels "
                        "2..256")
     if options.sh_degree is not None:
         splats = splats.with_sh_degree(min(options.sh_degree, splats.sh_degree))
@@ -356,23 +368,25 @@ def encode(splats: Splats, width: int, height: int, options: Options | None = No
         if bits > 8:
             plane(low, (values & ((1 << (bits - 8)) - 1)).astype(np.uint8))
 
-    bits = options.means_bits
+    levels = level_count(options.means_bits)
+    bits = label_bits(levels)  # of the two planes
     lmeans = log_transform(splats.means.detach().cpu().double().numpy())
     mins, maxs = lmeans.min(0), lmeans.max(0)
-    q = quantize_uniform(lmeans, mins, maxs, bits)
+    q = quantize_uniform(lmeans, mins, maxs, levels)
     if options.tolerance is not None:
-        step = (np.where(maxs > mins, maxs - mins, 0.0) / ((1 << bits) - 1) * np.exp(np.abs(lmeans))).mean(1)
+        step = (np.where(maxs > mins, maxs - mins, 0.0) / (levels - 1) * np.exp(np.abs(lmeans))).mean(1)
         pos_bound, angle_bound = error_budget(splats, step, options.tolerance)
         if bits > 8:
-            q = coarsen_means(q, lmeans, mins, maxs, bits, pos_bound)
+            q = coarsen_means(q, lmeans, mins, maxs, levels, pos_bound)
     split_plane("means_u", "means_l", q, bits)
 
     # each Gaussian with its smallest-angle rotation (scale axes permuted to match: same covariance)
     quats, log_scales = canonical_rotations(splats.quats.detach().cpu().double().numpy(),
                                             splats.scales.detach().cpu().double().numpy())
-    codes = pack_gibbs(quats, options.quat_bits)
+    quat_levels = gibbs_levels(options.quat_bits)
+    codes = pack_gibbs(quats, quat_levels)
     if options.tolerance is not None:
-        codes = coarsen_quats(codes, angle_bound, options.quat_bits)
+        codes = coarsen_quats(codes, angle_bound, quat_levels)
     plane("quats", codes)
 
     sw = scale_weights(log_scales, splats.opacities, options.scale_weight) if options.scale_weight else None
@@ -391,8 +405,8 @@ def encode(splats: Splats, width: int, height: int, options: Options | None = No
     meta = {
         "profile": "sog", "version": VERSION, "count": n, "width": width, "height": height,
         "asset": {"generator": GENERATOR},
-        "means": {"mins": mins.tolist(), "maxs": maxs.tolist(), "bits": bits},
-        "quats": {"encoding": "gibbs", "bits": options.quat_bits},
+        "means": {"mins": mins.tolist(), "maxs": maxs.tolist(), "bits": bits, "levels": levels},
+        "quats": {"encoding": "gibbs", "bits": math.ceil(math.log2(quat_levels + 1)), "levels": quat_levels},
         "scales": {"codebook": float32_list(scale_cb), "bits": scale_bits},
         "sh0": {"codebook": float32_list(sh0_cb), "opacity_bits": options.opacity_bits},
         "files": {},
@@ -530,14 +544,20 @@ def decode(meta: dict, read, palette: np.ndarray | None = None) -> Splats:
             return values
 
         bits = int(meta["means"]["bits"])
+        levels = int(meta["means"].get("levels", 1 << bits))
+        if not 2 <= levels <= 1 << bits:
+            raise SogError(f"sog meta.json: {levels} position levels do not fit {bits}-bit planes")
         q = joined_plane("means_u", "means_l", bits)
         mins, maxs = np.asarray(meta["means"]["mins"], np.float64), np.asarray(meta["means"]["maxs"], np.float64)
-        means = inv_log_transform(dequantize_uniform(q, mins, maxs, bits))
+        means = inv_log_transform(dequantize_uniform(q, mins, maxs, levels))
 
         if version == 1:  # smallest-three texels, as SOG v2
             quats = unpack_quats(plane("quats", 4))
         else:
-            quats = unpack_gibbs(plane("quats", 3), int(meta["quats"]["bits"]))
+            levels = int(meta["quats"].get("levels", (1 << int(meta["quats"]["bits"])) - 1))
+            if not 3 <= levels <= 255 or levels % 2 == 0:
+                raise SogError(f"sog meta.json: {levels} rotation levels (an odd count, 3..255, is needed)")
+            quats = unpack_gibbs(plane("quats", 3), levels)
         scale_cb = np.asarray(meta["scales"]["codebook"], np.float32)
         scale_idx = joined_plane("scales", "scales_l", int(meta["scales"].get("bits", 8)))
         if int(scale_idx.max()) >= len(scale_cb):

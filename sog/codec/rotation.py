@@ -83,22 +83,28 @@ def canonical_rotations(quats: np.ndarray, scales: np.ndarray) -> tuple[np.ndarr
 GIBBS_MAX = np.sqrt(2.0) - 1.0
 
 
-def pack_gibbs(quats: np.ndarray, bits: int = 8) -> np.ndarray:
+def gibbs_levels(bits: float) -> int:
+    """Levels per Gibbs component for a bit depth that may be fractional (6.5: half a bit less than 7): an odd
+    count near ``2^bits - 1`` (``2^bits - 1`` for whole bits), so that zero is a level; at most 255."""
+    return min(255, 2 * int(round((2.0 ** bits - 2) / 2)) + 1)
+
+
+def pack_gibbs(quats: np.ndarray, levels: int = 255) -> np.ndarray:
     """Canonical (N, 4) wxyz quaternions (w > 0) to (N, 3) uint8 codes of their Gibbs vector ``(x, y, z) / w``.
 
     Each component lies in [-tan 22.5°, tan 22.5°] (`canonical_rotations`); it is quantised uniformly to
-    ``2^bits - 1`` levels so that zero (no turn about that axis) is a level. Near the identity one
-    code step turns a Gaussian by about ``4 tan(22.5°) / (2^bits - 2)`` radians (0.0065 at 8 bits, 1.7x
-    finer than an 8-bit smallest-three component)."""
-    top = (1 << bits) - 2
+    ``levels`` (odd, `gibbs_levels`) levels so that zero (no turn about that axis) is a level. Near the identity
+    one code step turns a Gaussian by about ``4 tan(22.5°) / (levels - 1)`` radians (0.0065 at 255 levels,
+    1.7x finer than an 8-bit smallest-three component)."""
+    top = levels - 1
     q = np.asarray(quats, np.float64)
     g = q[:, 1:] / np.maximum(q[:, :1], 1e-12)
     return np.clip(np.rint((np.clip(g / GIBBS_MAX, -1, 1) * 0.5 + 0.5) * top), 0, top).astype(np.uint8)
 
 
-def unpack_gibbs(codes: np.ndarray, bits: int = 8) -> np.ndarray:
+def unpack_gibbs(codes: np.ndarray, levels: int = 255) -> np.ndarray:
     """(N, 3) uint8 Gibbs codes to (N, 4) unit wxyz quaternions (inverse of `pack_gibbs`)."""
-    top = (1 << bits) - 2
+    top = levels - 1
     g = (np.minimum(codes.astype(np.float64), top) / top * 2 - 1) * GIBBS_MAX
     q = np.concatenate([np.ones((len(g), 1)), g], 1)
     return q / np.linalg.norm(q, axis=1, keepdims=True)
