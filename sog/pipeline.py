@@ -37,7 +37,7 @@ class CompressOptions:
     quality: str | None = None          #: native-profile preset (sog.codec.native.PRESETS); sets effort too
     target_psnr: float | None = None    #: native only: the coarsest bit depths whose renders reach this PSNR (sog.rate)
     #: reuse an earlier result's split and sort (`CompressResult.layout`) of the same scene: no importance, no sort
-    layout: list[tuple[torch.Tensor, dict[str, int]]] | None = None
+    layout: list[tuple[torch.Tensor, dict[str, float]]] | None = None
 
 
 @dataclass
@@ -53,7 +53,7 @@ class CompressResult:
     psnr: float | None = None  #: with ``target_psnr``: the PSNR measured for the written file (sog eval's cameras)
     rate: dict | None = None   #: with ``target_psnr``: level and settings chosen, whether the target was reached, every probe
     #: per layer: the input indices in grid order (N_k,) and the drops (`CompressOptions.layout` reuses it)
-    layout: list[tuple[torch.Tensor, dict[str, int]]] = field(default_factory=list)
+    layout: list[tuple[torch.Tensor, dict[str, float]]] = field(default_factory=list)
 
 
 def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, options: CompressOptions | None = None,

@@ -80,6 +80,8 @@ def test_a_layer_sixteen_times_less_sensitive_is_stored_two_bits_coarser():
     sens = {"means": torch.cat([torch.full((100,), 16.0), torch.full((100,), 1.0)]).double()}
     (_, first), (_, second) = importance_layers(sens, layers=2, min_size=10)
     assert first == {"means": 0} and second == {"means": 2}
+    eight = {"means": torch.cat([torch.full((100,), 8.0), torch.full((100,), 1.0)]).double()}
+    assert importance_layers(eight, layers=2, min_size=10)[1][1] == {"means": 1.5}   # half steps
     huge = {"means": torch.cat([torch.full((100,), 1e9), torch.full((100,), 1.0)]).double()}
     assert importance_layers(huge, layers=2, min_size=10, max_drop=3)[1][1] == {"means": 3}
     assert len(importance_layers(sens, layers=3, min_size=150)) == 1  # too few for layers

@@ -120,7 +120,7 @@ class Layer:
     splats: Splats
     width: int
     height: int
-    drops: dict[str, int] = field(default_factory=dict)
+    drops: dict[str, float] = field(default_factory=dict)
 
 
 #: the fewest levels a coarser layer gets: below these the render error grows much faster than the sensitivity
@@ -129,7 +129,7 @@ class Layer:
 LAYER_FLOOR = {"scales": 32, "sh0": 8}
 
 
-def layer_options(options: Options, drops: dict[str, int]) -> Options:
+def layer_options(options: Options, drops: dict[str, float]) -> Options:
     """``options`` made coarser by ``drops`` (``means``, ``quats``, ``scales``, ``sh0``: steps, may be half steps):
     one bit less per step on positions and rotations, half the scale and colour levels. Opacity and the SH
     palette rule are unchanged, and no setting goes below its smallest allowed value."""
