@@ -1,7 +1,8 @@
 """Benchmark: grid sorters on random colours and on real splat attributes, against PLAS and Morton.
 
 Part 1, 1024 random RGB colours on 32x32 (fixed seeds): SoftSort, Gumbel-Sinkhorn,
-ShuffleSoftSort (defaults, and ``-long``: groups of 6, radius x0.9, plateau 1e-5), the PCA-bisection
+ShuffleSoftSort (defaults; ``-long``: groups of 6, radius x0.9, plateau 1e-5; ``-dpq``: see
+`VARIANTS`), the PCA-bisection
 start alone, and PLAS when ``plas`` is importable: DPQ16,
 neighbour ratio, seconds, peak memory, learnable parameters.
 
@@ -34,10 +35,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-COLOUR_METHODS = ["softsort", "sinkhorn", "pca", "shufflesoftsort", "shufflesoftsort-long", "plas"]
+COLOUR_METHODS = ["softsort", "sinkhorn", "pca", "shufflesoftsort", "shufflesoftsort-long", "shufflesoftsort-dpq",
+                  "plas"]
 #: rows that run a sorter with other options than its defaults: name -> (sorter, options)
 VARIANTS = {"shufflesoftsort-long": ("shufflesoftsort", {"group": 6, "radius_decay": 0.9, "improvement_break": 1e-5,
-                                                         "max_runs": 60})}
+                                                         "max_runs": 60}),
+            # for DPQ: a fixed target per radius step (x0.93), feature-space groups every other run,
+            # no polish, and 4 warm restarts from radius 3 kept by a local DPQ
+            "shufflesoftsort-dpq": ("shufflesoftsort", {"radius_decay": 0.93, "assign_runs": 60, "improvement_break": 0,
+                                                        "window_factor": 1, "feature_groups": 2, "polish_runs": 0,
+                                                        "restarts": 4, "restart_radius": 3})}
 SPLAT_METHODS = ["morton", "pca", "shufflesoftsort", "plas"]
 SPLAT_SIZES = [65536, 262144, 500000, 1000000]
 #: the features sorted in part 2: positions, colour, scales and opacity (a 10-channel mix, harder than

@@ -12,8 +12,9 @@ from sog.errors import SogError
 from sog.grid import grid_shape
 from sog.sort import SORTERS, check_bijection, sort_grid
 from sog.sort.features import splat_features
-from sog.sort.losses import as_grid, dpq, neighbour_ratio, neighbour_sq_dists
-from sog.sort.shuffle_softsort import ShuffleSoftSortConfig, _polish, draw_groups, neighbourhood_mean, pca_bisection
+from sog.sort.losses import as_grid, dpq, local_dpq_gain, neighbour_ratio, neighbour_sq_dists
+from sog.sort.shuffle_softsort import (ShuffleSoftSortConfig, _polish, draw_feature_groups, draw_groups,
+                                      neighbourhood_mean, pca_bisection)
 from sog.sort.sinkhorn import gumbel_sinkhorn, hungarian
 from sog.sort.softsort import harden, softsort, softsort_cost_grad
 
@@ -109,6 +110,38 @@ def test_shufflesoftsort_sorts_colours_far_better_than_random():
     perm = sort_grid(x, (32, 32), "shufflesoftsort", seed=0, device="cpu")
     assert neighbour_ratio(x, perm, (32, 32)) < 0.06
     assert dpq(x, perm, (32, 32)) > 0.9
+
+
+def test_shufflesoftsort_dpq_options_keep_a_permutation_and_do_not_lose_quality():
+    # fixed targets per radius step, feature-space groups and warm restarts (the bench's -dpq row), cut short
+    x = colours(300, 2)
+    shape = grid_shape(300)
+    plain = sort_grid(x, shape, "shufflesoftsort", seed=0, device="cpu")
+    perm = sort_grid(x, shape, "shufflesoftsort", seed=0, device="cpu", radius_decay=0.9, assign_runs=8,
+                     improvement_break=0, window_factor=1, feature_groups=2, polish_runs=0, restarts=2)
+    check_bijection(perm[:300], 300)
+    assert dpq(x, perm, shape) > dpq(x, plain, shape) - 0.02
+
+
+def test_feature_groups_hold_each_cell_at_most_once_and_alike_cells_together():
+    x = colours(1000, 4)
+    target = torch.zeros_like(x)
+    groups = draw_feature_groups(x, target, 4, torch.Generator().manual_seed(0))
+    assert groups.shape[1] == 4 and groups.shape[0] >= 249
+    assert torch.unique(groups).numel() == groups.numel() and int(groups.max()) < 1000
+    # a k-d tree groups near neighbours in feature space: far closer than random groups of 4
+    spread = lambda g: float((x[g] - x[g].mean(1, keepdim=True)).norm(dim=2).mean())  # noqa: E731
+    assert spread(groups) < 0.5 * spread(torch.randperm(1000)[:groups.numel()].reshape(-1, 4))
+
+
+def test_local_dpq_gain_ranks_arrangements_as_dpq_does():
+    x = colours(1024, 3)
+    sorted_ = sort_grid(x, (32, 32), "shufflesoftsort", seed=0, device="cpu")
+    shuffled = torch.randperm(1024, generator=torch.Generator().manual_seed(1))
+    half = sorted_.clone()
+    half[:512] = sorted_[:512][torch.randperm(512, generator=torch.Generator().manual_seed(2))]
+    gains = [local_dpq_gain(x, p, (32, 32)) for p in (shuffled, half, sorted_)]
+    assert gains[0] < gains[1] < gains[2]
 
 
 def test_shufflesoftsort_refinement_improves_its_start_and_a_warm_start():

@@ -15,6 +15,15 @@ target of a cell is the mean of its 4-neighbours, its cost is weighted by their 
 run's groups hold cells of one checkerboard colour only (never two neighbours), so a group's
 cost change is exactly the change of the sum of squared 4-neighbour distances.
 
+Options for quality over speed (off by default; the ``shufflesoftsort-dpq`` row of
+scripts/bench_sort.py uses them): ``assign_runs`` blurs the target once per radius step and runs
+that many runs against it, approximating one linear assignment per step as LAS does (the steps
+are not merged when radii round alike); ``feature_groups`` draws every so many runs' groups in
+feature space (`draw_feature_groups`: a random k-d tree of element plus target), so that
+far-apart cells meet in a group; ``restarts``
+redoes the schedule from ``restart_radius`` on the best order so far and keeps a result only if
+`sog.sort.losses.local_dpq_gain` (a local, O(N) form of DPQ) rates it higher.
+
 Start: a recursive PCA bisection of the features into the grid (or a given order, ``init``, as
 a warm start during training).
 
@@ -26,14 +35,14 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import torch
 from tqdm import tqdm
 
 from ..device import resolve_device
 from ..errors import SogError
-from .losses import as_grid, neighbour_sq_dists, total_variance
+from .losses import as_grid, local_dpq_gain, neighbour_sq_dists, total_variance
 from .softsort import softsort_cost_grad, sum_last
 
 
@@ -52,6 +61,8 @@ class ShuffleSoftSortConfig:
     radius_end: float = 1.0
     radius_decay: float = 0.8  #: next radius = decay * radius
     window_factor: float = 1.5  #: group windows are about this many radii wide
+    assign_runs: int = 0  #: >0: blur once per radius step and run this many runs against that fixed target (see `refine`)
+    feature_groups: int = 0  #: every this many runs (0: never), draw the groups in feature space (`draw_feature_groups`)
     min_runs: int = 2  #: runs at each radius before a plateau may stop it
     max_runs: int = 45  #: runs at each radius at most
     improvement_break: float = 1e-4  #: stop a radius when a run lowers the cost by less than this fraction
@@ -64,6 +75,8 @@ class ShuffleSoftSortConfig:
     polish_group: int = 6  #: K of the polish stage
     polish_window: int = 8  #: its group windows, in cells
     polish_break: float = 1e-5  #: stop polishing when two runs lower the neighbour loss by less than this fraction
+    restarts: int = 0  #: warm restarts after the schedule: redo it from ``restart_radius``, keep what `local_dpq_gain` prefers
+    restart_radius: float = 4.0  #: first radius of a warm restart
 
 
 def sort_shuffle_softsort(x: torch.Tensor, shape: tuple[int, int], seed: int = 0, device="auto",
@@ -258,6 +271,30 @@ def draw_groups(shape: tuple[int, int], n: int, window: int, k: int, gen: torch.
     return cells[idx[usable]].reshape(-1, k).to(device)
 
 
+def draw_feature_groups(xg: torch.Tensor, target: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
+    """Shuffle the filled cells into groups of ``k`` cells that are close in *feature* space, not on
+    the grid; (G, k). A cell's point is its element plus its target (where it is and what it
+    wants). The points are bisected recursively, every level along a new random direction (a
+    random k-d tree, all blocks of a level at once), down to blocks of about ``k``; the resulting
+    order is cut, from a random offset, into runs of ``k``. Cells anywhere on the grid meet this
+    way, so a group can move an element far (the global moves a linear assignment makes), and a
+    group's cells are alike in every channel, not only along one direction."""
+    n, c = xg.shape
+    dev = xg.device
+    levels = max(math.ceil(math.log2(n / k)), 0)
+    keys = (xg + target) @ torch.randn(c, levels, generator=gen).to(dev)  # (N, levels) a direction per level
+    lo, hi = keys.min(0).values, keys.max(0).values
+    keys = ((keys - lo) / (hi - lo).clamp(min=1e-12)).double()  # in [0, 1]; double: block * 2 + key stays exact
+    idx = torch.randperm(n, generator=gen).to(dev)
+    pos = torch.arange(n, device=dev)
+    for level in range(levels):
+        parent = (pos * 2 ** level) // n  # the balanced blocks of the previous level
+        idx = idx[torch.argsort(parent.double() * 2 + keys[idx, level])]  # by block, then along the direction
+    off = int(torch.randint(0, k, (1,), generator=gen))
+    m = (n - off) // k * k
+    return idx[off:off + m].reshape(-1, k)
+
+
 def _group_costs(xg: torch.Tensor, target: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
     """Squared distances (G, K, K): entry [g, i, j] is element j of group g placed at its cell i."""
     a = target[groups]  # (G, K, C) what each cell wants
@@ -326,6 +363,8 @@ def _radii(cfg: ShuffleSoftSortConfig, shape: tuple[int, int]) -> list[int]:
         out.append(max(int(round(r)), 1))
         r *= cfg.radius_decay
     out.append(max(int(round(cfg.radius_end)), 1))
+    if cfg.assign_runs:  # every step blurs anew, so repeated (rounded) radii are steps too
+        return out
     return [v for i, v in enumerate(out) if i == 0 or v != out[i - 1]] or [1]
 
 
@@ -372,19 +411,51 @@ def refine(xs: torch.Tensor, order: torch.Tensor, shape: tuple[int, int], cfg: S
             _polish(xs, xg, order, shape, cfg, gen, r_end)
         else:
             window = max(int(math.ceil(cfg.window_factor * radius)), int(math.ceil(math.sqrt(k))) + 1)
-            for run in range(cfg.max_runs):
-                target = neighbourhood_mean(xg, shape, radius, cfg.blur_passes, cfg.include_self)
-                groups = draw_groups(shape, n, window, k, gen, dev)
+            removed_last = float("inf")
+            for run in range(cfg.assign_runs or cfg.max_runs):
+                if run == 0 or not cfg.assign_runs:
+                    target = neighbourhood_mean(xg, shape, radius, cfg.blur_passes, cfg.include_self)
+                if cfg.feature_groups and run % cfg.feature_groups == cfg.feature_groups - 1:
+                    groups = draw_feature_groups(xg, target, k, gen)
+                else:
+                    groups = draw_groups(shape, n, window, k, gen, dev)
                 if groups.numel() == 0:
                     break
                 before, removed = _learn_and_apply(xs, xg, order, target, groups, cfg)
-                if run + 1 >= cfg.min_runs and removed < cfg.improvement_break * before:
+                # a plateau: with feature groups, over the last two runs (the two kinds of groups)
+                recent = removed + (removed_last if cfg.feature_groups else 0.0)
+                if run + 1 >= cfg.min_runs and recent < cfg.improvement_break * before:
                     break
+                removed_last = removed
                 if r_end is not None and time.perf_counter() > r_end:
                     break
         bar.update()
         bar.set_postfix(radius=radius)
     bar.close()
+    if cfg.restarts > 0:
+        order = _restart(xs, order, shape, cfg, gen, t_end)
+    return order
+
+
+def _restart(xs: torch.Tensor, order: torch.Tensor, shape: tuple[int, int], cfg: ShuffleSoftSortConfig,
+             gen: torch.Generator, t_end: float | None = None) -> torch.Tensor:
+    """Warm restarts: run the schedule again from ``cfg.restart_radius`` on the best order so far
+    (new random groups each time) and keep the result if `local_dpq_gain` rates it higher;
+    ``cfg.restarts`` times, or until ``t_end`` (a restart gets what is left of the time). Every
+    order tried is a permutation, so whichever is kept is too."""
+    again = replace(cfg, radius_start=min(cfg.restart_radius, max(shape) / 2), restarts=0, max_seconds=None)
+    mean_d = float(torch.cdist(xs[torch.randperm(xs.shape[0], generator=gen)[:256].to(xs.device)], xs).mean())
+    best = local_dpq_gain(xs, order, shape, mean_d=mean_d)
+    for _ in range(cfg.restarts):
+        t0 = time.perf_counter()
+        if t_end is not None and t0 > t_end:
+            break
+        if t_end is not None:
+            again.max_seconds = t_end - t0
+        tried = refine(xs, order, shape, again, gen)
+        gain = local_dpq_gain(xs, tried, shape, mean_d=mean_d)
+        if gain > best:
+            best, order = gain, tried
     return order
 
 
