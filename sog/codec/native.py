@@ -323,11 +323,13 @@ def palette_image(centroids: torch.Tensor, k: int, seed: int = 0, levels: int = 
 
 
 def encode(splats: Splats, width: int, height: int, options: Options | None = None, progress=None,
-           sh_palette: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[dict, dict[str, bytes]]:
+           sh_palette: tuple[torch.Tensor, torch.Tensor] | None = None,
+           shared_palette: bool = False) -> tuple[dict, dict[str, bytes]]:
     """Encode ``splats`` (already in grid order) into native planes; returns ``(meta, files)``.
 
-    ``sh_palette`` ``(centroids (c, 3K), labels (N,))``: a palette stored elsewhere in the file (a layered
-    file shares one); only the labels are stored here and the meta says ``"shared": true``."""
+    ``sh_palette`` ``(centroids (c, 3K), labels (N,))``: an SH palette already fitted (`fit_sh_palette`),
+    instead of fitting one. With ``shared_palette`` it is stored elsewhere in the file (a layered file shares
+    one): only the labels are stored here and the meta says ``"shared": true``."""
     options = options or Options()
     n = len(splats)
     if width * height < n:
@@ -414,14 +416,13 @@ def encode(splats: Splats, width: int, height: int, options: Options | None = No
 
     k = splats.shN.shape[1]
     if k:
-        if sh_palette is None:
-            centroids, labels = fit_sh_palette(splats, options)
-            tick("shN palette")
+        centroids, labels = sh_palette if sh_palette is not None else fit_sh_palette(splats, options)
+        tick("shN palette")
+        if shared_palette:
+            shn_meta = {"count": int(centroids.shape[0]), "shared": True}
+        else:
             shn_meta, image = palette_image(centroids, k, options.seed, options.sh_levels)
             store("shN_centroids", image)
-        else:
-            centroids, labels = sh_palette
-            shn_meta = {"count": int(centroids.shape[0]), "shared": True}
         c = centroids.shape[0]
         lab = labels.numpy().astype(np.uint32)
         if c <= 256:
@@ -433,24 +434,27 @@ def encode(splats: Splats, width: int, height: int, options: Options | None = No
     return meta, files
 
 
-def encode_layers(layers: list[Layer], options: Options | None = None,
-                  progress=None) -> tuple[dict, dict[str, bytes]]:
+def encode_layers(layers: list[Layer], options: Options | None = None, progress=None,
+                  sh_palette: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[dict, dict[str, bytes]]:
     """Encode importance layers (finest first) into one file; returns ``(meta, files)``.
 
     One layer with no drops is a plain version-2 file (`encode`). Otherwise layer k is encoded with
     ``layer_options(options, drops)``, its planes are named ``l{k}_<plane>`` and its version-2 meta is
     ``meta["layers"][k]``; decoding concatenates the layers in order. The SH palette is fitted once over all
-    layers and stored at the top (``meta["shN"]``, ``shN_centroids``); each layer stores its labels."""
+    layers and stored at the top (``meta["shN"]``, ``shN_centroids``); each layer stores its labels.
+    ``sh_palette``: that palette already fitted (`fit_sh_palette` of the layers' concatenation; the rate search
+    reuses one over its probes)."""
     options = options or Options()
     if len(layers) == 1 and not any(layers[0].drops.values()):
-        return encode(layers[0].splats, layers[0].width, layers[0].height, options, progress)
+        return encode(layers[0].splats, layers[0].width, layers[0].height, options, progress, sh_palette)
     top = {"profile": "sog", "version": LAYERED_VERSION, "count": sum(len(layer.splats) for layer in layers),
            "asset": {"generator": GENERATOR}, "files": {}}
     metas, files = [], {}
     k = layers[0].splats.shN.shape[1]
     palettes = [None] * len(layers)
     if k:  # one SH palette for all layers (the higher bands are not dropped, and a SOG source keeps its own)
-        centroids, labels = fit_sh_palette(Splats.concat([layer.splats for layer in layers]), options)
+        centroids, labels = (sh_palette if sh_palette is not None
+                             else fit_sh_palette(Splats.concat([layer.splats for layer in layers]), options))
         shn_meta, image = palette_image(centroids, k, options.seed, options.sh_levels)
         extension, files["shN_centroids" + extension] = smallest_image(image, options)
         top["files"]["shN_centroids"] = "shN_centroids" + extension
@@ -459,7 +463,7 @@ def encode_layers(layers: list[Layer], options: Options | None = None,
         palettes = [(centroids, labels[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
     for i, (layer, palette) in enumerate(zip(layers, palettes)):
         meta, layer_files = encode(layer.splats, layer.width, layer.height, layer_options(options, layer.drops),
-                                   progress, sh_palette=palette)
+                                   progress, sh_palette=palette, shared_palette=palette is not None)
         prefix = f"l{i}_"
         meta["files"] = {plane: prefix + name for plane, name in meta["files"].items()}
         files.update({prefix + name: data for name, data in layer_files.items()})
