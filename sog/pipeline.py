@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from .codec import PROFILES
-from .codec.native import Layer, encode_layers
+from .codec.native import PRESET_PSNR, Layer, encode_layers
 from .device import resolve_device
 from .errors import SogError
 from .grid import grid_shape
@@ -34,7 +34,7 @@ class CompressOptions:
     sort_options: dict = field(default_factory=dict)  #: options of the sorter (see its config dataclass)
     sort_seconds: float | None = 180.0  #: time budget of ShuffleSoftSort (None: until it converges)
     profile_options: dict = field(default_factory=dict)
-    quality: str | None = None          #: native-profile preset (sog.codec.native.PRESETS); sets effort too
+    quality: str | None = None          #: native-profile preset (sog.codec.native.PRESETS; "small" is a PSNR target)
     target_psnr: float | None = None    #: native only: the coarsest bit depths whose renders reach this PSNR (sog.rate)
     #: reuse an earlier result's split and sort (`CompressResult.layout`) of the same scene: no importance, no sort
     layout: list[tuple[torch.Tensor, dict[str, float]]] | None = None
@@ -60,6 +60,8 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
              *, overwrite: bool = False, quiet: bool = False) -> CompressResult:
     """Sort ``source`` onto a grid and write it as a ``.sog`` (zip) or a SOG folder."""
     options = options or CompressOptions()
+    if options.target_psnr is None and options.profile == "sog" and options.quality in PRESET_PSNR:
+        options = replace(options, target_psnr=PRESET_PSNR[options.quality])
     if options.profile not in PROFILES:
         raise SogError(f"unknown profile {options.profile!r} (choose from {', '.join(PROFILES)})")
     if options.target_psnr is not None:

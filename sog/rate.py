@@ -23,14 +23,14 @@ from .grid import grid_shape
 from .splats import Splats
 
 #: bit depths of the native profile, finest (largest file) first, one setting coarser per step, in the order
-#: that costs the least PSNR per byte saved on plant and tarot; index 7 is the default, 15 the small preset's
+#: that costs the least PSNR per byte saved on plant and tarot; index 7 is the default
 LEVELS: list[dict] = [
     {"means_bits": m, "quat_bits": q, "scale_levels": s, "color_levels": c, "sh_levels": h} for m, q, s, c, h in [
         (16, 8, 2048, 256, 256), (15, 8, 2048, 256, 256), (15, 7, 2048, 256, 256), (15, 7, 1024, 256, 256),
         (14, 7, 1024, 256, 256), (14, 7, 512, 256, 256), (14, 7, 512, 256, 128), (14, 7, 512, 128, 128),
         (14, 6, 512, 128, 128), (13, 6, 512, 128, 128), (13, 6, 512, 64, 128), (12, 6, 512, 64, 128),
         (12, 6, 256, 64, 128), (12, 5, 256, 64, 128), (11, 5, 256, 64, 128), (11, 5, 256, 32, 128),
-        (10, 5, 256, 32, 128), (10, 5, 128, 32, 128), (10, 5, 128, 32, 64)]
+        (11, 4, 256, 32, 128), (10, 4, 256, 32, 128), (10, 4, 128, 32, 128), (10, 4, 128, 32, 64)]
 ]
 
 
@@ -112,15 +112,20 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
     reached = best > 0 or probe(LEVELS[0], 0) >= target
     chosen = LEVELS[best]
     has_sh = layers[0].splats.shN.shape[1] > 0
+    # a setting whose half step failed once is not tried again (the PSNR only falls as others get coarser too)
+    open_steps = [name for name in STEPS if name not in options and (name != "sh_levels" or has_sh)]
     for _ in range(refine_rounds if reached else 0):
         passing = []
-        for name, step in STEPS.items():
+        for name in list(open_steps):
             floor = LEVELS[-1][name]
-            if name in options or chosen[name] <= floor or (name == "sh_levels" and not has_sh):
+            if chosen[name] <= floor:
+                open_steps.remove(name)
                 continue
-            settings = {**chosen, name: max(floor, step(chosen[name]))}
+            settings = {**chosen, name: max(floor, STEPS[name](chosen[name]))}
             if probe(settings) >= target:
                 passing.append(settings)
+            else:
+                open_steps.remove(name)
         if not passing:
             break
         chosen = min(passing, key=lambda st: probes[key(st)]["bytes"])

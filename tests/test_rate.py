@@ -69,10 +69,10 @@ def test_psnr_is_refused_for_the_playcanvas_profile_before_any_work(tmp_path):
     assert not out.exists()
 
 
-def test_each_level_is_one_setting_coarser_and_the_presets_sit_on_the_list():
+def test_each_level_is_one_setting_coarser_and_the_default_sits_on_the_list():
     for finer, coarser in zip(LEVELS, LEVELS[1:]):
         changed = [k for k in finer if finer[k] != coarser[k]]
         assert len(changed) == 1 and coarser[changed[0]] < finer[changed[0]]
     defaults = native.Options()
     assert LEVELS[7] == {k: getattr(defaults, k) for k in LEVELS[7]}
-    assert LEVELS[15] == {**LEVELS[7], **{k: v for k, v in native.PRESETS["small"].items() if k in LEVELS[7]}}
+    assert not set(native.PRESETS["small"]) & set(LEVELS[0])   # the small preset's bit depths come from a search
