@@ -151,10 +151,11 @@ def _compress(args) -> int:
             from .rate import LEVELS
 
             if result.rate["reached"]:
-                print(f"renders at {result.psnr:.2f} dB (target {args.psnr:g} dB): from bit-depth level "
+                print(f"renders at {result.psnr:.2f} dB (target {result.rate['target']:g} dB): from bit-depth level "
                       f"{result.rate['level']} of 0 (finest) to {len(LEVELS) - 1}: {result.rate['settings']}")
             else:
-                print(f"note: even the finest bit depths reach only {result.psnr:.2f} dB, under the {args.psnr:g} dB "
+                print(f"note: even the finest bit depths reach only {result.psnr:.2f} dB, under the "
+                      f"{result.rate['target']:g} dB "
                       "target; wrote that file")
         if result.unstored:
             print(f"note: extra PLY properties not stored in .sog: {', '.join(result.unstored)}")

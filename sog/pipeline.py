@@ -51,7 +51,7 @@ class CompressResult:
     layers: list[tuple[int, int]] = field(default_factory=list)  #: (H, W) grid of each importance layer
     unstored: list[str] = field(default_factory=list)  #: extra PLY properties the .sog cannot hold
     psnr: float | None = None  #: with ``target_psnr``: the PSNR measured for the written file (sog eval's cameras)
-    rate: dict | None = None   #: with ``target_psnr``: level and settings chosen, whether the target was reached, every probe
+    rate: dict | None = None   #: with ``target_psnr`` (or ``quality="small"``): target, level and settings chosen, whether the target was reached, every probe
     #: per layer: the input indices in grid order (N_k,) and the drops (`CompressOptions.layout` reuses it)
     layout: list[tuple[torch.Tensor, dict[str, float]]] = field(default_factory=list)
 
@@ -142,7 +142,8 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
                           order=order, unstored=sorted(splats.extras),
                           layout=[(torch.as_tensor(index), layer.drops) for (index, _), layer in zip(layout, layers)],
                           psnr=None if rate is None else rate.psnr,
-                          rate=None if rate is None else {"level": rate.level, "reached": rate.reached,
+                          rate=None if rate is None else {"target": options.target_psnr, "level": rate.level,
+                                                          "reached": rate.reached,
                                                           "settings": rate.settings, "tried": rate.tried})
 
 

@@ -50,6 +50,14 @@ def test_compress_to_a_psnr_reports_the_measured_psnr_and_a_playcanvas_request_i
     assert not (tmp_path / "p.sog").exists()
 
 
+def test_the_small_preset_reports_its_45_db_target(tmp_path, capsys):
+    ply = tmp_path / "scene.ply"
+    write_ply(small_scene(800, seed=3, sh_degree=1), ply)
+    assert run("compress", ply, tmp_path / "s.sog", "--sort", "morton", "--quality", "small") == 0
+    out = capsys.readouterr().out
+    assert "(target 45 dB)" in out and (tmp_path / "s.sog").exists()
+
+
 def _fails(capsys, *args, match: str):
     code = run(*args)
     err = capsys.readouterr().err
