@@ -63,9 +63,9 @@ class Options:
     is noise to the image codec, so one bit more on any attribute costs about 3 bits per Gaussian, and
     the cheapest file at a given PSNR spends them where the error is largest (`scripts/bench_attributes.py
     --ladder`). With importance layers the first (most sensitive) third gets 14-bit positions, 7-bit
-    rotations, 512 scale and 128 colour levels and the other two thirds less (`layer_options`): plant
-    62.61 dB at 0.70x splat-transform's bytes, tarot 58.36 dB at 0.73x (one grid at 13 / 6 / 512 / 128:
-    63.9 and 59.0 dB at 0.78x).
+    rotations, 512 scale and 128 colour levels and the other two thirds less (`layer_options`, in half
+    steps): plant 63.06 dB at 0.71x splat-transform's bytes, tarot 58.84 dB at 0.74x (one grid at
+    13 / 6 / 512 / 128: 63.9 and 59.0 dB at 0.78x).
     """
 
     effort: int = 4                    #: image-codec effort 0..6
