@@ -80,7 +80,8 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
     options = dict(options or {})
     final_effort = options.get("effort", native.Options().effort)
     probe_options = {**options, "effort": min(final_effort, probe_effort)}
-    palette = native.fit_sh_palette(splats, native.Options(**options)) if splats.shN.shape[1] else None
+    limited = native.band_limited(splats, native.Options(**options))  # the bands the file will store
+    palette = native.fit_sh_palette(limited, native.Options(**options)) if limited.shN.shape[1] else None
     cams, _ = evaluation_cameras(source_path, splats, views, size)
     reference = render(splats, cams, device=device)
     probes: dict[tuple, dict] = {}  # settings (as `key`) -> level, settings, meta, files, bytes, psnr
@@ -113,7 +114,7 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
     best = lo
     reached = best > 0 or probe(LEVELS[0], 0) >= target
     chosen = LEVELS[best]
-    has_sh = layers[0].splats.shN.shape[1] > 0
+    has_sh = palette is not None
     # a setting whose half step failed once is not tried again (the PSNR only falls as others get coarser too)
     open_steps = [name for name in STEPS if name not in options and (name != "sh_levels" or has_sh)]
     for _ in range(refine_rounds if reached else 0):

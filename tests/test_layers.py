@@ -122,6 +122,15 @@ def test_a_layered_file_gives_back_every_gaussian_once_within_its_layers_step(tm
     assert levels[0] == native.level_count(native.Options().means_bits) and levels == sorted(levels, reverse=True)
 
 
+def test_a_band_limited_layered_file_fits_its_shared_palette_on_the_bands_it_stores(tmp_path):
+    scene = small_scene(3000, seed=7, sh_degree=3)
+    out = tmp_path / "bands.sog"
+    compress(scene, out, CompressOptions(sort="morton", profile_options={"layers": 3, "layer_min": 1000,
+                                                                         "sh_degree": 1}), quiet=True)
+    back = sog.load(out)
+    assert len(back) == 3000 and back.sh_degree == 1 and read_container(out)[0]["shN"]["bands"] == 1
+
+
 def test_a_layered_meta_that_disagrees_with_its_layers_is_refused():
     scene = small_scene(200, seed=2, sh_degree=0)
     parts = [native.Layer(scene.permute(torch.arange(0, 100)), 10, 10),

@@ -48,6 +48,13 @@ def test_the_second_stage_keeps_the_smallest_file_that_reaches_the_target(tmp_pa
     assert all(p["settings"]["means_bits"] == start for p in fixed.rate["tried"] if p["level"] is None)
 
 
+def test_a_band_limit_applies_to_the_palette_the_search_reuses(tmp_path):
+    scene = small_scene(1500, seed=11, sh_degree=3)
+    res, out = _at(scene, tmp_path, 40.0, "bands.sog", sh_degree=1)
+    back = sog.load(out)
+    assert len(back) == 1500 and back.sh_degree == 1 and res.psnr >= 40.0
+
+
 def test_a_higher_target_never_writes_a_smaller_file(tmp_path):
     scene = small_scene(1500, seed=12, sh_degree=0)
     low, _ = _at(scene, tmp_path, 40.0, "low.sog")

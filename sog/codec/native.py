@@ -293,6 +293,13 @@ def smallest_image(img: np.ndarray, options: Options) -> tuple[str, bytes]:
     return best
 
 
+def band_limited(splats: Splats, options: Options) -> Splats:
+    """``splats`` with at most ``options.sh_degree`` SH bands (all of them when it is None)."""
+    if options.sh_degree is None:
+        return splats
+    return splats.with_sh_degree(min(options.sh_degree, splats.sh_degree))
+
+
 def fit_sh_palette(splats: Splats, options: Options) -> tuple[torch.Tensor, torch.Tensor]:
     """The higher-band SH palette of ``splats``: ``(centroids (c, 3K) float32, labels (N,) long)``, entries
     ordered along their first principal axis. Size: ``palette_size`` capped at N / ``palette_per``; an already
@@ -347,8 +354,7 @@ def encode(splats: Splats, width: int, height: int, options: Options | None = No
             or not 2 <= options.sh_levels <= 256):
         raise SogError("quat_bits must be 4..8, opacity_bits 4..8, scale levels 2..65536, color and SH levels "
                        "2..256")
-    if options.sh_degree is not None:
-        splats = splats.with_sh_degree(min(options.sh_degree, splats.sh_degree))
+    splats = band_limited(splats, options)
     tick = progress or (lambda name: None)
     files: dict[str, bytes] = {}
     codecs_used: dict[str, str] = {}
@@ -446,9 +452,11 @@ def encode_layers(layers: list[Layer], options: Options | None = None, progress=
     ``layer_options(options, drops)``, its planes are named ``l{k}_<plane>`` and its version-2 meta is
     ``meta["layers"][k]``; decoding concatenates the layers in order. The SH palette is fitted once over all
     layers and stored at the top (``meta["shN"]``, ``shN_centroids``); each layer stores its labels.
-    ``sh_palette``: that palette already fitted (`fit_sh_palette` of the layers' concatenation; the rate search
-    reuses one over its probes)."""
+    ``sh_palette``: that palette already fitted (`fit_sh_palette` of the layers' concatenation, band-limited;
+    the rate search reuses one over its probes)."""
     options = options or Options()
+    # the band limit first: the shared palette is fitted on the bands the layers store
+    layers = [replace(layer, splats=band_limited(layer.splats, options)) for layer in layers]
     if len(layers) == 1 and not any(layers[0].drops.values()):
         return encode(layers[0].splats, layers[0].width, layers[0].height, options, progress, sh_palette)
     top = {"profile": "sog", "version": LAYERED_VERSION, "count": sum(len(layer.splats) for layer in layers),
