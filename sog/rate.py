@@ -78,10 +78,10 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
         layers = [native.Layer(layers, width, height)]
     splats = Splats.concat([layer.splats for layer in layers])
     options = dict(options or {})
-    final_effort = options.get("effort", native.Options().effort)
-    probe_options = {**options, "effort": min(final_effort, probe_effort)}
-    limited = native.band_limited(splats, native.Options(**options))  # the bands the file will store
-    palette = native.fit_sh_palette(limited, native.Options(**options)) if limited.shN.shape[1] else None
+    base = native.Options(**options)
+    probe_options = {**options, "effort": min(base.effort, probe_effort)}
+    limited = native.band_limited(splats, base)  # the bands the file will store
+    palette = native.fit_sh_palette(limited, base) if limited.shN.shape[1] else None
     cams, _ = evaluation_cameras(source_path, splats, views, size)
     reference = render(splats, cams, device=device)
     probes: dict[tuple, dict] = {}  # settings (as `key`) -> level, settings, meta, files, bytes, psnr
@@ -114,9 +114,8 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
     best = lo
     reached = best > 0 or probe(LEVELS[0], 0) >= target
     chosen = LEVELS[best]
-    has_sh = palette is not None
     # a setting whose half step failed once is not tried again (the PSNR only falls as others get coarser too)
-    open_steps = [name for name in STEPS if name not in options and (name != "sh_levels" or has_sh)]
+    open_steps = [name for name in STEPS if name not in options and (name != "sh_levels" or palette is not None)]
     for _ in range(refine_rounds if reached else 0):
         passing = []
         for name in list(open_steps):

@@ -125,6 +125,13 @@ def dpq(x: torch.Tensor, perm: torch.Tensor, shape: tuple[int, int], p: float = 
 
 
 @torch.no_grad()
+def sampled_mean_distance(x: torch.Tensor, gen: torch.Generator, rows: int = 256) -> float:
+    """Mean feature distance between the items ``x`` (N, C), estimated from ``rows`` random rows against all."""
+    pick = torch.randperm(x.shape[0], generator=gen)[:rows].to(x.device)
+    return float(torch.cdist(x[pick], x).mean())
+
+
+@torch.no_grad()
 def local_dpq_gain(x: torch.Tensor, order: torch.Tensor, shape: tuple[int, int], radius: int = 4, p: float = 16,
                    mean_d: float | None = None) -> float:
     """``sum_k dD_k^p`` of `dpq`'s numerator over the nearest grid neighbours only; higher is better.
@@ -140,8 +147,7 @@ def local_dpq_gain(x: torch.Tensor, order: torch.Tensor, shape: tuple[int, int],
     h, w = shape
     xg = x[order]
     if mean_d is None:
-        rows = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:256].to(x.device)
-        mean_d = float(torch.cdist(x[rows], x).mean())
+        mean_d = sampled_mean_distance(x, torch.Generator().manual_seed(0))
     offsets = sorted(((dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)
                       if 0 < dy * dy + dx * dx <= radius * radius), key=lambda o: o[0] ** 2 + o[1] ** 2)
     cells = torch.arange(n, device=x.device)

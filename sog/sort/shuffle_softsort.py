@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 from ..device import resolve_device
 from ..errors import SogError
-from .losses import as_grid, local_dpq_gain, neighbour_sq_dists, total_variance
+from .losses import as_grid, local_dpq_gain, neighbour_sq_dists, sampled_mean_distance, total_variance
 from .softsort import softsort_cost_grad, sum_last
 
 
@@ -444,7 +444,7 @@ def _restart(xs: torch.Tensor, order: torch.Tensor, shape: tuple[int, int], cfg:
     ``cfg.restarts`` times, or until ``t_end`` (a restart gets what is left of the time). Every
     order tried is a permutation, so whichever is kept is too."""
     again = replace(cfg, radius_start=min(cfg.restart_radius, max(shape) / 2), restarts=0, max_seconds=None)
-    mean_d = float(torch.cdist(xs[torch.randperm(xs.shape[0], generator=gen)[:256].to(xs.device)], xs).mean())
+    mean_d = sampled_mean_distance(xs, gen)
     best = local_dpq_gain(xs, order, shape, mean_d=mean_d)
     for _ in range(cfg.restarts):
         t0 = time.perf_counter()
