@@ -256,3 +256,20 @@ def test_a_version_1_file_with_smallest_three_rotations_still_decodes():
     v2 = native.decode(meta, files.__getitem__)
     assert torch.equal(back.means, v2.means) and torch.equal(back.opacities, v2.opacities)
     assert torch.equal(back.scales, v2.scales)  # the same 8-bit scales plane, read without a "bits" entry
+
+
+def test_opacity_has_a_plane_of_its_own_and_files_with_it_in_the_alpha_of_sh0_still_decode():
+    scene = small_scene(400, seed=8, sh_degree=0)
+    meta, files = native.encode(scene, 20, 20, native.Options())
+    from sog.codec.image import decode_image, encode_image
+    assert "opacity" in meta["files"]
+    assert decode_image(files[meta["files"]["sh0"]], "sh0", 4)[..., 3].min() == 255  # no alpha in sh0
+    # rewrite it as files before the opacity plane were written: opacity in the alpha of sh0
+    sh0 = decode_image(files[meta["files"]["sh0"]], "sh0", 3)
+    alpha = decode_image(files[meta["files"]["opacity"]], "opacity", 1)
+    old_files = {**files, "sh0.webp": encode_image(np.concatenate([sh0, alpha], 2), "webp")}
+    old_meta = {**meta, "files": {k: v for k, v in meta["files"].items() if k != "opacity"}}
+    old_meta["files"]["sh0"] = "sh0.webp"
+    old, new = native.decode(old_meta, old_files.__getitem__), native.decode(meta, files.__getitem__)
+    assert torch.equal(old.opacities, new.opacities) and torch.equal(old.sh0, new.sh0)
+    assert float((torch.sigmoid(new.opacities) - torch.sigmoid(scene.opacities)).abs().max()) <= 0.5 / 255 + 1e-6
