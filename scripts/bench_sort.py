@@ -40,11 +40,12 @@ COLOUR_METHODS = ["softsort", "sinkhorn", "pca", "shufflesoftsort", "shufflesoft
 #: rows that run a sorter with other options than its defaults: name -> (sorter, options)
 VARIANTS = {"shufflesoftsort-long": ("shufflesoftsort", {"group": 6, "radius_decay": 0.9, "improvement_break": 1e-5,
                                                          "max_runs": 60}),
-            # for DPQ: a fixed target per radius step (x0.93), feature-space groups every other run,
-            # no polish, and 4 warm restarts from radius 3 kept by a local DPQ
+            # for DPQ: a fixed target per radius step (x0.93), groups of 8, feature-space groups every
+            # other run, no polish, and 4 warm restarts from radius 3 kept by a local DPQ; at most 9.5 s
             "shufflesoftsort-dpq": ("shufflesoftsort", {"radius_decay": 0.93, "assign_runs": 60, "improvement_break": 0,
                                                         "window_factor": 1, "feature_groups": 2, "polish_runs": 0,
-                                                        "restarts": 4, "restart_radius": 3})}
+                                                        "restarts": 4, "restart_radius": 3, "group": 8,
+                                                        "max_seconds": 9.5})}
 SPLAT_METHODS = ["morton", "pca", "shufflesoftsort", "plas"]
 SPLAT_SIZES = [65536, 262144, 500000, 1000000]
 #: the features sorted in part 2: positions, colour, scales and opacity (a 10-channel mix, harder than

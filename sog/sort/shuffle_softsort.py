@@ -341,9 +341,10 @@ def learn_group_orders(cost: torch.Tensor, cfg: ShuffleSoftSortConfig, start: to
     m, v = torch.zeros_like(w), torch.zeros_like(w)  # Adam moments (betas 0.9, 0.999), updated by hand
     best = torch.argsort(start, dim=-1, stable=True)
     best_cost = cost.gather(2, best.unsqueeze(2)).sum((1, 2))
+    hard = best  # argsort of the current weights, shared by the gradient and the hardening
     for step in range(cfg.steps):
         tau = cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** (step / max(cfg.steps - 1, 1))
-        grad = softsort_cost_grad(w, cost, tau, cfg.p) / g  # of the mean expected cost per group
+        grad = softsort_cost_grad(w, cost, tau, cfg.p, order=hard) / g  # of the mean expected cost per group
         m.mul_(0.9).add_(grad, alpha=0.1)
         v.mul_(0.999).addcmul_(grad, grad, value=0.001)
         w -= cfg.lr * (m / (1 - 0.9 ** (step + 1))) / ((v / (1 - 0.999 ** (step + 1))).sqrt() + 1e-8)
