@@ -83,3 +83,17 @@ def test_each_level_is_one_setting_coarser_and_the_default_sits_on_the_list():
     defaults = native.Options()
     assert LEVELS[7] == {k: getattr(defaults, k) for k in LEVELS[7]}
     assert not set(native.PRESETS["small"]) & set(LEVELS[0])   # the small preset's bit depths come from a search
+
+
+def test_after_the_half_steps_quarter_steps_spend_the_psnr_left_over_the_target(tmp_path):
+    scene = small_scene(1500, seed=11, sh_degree=1)
+    res, _ = _at(scene, tmp_path, 55.0)
+    steps = [p for p in res.rate["tried"] if p["level"] is None]
+
+    def quarter(p) -> bool:  # a setting a quarter step (not a half or whole one) from the ladder's values
+        return any(p["settings"][k] % 0.5 for k in ("means_bits", "quat_bits"))
+    assert any(quarter(p) for p in steps)
+    first = next(i for i, p in enumerate(steps) if quarter(p))
+    assert first > 0 and not any(quarter(p) for p in steps[:first])  # the half steps come first
+    assert res.rate["settings"] == min((p for p in res.rate["tried"] if p["psnr"] >= 55.0),
+                                       key=lambda p: p["bytes"])["settings"]
