@@ -12,7 +12,7 @@ the SH codebook step is cheap). So a second stage tries, from the level found, e
 coarser on its own (`STEPS`: half a bit, or the levels over sqrt 2) and moves on from the one that still
 reaches the target and saves the most bytes per dB given up (which leaves PSNR to spend on the next
 round: on playbot the scale and rotation half steps saved 640 and 390 KB per dB, the SH codebook's 125), for
-``refine_rounds`` rounds; then the same with quarter steps, to spend what PSNR is left over the target. The
+``refine_rounds`` rounds; then one round of quarter steps, to spend what PSNR is left over the target. The
 smallest file met that reaches the target is written.
 """
 
@@ -43,9 +43,10 @@ LEVELS: list[dict] = [
 STEPS = {"means_bits": lambda v, size: v - size, "quat_bits": lambda v, size: v - size,
          "scale_levels": lambda v, size: int(round(v / 2 ** size)), "color_levels": lambda v, size: int(round(v / 2 ** size)),
          "sh_levels": lambda v, size: int(round(v / 2 ** size))}
-#: the step sizes of the second stage, in turn: up to ``refine_rounds`` rounds of half steps, then of quarter steps
-#: (on tarot, where every half step fell below the target, a quarter step on rotations saved 3.6 KB)
-STEP_SIZES = (0.5, 0.25)
+#: the second stage's step sizes, in turn, each with its most rounds (None: ``refine_rounds``): half steps, then one
+#: round of quarter steps to spend what PSNR is left (on tarot every half step fell below the target and a quarter
+#: step on rotations saved 3.6 KB; more quarter rounds made kacytran's search 35 probes long for little)
+STEP_SIZES = ((0.5, None), (0.25, 1))
 
 
 @dataclass
@@ -68,7 +69,7 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
     ``options`` are native-profile options; they win over a level's bit depths (a depth fixed by the caller
     stays fixed). ``source_path`` lets the cameras come from a camera file next to the input, as in
     ``sog eval``. ``progress(name)`` is called after each probe; up to ``refine_rounds`` rounds of single-setting
-    steps follow the list at each size of `STEP_SIZES` (0: the list only).
+    half steps follow the list, then a round of quarter steps (`STEP_SIZES`; 0: the list only).
 
     Probes encode at image-codec effort ``probe_effort`` at most (the codecs are lossless, so effort changes
     the bytes a little and the PSNR not at all; on tarot effort 2 took 1.3 s and wrote 0.7 % more bytes than
@@ -121,9 +122,9 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
     chosen = LEVELS[best]
     # a setting whose step failed once is not tried again at that size (the PSNR only falls as others get coarser)
     candidates = [name for name in STEPS if name not in options and (name != "sh_levels" or palette is not None)]
-    for size in STEP_SIZES if reached else ():
+    for size, rounds in STEP_SIZES if reached else ():
         open_steps = list(candidates)
-        for _ in range(refine_rounds):
+        for _ in range(refine_rounds if rounds is None else min(rounds, refine_rounds)):
             passing = []
             for name in list(open_steps):
                 floor = LEVELS[-1][name]
