@@ -237,6 +237,8 @@ def test_a_native_sog_deflates_its_meta_json_and_a_playcanvas_one_stores_it(tmp_
             info = zf.getinfo("meta.json")
             assert info.compress_type == expected
             assert all(i.compress_type == zipfile.ZIP_STORED for i in zf.infolist() if i.filename != "meta.json")
+            # a fixed date on every entry: the same scene and options give the same bytes at any time
+            assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
         assert len(sog.load(out)) == 400
 
 

@@ -20,6 +20,14 @@ from .atomic import atomic_path
 META = "meta.json"
 
 
+def _entry(name: str, deflate: bool = False) -> zipfile.ZipInfo:
+    """A zip entry with a fixed date (1980-01-01), so that the same scene and options give the same bytes."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
+    info.external_attr = 0o644 << 16
+    return info
+
+
 def write_container(meta: dict, files: dict[str, bytes], path: str | os.PathLike, *,
                     bundle: bool | None = None, overwrite: bool = False, compress_meta: bool = False) -> int:
     """Write ``meta`` and ``files`` to ``path`` atomically; return the bytes written.
@@ -34,9 +42,9 @@ def write_container(meta: dict, files: dict[str, bytes], path: str | os.PathLike
     if bundle:
         with atomic_path(path, overwrite) as tmp:
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
-                zf.writestr(META, meta_bytes, compress_type=zipfile.ZIP_DEFLATED if compress_meta else None)
+                zf.writestr(_entry(META, compress_meta), meta_bytes)
                 for name, data in files.items():
-                    zf.writestr(name, data)
+                    zf.writestr(_entry(name), data)
         return path.stat().st_size
     folder = path.parent if path.name == META else path
     if overwrite and folder.is_dir() and not (folder / META).is_file():
