@@ -91,6 +91,9 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
     profile_options = profile.Options(**extra)
     if options.profile == "sog" and profile_options.layers < 1:
         raise SogError(f"layers must be 1 or more, not {profile_options.layers}")
+    shares = getattr(profile_options, "layer_shares", None)
+    if shares is not None and (len(shares) != profile_options.layers or any(not v > 0 for v in shares)):
+        raise SogError(f"layer_shares must be {profile_options.layers} positive numbers (one per layer), not {list(shares)}")
 
     # native profile: importance layers (the Gaussians that make little of the pictures are stored coarser)
     groups = [(torch.arange(n), {})]
@@ -101,7 +104,7 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
         views = _importance_views(source, splats)
         groups = importance_layers(sensitivities(splats, views, device, seed=options.seed),
                                    profile_options.layers, profile_options.layer_min,
-                                   profile_options.layer_max_drop)
+                                   profile_options.layer_max_drop, profile_options.layer_shares)
         seconds["importance"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -175,3 +175,19 @@ def test_a_reused_layout_writes_the_same_file_and_a_broken_one_is_refused(tmp_pa
     with pytest.raises(SogError, match="one grid"):
         compress(scene, tmp_path / "d.sog", CompressOptions(profile="playcanvas", layout=first.layout), quiet=True)
     assert not (tmp_path / "c.sog").exists() and not (tmp_path / "d.sog").exists()
+
+
+def test_layer_shares_set_the_layer_sizes_and_a_wrong_count_is_refused(tmp_path):
+    g = torch.Generator().manual_seed(1)
+    sens = {"means": torch.rand(10_000, generator=g, dtype=torch.float64)}
+    layers = importance_layers(sens, layers=3, min_size=1000, shares=(0.15, 0.35, 0.5))
+    assert [len(index) for index, _ in layers] == [1500, 3500, 5000]
+    every = torch.cat([index for index, _ in layers])
+    assert torch.equal(torch.sort(every).values, torch.arange(10_000))
+    assert float(sens["means"][layers[0][0]].min()) >= float(sens["means"][layers[1][0]].max())
+    # fewer layers than shares (a small scene): equal layers
+    assert [len(index) for index, _ in importance_layers(sens, layers=3, min_size=4000, shares=(1, 2, 3))] == [5000, 5000]
+    with pytest.raises(SogError, match="layer_shares"):
+        compress(small_scene(300), tmp_path / "x.sog", CompressOptions(profile_options={"layer_shares": (1.0, 2.0)}),
+                 quiet=True)
+    assert not (tmp_path / "x.sog").exists()

@@ -64,8 +64,8 @@ class Options:
     the cheapest file at a given PSNR spends them where the error is largest (`scripts/bench_attributes.py
     --ladder`). With importance layers the first (most sensitive) third gets 14-bit positions, 7-bit
     rotations, 512 scale and 128 colour levels and the other two thirds less (`layer_options`, in half
-    steps): plant 63.06 dB at 0.71x splat-transform's bytes, tarot 58.84 dB at 0.74x (one grid at
-    13 / 6 / 512 / 128: 63.9 and 59.0 dB at 0.78x).
+    steps): plant 63.06 dB at 0.706x splat-transform's bytes, tarot 58.84 dB at 0.733x (one grid at
+    13 / 6 / 512 / 128, with opacity still in the alpha of sh0: 63.9 and 59.0 dB at 0.78x).
     """
 
     effort: int = 4                    #: image-codec effort 0..6
@@ -89,6 +89,7 @@ class Options:
     layers: int = 3                    #: split the Gaussians into up to this many importance layers (1: one grid)
     layer_min: int = 16384             #: ... of at least this many Gaussians each (smaller scenes: fewer layers)
     layer_max_drop: int = 3            #: a layer's settings are at most this many steps coarser than the first's
+    layer_shares: tuple[float, ...] | None = None  #: relative layer sizes, most important first (None: equal)
 
 
 #: ``--quality`` presets: overrides of `Options`.
