@@ -93,7 +93,8 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
         raise SogError(f"layers must be 1 or more, not {profile_options.layers}")
     shares = getattr(profile_options, "layer_shares", None)
     if shares is not None and (len(shares) != profile_options.layers or any(not v > 0 for v in shares)):
-        raise SogError(f"layer_shares must be {profile_options.layers} positive numbers (one per layer), not {list(shares)}")
+        raise SogError(f"layer_shares must be {profile_options.layers} positive numbers (one per layer), "
+                       f"not {list(shares)}")
 
     # native profile: importance layers (the Gaussians that make little of the pictures are stored coarser)
     groups = [(torch.arange(n), {})]

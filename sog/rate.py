@@ -41,7 +41,8 @@ LEVELS: list[dict] = [
 #: levels over 2^size): the ladder's steps are whole ones, and smaller steps land closer to the target. None goes
 #: past the list's coarsest level
 STEPS = {"means_bits": lambda v, size: v - size, "quat_bits": lambda v, size: v - size,
-         "scale_levels": lambda v, size: int(round(v / 2 ** size)), "color_levels": lambda v, size: int(round(v / 2 ** size)),
+         "scale_levels": lambda v, size: int(round(v / 2 ** size)),
+         "color_levels": lambda v, size: int(round(v / 2 ** size)),
          "sh_levels": lambda v, size: int(round(v / 2 ** size))}
 #: the second stage's step sizes, in turn, each with its most rounds (None: ``refine_rounds``): half steps, then one
 #: round of quarter steps to spend what PSNR is left (on tarot every half step fell below the target and a quarter

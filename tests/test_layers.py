@@ -191,3 +191,5 @@ def test_layer_shares_set_the_layer_sizes_and_a_wrong_count_is_refused(tmp_path)
         compress(small_scene(300), tmp_path / "x.sog", CompressOptions(profile_options={"layer_shares": (1.0, 2.0)}),
                  quiet=True)
     assert not (tmp_path / "x.sog").exists()
+    with pytest.raises(SogError, match="empty"):
+        importance_layers(sens, layers=3, min_size=1000, shares=(1e-9, 1.0, 1.0))

@@ -96,6 +96,8 @@ def importance_layers(sensitivity: dict[str, torch.Tensor], layers: int, min_siz
             raise SogError(f"layer shares must be positive, not {list(shares)}")
         ends = torch.tensor(shares, dtype=torch.float64).cumsum(0) / sum(shares) * n
         parts = torch.tensor_split(order, [int(round(float(e))) for e in ends[:-1]])
+        if any(len(p) == 0 for p in parts):
+            raise SogError(f"layer shares {list(shares)} leave a layer of {n} Gaussians empty")
     else:
         parts = torch.tensor_split(order, count)
     out = []
