@@ -15,7 +15,7 @@ from .codec.native import PRESET_PSNR, Layer, encode_layers
 from .device import resolve_device
 from .errors import SogError
 from .grid import grid_shape
-from .render.importance import importance_cameras, importance_layers, sensitivities
+from .render.importance import check_layer_shares, importance_cameras, importance_layers, sensitivities
 from .io import load, read_container, write_container, write_ply
 from .sort import sort_grid
 from .sort.features import splat_features
@@ -51,7 +51,9 @@ class CompressResult:
     layers: list[tuple[int, int]] = field(default_factory=list)  #: (H, W) grid of each importance layer
     unstored: list[str] = field(default_factory=list)  #: extra PLY properties the .sog cannot hold
     psnr: float | None = None  #: with ``target_psnr``: the PSNR measured for the written file (sog eval's cameras)
-    rate: dict | None = None   #: with ``target_psnr`` (or ``quality="small"``): target, level and settings chosen, whether the target was reached, every probe
+    #: with ``target_psnr`` (or ``quality="small"``): target, level and settings chosen, whether the target was
+    #: reached, every probe
+    rate: dict | None = None
     #: per layer: the input indices in grid order (N_k,) and the drops (`CompressOptions.layout` reuses it)
     layout: list[tuple[torch.Tensor, dict[str, float]]] = field(default_factory=list)
 
@@ -91,10 +93,8 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
     profile_options = profile.Options(**extra)
     if options.profile == "sog" and profile_options.layers < 1:
         raise SogError(f"layers must be 1 or more, not {profile_options.layers}")
-    shares = getattr(profile_options, "layer_shares", None)
-    if shares is not None and (len(shares) != profile_options.layers or any(not v > 0 for v in shares)):
-        raise SogError(f"layer_shares must be {profile_options.layers} positive numbers (one per layer), "
-                       f"not {list(shares)}")
+    if getattr(profile_options, "layer_shares", None) is not None:  # before the slow work
+        check_layer_shares(profile_options.layer_shares, profile_options.layers)
 
     # native profile: importance layers (the Gaussians that make little of the pictures are stored coarser)
     groups = [(torch.arange(n), {})]

@@ -9,7 +9,7 @@ still reaches the target), never return a level below the target that it measure
 
 The list's order suits plant and tarot; other scenes lose PSNR per byte in another order (on playbot
 the SH codebook step is cheap). So a second stage tries, from the level found, each setting half a step
-coarser on its own (`STEPS`: half a bit, or the levels over sqrt 2) and moves on from the one that still
+coarser on its own (`coarser`: half a bit, or the levels over sqrt 2) and moves on from the one that still
 reaches the target and saves the most bytes per dB given up (which leaves PSNR to spend on the next
 round: on playbot the scale and rotation half steps saved 640 and 390 KB per dB, the SH codebook's 125), for
 ``refine_rounds`` rounds; then one round of quarter steps, to spend what PSNR is left over the target. The
@@ -37,13 +37,17 @@ LEVELS: list[dict] = [
 ]
 
 
-#: a step coarser for each setting the second stage tries, ``size`` bits at a time (half a bit, then a quarter;
-#: levels over 2^size): the ladder's steps are whole ones, and smaller steps land closer to the target. None goes
-#: past the list's coarsest level
-STEPS = {"means_bits": lambda v, size: v - size, "quat_bits": lambda v, size: v - size,
-         "scale_levels": lambda v, size: int(round(v / 2 ** size)),
-         "color_levels": lambda v, size: int(round(v / 2 ** size)),
-         "sh_levels": lambda v, size: int(round(v / 2 ** size))}
+#: the settings the second stage steps, one at a time (`coarser`); none goes past the list's coarsest level
+STEPPED = ("means_bits", "quat_bits", "scale_levels", "color_levels", "sh_levels")
+
+
+def coarser(name: str, value: float, size: float) -> float:
+    """``value`` of setting ``name`` one step of ``size`` bits coarser: ``size`` bits less for a bit depth, the
+    levels over 2^size (rounded) for a level count. The ladder's steps are whole ones; the second stage takes
+    half and quarter steps, which land closer to the target."""
+    return value - size if name.endswith("_bits") else int(round(value / 2 ** size))
+
+
 #: the second stage's step sizes, in turn, each with its most rounds (None: ``refine_rounds``): half steps, then one
 #: round of quarter steps to spend what PSNR is left (on tarot every half step fell below the target and a quarter
 #: step on rotations saved 3.6 KB; more quarter rounds made kacytran's search 35 probes long for little)
@@ -122,7 +126,7 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
     reached = best > 0 or probe(LEVELS[0], 0) >= target
     chosen = LEVELS[best]
     # a setting whose step failed once is not tried again at that size (the PSNR only falls as others get coarser)
-    candidates = [name for name in STEPS if name not in options and (name != "sh_levels" or palette is not None)]
+    candidates = [name for name in STEPPED if name not in options and (name != "sh_levels" or palette is not None)]
     for size, rounds in STEP_SIZES if reached else ():
         open_steps = list(candidates)
         for _ in range(refine_rounds if rounds is None else min(rounds, refine_rounds)):
@@ -132,7 +136,7 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
                 if chosen[name] <= floor:
                     open_steps.remove(name)
                     continue
-                settings = {**chosen, name: max(floor, STEPS[name](chosen[name], size))}
+                settings = {**chosen, name: max(floor, coarser(name, chosen[name], size))}
                 if settings[name] == chosen[name] or probe(settings) < target:
                     open_steps.remove(name)  # too small a step to change anything, or it fails
                 else:

@@ -575,10 +575,10 @@ def decode(meta: dict, read, palette: np.ndarray | None = None) -> Splats:
         if version == 1:  # smallest-three texels, as SOG v2
             quats = unpack_quats(plane("quats", 4))
         else:
-            levels = int(meta["quats"].get("levels", (1 << int(meta["quats"]["bits"])) - 1))
-            if not 3 <= levels <= 255 or levels % 2 == 0:
-                raise SogError(f"sog meta.json: {levels} rotation levels (an odd count, 3..255, is needed)")
-            quats = unpack_gibbs(plane("quats", 3), levels)
+            quat_levels = int(meta["quats"].get("levels", (1 << int(meta["quats"]["bits"])) - 1))
+            if not 3 <= quat_levels <= 255 or quat_levels % 2 == 0:
+                raise SogError(f"sog meta.json: {quat_levels} rotation levels (an odd count, 3..255, is needed)")
+            quats = unpack_gibbs(plane("quats", 3), quat_levels)
         scale_cb = np.asarray(meta["scales"]["codebook"], np.float32)
         scale_idx = joined_plane("scales", "scales_l", int(meta["scales"].get("bits", 8)))
         if int(scale_idx.max()) >= len(scale_cb):

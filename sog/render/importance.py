@@ -70,6 +70,12 @@ def importance_score(sensitivity: dict[str, torch.Tensor]) -> torch.Tensor:
     return sum(s.double() / max(float(s.double().mean()), 1e-300) for s in sensitivity.values())
 
 
+def check_layer_shares(shares: tuple[float, ...], layers: int) -> None:
+    """Raise `SogError` unless ``shares`` are ``layers`` positive numbers (relative layer sizes)."""
+    if len(shares) != layers or any(not share > 0 for share in shares):
+        raise SogError(f"layer_shares must be {layers} positive numbers (one per layer), not {list(shares)}")
+
+
 def importance_layers(sensitivity: dict[str, torch.Tensor], layers: int, min_size: int = 16384,
                       max_drop: int = 3, shares: tuple[float, ...] | None = None
                       ) -> list[tuple[torch.Tensor, dict[str, float]]]:
@@ -91,9 +97,9 @@ def importance_layers(sensitivity: dict[str, torch.Tensor], layers: int, min_siz
     n = score.shape[0]
     count = max(1, min(layers, n // max(min_size, 1)))
     order = torch.argsort(score, descending=True, stable=True)
+    if shares is not None:
+        check_layer_shares(shares, layers)
     if shares is not None and len(shares) == count:
-        if any(not share > 0 for share in shares):
-            raise SogError(f"layer shares must be positive, not {list(shares)}")
         ends = torch.tensor(shares, dtype=torch.float64).cumsum(0) / sum(shares) * n
         parts = torch.tensor_split(order, [int(round(float(e))) for e in ends[:-1]])
         if any(len(p) == 0 for p in parts):
