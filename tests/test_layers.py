@@ -5,6 +5,7 @@ decodes to every Gaussian within its own layer's step."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -92,7 +93,7 @@ def test_layer_options_drop_each_attribute_and_stop_at_the_smallest_setting():
     o = native.layer_options(base, {"means": 1, "quats": 1, "scales": 2, "sh0": 3})
     assert (o.means_bits, o.quat_bits, o.scale_levels, o.color_levels) == (12, 5, 128, 16)
     o = native.layer_options(base, {"means": 9, "quats": 9, "scales": 9, "sh0": 9})
-    assert (o.means_bits, o.quat_bits, o.scale_levels, o.color_levels) == (8, 5, 32, 8)
+    assert (o.means_bits, o.quat_bits, o.scale_levels, o.color_levels) == (8, 4, 32, 8)
     assert native.layer_options(base, {}) == base
     o = native.layer_options(base, {"means": 0.5, "quats": 0.5, "scales": 0.5, "sh0": 1.5})  # half steps
     assert (o.means_bits, o.quat_bits, o.scale_levels, o.color_levels) == (12.5, 5.5, 362, 45)
@@ -155,7 +156,8 @@ def test_layers_share_one_sh_palette_and_keep_an_exact_source_palette():
     distinct = torch.unique(scene.shN.reshape(2000, -1), dim=0).shape[0]  # 299: one row was never drawn
     assert meta["shN"]["count"] == distinct and all(m["shN"]["shared"] for m in meta["layers"])
     back = native.decode(meta, files.__getitem__)
-    step = (np.array(meta["shN"]["codebook"])[1:] - np.array(meta["shN"]["codebook"])[:-1]).max()
+    codebook = native.codebook_values(meta["shN"]["codebook"])
+    step = (codebook[1:] - codebook[:-1]).max()
     assert float((back.shN - scene.shN).abs().max()) <= step / 2 + 1e-6
     with pytest.raises(SogError, match="shared SH palette"):
         native.decode(meta["layers"][0], files.__getitem__)
@@ -193,3 +195,20 @@ def test_layer_shares_set_the_layer_sizes_and_a_wrong_count_is_refused(tmp_path)
     assert not (tmp_path / "x.sog").exists()
     with pytest.raises(SogError, match="empty"):
         importance_layers(sens, layers=3, min_size=1000, shares=(1e-9, 1.0, 1.0))
+
+
+def test_layer_steps_make_one_attribute_of_one_layer_coarser_and_a_wrong_shape_is_refused():
+    scene = small_scene(2000, seed=3, sh_degree=0)
+    parts = [native.Layer(scene.permute(torch.arange(0, 1000)), 32, 32),
+             native.Layer(scene.permute(torch.arange(1000, 2000)), 32, 32, {"sh0": 1})]
+    base = native.Options(quat_bits=6, color_levels=64)
+    meta, _ = native.encode_layers(parts, base)
+    stepped, files = native.encode_layers(parts, replace(base, layer_steps=((0, 0, 0, 0), (0, 1, 0, 0))))
+    assert stepped["layers"][0]["quats"] == meta["layers"][0]["quats"]
+    assert stepped["layers"][1]["quats"]["levels"] < meta["layers"][1]["quats"]["levels"]   # one bit coarser
+    for k in range(2):   # the other attributes as they were
+        assert stepped["layers"][k]["means"] == meta["layers"][k]["means"]
+        assert stepped["layers"][k]["sh0"] == meta["layers"][k]["sh0"]
+    assert len(native.decode(stepped, files.__getitem__)) == 2000
+    with pytest.raises(SogError, match="layer_steps"):
+        native.encode_layers(parts, replace(base, layer_steps=((0, 0, 0, 0),)))

@@ -66,7 +66,7 @@ def test_round_trip_keeps_every_gaussian_within_each_planes_step(tmp_path, degre
     assert float((q * back.quats).sum(1).abs().min()) > 0.9999
     assert torch.allclose(torch.sigmoid(back.opacities), torch.sigmoid(ref.opacities), atol=0.5 / 255 + 1e-5)
     # codebooks: each decoded value is the nearest level of the stored codebook
-    cb = torch.tensor(meta["scales"]["codebook"])
+    cb = torch.from_numpy(native.codebook_values(meta["scales"]["codebook"]))
     nearest = cb[(s[..., None] - cb).abs().argmin(-1)]
     assert torch.allclose(back.scales, nearest, atol=1e-6)
 
@@ -145,10 +145,15 @@ def test_a_real_shared_scene_round_trips_natively(tmp_path):
     ref, back, _ = _round_trip(src, tmp_path, palette_size=512)
     assert len(back) == len(src)
     _, _, meta = _round_trip(src, tmp_path, palette_size=512)
-    cb = torch.tensor(meta["sh0"]["codebook"])
+    cb = torch.from_numpy(native.codebook_values(meta["sh0"]["codebook"]))
     assert torch.allclose(back.sh0, cb[(ref.sh0[..., None] - cb).abs().argmin(-1)], atol=1e-6)
-    rel = (back.means - ref.means).abs() / (ref.means.abs() + 1)
-    assert float(rel.max()) < 1e-3
+    m = meta["means"]
+    if m["transform"] == "linear":   # within half a uniform step (kacytran's positions reach 1,000 units)
+        step = (torch.tensor(m["maxs"]) - torch.tensor(m["mins"])) / (m["levels"] - 1)
+        assert bool(((back.means - ref.means).abs() <= step / 2 + 1e-3).all())
+    else:                            # within half a step of the log grid
+        rel = (back.means - ref.means).abs() / (ref.means.abs() + 1)
+        assert float(rel.max()) < 1e-3
 
 
 # --- codebooks, palettes and error budgets (issue 4: rate and fidelity) ---
@@ -185,7 +190,7 @@ def test_an_already_palettised_source_keeps_its_sh_palette_exactly(tmp_path):
                        sh0=scene.sh0, shN=rows.clone())
     ref, back, meta = _round_trip(scene, tmp_path, palette_size=256)
     assert meta["shN"]["count"] == 300
-    cb = torch.tensor(meta["shN"]["codebook"])
+    cb = torch.from_numpy(native.codebook_values(meta["shN"]["codebook"]))
     nearest = cb[(ref.shN[..., None] - cb).abs().argmin(-1)]  # only the value codebook remains
     assert torch.allclose(back.shN, nearest, atol=1e-6)
     _, _, meta_k = _round_trip(scene, tmp_path, palette_size=256, exact_palette_per=0)
@@ -201,7 +206,7 @@ def test_a_large_sh3_palette_widens_its_image_past_webps_height_limit():
     meta, files = native.encode(scene, 317, 316, native.Options(effort=0, codecs=("webp",)))
     assert meta["shN"]["count"] == 25_000
     back = native.decode(meta, files.__getitem__)
-    cb = torch.tensor(meta["shN"]["codebook"])
+    cb = torch.from_numpy(native.codebook_values(meta["shN"]["codebook"]))
     assert torch.allclose(back.shN, cb[(scene.shN[..., None] - cb).abs().argmin(-1)], atol=1e-6)
 
 
@@ -275,3 +280,26 @@ def test_opacity_has_a_plane_of_its_own_and_files_with_it_in_the_alpha_of_sh0_st
     old, new = native.decode(old_meta, old_files.__getitem__), native.decode(meta, files.__getitem__)
     assert torch.equal(old.opacities, new.opacities) and torch.equal(old.sh0, new.sh0)
     assert float((torch.sigmoid(new.opacities) - torch.sigmoid(scene.opacities)).abs().max()) <= 0.5 / 255 + 1e-6
+
+
+def test_positions_are_stored_linearly_unless_a_few_far_gaussians_stretch_the_box():
+    scene = small_scene(500, seed=2, sh_degree=0)
+    means = scene.means.clone()
+    means[:3] *= 100                                   # three far Gaussians (a background)
+    far = sog.Splats(**{**scene.tensors(), "means": means})
+    for splats, transform in ((scene, "linear"), (far, "log")):
+        meta, files = native.encode(splats, 23, 22)
+        assert meta["means"]["transform"] == transform
+        back = native.decode(meta, files.__getitem__)
+        assert len(back) == 500
+        if transform == "linear":   # one uniform step everywhere: error within half of it
+            step = (np.array(meta["means"]["maxs"]) - np.array(meta["means"]["mins"])) / (meta["means"]["levels"] - 1)
+            assert np.all(np.abs(back.means.double().numpy() - splats.means.double().numpy()) <= step / 2 + 1e-6)
+    # a version-2 file (before the transform and the integer codebooks): log positions, codebooks as floats
+    older = {**meta, "version": 2, "means": {k: v for k, v in meta["means"].items() if k != "transform"},
+             "scales": {**meta["scales"], "codebook": native.codebook_values(meta["scales"]["codebook"]).tolist()},
+             "sh0": {**meta["sh0"], "codebook": native.codebook_values(meta["sh0"]["codebook"]).tolist()}}
+    again = native.decode(older, files.__getitem__)
+    assert torch.equal(again.means, back.means) and torch.equal(again.scales, back.scales)
+    with pytest.raises(SogError, match="means_transform"):
+        native.encode(scene, 23, 22, native.Options(means_transform="cubic"))

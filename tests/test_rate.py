@@ -97,3 +97,15 @@ def test_after_the_half_steps_quarter_steps_spend_the_psnr_left_over_the_target(
     assert first > 0 and not any(quarter(p) for p in steps[:first])  # the half steps come first
     assert res.rate["settings"] == min((p for p in res.rate["tried"] if p["psnr"] >= 55.0),
                                        key=lambda p: p["bytes"])["settings"]
+
+
+def test_with_importance_layers_the_search_also_steps_one_layer_at_a_time(tmp_path):
+    scene = small_scene(3000, seed=5, sh_degree=0)
+    res, out = _at(scene, tmp_path, 50.0, layers=3, layer_min=1000)
+    per_layer = [p for p in res.rate["tried"] if p["settings"].get("layer_steps")]
+    assert per_layer    # probes that store one layer's attribute coarser (or finer) than the others
+    for p in per_layer:
+        assert len(p["settings"]["layer_steps"]) == 3 and all(len(row) == 4 for row in p["settings"]["layer_steps"])
+    reaching = [p for p in res.rate["tried"] if p["psnr"] >= 50.0]
+    assert res.psnr >= 50.0 and res.rate["settings"] == min(reaching, key=lambda p: p["bytes"])["settings"]
+    assert evaluate(scene, out)["psnr"] == pytest.approx(res.psnr, abs=1e-4)

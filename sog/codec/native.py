@@ -3,7 +3,8 @@
 Same idea as SOG v2 (one texel per Gaussian, row-major, Gaussian i at texel i), but:
 
 * positions use ``means_bits`` (8..16) bits per axis; the high byte and the remaining low bits
-  are separate RGB planes, so fewer bits make the noisy low plane cheaper;
+  are separate RGB planes, so fewer bits make the noisy low plane cheaper; they are quantised on a uniform
+  grid unless a few far Gaussians stretch the box (`position_transform`; then after SOG's log transform);
 * every rotation is rewritten as its smallest-angle equivalent (`rotation.canonical_rotations`: one of
   24 axis relabellings, scales permuted to match, the same covariance) and stored as its Gibbs vector
   ``(x, y, z) / w``, whose components then lie in ±tan 22.5°: an 8-bit code turns a Gaussian 1.9x
@@ -20,15 +21,16 @@ Same idea as SOG v2 (one texel per Gaussian, row-major, Gaussian i at texel i), 
   (off by default: on the shared scenes uniform ``means_bits`` gave more PSNR per byte);
 * an optional SH band limit (``sh_degree``);
 * importance layers (``layers``, version 3): the compressor (`sog.pipeline`) splits the Gaussians into up to
-  three equal layers by how much of the rendered pictures they make (`sog.render.importance`), sorts each
-  onto its own grid and stores the less important layers with coarser settings, per attribute by how much
-  less the renders change there (`layer_options`, `encode_layers`). The file holds one version-2 meta per
+  three layers (15, 35 and 50 %) by how much of the rendered pictures they make (`sog.render.importance`),
+  sorts each onto its own grid and stores the less important layers with coarser settings, per attribute by how much
+  less the renders change there (`layer_options`, `encode_layers`). The file holds one plain (version-4) meta per
   layer under ``"layers"`` and planes named ``l<k>_<plane>``; decoding concatenates the layers;
 * each plane is stored with the smallest of the lossless codecs tried (``codecs``), no alpha
   channel where none is needed.
 
-``meta.json`` carries ``"profile": "sog"`` and ``"version": 2`` (of this profile; version 1, with
-smallest-three rotations, is still read), or ``"version": 3`` and a list of version-2 ``"layers"``.
+Codebooks in ``meta.json`` are integer steps on a fine grid (`codebook_json`). ``meta.json`` carries
+``"profile": "sog"`` and ``"version": 4`` (of this profile; versions 2, with float codebooks and log positions,
+and 1, with smallest-three rotations, are still read), or ``"version": 3`` and a list of such ``"layers"``.
 
 Presets (`PRESETS`, the CLI's ``--quality``): ``small``, ``default``, ``high``.
 """
@@ -48,8 +50,11 @@ from .playcanvas import default_palette_size, inv_log_transform, log_transform, 
 from .rotation import GIBBS_MAX, canonical_rotations, gibbs_levels, pack_gibbs, unpack_gibbs
 from .quantize import codebook_1d, kmeans
 
-VERSION = 2  #: 2: rotations as canonical Gibbs vectors (1: smallest-three, still read)
-LAYERED_VERSION = 3  #: several importance layers, each a version-2 meta of its own under "layers"
+#: 4: positions may be linear (``"transform"``) and codebooks are integer steps (`codebook_json`); 2: rotations as
+#: canonical Gibbs vectors; 1: smallest-three. All are still read; a reader of 2 refuses 4 instead of misreading it.
+VERSION = 4
+READ_VERSIONS = (1, 2, VERSION)  #: plain metas `decode` reads
+LAYERED_VERSION = 3  #: several importance layers, each a plain meta of its own under "layers"
 GENERATOR = "sog (native profile)"  #: meta.json "asset" / "generator"
 #: deflate the .sog zip's meta.json entry (its codebooks are long lists of floats)
 COMPRESS_META = True
@@ -62,8 +67,8 @@ class Options:
     The default bit depths balance the render error between attributes: below 8 or so bits every plane
     is noise to the image codec, so one bit more on any attribute costs about 3 bits per Gaussian, and
     the cheapest file at a given PSNR spends them where the error is largest (`scripts/bench_attributes.py
-    --ladder`). With importance layers the first (most sensitive) third gets 14-bit positions, 7-bit
-    rotations, 512 scale and 128 colour levels and the other two thirds less (`layer_options`, in half
+    --ladder`). With importance layers the first (most sensitive) layer gets 14-bit positions, 7-bit
+    rotations, 512 scale and 128 colour levels and the other two layers less (`layer_options`, in half
     steps): plant 63.06 dB at 0.706x splat-transform's bytes, tarot 58.84 dB at 0.733x (one grid at
     13 / 6 / 512 / 128, with opacity still in the alpha of sh0: 63.9 and 59.0 dB at 0.78x).
     """
@@ -86,10 +91,14 @@ class Options:
     color_weight: float = 0.0          #: sh0 codebook weights colours by (opacity x footprint)^this (0: unweighted)
     tolerance: float | None = None     #: render-error budget in uniform position steps (None: uniform bits)
     codecs: tuple[str, ...] = ("webp", "png")  #: try these per plane, keep the smallest
+    means_transform: str = "auto"      #: positions quantised after "log", "linear" or "auto" (`position_transform`)
     layers: int = 3                    #: split the Gaussians into up to this many importance layers (1: one grid)
     layer_min: int = 16384             #: ... of at least this many Gaussians each (smaller scenes: fewer layers)
     layer_max_drop: int = 3            #: a layer's settings are at most this many steps coarser than the first's
-    layer_shares: tuple[float, ...] | None = None  #: relative layer sizes, most important first (None: equal)
+    #: relative layer sizes, most important first (None: `importance.DEFAULT_SHARES`, or equal parts)
+    layer_shares: tuple[float, ...] | None = None
+    #: per layer, steps added to its drops, in the order of `LAYER_STEPPED` (the rate search's per-layer refinement)
+    layer_steps: tuple[tuple[float, ...], ...] | None = None
 
 
 #: ``--quality`` presets: overrides of `Options`.
@@ -128,10 +137,14 @@ class Layer:
     drops: dict[str, float] = field(default_factory=dict)
 
 
-#: the fewest levels a coarser layer gets: below these the render error grows much faster than the sensitivity
-#: (a small-error estimate) says (tarot, first layer at 128 scale levels, 16 in its last: 37.9 dB against 47.2
-#: at 256; a floor of 64 instead of 32 cost plant's small file 35 KB for 0.5 dB)
-LAYER_FLOOR = {"scales": 32, "sh0": 8}
+#: the fewest levels (bits for rotations) a coarser layer gets: below these the render error grows much faster
+#: than the sensitivity (a small-error estimate) says (tarot, first layer at 128 scale levels, 16 in its last: 37.9
+#: dB against 47.2 at 256; a floor of 64 instead of 32 cost plant's small file 35 KB for 0.5 dB). Rotations: 4 bits
+#: (5 before: tarot's last two layers sat on it, and their half step to 4.5 bits saved 30-80 KB per dB, more than
+#: any other step; its file at splat-transform's PSNR became 1.1 % smaller)
+LAYER_FLOOR = {"scales": 32, "sh0": 8, "quats": 4}
+#: the attributes whose per-layer drops `layer_options` applies (the order of `Options.layer_steps`)
+LAYER_STEPPED = ("means", "quats", "scales", "sh0")
 
 
 def layer_options(options: Options, drops: dict[str, float]) -> Options:
@@ -144,7 +157,7 @@ def layer_options(options: Options, drops: dict[str, float]) -> Options:
         return min(levels, max(floor, int(round(levels / 2.0 ** steps))))
 
     return replace(options, means_bits=min(options.means_bits, max(8, options.means_bits - d["means"])),
-                   quat_bits=min(options.quat_bits, max(5, options.quat_bits - d["quats"])),
+                   quat_bits=min(options.quat_bits, max(LAYER_FLOOR["quats"], options.quat_bits - d["quats"])),
                    scale_levels=fewer(options.scale_levels, d["scales"], LAYER_FLOOR["scales"]),
                    color_levels=fewer(options.color_levels, d["sh0"], LAYER_FLOOR["sh0"]))
 
@@ -242,6 +255,26 @@ def error_budget(splats: Splats, step_world: np.ndarray, tolerance: float) -> tu
     return pos, angle
 
 
+#: how positions are mapped before uniform quantisation: ``log`` (``sign(x) log(1 + |x|)``, SOG's: steps grow
+#: with the distance from the origin, for unbounded scenes) or ``linear`` (the same step everywhere)
+POSITION_TRANSFORMS = ("log", "linear")
+
+
+def position_transform(means: np.ndarray, choice: str = "auto", stretch: float = 4.0) -> str:
+    """``choice``, or for ``"auto"``: ``linear``, unless a few far Gaussians stretch the bounding box (on some axis
+    the whole span is more than ``stretch`` times the span of the 1st to 99th percentile): then ``log``, which
+    keeps fine steps near the centre, as SOG does. Measured at the same bytes, linear steps gave +0.13 dB on tarot,
+    +0.03 dB on plant and +0.3 to +1.9 dB on kacytran (positions out to 1,000 units, all of them far from the
+    origin, where the log's steps are 100 times coarser than at the centre). ``means`` (N, 3)."""
+    if choice != "auto":
+        if choice not in POSITION_TRANSFORMS:
+            raise SogError(f"means_transform must be auto, {' or '.join(POSITION_TRANSFORMS)}, not {choice!r}")
+        return choice
+    lo, hi = np.quantile(means, [0.01, 0.99], axis=0)
+    span = means.max(0) - means.min(0)
+    return "log" if bool(np.any(span > stretch * np.maximum(hi - lo, 1e-12))) else "linear"
+
+
 def coarsen_means(q: np.ndarray, lmeans: np.ndarray, mins: np.ndarray, maxs: np.ndarray, levels: int,
                   allowed: np.ndarray) -> np.ndarray:
     """Per Gaussian and axis, round ``q`` (N, 3) to the coarsest power-of-two multiple of the step whose
@@ -277,11 +310,37 @@ def coarsen_quats(codes: np.ndarray, angle: np.ndarray, levels: int) -> np.ndarr
     return out.astype(np.uint8)
 
 
-def float32_list(values: np.ndarray) -> list[float]:
-    """float32 values as the shortest decimals that read back as the same float32 (for meta.json: about
-    half the digits of float64 reprs, so a layered file's codebooks take ~40 % fewer bytes)."""
-    return [float(np.format_float_positional(v, unique=True, trim="-"))
-            for v in np.asarray(values, np.float32).reshape(-1)]
+#: a codebook in meta.json is stored on a grid of this many steps over its range (`codebook_json`)
+CODEBOOK_STEPS = 1 << 16
+
+
+def codebook_json(values: np.ndarray) -> dict:
+    """An ascending codebook (k,) for meta.json: ``{"first", "unit", "steps"}``, entry i being ``first + unit *
+    (steps[0] + ... + steps[i])``, on a grid of `CODEBOOK_STEPS` steps over its range (an error of at most
+    1/131072 of the range: far below the codebook's own spacing). Small integer steps deflate to about a byte
+    each where float decimals took four or five: tarot's meta.json went from 7.0 to 2.6 KB."""
+    v = np.asarray(values, np.float64).reshape(-1)
+    first, last = float(np.float32(v.min())), float(v.max())
+    unit = float(np.float32((last - first) / CODEBOOK_STEPS)) if last > first else 1.0
+    grid = np.maximum.accumulate(np.rint((v - first) / unit).astype(np.int64))
+    return {"first": first, "unit": unit, "steps": np.diff(grid, prepend=0).tolist()}
+
+
+def gridded(codebook: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``codebook`` (k,) ascending as meta.json will hold it (`codebook_json`), and ``values`` (any shape)
+    labelled with its nearest entry: ``(codebook (k,) float32, labels of values.shape, uint8 for k <= 256)``."""
+    cb = codebook_values(codebook_json(codebook))
+    flat = np.asarray(values, np.float64).reshape(-1)
+    labels = np.searchsorted((cb[1:].astype(np.float64) + cb[:-1]) / 2, flat)
+    return cb, labels.astype(np.uint8 if len(cb) <= 256 else np.int64).reshape(np.shape(values))
+
+
+def codebook_values(stored) -> np.ndarray:
+    """(k,) float32 values of a meta.json codebook: a `codebook_json` dict, or a plain list (older files)."""
+    if isinstance(stored, dict):
+        steps = np.asarray(stored["steps"], np.int64)
+        return (float(stored["first"]) + float(stored["unit"]) * np.cumsum(steps)).astype(np.float32)
+    return np.asarray(stored, np.float32)
 
 
 def smallest_image(img: np.ndarray, options: Options) -> tuple[str, bytes]:
@@ -323,7 +382,7 @@ def palette_image(centroids: torch.Tensor, k: int, seed: int = 0, levels: int = 
     """SH palette (c, 3K) -> ``({"count", "codebook"}, image (rows·3K, pw, 3) uint8)``: indices into a codebook of
     ``levels`` values, 64 entries per row (wider when 3K rows per 64 entries would pass WebP's height limit)."""
     c = centroids.shape[0]
-    cb, cidx = codebook_1d(centroids.numpy(), levels, seed=seed)  # (c, 3K) uint8
+    cb, cidx = gridded(codebook_1d(centroids.numpy(), levels, seed=seed)[0], centroids.numpy())  # (c, 3K) uint8
     pw = 64
     while math.ceil(c / pw) * 3 * k > 16383:
         pw *= 2
@@ -331,7 +390,7 @@ def palette_image(centroids: torch.Tensor, k: int, seed: int = 0, levels: int = 
     pal = np.zeros((rows * pw, 3 * k), np.uint8)
     pal[:c] = cidx
     image = pal.reshape(rows, pw, 3 * k).transpose(0, 2, 1).reshape(rows * 3 * k, pw, 1).repeat(3, axis=2)
-    return {"count": int(c), "codebook": float32_list(cb)}, image
+    return {"count": int(c), "codebook": codebook_json(cb)}, image
 
 
 def encode(splats: Splats, width: int, height: int, options: Options | None = None, progress=None,
@@ -383,7 +442,9 @@ def encode(splats: Splats, width: int, height: int, options: Options | None = No
 
     levels = level_count(options.means_bits)
     bits = label_bits(levels)  # of the two planes
-    lmeans = log_transform(splats.means.detach().cpu().double().numpy())
+    world = splats.means.detach().cpu().double().numpy()
+    transform = "log" if options.tolerance is not None else position_transform(world, options.means_transform)
+    lmeans = log_transform(world) if transform == "log" else world
     mins, maxs = lmeans.min(0), lmeans.max(0)
     q = quantize_uniform(lmeans, mins, maxs, levels)
     if options.tolerance is not None:
@@ -404,12 +465,12 @@ def encode(splats: Splats, width: int, height: int, options: Options | None = No
 
     sw = scale_weights(log_scales, splats.opacities, options.scale_weight) if options.scale_weight else None
     cw = np.repeat((splat_weights(splats) ** options.color_weight)[:, None], 3, 1) if options.color_weight else None
-    scale_cb, scale_idx = fit_levels(log_scales, options.scale_levels, weights=sw)
+    scale_cb, scale_idx = gridded(fit_levels(log_scales, options.scale_levels, weights=sw)[0], log_scales)
     scale_bits = label_bits(int(scale_idx.max()) + 1)
     split_plane("scales", "scales_l", scale_idx, scale_bits)  # > 256 entries: the labels' low bits apart
 
-    sh0_cb, sh0_idx = codebook_1d(splats.sh0.detach().cpu().numpy().reshape(n, 3), options.color_levels,
-                                  weights=cw, seed=options.seed)
+    sh0 = splats.sh0.detach().cpu().numpy().reshape(n, 3)
+    sh0_cb, sh0_idx = gridded(codebook_1d(sh0, options.color_levels, weights=cw, seed=options.seed)[0], sh0)
     opacity = torch.sigmoid(splats.opacities.detach().cpu().double()).numpy()
     top = (1 << options.opacity_bits) - 1
     alpha = np.clip(np.rint(opacity * top), 0, top).astype(np.uint8)[:, None]
@@ -422,10 +483,11 @@ def encode(splats: Splats, width: int, height: int, options: Options | None = No
     meta = {
         "profile": "sog", "version": VERSION, "count": n, "width": width, "height": height,
         "asset": {"generator": GENERATOR},
-        "means": {"mins": mins.tolist(), "maxs": maxs.tolist(), "bits": bits, "levels": levels},
+        "means": {"mins": mins.tolist(), "maxs": maxs.tolist(), "bits": bits, "levels": levels,
+                  "transform": transform},
         "quats": {"encoding": "gibbs", "bits": math.ceil(math.log2(quat_levels + 1)), "levels": quat_levels},
-        "scales": {"codebook": float32_list(scale_cb), "bits": scale_bits},
-        "sh0": {"codebook": float32_list(sh0_cb), "opacity_bits": options.opacity_bits},
+        "scales": {"codebook": codebook_json(scale_cb), "bits": scale_bits},
+        "sh0": {"codebook": codebook_json(sh0_cb), "opacity_bits": options.opacity_bits},
         "files": {},
     }
 
@@ -449,12 +511,25 @@ def encode(splats: Splats, width: int, height: int, options: Options | None = No
     return meta, files
 
 
+def layer_drops(options: Options, index: int, layer: Layer) -> dict[str, float]:
+    """The drops layer ``index`` is stored with: its own (`Layer.drops`) plus ``options.layer_steps[index]``."""
+    drops = dict(layer.drops)
+    if options.layer_steps is not None:
+        if len(options.layer_steps) <= index or len(options.layer_steps[index]) != len(LAYER_STEPPED):
+            raise SogError(f"layer_steps needs {len(LAYER_STEPPED)} steps (one per attribute of LAYER_STEPPED) "
+                           f"for layer {index}")
+        for name, step in zip(LAYER_STEPPED, options.layer_steps[index]):
+            drops[name] = drops.get(name, 0) + step
+    return drops
+
+
 def encode_layers(layers: list[Layer], options: Options | None = None, progress=None,
                   sh_palette: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[dict, dict[str, bytes]]:
     """Encode importance layers (finest first) into one file; returns ``(meta, files)``.
 
-    One layer with no drops is a plain version-2 file (`encode`). Otherwise layer k is encoded with
-    ``layer_options(options, drops)``, its planes are named ``l{k}_<plane>`` and its version-2 meta is
+    One layer with no drops is a plain (version-4) file (`encode`). Otherwise layer k is encoded with
+    ``layer_options(options, drops)``, its drops being the layer's own plus ``options.layer_steps[k]``
+    (`layer_drops`); its planes are named ``l{k}_<plane>`` and its plain meta is
     ``meta["layers"][k]``; decoding concatenates the layers in order. The SH palette is fitted once over all
     layers and stored at the top (``meta["shN"]``, ``shN_centroids``); each layer stores its labels.
     ``sh_palette``: that palette already fitted (`fit_sh_palette` of the layers' concatenation, band-limited;
@@ -462,7 +537,7 @@ def encode_layers(layers: list[Layer], options: Options | None = None, progress=
     options = options or Options()
     # the band limit first: the shared palette is fitted on the bands the layers store
     layers = [replace(layer, splats=band_limited(layer.splats, options)) for layer in layers]
-    if len(layers) == 1 and not any(layers[0].drops.values()):
+    if len(layers) == 1 and not any(layer_drops(options, 0, layers[0]).values()):
         return encode(layers[0].splats, layers[0].width, layers[0].height, options, progress, sh_palette)
     top = {"profile": "sog", "version": LAYERED_VERSION, "count": sum(len(layer.splats) for layer in layers),
            "asset": {"generator": GENERATOR}, "files": {}}
@@ -479,7 +554,8 @@ def encode_layers(layers: list[Layer], options: Options | None = None, progress=
         bounds = np.cumsum([0] + [len(layer.splats) for layer in layers])
         palettes = [(centroids, labels[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
     for i, (layer, palette) in enumerate(zip(layers, palettes)):
-        meta, layer_files = encode(layer.splats, layer.width, layer.height, layer_options(options, layer.drops),
+        drops = layer_drops(options, i, layer)
+        meta, layer_files = encode(layer.splats, layer.width, layer.height, layer_options(options, drops),
                                    progress, sh_palette=palette, shared_palette=palette is not None)
         prefix = f"l{i}_"
         meta["files"] = {plane: prefix + name for plane, name in meta["files"].items()}
@@ -510,7 +586,7 @@ def read_palette(shn_meta: dict, names: dict, read) -> np.ndarray:
     """The SH palette (c, K, 3) float32 that ``shn_meta`` (``count``, ``codebook``, ``bands``) describes."""
     k = SH_REST_COUNT[int(shn_meta["bands"])]
     c = int(shn_meta["count"])
-    cb = np.asarray(shn_meta["codebook"], np.float32)
+    cb = codebook_values(shn_meta["codebook"])
     cent = decode_image(read(names["shN_centroids"]), names["shN_centroids"], 3)[..., 0]
     rows, pw = cent.shape[0] // (3 * k), cent.shape[1]
     if pw % 64 or rows * pw < c:
@@ -526,7 +602,7 @@ def decode(meta: dict, read, palette: np.ndarray | None = None) -> Splats:
         layers = meta.get("layers")
         if not isinstance(layers, list) or not layers or not all(isinstance(m, dict) for m in layers):
             raise SogError("malformed sog meta.json (a layered file needs a non-empty list of layers)")
-        if any(m.get("version") not in (1, VERSION) for m in layers):
+        if any(m.get("version") not in READ_VERSIONS for m in layers):
             raise SogError(f"malformed sog meta.json (each layer must be a version {VERSION} meta)")
         try:
             shared = read_palette(meta["shN"], meta["files"], read) if "shN" in meta else None
@@ -541,9 +617,9 @@ def decode(meta: dict, read, palette: np.ndarray | None = None) -> Splats:
         return Splats.concat(parts)
     try:
         version = meta.get("version")
-        if version not in (1, VERSION):
+        if version not in READ_VERSIONS:
             raise SogError(f"unsupported native sog version {version!r} "
-                           f"(sog reads 1, {VERSION} and {LAYERED_VERSION})")
+                           f"(sog reads {', '.join(map(str, READ_VERSIONS))} and {LAYERED_VERSION})")
         n = int(meta["count"])
         if n <= 0:
             raise SogError("sog file holds zero Gaussians")
@@ -570,7 +646,11 @@ def decode(meta: dict, read, palette: np.ndarray | None = None) -> Splats:
             raise SogError(f"sog meta.json: {levels} position levels do not fit {bits}-bit planes")
         q = joined_plane("means_u", "means_l", bits)
         mins, maxs = np.asarray(meta["means"]["mins"], np.float64), np.asarray(meta["means"]["maxs"], np.float64)
-        means = inv_log_transform(dequantize_uniform(q, mins, maxs, levels))
+        transform = meta["means"].get("transform", "log")
+        if transform not in POSITION_TRANSFORMS:
+            raise SogError(f"sog meta.json: unknown position transform {transform!r}")
+        means = dequantize_uniform(q, mins, maxs, levels)
+        means = inv_log_transform(means) if transform == "log" else means
 
         if version == 1:  # smallest-three texels, as SOG v2
             quats = unpack_quats(plane("quats", 4))
@@ -579,7 +659,7 @@ def decode(meta: dict, read, palette: np.ndarray | None = None) -> Splats:
             if not 3 <= quat_levels <= 255 or quat_levels % 2 == 0:
                 raise SogError(f"sog meta.json: {quat_levels} rotation levels (an odd count, 3..255, is needed)")
             quats = unpack_gibbs(plane("quats", 3), quat_levels)
-        scale_cb = np.asarray(meta["scales"]["codebook"], np.float32)
+        scale_cb = codebook_values(meta["scales"]["codebook"])
         scale_idx = joined_plane("scales", "scales_l", int(meta["scales"].get("bits", 8)))
         if int(scale_idx.max()) >= len(scale_cb):
             raise SogError(f"scales plane refers to codebook entry {int(scale_idx.max())} of {len(scale_cb)}")
@@ -589,7 +669,7 @@ def decode(meta: dict, read, palette: np.ndarray | None = None) -> Splats:
         else:
             sh0_tex = plane("sh0", 4)
             alpha_tex = sh0_tex[:, 3]
-        sh0 = np.asarray(meta["sh0"]["codebook"], np.float32)[sh0_tex[:, :3]]
+        sh0 = codebook_values(meta["sh0"]["codebook"])[sh0_tex[:, :3]]
         top = (1 << int(meta["sh0"].get("opacity_bits", 8))) - 1
         alpha = np.clip(alpha_tex.astype(np.float64) / top, 1e-6, 1 - 1e-6)
         opacities = np.log(alpha / (1 - alpha))
