@@ -68,9 +68,10 @@ class Options:
     is noise to the image codec, so one bit more on any attribute costs about 3 bits per Gaussian, and
     the cheapest file at a given PSNR spends them where the error is largest (`scripts/bench_attributes.py
     --ladder`). With importance layers the first (most sensitive) layer gets 14-bit positions, 7-bit
-    rotations, 512 scale and 128 colour levels and the other two layers less (`layer_options`, in half
-    steps): plant 63.06 dB at 0.706x splat-transform's bytes, tarot 58.84 dB at 0.733x (one grid at
-    13 / 6 / 512 / 128, with opacity still in the alpha of sh0: 63.9 and 59.0 dB at 0.78x).
+    rotations, 1024 scale and 256 colour levels and the other two layers less (`layer_options`, in half
+    steps). That is `sog.rate.LEVELS[4]`, where the rate search landed for splat-transform's PSNR on plant and
+    tarot: plant 63.45 dB at 0.694x splat-transform's bytes, tarot 58.89 dB at 0.730x (one step coarser, 512
+    scale levels: 60.1 and 57.0 dB, below splat-transform's 62.5 and 58.5).
     """
 
     effort: int = 4                    #: image-codec effort 0..6
@@ -81,9 +82,9 @@ class Options:
     kmeans_iters: int = 10
     exact_palette_per: int = 4         #: >0: SH rows with at most N / this distinct values (<= 65536) are kept exactly
     quat_bits: float = 7               #: bits per stored rotation component (Gibbs vector), 5..8; may be fractional
-    scale_levels: int = 512            #: entries of the log-scale codebook (2..65536; > 256 adds a low plane)
-    color_levels: int = 128            #: entries of the sh0 codebook (<= 256)
-    sh_levels: int = 128               #: entries of the codebook of the SH palette's coefficients (<= 256)
+    scale_levels: int = 1024           #: entries of the log-scale codebook (2..65536; > 256 adds a low plane)
+    color_levels: int = 256            #: entries of the sh0 codebook (<= 256)
+    sh_levels: int = 256               #: entries of the codebook of the SH palette's coefficients (<= 256)
     opacity_bits: int = 8              #: bits of opacity (its own plane), 4..8
     weighted: bool = True              #: weight the SH k-means by opacity x footprint
     sh_degree: int | None = None       #: keep at most this SH degree (None = all)
