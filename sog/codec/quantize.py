@@ -31,7 +31,7 @@ def codebook_1d(values: np.ndarray, k: int = 256, iters: int = 25,
     if len(distinct) <= k:
         codebook = np.concatenate([distinct, np.full(k - len(distinct), distinct[-1], np.float32)])
         labels = np.searchsorted(distinct, flat)
-        return codebook, _label_dtype(labels, k).reshape(np.shape(values))
+        return codebook, label_dtype(labels, k).reshape(np.shape(values))
     fit, wfit = flat, wflat
     if flat.size > sample:
         pick = np.random.default_rng(seed).choice(flat.size, sample, replace=False)
@@ -42,7 +42,7 @@ def codebook_1d(values: np.ndarray, k: int = 256, iters: int = 25,
     u = np.linspace(fit.min(), fit.max(), k)
     centres = np.sort(0.7 * q + 0.3 * u).astype(np.float64)
     for _ in range(iters):
-        labels = _nearest_sorted(centres, fit)
+        labels = nearest_sorted(centres, fit)
         sums = np.bincount(labels, weights=fit * (wfit if wfit is not None else 1.0), minlength=k)
         counts = np.bincount(labels, weights=wfit, minlength=k)
         new = np.where(counts > 0, sums / np.maximum(counts, 1e-300), centres)
@@ -52,17 +52,18 @@ def codebook_1d(values: np.ndarray, k: int = 256, iters: int = 25,
             break
         centres = new
     codebook = centres.astype(np.float32)
-    labels = _nearest_sorted(codebook.astype(np.float64), flat)
-    return codebook, _label_dtype(labels, k).reshape(np.shape(values))
+    labels = nearest_sorted(codebook.astype(np.float64), flat)
+    return codebook, label_dtype(labels, k).reshape(np.shape(values))
 
 
-def _nearest_sorted(centres: np.ndarray, x: np.ndarray) -> np.ndarray:
+def nearest_sorted(centres: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Index of the nearest entry of the ascending ``centres`` for each ``x``."""
     mids = (centres[1:] + centres[:-1]) / 2
     return np.searchsorted(mids, x)
 
 
-def _label_dtype(labels: np.ndarray, k: int) -> np.ndarray:
+def label_dtype(labels: np.ndarray, k: int) -> np.ndarray:
+    """``labels`` into a codebook of ``k`` entries as uint8 (k <= 256, one byte plane) or int64."""
     return labels.astype(np.uint8 if k <= 256 else np.int64)
 
 
