@@ -178,11 +178,12 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
         reaches the target and saves the most bytes per dB, or else the first of the ``trade_probes`` most
         promising trades that reaches it with fewer bytes."""
         for _ in range(rounds):
+            now = stored(chosen)
             moves = []  # (settings, layer, attribute) of each coarser step that changes the file
             for k in range(len(layers)):
                 for name in native.LAYER_STEPPED:
                     settings = layer_step(chosen, len(layers), k, name, 0.5)
-                    if stored(settings) != stored(chosen):
+                    if stored(settings) != now:
                         probe(settings)
                         moves.append((settings, k, name))
             if not moves:
@@ -194,7 +195,7 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
             # none passes: trade. A coarser step of one attribute (a), paid for by a finer step of another (b),
             # which is expected to win back the PSNR and cost the bytes that b's coarser step lost and saved
             here = probes[key(chosen)]
-            refinable = [m for m in moves if stored(layer_step(chosen, len(layers), *m[1:], -0.5)) != stored(chosen)]
+            refinable = [m for m in moves if stored(layer_step(chosen, len(layers), *m[1:], -0.5)) != now]
             trades = []  # (expected change in bytes, settings)
             for a, *knob_a in moves:
                 for b, *knob_b in refinable:
