@@ -13,6 +13,7 @@ from hypothesis.extra.numpy import arrays
 import sog
 from conftest import shared_path, small_scene
 from sog.codec import PROFILES, native
+from sog.codec.quantize import codebook_1d, density_levels
 from sog.codec.rotation import canonical_rotations
 from sog.errors import SogError
 from sog.io import read_container
@@ -167,6 +168,47 @@ def test_fit_levels_labels_every_value_with_its_nearest_ascending_level(values, 
     assert np.allclose(dist[np.arange(len(values)), idx.astype(np.int64)], dist.min(1), atol=1e-5)
     if len(np.unique(values.astype(np.float32))) <= k:  # few distinct values: kept exactly
         assert np.allclose(cb[idx], values.astype(np.float32))
+
+
+@settings(max_examples=30, deadline=None)
+@given(arrays(np.float64, st.integers(1, 400), elements=st.floats(-20, 5)), st.integers(2, 64),
+       st.sampled_from([(0.0, 0.0), (0.15, 0.3), (1 / 3, 1 / 3)]))
+def test_density_levels_label_every_value_with_its_nearest_ascending_level(values, k, density):
+    weights = np.exp(values / 4)
+    cb, idx = density_levels(values, k, weights, *density)
+    assert cb.shape == (k,) and bool(np.all(np.diff(cb) >= 0))
+    dist = np.abs(values[:, None] - cb[None, :].astype(np.float64))
+    assert np.allclose(dist[np.arange(len(values)), idx.astype(np.int64)], dist.min(1), atol=1e-5)
+    if len(np.unique(values.astype(np.float32))) <= k:  # few distinct values: kept exactly
+        assert np.allclose(cb[idx], values.astype(np.float32))
+
+
+def entropy_bits(labels: np.ndarray) -> float:
+    _, counts = np.unique(labels, return_counts=True)
+    p = counts / counts.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+def test_evenly_spaced_levels_label_a_gaussian_in_fewer_bits_than_lloyds_at_the_same_error():
+    # the labels are entropy-coded, so what counts is the labels' entropy at a given error, not the level count
+    x = np.random.default_rng(0).normal(size=50000)
+    cb, lab = codebook_1d(x, 64)
+    lloyd_error, lloyd_bits = float(((cb[lab] - x) ** 2).mean()), entropy_bits(lab)
+    for k in range(64, 200, 4):  # the fewest even levels with no more error
+        cb, lab = density_levels(x, k)
+        if ((cb[lab] - x) ** 2).mean() <= lloyd_error:
+            break
+    assert ((cb[lab] - x) ** 2).mean() <= lloyd_error
+    assert entropy_bits(lab) < lloyd_bits - 0.1
+
+
+def test_density_levels_put_levels_closer_where_the_weight_is():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, 40000)
+    weights = np.where(x > 0.5, 100.0, 1.0)             # errors above 0.5 cost 100 times more
+    cb, lab = density_levels(x, 64, weights, 0.0, 0.5)
+    err = np.abs(cb[lab] - x)
+    assert err[x > 0.5].max() < err[x < 0.5].max() / 5  # steps ~ weight^-1/2: 10 times finer
 
 
 def test_weighted_scale_codebook_fits_the_large_opaque_gaussians_closer():
