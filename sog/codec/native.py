@@ -16,8 +16,10 @@ Same idea as SOG v2 (one texel per Gaussian, row-major, Gaussian i at texel i), 
   which makes the labels expensive: on tarot the same layout at 1024 levels gave 1,092,372 B at 58.89 dB with
   Lloyd and 1,026,842 B at 58.59 dB (-6 %, -0.3 dB) this way; more than 256 levels store the labels' low bits
   in a ``scales_l`` plane;
-* the sh0 colour codebook's levels are evenly spaced (``color_density``), for the same reason (against k-means:
-  tarot +0.14 dB at equal bytes, plant -3 KB, kacytran -6 KB);
+* the sh0 colour codebook's levels have point density p^0.15 (``color_density``), for the same reason: against
+  k-means, tarot +0.12 dB at equal bytes, playbot the same. Evenly spaced levels (p^0) did as well on tarot, plant
+  and kacytran but cost playbot 1.85 dB for 171 KB (its colours spread wide, and 256 even levels are coarse in
+  the dense middle);
 * the SH palette size is a setting, its k-means is weighted by opacity × footprint, and the
   palette is ordered along its first principal axis so neighbouring labels hold similar
   entries (a smoother label plane); a source that is already palettised (at most N /
@@ -99,8 +101,8 @@ class Options:
     #: the scale codebook's levels have point density p^a w^b (`quantize.density_levels`: p the log-scales' density,
     #: w their weight); None: Lloyd's algorithm (`fit_levels`)
     scale_density: tuple[float, float] | None = (0.15, 0.3)
-    #: the same for the sh0 codebook (w: its weights, if any); (0, 0): evenly spaced; None: k-means (`codebook_1d`)
-    color_density: tuple[float, float] | None = (0.0, 0.0)
+    #: the same for the sh0 codebook (w: its weights, if any; (0, 0): evenly spaced); None: k-means (`codebook_1d`)
+    color_density: tuple[float, float] | None = (0.15, 0.0)
     tolerance: float | None = None     #: render-error budget in uniform position steps (None: uniform bits)
     codecs: tuple[str, ...] = ("webp", "png")  #: try these per plane, keep the smallest
     means_transform: str = "auto"      #: positions quantised after "log", "linear" or "auto" (`position_transform`)
