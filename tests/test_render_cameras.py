@@ -108,3 +108,11 @@ def test_bad_camera_files_are_one_line_errors(tmp_path):
         load_cameras(tmp_path / "missing.json")
     with pytest.raises(SogError):
         load_cameras(tmp_path)                  # a folder without a COLMAP model
+
+
+def test_orbit_cameras_do_not_depend_on_the_order_of_the_gaussians():
+    # the rate search renders a scene in its layers' order, `sog eval` in the input's: both need one orbit
+    means = torch.randn(300_000, 3) * torch.tensor([3.0, 1.0, 2.0])
+    order = torch.randperm(len(means), generator=torch.Generator().manual_seed(0))
+    for a, b in zip(orbit_cameras(means, 4, 64), orbit_cameras(means[order], 4, 64)):
+        assert torch.equal(a.viewmat, b.viewmat) and torch.equal(a.K, b.K)

@@ -95,13 +95,19 @@ def look_at(eye, target, up, width: int, height: int, fov_deg: float = 50.0, nam
     return Camera(viewmat.float(), intrinsics(f, f, width / 2, height / 2), int(width), int(height), name)
 
 
-def robust_bounds(means: torch.Tensor, lo: float = 0.02, hi: float = 0.98,
-                  sample: int = 200_000) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-axis ``lo`` and ``hi`` quantiles of ``means`` (N, 3) (on an evenly strided subsample) -> two (3,)."""
-    m = means.detach().float().cpu()
-    if m.shape[0] > sample:
-        m = m[:: m.shape[0] // sample]
-    q = torch.quantile(m, torch.tensor([lo, hi]), dim=0)
+def robust_bounds(means: torch.Tensor, lo: float = 0.02, hi: float = 0.98) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-axis ``lo`` and ``hi`` quantiles of ``means`` (N, 3) -> two (3,).
+
+    Exact (each axis sorted), so they do not depend on the order of the Gaussians: the rate search renders a
+    scene in its layers' order and ``sog eval`` in the input's, and both must get the same orbit (an evenly
+    strided subsample of 200,000 gave playbot's search 56.89 dB where ``sog eval`` measured 56.87)."""
+    m = torch.sort(means.detach().float().cpu(), dim=0).values
+    n = m.shape[0]
+    pos = torch.tensor([lo, hi], dtype=torch.float64) * (n - 1)  # linear interpolation, as torch.quantile
+    below = pos.floor().long().clamp(0, n - 1)
+    above = pos.ceil().long().clamp(0, n - 1)
+    frac = (pos - below).float()[:, None]
+    q = m[below] * (1 - frac) + m[above] * frac
     return q[0], q[1]
 
 
