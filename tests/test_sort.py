@@ -12,9 +12,10 @@ from sog.errors import SogError
 from sog.grid import grid_shape
 from sog.sort import SORTERS, check_bijection, sort_grid
 from sog.sort.features import splat_features
-from sog.sort.losses import as_grid, dpq, local_dpq_gain, neighbour_ratio, neighbour_sq_dists
+from sog.sort.losses import (as_grid, dpq, dpq_rank_weights, local_dpq_gain, neighbour_ratio, neighbour_sq_dists,
+                             rank_neighbours, ranked_energy, ranked_neighbour_loss, ring_offsets)
 from sog.sort.shuffle_softsort import (ShuffleSoftSortConfig, _polish, draw_feature_groups, draw_groups,
-                                      neighbourhood_mean, pca_bisection)
+                                      neighbourhood_mean, pca_bisection, rank_polish)
 from sog.sort.sinkhorn import gumbel_sinkhorn, hungarian
 from sog.sort.softsort import harden, softsort, softsort_cost_grad
 
@@ -86,11 +87,12 @@ def test_dpq_is_one_when_the_grid_is_the_feature_space_and_low_when_random():
 # --- ShuffleSoftSort ---------------------------------------------------------------------------
 
 @settings(max_examples=25, deadline=None)
-@given(n=st.integers(1, 300), seed=st.integers(0, 10_000), group=st.sampled_from([2, 4, 8]))
-def test_shufflesoftsort_returns_every_item_exactly_once_for_any_size_and_seed(n, seed, group):
+@given(n=st.integers(1, 300), seed=st.integers(0, 10_000), group=st.sampled_from([2, 4, 8]),
+       rank_runs=st.sampled_from([0, 15]))
+def test_shufflesoftsort_returns_every_item_exactly_once_for_any_size_and_seed(n, seed, group, rank_runs):
     shape = grid_shape(n)
     perm = sort_grid(colours(n, seed), shape, "shufflesoftsort", seed=seed, device="cpu",
-                     group=group, max_runs=3, radius_decay=0.5)
+                     group=group, max_runs=3, radius_decay=0.5, rank_polish_runs=rank_runs)
     assert perm.shape == (shape[0] * shape[1],)
     check_bijection(perm[:n], n)
     assert bool((perm[n:] == -1).all())
@@ -209,6 +211,53 @@ def test_polish_lowers_the_exact_neighbour_loss_by_what_it_reports():
     after, _ = neighbour_sq_dists(*as_grid(xs, order, shape))
     assert float(after) < 0.9 * float(before)
     assert tracked == pytest.approx(float(after), rel=1e-4)
+
+
+def test_ranked_energy_ranks_nearer_rings_first_then_by_distance():
+    # four ring-0 slots (one missing) and a ring-1 slot: the ring-1 neighbour ranks after every
+    # ring-0 one however close it is, and the missing slot ranks last
+    d = torch.tensor([[0.3, 0.1, float("inf"), 0.2, 0.05]], dtype=torch.float64)
+    ring = torch.tensor([0, 0, 0, 0, 1])
+    ranked, rank_of = rank_neighbours(d, ring)
+    assert ranked.tolist() == [[0.1, 0.2, 0.3, 0.05, 0.0]]
+    assert rank_of.tolist() == [[2, 0, 4, 1, 3]]
+    w = torch.tensor([1.0, 0.5, 0.25, 0.125, 0.0625], dtype=torch.float64)
+    assert float(ranked_energy(d, ring, w)) == pytest.approx(0.1 + 0.1 + 0.075 + 0.05 * 0.125)
+    offsets, rings = ring_offsets(4)
+    assert len(offsets) == 20 and rings[:4] == [0] * 4 and rings[-8:] == [3] * 8
+
+
+def test_dpq_rank_weights_fall_with_the_rank():
+    x = colours(1024, 1)
+    order = sort_grid(x, (32, 32), "shufflesoftsort", seed=0, device="cpu", max_runs=5)
+    from sog.sort.losses import neighbour_distances, neighbour_table
+    offsets, rings = ring_offsets(4)
+    d = neighbour_distances(x.double()[order], neighbour_table((32, 32), 1024, offsets))
+    w = dpq_rank_weights(d, torch.tensor(rings), float(torch.cdist(x, x).mean()))
+    assert w[0] == 1 and bool((w[1:] < w[:-1]).all()) and 0.3 < float(w[1]) < 0.7
+
+
+def test_spaced_groups_take_one_group_per_window_and_keep_their_distance():
+    # the rank polish checks each group's move exactly only if no cell's loss sees two groups
+    n, shape, gap = 1000, (32, 32), 4
+    groups = draw_groups(shape, n, 3, 4, torch.Generator().manual_seed(0), torch.device("cpu"), gap=gap)
+    assert groups.shape[0] >= 16 and groups.unique().numel() == groups.numel() and int(groups.max()) < n
+    rows, cols = groups // 32, groups % 32
+    cheb = torch.maximum((rows.reshape(-1, 1) - rows.reshape(1, -1)).abs(), (cols.reshape(-1, 1) - cols.reshape(1, -1)).abs())
+    same = torch.arange(groups.shape[0]).repeat_interleave(4)
+    other = same.unsqueeze(1) != same.unsqueeze(0)
+    assert int(cheb[other].min()) > gap and int(cheb[~other].max()) < 3
+
+
+def test_rank_polish_lowers_the_ranked_loss_and_raises_dpq():
+    n, shape = 1000, (32, 32)  # a ragged last row
+    x = colours(n, 3)
+    xs = (x - x.mean(0)) / x.var(0, unbiased=False).sum().sqrt()
+    start = sort_grid(x, shape, "shufflesoftsort", seed=0, device="cpu", max_runs=5)[:n]
+    order = rank_polish(xs, start, shape, ShuffleSoftSortConfig(rank_polish_runs=300), torch.Generator().manual_seed(0))
+    check_bijection(order, n)
+    assert ranked_neighbour_loss(x, order, shape) < 0.97 * ranked_neighbour_loss(x, start, shape)
+    assert dpq(x, order, shape) > dpq(x, start, shape) + 0.002
 
 
 def test_neighbourhood_mean_matches_a_direct_average():

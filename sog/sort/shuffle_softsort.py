@@ -22,7 +22,10 @@ are not merged when radii round alike); ``feature_groups`` draws every so many r
 feature space (`draw_feature_groups`: a random k-d tree of element plus target), so that
 far-apart cells meet in a group; ``restarts``
 redoes the schedule from ``restart_radius`` on the best order so far and keeps a result only if
-`sog.sort.losses.local_dpq_gain` (a local, O(N) form of DPQ) rates it higher.
+`sog.sort.losses.local_dpq_gain` (a local, O(N) form of DPQ) rates it higher; ``rank_polish_runs``
+adds a last stage (`rank_polish`) on the *ranked* neighbour loss (`sog.sort.losses.ranked_energy`),
+which rewards a cell for its nearest neighbour most, as DPQ does, where the squared losses above
+reward smoothness. On 1024 random colours it adds about 0.003 to DPQ16.
 
 Start: a recursive PCA bisection of the features into the grid (or a given order, ``init``, as
 a warm start during training).
@@ -42,7 +45,9 @@ from tqdm import tqdm
 
 from ..device import resolve_device
 from ..errors import SogError
-from .losses import as_grid, local_dpq_gain, neighbour_sq_dists, sampled_mean_distance, total_variance
+from .losses import (as_grid, dpq_rank_weights, local_dpq_gain, neighbour_distances, neighbour_sq_dists,
+                     neighbour_table, rank_neighbours, ranked_energy, ring_offsets, sampled_mean_distance,
+                     total_variance)
 from .softsort import softsort_cost_grad, sum_last
 
 
@@ -77,6 +82,11 @@ class ShuffleSoftSortConfig:
     polish_break: float = 1e-5  #: stop polishing when two runs lower the neighbour loss by less than this fraction
     restarts: int = 0  #: warm restarts after the schedule: redo it from ``restart_radius``, keep what `local_dpq_gain` prefers
     restart_radius: float = 4.0  #: first radius of a warm restart
+    rank_polish_runs: int = 0  #: >0: a last stage of at most this many runs on the ranked neighbour loss (`rank_polish`)
+    rank_polish_seconds: float | None = None  #: with ``max_seconds``: the part of it kept for that stage
+    rank_rings: int = 4  #: distance rings that loss looks at (4: the 20 nearest cells)
+    rank_group: int = 4  #: K of that stage
+    rank_window: int = 3  #: its group windows, in cells
 
 
 def sort_shuffle_softsort(x: torch.Tensor, shape: tuple[int, int], seed: int = 0, device="auto",
@@ -111,7 +121,14 @@ def sort_shuffle_softsort(x: torch.Tensor, shape: tuple[int, int], seed: int = 0
         order = torch.arange(n, device=dev)
     if n < 4:
         return order.cpu()
-    return refine(xs, order, shape, cfg, gen, progress).cpu()
+    t_end = None if cfg.max_seconds is None else time.perf_counter() + cfg.max_seconds
+    main = cfg
+    if cfg.rank_polish_runs > 0 and cfg.max_seconds is not None and cfg.rank_polish_seconds:
+        main = replace(cfg, max_seconds=max(cfg.max_seconds - cfg.rank_polish_seconds, 0.0))
+    order = refine(xs, order, shape, main, gen, progress)
+    if cfg.rank_polish_runs > 0:
+        order = rank_polish(xs, order, shape, cfg, gen, t_end, progress)
+    return order.cpu()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -250,24 +267,30 @@ def neighbour_sums(xg: torch.Tensor, shape: tuple[int, int]) -> tuple[torch.Tens
 
 
 def draw_groups(shape: tuple[int, int], n: int, window: int, k: int, gen: torch.Generator,
-                device: torch.device, parity: int | None = None) -> torch.Tensor:
+                device: torch.device, parity: int | None = None, gap: int = 0) -> torch.Tensor:
     """Shuffle the filled cells into groups of ``k`` cells from the same ``window`` x ``window``
     tile of a randomly offset tiling; (G, k) cell indices, every cell in at most one group (the
     few left over in a tile sit this run out). With ``parity`` (0 or 1), only the cells (r, c)
-    with ``(r + c) % 2 == parity`` take part: no two of them are 4-neighbours."""
+    with ``(r + c) % 2 == parity`` take part: no two of them are 4-neighbours. With ``gap`` > 0,
+    every window gives one group and the windows are ``gap`` cells apart (the cells between them sit
+    the run out), so cells of two groups are more than ``gap`` cells apart along a row or a column."""
     h, w = shape
-    oy, ox = (int(v) for v in torch.randint(0, window, (2,), generator=gen))
+    period = window + gap
+    oy, ox = (int(v) for v in torch.randint(0, period, (2,), generator=gen))
     cells = torch.arange(n)
     if parity is not None:
         cells = cells[(cells // w + cells % w) % 2 == parity]
-    ty, tx = (cells // w + oy) // window, (cells % w + ox) // window
-    tile = ty * ((w + window) // window + 1) + tx
+    if gap:
+        cells = cells[((cells // w + oy) % period < window) & ((cells % w + ox) % period < window)]
+    ty, tx = (cells // w + oy) // period, (cells % w + ox) // period
+    tile = ty * ((w + period) // period + 1) + tx
     key = tile.double() + torch.rand(cells.numel(), generator=gen, dtype=torch.float64)
     idx = torch.argsort(key)  # by tile, randomly within a tile
     tile_sorted = tile[idx]
     _, sizes = torch.unique_consecutive(tile_sorted, return_counts=True)
     rank = _ranks_within(sizes)
-    usable = rank < torch.repeat_interleave(sizes // k * k, sizes)
+    per_tile = torch.where(sizes >= k, k, 0) if gap else sizes // k * k  # with gap: one group per window
+    usable = rank < torch.repeat_interleave(per_tile, sizes)
     return cells[idx[usable]].reshape(-1, k).to(device)
 
 
@@ -489,3 +512,78 @@ def _polish(xs: torch.Tensor, xg: torch.Tensor, order: torch.Tensor, shape: tupl
         if t_end is not None and time.perf_counter() > t_end:
             break
     return energy
+
+
+@torch.no_grad()
+def rank_polish(xs: torch.Tensor, order: torch.Tensor, shape: tuple[int, int], cfg: ShuffleSoftSortConfig,
+                gen: torch.Generator, t_end: float | None = None, progress: bool = False) -> torch.Tensor:
+    """An optional last stage: group SoftSorts on the ranked neighbour loss (`losses.ranked_energy`,
+    weights from `losses.dpq_rank_weights`), the loss DPQ_p is most sensitive to. Returns the new
+    order (N,); every run keeps a permutation and never raises the loss.
+
+    A cell's loss depends on its ``cfg.rank_rings`` nearest rings of neighbours (reach r cells), so
+    a run's groups come from ``rank_window``-wide windows 2r cells apart: no cell's loss sees two
+    groups, and the loss a group's move removes is exactly the change over its cells and their
+    neighbours, which decides whether the group keeps its move. The SoftSort cost of element j in
+    cell i is the ranked loss of j there, plus how the neighbours' losses change to first order (the
+    weight of the slot pointing back at i times the new distance); the exact check above corrects
+    what that approximation gets wrong.
+    """
+    n = xs.shape[0]
+    dev = xs.device
+    offsets, ring_list = ring_offsets(cfg.rank_rings)
+    reach = max(max(abs(dy), abs(dx)) for dy, dx in offsets)
+    table = neighbour_table(shape, n, offsets, dev)  # (N, M)
+    ring = torch.tensor(ring_list, device=dev)
+    mirror = torch.tensor([offsets.index((-dy, -dx)) for dy, dx in offsets], device=dev)  # slot pointing back
+    xd = xs.double()
+    xg = xd[order]
+    order = order.clone()
+    d = neighbour_distances(xg, table)  # (N, M), inf: no neighbour
+    weights = dpq_rank_weights(d, ring, sampled_mean_distance(xd, gen))
+    ranked, rank_of = rank_neighbours(d, ring)
+    energy = (ranked * weights).sum(1)  # (N,) loss of every cell
+    slot_w = weights[rank_of] * torch.isfinite(d)  # (N, M) the weight each neighbour slot has now
+    k = min(cfg.rank_group, cfg.rank_window ** 2)
+    ident = torch.arange(k, device=dev)
+    for _ in tqdm(range(cfg.rank_polish_runs), desc="rank polish", disable=not progress, leave=False):
+        if t_end is not None and time.perf_counter() > t_end:
+            break
+        groups = draw_groups(shape, n, cfg.rank_window, k, gen, dev, gap=2 * reach)  # (G, K)
+        if groups.numel() == 0:
+            break
+        nb = table[groups]  # (G, K, M) neighbours of each group cell
+        there = nb >= 0
+        nbc = nb.clamp(min=0)
+        # distance from element j of the group to the neighbours of cell i: (G, K_i, K_j, M)
+        dj = (xg[nbc].unsqueeze(2) - xg[groups].unsqueeze(1).unsqueeze(3)).norm(dim=-1)
+        dj = torch.where(there.unsqueeze(2), dj, torch.full_like(dj, float("inf")))
+        back = torch.where(there, slot_w[nbc, mirror.expand_as(nbc)], torch.zeros_like(dj[:, :, 0]))
+        theirs = (back.unsqueeze(2) * torch.where(there.unsqueeze(2), dj, torch.zeros_like(dj))).sum(-1)
+        cost = ranked_energy(dj, ring, weights) + theirs  # (G, K_i, K_j)
+        new = learn_group_orders((cost - cost.min(-1, keepdim=True).values).to(xs.dtype), cfg)
+        moving = (new != ident).any(1)
+        if not moving.any():
+            continue
+        groups, new = groups[moving], new[moving]
+        g = groups.shape[0]
+        cells, src = groups.reshape(-1), groups.gather(1, new).reshape(-1)
+        # the cells whose loss a group's move changes: its cells and their neighbours (disjoint per group)
+        region = torch.cat([groups, table[groups].reshape(g, -1)], 1)
+        owner = torch.full((n,), -1, dtype=torch.long, device=dev)
+        owner[region[region >= 0]] = torch.arange(g, device=dev).unsqueeze(1).expand_as(region)[region >= 0]
+        touched = torch.nonzero(owner >= 0).squeeze(1)
+        prev_x, prev_o = xg[cells], order[cells]
+        xg[cells], order[cells] = xg[src], order[src]
+        d_new = neighbour_distances(xg, table, touched)
+        ranked_new, rank_new = rank_neighbours(d_new, ring)
+        e_new = (ranked_new * weights).sum(1)
+        delta = torch.zeros(g, dtype=e_new.dtype, device=dev).index_add_(0, owner[touched], e_new - energy[touched])
+        good = delta < -1e-12
+        undo = ~good.repeat_interleave(k)
+        xg[cells[undo]], order[cells[undo]] = prev_x[undo], prev_o[undo]
+        keep = good[owner[touched]]
+        kept = touched[keep]
+        d[kept], energy[kept] = d_new[keep], e_new[keep]
+        slot_w[kept] = weights[rank_new[keep]] * torch.isfinite(d_new[keep])
+    return order
