@@ -143,33 +143,20 @@ def local_dpq_gain(x: torch.Tensor, order: torch.Tensor, shape: tuple[int, int],
 
     ``x`` (N, C) arranged by ``order`` (N,) (cells 0..N-1). D_k is taken over the neighbours within
     Euclidean grid distance ``radius`` (ties at equal grid distance ranked by feature distance, as
-    in `dpq`), for k up to half of that disc; a cell near the border averages the neighbours it has.
+    in `dpq`), for k up to half of that disc; a cell near the border ranks the neighbours it has (as
+    in `dpq`, the next ring moves up).
     With a large ``p`` the small k dominate DPQ_p, so this ranks arrangements of the *same* items
     nearly as `dpq` does, in O(N radius^2) instead of O(N^2). ``mean_d``, the mean distance
     between items, is estimated from a sample of rows when not given.
     """
-    n = x.shape[0]
-    h, w = shape
-    xg = x[order]
     if mean_d is None:
         mean_d = sampled_mean_distance(x, torch.Generator().manual_seed(0))
-    offsets = sorted(((dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)
-                      if 0 < dy * dy + dx * dx <= radius * radius), key=lambda o: o[0] ** 2 + o[1] ** 2)
-    cells = torch.arange(n, device=x.device)
-    r, c = cells // w, cells % w
-    dist = torch.full((n, len(offsets)), float("inf"), dtype=x.dtype, device=x.device)
-    for s, (dy, dx) in enumerate(offsets):
-        rr, cc = r + dy, c + dx
-        there = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w) & (rr * w + cc < n)
-        nb = torch.where(there, rr * w + cc, cells)
-        dist[:, s] = torch.where(there, (xg - xg[nb]).norm(dim=1), dist[:, s])
-    ring = torch.tensor([dy * dy + dx * dx for dy, dx in offsets], dtype=torch.float64, device=x.device)
-    rank = (ring * 1e6 + dist.double().clamp(max=1e5)).argsort(1)  # grid distance first, then feature distance
-    ranked = dist.gather(1, rank)
-    present = torch.isfinite(ranked)
-    mean_k = ranked.nan_to_num(posinf=0).cumsum(1) / present.cumsum(1).clamp(min=1)
-    d_k = mean_k.mean(0)[: len(offsets) // 2]
-    return float(((1 - d_k / mean_d).clamp(min=0) ** p).sum())
+    rings = len({dy * dy + dx * dx for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)
+                 if 0 < dy * dy + dx * dx <= radius * radius})
+    offsets, ring = ring_offsets(rings)
+    d = neighbour_distances(x[order], neighbour_table(shape, x.shape[0], offsets, x.device))
+    gains = _local_gains(d, torch.tensor(ring, device=x.device), mean_d)[: len(offsets) // 2]
+    return float((gains ** p).sum())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -220,6 +207,17 @@ def ranked_energy(d: torch.Tensor, ring: torch.Tensor, weights: torch.Tensor) ->
     return (rank_neighbours(d, ring)[0] * weights).sum(-1)
 
 
+def _local_gains(d: torch.Tensor, ring: torch.Tensor, mean_d: float) -> torch.Tensor:
+    """DPQ's dD_k (M,) over the ranked neighbours only: ``max(0, 1 - D_k / mean_d)`` with D_k the mean
+    over cells of the mean of their k nearest ranked distances ``d`` (N, M) (``inf``: missing; a
+    cell with fewer neighbours averages those it has)."""
+    ranked, _ = rank_neighbours(d, ring)
+    count = torch.isfinite(d).sum(1, keepdim=True)  # missing neighbours rank last
+    present = torch.arange(d.shape[1], device=d.device) < count
+    mean_k = ranked.cumsum(1) / present.cumsum(1).clamp(min=1)
+    return (1 - mean_k.mean(0) / mean_d).clamp(min=0)
+
+
 def dpq_rank_weights(d: torch.Tensor, ring: torch.Tensor, mean_d: float, p: float = 16) -> torch.Tensor:
     """Weights (M,) for `ranked_energy` from the gradient of DPQ_p's numerator, given the neighbour
     distances ``d`` (N, M) (``inf``: missing) of an arrangement and the mean distance between items.
@@ -230,12 +228,8 @@ def dpq_rank_weights(d: torch.Tensor, ring: torch.Tensor, mean_d: float, p: floa
     On 1024 random colours with p = 16 the nearest neighbour weighs about twice the second and five
     times the fourth.
     """
-    ranked, _ = rank_neighbours(d, ring)
-    count = torch.isfinite(d).sum(1, keepdim=True)  # missing neighbours rank last
-    present = torch.arange(d.shape[1], device=d.device) < count
-    mean_k = ranked.cumsum(1) / present.cumsum(1).clamp(min=1)
-    g = (1 - mean_k.mean(0) / mean_d).clamp(min=0)
-    k = torch.arange(1, d.shape[1] + 1, dtype=ranked.dtype, device=d.device)
+    g = _local_gains(d, ring, mean_d)
+    k = torch.arange(1, d.shape[1] + 1, dtype=g.dtype, device=d.device)
     w = (g ** (p - 1) / k).flip(0).cumsum(0).flip(0)
     return w / w[0].clamp(min=1e-30)
 
