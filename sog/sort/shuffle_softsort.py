@@ -519,7 +519,8 @@ def rank_polish(xs: torch.Tensor, order: torch.Tensor, shape: tuple[int, int], c
                 gen: torch.Generator, t_end: float | None = None, progress: bool = False) -> torch.Tensor:
     """An optional last stage: group SoftSorts on the ranked neighbour loss (`losses.ranked_energy`,
     weights from `losses.dpq_rank_weights`), the loss DPQ_p is most sensitive to. Returns the new
-    order (N,); every run keeps a permutation and never raises the loss.
+    order (N,) for the normalised features ``xs`` (N, C); every run keeps a permutation and never
+    raises the loss (its weights are fixed when the stage starts).
 
     A cell's loss depends on its ``cfg.rank_rings`` nearest rings of neighbours (reach r cells), so
     a run's groups come from ``rank_window``-wide windows 2r cells apart: no cell's loss sees two
