@@ -14,8 +14,9 @@ from sog.sort import SORTERS, check_bijection, sort_grid
 from sog.sort.features import splat_features
 from sog.sort.losses import (as_grid, dpq, dpq_rank_weights, local_dpq_gain, neighbour_ratio, neighbour_sq_dists,
                              rank_neighbours, ranked_energy, ranked_neighbour_loss, ring_offsets)
-from sog.sort.shuffle_softsort import (ShuffleSoftSortConfig, _polish, draw_feature_groups, draw_groups,
-                                      neighbourhood_mean, pca_bisection, rank_polish)
+from sog.sort.groups import draw_feature_groups, draw_groups
+from sog.sort.rank_polish import rank_polish
+from sog.sort.shuffle_softsort import ShuffleSoftSortConfig, _polish, neighbourhood_mean, pca_bisection
 from sog.sort.sinkhorn import gumbel_sinkhorn, hungarian
 from sog.sort.softsort import harden, softsort, softsort_cost_grad
 

@@ -23,9 +23,12 @@ feature space (`draw_feature_groups`: a random k-d tree of element plus target),
 far-apart cells meet in a group; ``restarts``
 redoes the schedule from ``restart_radius`` on the best order so far and keeps a result only if
 `sog.sort.losses.local_dpq_gain` (a local, O(N) form of DPQ) rates it higher; ``rank_polish_runs``
-adds a last stage (`rank_polish`) on the *ranked* neighbour loss (`sog.sort.losses.ranked_energy`),
-which rewards a cell for its nearest neighbour most, as DPQ does, where the squared losses above
-reward smoothness. On 1024 random colours it adds about 0.003 to DPQ16.
+adds a last stage (`sog.sort.rank_polish`) on the *ranked* neighbour loss
+(`sog.sort.losses.ranked_energy`), which rewards a cell for its nearest neighbour most, as DPQ
+does, where the squared losses above reward smoothness. On 1024 random colours it adds about 0.003
+to DPQ16.
+
+How a run draws its groups and how a group learns its SoftSort: `sog.sort.groups`.
 
 Start: a recursive PCA bisection of the features into the grid (or a given order, ``init``, as
 a warm start during training).
@@ -45,10 +48,9 @@ from tqdm import tqdm
 
 from ..device import resolve_device
 from ..errors import SogError
-from .losses import (as_grid, dpq_rank_weights, local_dpq_gain, neighbour_distances, neighbour_sq_dists,
-                     neighbour_table, rank_neighbours, ranked_energy, ring_offsets, sampled_mean_distance,
-                     total_variance)
-from .softsort import softsort_cost_grad, sum_last
+from .groups import draw_feature_groups, draw_groups, group_costs, learn_group_orders, order_slots, ranks_within
+from .losses import as_grid, local_dpq_gain, neighbour_sq_dists, sampled_mean_distance, total_variance
+from .rank_polish import rank_polish
 
 
 @dataclass
@@ -144,12 +146,6 @@ def _valid_cells(r0, r1, c0, c1, n: int, w: int) -> torch.Tensor:
     return full + torch.where(partial_row, part, torch.zeros_like(part))
 
 
-def _ranks_within(sizes: torch.Tensor) -> torch.Tensor:
-    """For consecutive segments of the given ``sizes`` (B,), the rank of each position in its segment; (sum,)."""
-    starts = torch.cumsum(sizes, 0) - sizes
-    return torch.arange(int(sizes.sum()), device=sizes.device) - torch.repeat_interleave(starts, sizes)
-
-
 @torch.no_grad()
 def pca_bisection(x: torch.Tensor, shape: tuple[int, int], power_iters: int = 4) -> torch.Tensor:
     """A quick 2D-local order for ``x`` (N, C): split the grid's longer side in half and the items
@@ -170,7 +166,7 @@ def pca_bisection(x: torch.Tensor, shape: tuple[int, int], power_iters: int = 4)
         done = cap == 1
         result[r0[done] * w + c0[done]] = items[start[done]]
         split = cap > 1
-        items = items[torch.repeat_interleave(start[split], cap[split]) + _ranks_within(cap[split])]
+        items = items[torch.repeat_interleave(start[split], cap[split]) + ranks_within(cap[split])]
         r0, r1, c0, c1, cap = r0[split], r1[split], c0[split], c1[split], cap[split]
         if not cap.numel():
             break
@@ -266,120 +262,6 @@ def neighbour_sums(xg: torch.Tensor, shape: tuple[int, int]) -> tuple[torch.Tens
     return sums[:, :c], sums[:, c]
 
 
-def draw_groups(shape: tuple[int, int], n: int, window: int, k: int, gen: torch.Generator,
-                device: torch.device, parity: int | None = None, gap: int = 0) -> torch.Tensor:
-    """Shuffle the filled cells into groups of ``k`` cells from the same ``window`` x ``window``
-    tile of a randomly offset tiling; (G, k) cell indices, every cell in at most one group (the
-    few left over in a tile sit this run out). With ``parity`` (0 or 1), only the cells (r, c)
-    with ``(r + c) % 2 == parity`` take part: no two of them are 4-neighbours. With ``gap`` > 0,
-    every window gives one group and the windows are ``gap`` cells apart (the cells between them sit
-    the run out), so cells of two groups are more than ``gap`` cells apart along a row or a column."""
-    h, w = shape
-    period = window + gap
-    oy, ox = (int(v) for v in torch.randint(0, period, (2,), generator=gen))
-    cells = torch.arange(n)
-    if parity is not None:
-        cells = cells[(cells // w + cells % w) % 2 == parity]
-    if gap:
-        cells = cells[((cells // w + oy) % period < window) & ((cells % w + ox) % period < window)]
-    ty, tx = (cells // w + oy) // period, (cells % w + ox) // period
-    tile = ty * ((w + period) // period + 1) + tx
-    key = tile.double() + torch.rand(cells.numel(), generator=gen, dtype=torch.float64)
-    idx = torch.argsort(key)  # by tile, randomly within a tile
-    tile_sorted = tile[idx]
-    _, sizes = torch.unique_consecutive(tile_sorted, return_counts=True)
-    rank = _ranks_within(sizes)
-    per_tile = torch.where(sizes >= k, k, 0) if gap else sizes // k * k  # with gap: one group per window
-    usable = rank < torch.repeat_interleave(per_tile, sizes)
-    return cells[idx[usable]].reshape(-1, k).to(device)
-
-
-def draw_feature_groups(xg: torch.Tensor, target: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
-    """Shuffle the filled cells into groups of ``k`` cells that are close in *feature* space, not on
-    the grid; (G, k). A cell's point is its element plus its target (where it is and what it
-    wants). The points are bisected recursively, every level along a new random direction (a
-    random k-d tree, all blocks of a level at once), down to blocks of about ``k``; the resulting
-    order is cut, from a random offset, into runs of ``k``. Cells anywhere on the grid meet this
-    way, so a group can move an element far (the global moves a linear assignment makes), and a
-    group's cells are alike in every channel, not only along one direction."""
-    n, c = xg.shape
-    dev = xg.device
-    levels = max(math.ceil(math.log2(n / k)), 0)
-    keys = (xg + target) @ torch.randn(c, levels, generator=gen).to(dev)  # (N, levels) a direction per level
-    lo, hi = keys.min(0).values, keys.max(0).values
-    keys = ((keys - lo) / (hi - lo).clamp(min=1e-12)).double()  # in [0, 1]; double: block * 2 + key stays exact
-    idx = torch.randperm(n, generator=gen).to(dev)
-    pos = torch.arange(n, device=dev)
-    for level in range(levels):
-        parent = (pos * 2 ** level) // n  # the balanced blocks of the previous level
-        idx = idx[torch.argsort(parent.double() * 2 + keys[idx, level])]  # by block, then along the direction
-    off = int(torch.randint(0, k, (1,), generator=gen))
-    m = (n - off) // k * k
-    return idx[off:off + m].reshape(-1, k)
-
-
-def _group_costs(xg: torch.Tensor, target: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
-    """Squared distances (G, K, K): entry [g, i, j] is element j of group g placed at its cell i."""
-    a = target[groups]  # (G, K, C) what each cell wants
-    b = xg[groups]  # (G, K, C) what the group holds
-    cost = sum_last(a * a, keepdim=True) + sum_last(b * b).unsqueeze(-2) - 2 * a @ b.transpose(1, 2)
-    return cost.clamp(min=0)
-
-
-def order_slots(xg: torch.Tensor, target: torch.Tensor, groups: torch.Tensor, power_iters: int = 3):
-    """Put the cells of each group in the order of their targets along the group's main axis and
-    rank the elements along that same axis.
-
-    Returns ``groups`` (G, K) reordered and ``start`` (G, K) float: element j of a group (the one
-    now at its j-th cell) starts with weight = its rank along the axis, so that ``argsort`` of the
-    start weights is the 1D matching of elements to cells, a good first guess that SoftSort refines.
-    """
-    t = target[groups]  # (G, K, C)
-    e = xg[groups]
-    both = torch.cat([t, e], 1)
-    centred = both - both.mean(1, keepdim=True)
-    v = centred[:, 0] - centred[:, -1] + 1e-6  # (G, C) a cheap first guess of the axis
-    for _ in range(power_iters):  # v <- centred^T centred v, per group
-        v = torch.bmm(centred.transpose(1, 2), torch.bmm(centred, v.unsqueeze(2))).squeeze(2)
-        v = v / v.norm(dim=1, keepdim=True).clamp(min=1e-20)
-    slot_order = torch.argsort(torch.bmm(t, v.unsqueeze(2)).squeeze(2), dim=1)
-    groups = groups.gather(1, slot_order)
-    proj = torch.bmm(xg[groups], v.unsqueeze(2)).squeeze(2)
-    start = torch.argsort(torch.argsort(proj, dim=1), dim=1).to(xg.dtype)  # ranks
-    return groups, start
-
-
-def learn_group_orders(cost: torch.Tensor, cfg: ShuffleSoftSortConfig, start: torch.Tensor | None = None) -> torch.Tensor:
-    """Learn one weight per element of each group so that SoftSort lowers the expected cost.
-
-    ``cost`` (G, K, K) as in `_group_costs`; the weights start at ``start`` (G, K) (default
-    0..K-1, the current order). Returns the hard orders (G, K) long: slot i takes element
-    ``order[g, i]`` (argsort of the weights, a bijection within every group).
-    """
-    g, k, _ = cost.shape
-    cost = cost / cost.mean((1, 2), keepdim=True).clamp(min=1e-12)
-    if start is None:
-        start = torch.arange(k, dtype=cost.dtype, device=cost.device).expand(g, k)
-    w = start.clone()
-    m, v = torch.zeros_like(w), torch.zeros_like(w)  # Adam moments (betas 0.9, 0.999), updated by hand
-    best = torch.argsort(start, dim=-1, stable=True)
-    best_cost = cost.gather(2, best.unsqueeze(2)).sum((1, 2))
-    hard = best  # argsort of the current weights, shared by the gradient and the hardening
-    for step in range(cfg.steps):
-        tau = cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** (step / max(cfg.steps - 1, 1))
-        grad = softsort_cost_grad(w, cost, tau, cfg.p, order=hard) / g  # of the mean expected cost per group
-        m.mul_(0.9).add_(grad, alpha=0.1)
-        v.mul_(0.999).addcmul_(grad, grad, value=0.001)
-        w -= cfg.lr * (m / (1 - 0.9 ** (step + 1))) / ((v / (1 - 0.999 ** (step + 1))).sqrt() + 1e-8)
-        # keep the best hard order met on the way (argsort: always a bijection)
-        hard = torch.argsort(w, dim=-1, stable=True)
-        hard_cost = cost.gather(2, hard.unsqueeze(2)).sum((1, 2))
-        better = hard_cost < best_cost
-        best = torch.where(better.unsqueeze(1), hard, best)
-        best_cost = torch.where(better, hard_cost, best_cost)
-    return best
-
-
 def _radii(cfg: ShuffleSoftSortConfig, shape: tuple[int, int]) -> list[int]:
     r = cfg.radius_start if cfg.radius_start is not None else max(shape) / 2
     out = []
@@ -401,7 +283,7 @@ def _learn_and_apply(xs: torch.Tensor, xg: torch.Tensor, order: torch.Tensor, ta
     start = None
     if cfg.axis_start:
         groups, start = order_slots(xg, target, groups)
-    cost = _group_costs(xg, target, groups)
+    cost = group_costs(xg, target, groups)
     if cell_weight is not None:
         cost = cost * cell_weight[groups].unsqueeze(2)
     new = learn_group_orders(cost, cfg, start)
@@ -512,79 +394,3 @@ def _polish(xs: torch.Tensor, xg: torch.Tensor, order: torch.Tensor, shape: tupl
         if t_end is not None and time.perf_counter() > t_end:
             break
     return energy
-
-
-@torch.no_grad()
-def rank_polish(xs: torch.Tensor, order: torch.Tensor, shape: tuple[int, int], cfg: ShuffleSoftSortConfig,
-                gen: torch.Generator, t_end: float | None = None, progress: bool = False) -> torch.Tensor:
-    """An optional last stage: group SoftSorts on the ranked neighbour loss (`losses.ranked_energy`,
-    weights from `losses.dpq_rank_weights`), the loss DPQ_p is most sensitive to. Returns the new
-    order (N,) for the normalised features ``xs`` (N, C); every run keeps a permutation and never
-    raises the loss (its weights are fixed when the stage starts).
-
-    A cell's loss depends on its ``cfg.rank_rings`` nearest rings of neighbours (reach r cells), so
-    a run's groups come from ``rank_window``-wide windows 2r cells apart: no cell's loss sees two
-    groups, and the loss a group's move removes is exactly the change over its cells and their
-    neighbours, which decides whether the group keeps its move. The SoftSort cost of element j in
-    cell i is the ranked loss of j there, plus how the neighbours' losses change to first order (the
-    weight of the slot pointing back at i times the new distance); the exact check above corrects
-    what that approximation gets wrong.
-    """
-    n = xs.shape[0]
-    dev = xs.device
-    offsets, ring_list = ring_offsets(cfg.rank_rings)
-    reach = max(max(abs(dy), abs(dx)) for dy, dx in offsets)
-    table = neighbour_table(shape, n, offsets, dev)  # (N, M)
-    ring = torch.tensor(ring_list, device=dev)
-    mirror = torch.tensor([offsets.index((-dy, -dx)) for dy, dx in offsets], device=dev)  # slot pointing back
-    xd = xs.double()
-    xg = xd[order]
-    order = order.clone()
-    d = neighbour_distances(xg, table)  # (N, M), inf: no neighbour
-    weights = dpq_rank_weights(d, ring, sampled_mean_distance(xd, gen))
-    ranked, rank_of = rank_neighbours(d, ring)
-    energy = (ranked * weights).sum(1)  # (N,) loss of every cell
-    slot_w = weights[rank_of] * torch.isfinite(d)  # (N, M) the weight each neighbour slot has now
-    k = min(cfg.rank_group, cfg.rank_window ** 2)
-    ident = torch.arange(k, device=dev)
-    for _ in tqdm(range(cfg.rank_polish_runs), desc="rank polish", disable=not progress, leave=False):
-        if t_end is not None and time.perf_counter() > t_end:
-            break
-        groups = draw_groups(shape, n, cfg.rank_window, k, gen, dev, gap=2 * reach)  # (G, K)
-        if groups.numel() == 0:
-            break
-        nb = table[groups]  # (G, K, M) neighbours of each group cell
-        there = nb >= 0
-        nbc = nb.clamp(min=0)
-        # distance from element j of the group to the neighbours of cell i: (G, K_i, K_j, M)
-        dj = (xg[nbc].unsqueeze(2) - xg[groups].unsqueeze(1).unsqueeze(3)).norm(dim=-1)
-        dj = torch.where(there.unsqueeze(2), dj, torch.full_like(dj, float("inf")))
-        back = torch.where(there, slot_w[nbc, mirror.expand_as(nbc)], torch.zeros_like(dj[:, :, 0]))
-        theirs = (back.unsqueeze(2) * torch.where(there.unsqueeze(2), dj, torch.zeros_like(dj))).sum(-1)
-        cost = ranked_energy(dj, ring, weights) + theirs  # (G, K_i, K_j)
-        new = learn_group_orders((cost - cost.min(-1, keepdim=True).values).to(xs.dtype), cfg)
-        moving = (new != ident).any(1)
-        if not moving.any():
-            continue
-        groups, new = groups[moving], new[moving]
-        g = groups.shape[0]
-        cells, src = groups.reshape(-1), groups.gather(1, new).reshape(-1)
-        # the cells whose loss a group's move changes: its cells and their neighbours (disjoint per group)
-        region = torch.cat([groups, table[groups].reshape(g, -1)], 1)
-        owner = torch.full((n,), -1, dtype=torch.long, device=dev)
-        owner[region[region >= 0]] = torch.arange(g, device=dev).unsqueeze(1).expand_as(region)[region >= 0]
-        touched = torch.nonzero(owner >= 0).squeeze(1)
-        prev_x, prev_o = xg[cells], order[cells]
-        xg[cells], order[cells] = xg[src], order[src]
-        d_new = neighbour_distances(xg, table, touched)
-        ranked_new, rank_new = rank_neighbours(d_new, ring)
-        e_new = (ranked_new * weights).sum(1)
-        delta = torch.zeros(g, dtype=e_new.dtype, device=dev).index_add_(0, owner[touched], e_new - energy[touched])
-        good = delta < -1e-12
-        undo = ~good.repeat_interleave(k)
-        xg[cells[undo]], order[cells[undo]] = prev_x[undo], prev_o[undo]
-        keep = good[owner[touched]]
-        kept = touched[keep]
-        d[kept], energy[kept] = d_new[keep], e_new[keep]
-        slot_w[kept] = weights[rank_new[keep]] * torch.isfinite(d_new[keep])
-    return order
