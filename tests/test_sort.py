@@ -12,8 +12,9 @@ from sog.errors import SogError
 from sog.grid import grid_shape
 from sog.sort import SORTERS, check_bijection, sort_grid
 from sog.sort.features import splat_features
-from sog.sort.losses import (as_grid, dpq, dpq_rank_weights, local_dpq_gain, neighbour_ratio, neighbour_sq_dists,
-                             rank_neighbours, ranked_energy, ranked_neighbour_loss, ring_offsets)
+from sog.sort.losses import (as_grid, dpq, dpq_rank_weights, local_dpq_gain, neighbour_distances, neighbour_ratio,
+                             neighbour_sq_dists, neighbour_table, rank_neighbours, ranked_energy, ranked_neighbour_loss,
+                             ring_offsets)
 from sog.sort.groups import draw_feature_groups, draw_groups
 from sog.sort.rank_polish import rank_polish
 from sog.sort.shuffle_softsort import ShuffleSoftSortConfig, _polish, neighbourhood_mean, pca_bisection
@@ -231,7 +232,6 @@ def test_ranked_energy_ranks_nearer_rings_first_then_by_distance():
 def test_dpq_rank_weights_fall_with_the_rank():
     x = colours(1024, 1)
     order = sort_grid(x, (32, 32), "shufflesoftsort", seed=0, device="cpu", max_runs=5)
-    from sog.sort.losses import neighbour_distances, neighbour_table
     offsets, rings = ring_offsets(4)
     d = neighbour_distances(x.double()[order], neighbour_table((32, 32), 1024, offsets))
     w = dpq_rank_weights(d, torch.tensor(rings), float(torch.cdist(x, x).mean()))
