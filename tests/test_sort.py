@@ -225,6 +225,8 @@ def test_ranked_energy_ranks_nearer_rings_first_then_by_distance():
     assert rank_of.tolist() == [[2, 0, 4, 1, 3]]
     w = torch.tensor([1.0, 0.5, 0.25, 0.125, 0.0625], dtype=torch.float64)
     assert float(ranked_energy(d, ring, w)) == pytest.approx(0.1 + 0.1 + 0.075 + 0.05 * 0.125)
+    far = torch.tensor([[3e6, 1.0, 2.0]], dtype=torch.float64)  # however far, a ring-0 neighbour stays in ring 0
+    assert rank_neighbours(far, torch.tensor([0, 0, 1]))[0].tolist() == [[1.0, 3e6, 2.0]]
     offsets, rings = ring_offsets(4)
     assert len(offsets) == 20 and rings[:4] == [0] * 4 and rings[-8:] == [3] * 8
 

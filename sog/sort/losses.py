@@ -193,7 +193,10 @@ def rank_neighbours(d: torch.Tensor, ring: torch.Tensor) -> tuple[torch.Tensor, 
     """Rank a cell's neighbour distances as DPQ does: ``d`` (..., M) with ``inf`` for a missing
     neighbour, ``ring`` (M,) the ring of each slot. Returns the ranked distances (..., M) (missing
     ones last, as 0) and ``rank_of`` (..., M): the rank of each slot."""
-    key = ring.to(torch.float64) * 1e6 + d.to(torch.float64)  # nearer rings first, then by distance
+    d64 = d.to(torch.float64)
+    finite = torch.isfinite(d64)
+    span = torch.where(finite, d64, torch.zeros_like(d64)).amax() + 1  # wider than any distance: rings never mix
+    key = ring.to(torch.float64) * span + d64  # nearer rings first, then by distance; missing (inf) last
     idx = key.argsort(-1)
     ranked = d.gather(-1, idx)
     ranked = torch.where(torch.isfinite(ranked), ranked, torch.zeros_like(ranked))

@@ -51,9 +51,7 @@ def rank_polish(xs: torch.Tensor, order: torch.Tensor, shape: tuple[int, int], c
     order = order.clone()
     d = neighbour_distances(xg, table)  # (N, M), inf: no neighbour
     weights = dpq_rank_weights(d, ring, sampled_mean_distance(xd, gen))
-    ranked, rank_of = rank_neighbours(d, ring)
-    energy = (ranked * weights).sum(1)  # (N,) loss of every cell
-    slot_w = weights[rank_of] * torch.isfinite(d)  # (N, M) the weight each neighbour slot has now
+    energy, slot_w = _cell_losses(d, ring, weights)  # (N,) loss of every cell, (N, M) weight of each slot
     k = min(cfg.rank_group, cfg.rank_window ** 2)
     ident = torch.arange(k, device=dev)
     for _ in tqdm(range(cfg.rank_polish_runs), desc="rank polish", disable=not progress, leave=False):
@@ -86,14 +84,19 @@ def rank_polish(xs: torch.Tensor, order: torch.Tensor, shape: tuple[int, int], c
         prev_x, prev_o = xg[cells], order[cells]
         xg[cells], order[cells] = xg[src], order[src]
         d_new = neighbour_distances(xg, table, touched)
-        ranked_new, rank_new = rank_neighbours(d_new, ring)
-        e_new = (ranked_new * weights).sum(1)
+        e_new, w_new = _cell_losses(d_new, ring, weights)
         delta = torch.zeros(g, dtype=e_new.dtype, device=dev).index_add_(0, owner[touched], e_new - energy[touched])
         good = delta < -1e-12
         undo = ~good.repeat_interleave(k)
         xg[cells[undo]], order[cells[undo]] = prev_x[undo], prev_o[undo]
         keep = good[owner[touched]]
         kept = touched[keep]
-        d[kept], energy[kept] = d_new[keep], e_new[keep]
-        slot_w[kept] = weights[rank_new[keep]] * torch.isfinite(d_new[keep])
+        d[kept], energy[kept], slot_w[kept] = d_new[keep], e_new[keep], w_new[keep]
     return order
+
+
+def _cell_losses(d: torch.Tensor, ring: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For cells with neighbour distances ``d`` (T, M) (``inf``: missing): their ranked loss (T,) and the
+    weight each neighbour slot has in it (T, M) (0 where missing)."""
+    ranked, rank_of = rank_neighbours(d, ring)
+    return (ranked * weights).sum(1), weights[rank_of] * torch.isfinite(d)
