@@ -52,27 +52,10 @@ def original_ply_bytes(path: str | os.PathLike | None, splats: Splats) -> int:
 
 def evaluation_cameras(original_path, splats: Splats, views: int = 8, size=256, cameras=None, up: str = "-y",
                        fov_deg: float = 50.0):
-    """The cameras `evaluate` renders with: ``cameras`` or a camera file found next to ``original_path``
-    (``views`` of them, resized to ``size``), else an orbit around ``splats``; returns ``(cameras, source)``."""
-    from .render import find_scene_cameras, load_cameras, orbit_cameras, parse_size, select_views
+    """The cameras `evaluate` renders with (`sog.render.views.judging_cameras`); returns ``(cameras, source)``."""
+    from .render.views import judging_cameras
 
-    source = cameras
-    if source is None and original_path is not None:
-        source = find_scene_cameras(original_path)
-    if source is None:
-        return orbit_cameras(splats.means, views, size, up=up, fov_deg=fov_deg), "orbit"
-    cams = select_views(load_cameras(source), views)
-    if isinstance(size, int) or (isinstance(size, str) and "x" not in size.lower()):
-        longest = parse_size(size)[0]         # keep each camera's aspect ratio; the longer side is `size`
-        out = []
-        for c in cams:
-            s = longest / max(c.width, c.height)
-            out.append(c.resized(max(1, round(c.width * s)), max(1, round(c.height * s))))
-        cams = out
-    else:
-        w, h = parse_size(size)
-        cams = [c.resized(w, h) for c in cams]
-    return cams, str(source)
+    return judging_cameras(splats, original_path, views, size, cameras, up, fov_deg)
 
 
 def _save_views(folder: Path, ref: torch.Tensor, test: torch.Tensor, psnrs: list[float]) -> list[str]:

@@ -15,7 +15,8 @@ from .codec.native import PRESET_PSNR, Layer, encode_layers
 from .device import resolve_device
 from .errors import SogError
 from .grid import grid_shape
-from .render.importance import check_layer_shares, importance_cameras, importance_layers, sensitivities
+from .render.importance import check_layer_shares, importance_layers, sensitivities
+from .render.views import importance_views
 from .io import load, read_container, write_container, write_ply
 from .sort import sort_grid
 from .sort.features import splat_features
@@ -102,7 +103,7 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
         _check_layout(options.layout, n, options.profile)
     elif options.profile == "sog" and profile_options.layers > 1 and n >= 2 * profile_options.layer_min:
         t0 = time.perf_counter()
-        views = _importance_views(source, splats)
+        views = importance_views(splats, None if isinstance(source, Splats) else source)
         groups = importance_layers(sensitivities(splats, views, device, seed=options.seed),
                                    profile_options.layers, profile_options.layer_min,
                                    profile_options.layer_max_drop, profile_options.layer_shares)
@@ -170,17 +171,6 @@ def _check_layout(layout, n: int, profile: str) -> None:
         raise SogError(f"layout does not hold each of the {n} Gaussians exactly once")
     if profile != "sog" and len(layout) > 1:
         raise SogError(f"the {profile} profile stores one grid; the layout has {len(layout)} layers")
-
-
-def _importance_views(source, splats: Splats) -> list:
-    """Views to measure importance from: up to 12 of a camera file next to the source, else an orbit at two
-    elevations that `sog eval`'s views do not use."""
-    from .evaluate import evaluation_cameras
-    from .render import find_scene_cameras
-
-    if not isinstance(source, Splats) and find_scene_cameras(source) is not None:
-        return evaluation_cameras(source, splats, views=12, size=256)[0]
-    return importance_cameras(splats)
 
 
 def decompress(source: str | os.PathLike, output: str | os.PathLike | None = None, *,

@@ -97,7 +97,7 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
     effort 4's 4.0 s), and the SH palette is fitted once; the chosen settings are then encoded once at the
     requested effort. ``tried`` reports the probes' bytes."""
     from . import metrics
-    from .evaluate import evaluation_cameras
+    from .render.views import search_cameras
     from .render import render
 
     if isinstance(layers, Splats):
@@ -109,7 +109,7 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
     probe_options = {**options, "effort": min(base.effort, probe_effort)}
     limited = native.band_limited(splats, base)  # the bands the file will store
     palette = native.fit_sh_palette(limited, base) if limited.shN.shape[1] else None
-    cams, _ = evaluation_cameras(source_path, splats, views, size)
+    cams = search_cameras(splats, source_path, views, size)
     reference = render(splats, cams, device=device)
     probes: dict[tuple, dict] = {}  # settings (as `key`) -> level, settings, meta, files, bytes, psnr
 
