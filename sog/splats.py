@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from .errors import SogError
@@ -38,6 +39,16 @@ def sh_degree_from_rest(k: int) -> int:
     raise SogError(f"unsupported number of higher SH coefficients per channel: {k} (expected 0, 3, 8 or 15)")
 
 
+def quat_to_rotmat(quats: torch.Tensor) -> torch.Tensor:
+    """(..., 4) quaternions (w, x, y, z), any non-zero norm -> (..., 3, 3) rotation matrices (the one conversion
+    every renderer, camera reader and codec uses)."""
+    w, x, y, z = torch.nn.functional.normalize(quats, dim=-1).unbind(-1)
+    return torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+                        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+                        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+                       -1).reshape(*quats.shape[:-1], 3, 3)
+
+
 @dataclass
 class Splats:
     """A Gaussian-splat scene; see the module docstring for shapes."""
@@ -49,6 +60,18 @@ class Splats:
     sh0: torch.Tensor
     shN: torch.Tensor
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @staticmethod
+    def from_arrays(means, scales, quats, opacities, sh0, shN, extras: dict | None = None) -> "Splats":
+        """A scene from numpy arrays (or anything `np.asarray` takes) as a decoder produces them: means (N, 3),
+        scales (N, 3) log, quats (N, 4) wxyz, opacities (N,) logit, sh0 (N, 3) or (N, 1, 3), shN (N, K, 3); each
+        becomes a contiguous float32 tensor (extras are kept as they are)."""
+        def t(a) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+
+        n = int(np.shape(means)[0])
+        return Splats(means=t(means), scales=t(scales), quats=t(quats), opacities=t(opacities),
+                      sh0=t(sh0).reshape(n, 1, 3), shN=t(shN), extras=dict(extras or {}))
 
     def __len__(self) -> int:
         return int(self.means.shape[0])

@@ -217,8 +217,4 @@ def decode(meta: dict, read) -> Splats:
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise SogError(f"malformed SOG meta.json ({type(exc).__name__}: {exc})") from None
 
-    def t(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
-
-    return Splats(means=t(means), scales=t(scales), quats=t(quats), opacities=t(opacities),
-                  sh0=t(sh0).reshape(n, 1, 3), shN=t(shN))
+    return Splats.from_arrays(means, scales, quats, opacities, sh0, shN)

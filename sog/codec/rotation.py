@@ -15,6 +15,9 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import torch
+
+from ..splats import quat_to_rotmat
 
 
 def _cube_rotations() -> np.ndarray:
@@ -45,13 +48,8 @@ def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def quat_to_matrix(q: np.ndarray) -> np.ndarray:
-    """(..., 4) wxyz quaternions (any norm) to (..., 3, 3) rotation matrices."""
-    q = q / np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), 1e-30)
-    w, x, y, z = np.moveaxis(q, -1, 0)
-    return np.stack([
-        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
-        np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
-        np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1)], -2)
+    """(..., 4) wxyz quaternions (any norm) to (..., 3, 3) float64 rotation matrices (`sog.splats.quat_to_rotmat`)."""
+    return quat_to_rotmat(torch.from_numpy(np.asarray(q, np.float64))).numpy()
 
 
 #: for each cube rotation P, the scale axis each new axis takes: s'_i = s[_AXES[p, i]]

@@ -5,7 +5,6 @@ packed 32-bit vertex words (11-10-11 position and scale, 2+10-10-10 smallest-thr
 from __future__ import annotations
 
 import numpy as np
-import torch
 from plyfile import PlyData
 
 from ..errors import SogError
@@ -79,8 +78,5 @@ def read_compressed_ply(ply: PlyData, path: str) -> Splats:
         unit = np.where(raw == 0, 0.0, np.where(raw == 255, 1.0, (raw + 0.5) / 256))
         shN = ((unit - 0.5) * 8).reshape(n, 3, k).transpose(0, 2, 1)
 
-    def t(a):
-        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
-
-    return Splats(means=t(means), scales=t(scales), quats=t(quats), opacities=t(np.log(alpha / (1 - alpha))),
-                  sh0=t((rgba[:, :3] - 0.5) / SH_C0).reshape(n, 1, 3), shN=t(shN)).validate(path)
+    return Splats.from_arrays(means, scales, quats, np.log(alpha / (1 - alpha)), (rgba[:, :3] - 0.5) / SH_C0,
+                              shN).validate(path)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import torch
 
 from ..errors import SogError
 from ..splats import SH_C0, Splats
@@ -35,12 +34,6 @@ def read_splat(path: str | os.PathLike) -> Splats:
     rot = rec["rot"].astype(np.float32) / 255.0 * 2.0 - 1.0
     norm = np.linalg.norm(rot, axis=1, keepdims=True)
     rot = np.where(norm > 0, rot / np.maximum(norm, 1e-12), np.array([1, 0, 0, 0], np.float32))
-    splats = Splats(
-        means=torch.from_numpy(rec["pos"].astype(np.float32)),
-        scales=torch.from_numpy(np.log(scale)),
-        quats=torch.from_numpy(rot.astype(np.float32)),
-        opacities=torch.from_numpy(np.log(alpha / (1 - alpha)).astype(np.float32)),
-        sh0=torch.from_numpy(((rgba[:, :3] - 0.5) / SH_C0).astype(np.float32)).reshape(n, 1, 3),
-        shN=torch.zeros(n, 0, 3),
-    )
+    splats = Splats.from_arrays(rec["pos"], np.log(scale), rot, np.log(alpha / (1 - alpha)),
+                                (rgba[:, :3] - 0.5) / SH_C0, np.zeros((n, 0, 3)))
     return splats.validate(str(path))

@@ -26,7 +26,6 @@ import struct
 import zlib
 
 import numpy as np
-import torch
 
 from ..errors import SogError
 from ..splats import SH_REST_COUNT, Splats
@@ -90,11 +89,7 @@ def decode_spz(data: bytes, name: str = "spz", ply_frame: bool = True) -> Splats
         quats = quats * [1, 1, -1, -1]
         shN = shN * RUB_TO_RDF_SH[:k, None]
 
-    def t(x: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-
-    return Splats(means=t(means), scales=t(scales), quats=t(quats), opacities=t(opacities),
-                  sh0=t(sh0).reshape(n, 1, 3), shN=t(shN))
+    return Splats.from_arrays(means, scales, quats, opacities, sh0, shN)
 
 
 def _blocks_v23(data: bytes, sizes: list[int], name: str) -> list[bytes]:

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ..errors import SogError
+from ..splats import quat_to_rotmat
 
 #: The up-axis names accepted by `orbit_cameras` (besides ``"auto"``).
 UP_AXES = {"+x": (1.0, 0.0, 0.0), "-x": (-1.0, 0.0, 0.0), "+y": (0.0, 1.0, 0.0), "-y": (0.0, -1.0, 0.0),
@@ -180,10 +181,7 @@ def read_cameras_json(path: str | os.PathLike) -> list[Camera]:
 
 
 def _qvec_to_rotmat(q: list[float]) -> torch.Tensor:
-    w, x, y, z = q
-    return torch.tensor([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                         [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                         [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]], dtype=torch.float64)
+    return quat_to_rotmat(torch.tensor(q, dtype=torch.float64))
 
 
 #: COLMAP camera model id -> (name, number of parameters); focal/centre are the first parameters.

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..splats import quat_to_rotmat
 from .sh import sh_to_rgb
 
 
@@ -48,14 +49,6 @@ class RasterConfig:
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
     #: (Gaussian, pixel) pairs generated per chunk: bounds memory (about 100 bytes a pair at peak).
     chunk_pairs: int = 2_000_000
-
-
-def quat_to_rotmat(quats: torch.Tensor) -> torch.Tensor:
-    """(N, 4) quaternions (w, x, y, z), any non-zero norm -> (N, 3, 3) rotation matrices."""
-    w, x, y, z = torch.nn.functional.normalize(quats, dim=-1).unbind(-1)
-    return torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-                        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-                        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1).view(-1, 3, 3)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..splats import SH_C0
+from ..splats import SH_C0, quat_to_rotmat
 
 
 @dataclass
@@ -32,14 +32,6 @@ def look_at(eye: torch.Tensor, target: torch.Tensor, f: float, size: tuple[int, 
     y = torch.linalg.cross(z, x)
     R = torch.stack([x, y, z])
     return Camera(R=R, t=-R @ eye, f=f, size=size)
-
-
-def quat_to_rotmat(q: torch.Tensor) -> torch.Tensor:
-    """(N, 4) quaternions (w, x, y, z), any norm -> (N, 3, 3) rotation matrices."""
-    w, x, y, z = torch.nn.functional.normalize(q, dim=1).unbind(1)
-    return torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-                        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-                        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], 1).view(-1, 3, 3)
 
 
 def render(means, scales, quats, opacities, sh0, cam: Camera) -> torch.Tensor:
