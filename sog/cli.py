@@ -26,7 +26,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .codec import PROFILES
+    from .codec import ALIASES, DEFAULT_PROFILE, PROFILES
     from .sort import SORTERS
 
     parser = argparse.ArgumentParser(prog="sog", description="Self-Organizing Gaussians: compress 3DGS scenes "
@@ -37,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compress", help="scene (.ply/.splat/.sog/.spz) -> .sog zip or SOG folder")
     c.add_argument("input")
     c.add_argument("output", help="OUT.sog for a zip; a folder or folder/meta.json for the unbundled form")
-    c.add_argument("--profile", default="sog", choices=sorted(PROFILES),
-                   help="sog: native, smallest (default); playcanvas: SOG v2 for the PlayCanvas viewer")
+    c.add_argument("--profile", default=DEFAULT_PROFILE, choices=[*PROFILES, *ALIASES],
+                   help="; ".join(f"{p.name}: {p.summary}" for p in PROFILES.values())
+                   + f" (default {DEFAULT_PROFILE}; " + ", ".join(f"{a} = {n}" for a, n in ALIASES.items()) + ")")
     c.add_argument("--quality", default=None, choices=["small", "default", "high"],
                    help="native profile preset: small = the smallest file whose renders reach 45 dB (a --psnr search); "
                         "high = 16-bit positions, 8-bit rotations, finer codebooks")
@@ -121,9 +122,12 @@ def _compress(args) -> int:
 
     if not args.sort_seconds >= 0:  # also catches NaN
         raise SogError(f"--sort-seconds must be 0 (no limit) or a positive number of seconds, not {args.sort_seconds}")
-    if args.layers is not None and (args.profile != "sog" or args.layers < 1):
-        raise SogError("--layers applies to the native 'sog' profile only" if args.profile != "sog"
-                       else f"--layers must be 1 or more, not {args.layers}")
+    from .codec import get_profile
+
+    if args.layers is not None and get_profile(args.profile).max_layers() == 1:
+        raise SogError(f"--layers applies to profiles with importance layers, not {args.profile}")
+    if args.layers is not None and args.layers < 1:
+        raise SogError(f"--layers must be 1 or more, not {args.layers}")
     t0 = time.perf_counter()
     options = CompressOptions(profile=args.profile, sort=args.sort, seed=args.seed, device=args.device,
                               effort=args.effort, quality=args.quality, target_psnr=args.psnr,
@@ -182,13 +186,10 @@ def _info(args) -> int:
     n = len(splats)
     grids = [list(grid_shape(n))]
     if fmt == "sog":
+        from .codec import profile_of
+
         meta, read, size = read_container(path)
-        from .codec.image import decode_image
-        if meta.get("profile") == "sog":  # a layered file: one grid per importance layer
-            grids = [[int(m["height"]), int(m["width"])] for m in meta.get("layers", [meta])]
-        else:
-            plane = decode_image(read(meta["means"]["files"][0]))  # the grid the file actually uses
-            grids = [[plane.shape[0], plane.shape[1]]]
+        grids = [list(grid) for grid in profile_of(meta).grids(meta, read)]  # one per importance layer
     else:
         size = os.path.getsize(path)
     ply = ply_bytes(n, splats.sh_degree)

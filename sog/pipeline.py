@@ -10,13 +10,11 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .codec import PROFILES
-from .codec.native import PRESET_PSNR, Layer, encode_layers
+from .codec import DEFAULT_PROFILE, Layer, get_profile
 from .device import resolve_device
 from .errors import SogError
 from .grid import grid_shape
-from .render.importance import check_layer_shares, importance_layers, sensitivities
-from .render.views import importance_views
+from .render.views import importance_views, search_cameras
 from .io import load, read_container, write_container, write_ply
 from .sort import sort_grid
 from .sort.features import splat_features
@@ -25,7 +23,7 @@ from .splats import Splats
 
 @dataclass
 class CompressOptions:
-    profile: str = "sog"                #: "sog" (native, default) or "playcanvas" (SOG v2)
+    profile: str = DEFAULT_PROFILE      #: a name in `sog.codec.PROFILES` (or an alias: "sog" is "native")
     sort: str = "shufflesoftsort"
     seed: int = 0
     device: str = "auto"
@@ -35,8 +33,8 @@ class CompressOptions:
     sort_options: dict = field(default_factory=dict)  #: options of the sorter (see its config dataclass)
     sort_seconds: float | None = 180.0  #: time budget of ShuffleSoftSort (None: until it converges)
     profile_options: dict = field(default_factory=dict)
-    quality: str | None = None          #: native-profile preset (sog.codec.native.PRESETS; "small" is a PSNR target)
-    target_psnr: float | None = None    #: native only: the coarsest bit depths whose renders reach this PSNR (sog.rate)
+    quality: str | None = None          #: the profile's preset (`Profile.presets`; native "small" is a PSNR target)
+    target_psnr: float | None = None    #: the coarsest settings whose renders reach this PSNR (`Profile.encode_to_psnr`)
     #: reuse an earlier result's split and sort (`CompressResult.layout`) of the same scene: no importance, no sort
     layout: list[tuple[torch.Tensor, dict[str, float]]] | None = None
 
@@ -63,50 +61,27 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
              *, overwrite: bool = False, quiet: bool = False) -> CompressResult:
     """Sort ``source`` onto a grid and write it as a ``.sog`` (zip) or a SOG folder."""
     options = options or CompressOptions()
-    if options.target_psnr is None and options.profile == "sog" and options.quality in PRESET_PSNR:
-        options = replace(options, target_psnr=PRESET_PSNR[options.quality])
-    if options.profile not in PROFILES:
-        raise SogError(f"unknown profile {options.profile!r} (choose from {', '.join(PROFILES)})")
-    if options.target_psnr is not None:
-        if options.profile != "sog":
-            raise SogError("--psnr applies to the native 'sog' profile only")
-        if not 0 < options.target_psnr < 1000:  # also catches NaN
-            raise SogError(f"--psnr must be a positive number of dB, not {options.target_psnr}")
+    profile = get_profile(options.profile)
+    if options.target_psnr is not None and not 0 < options.target_psnr < 1000:  # also catches NaN
+        raise SogError(f"--psnr must be a positive number of dB, not {options.target_psnr}")
+    overrides = {"effort": options.effort, "seed": options.seed, **options.profile_options}
+    profile_options, fixed, target_psnr = profile.options(options.quality, options.target_psnr, overrides)
     device = resolve_device(options.device)  # fail before any work on a bad --device
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     splats = load(source) if not isinstance(source, Splats) else source.validate()
     seconds["load"] = time.perf_counter() - t0
+    source_path = None if isinstance(source, Splats) else source
 
+    # importance layers, when the profile stores them (the Gaussians that make little of the pictures go coarser)
     n = len(splats)
-    profile = PROFILES[options.profile]
-    extra = dict(options.profile_options)
-    if options.quality is not None:
-        if options.profile != "sog":
-            raise SogError("--quality applies to the native 'sog' profile only")
-        from .codec.native import preset_options
-        preset = preset_options(options.quality)
-        if options.target_psnr is not None:  # the search picks the bit depths; the preset keeps the rest
-            from .rate import LEVELS
-            preset = {k: v for k, v in preset.items() if k not in LEVELS[0]}
-        extra = {**preset, **extra}
-    extra = {"effort": options.effort, "seed": options.seed, **extra}
-    profile_options = profile.Options(**extra)
-    if options.profile == "sog" and profile_options.layers < 1:
-        raise SogError(f"layers must be 1 or more, not {profile_options.layers}")
-    if getattr(profile_options, "layer_shares", None) is not None:  # before the slow work
-        check_layer_shares(profile_options.layer_shares, profile_options.layers)
-
-    # native profile: importance layers (the Gaussians that make little of the pictures are stored coarser)
     groups = [(torch.arange(n), {})]
     if options.layout is not None:
-        _check_layout(options.layout, n, options.profile)
-    elif options.profile == "sog" and profile_options.layers > 1 and n >= 2 * profile_options.layer_min:
+        _check_layout(options.layout, n, profile)
+    elif profile.wants_layers(n, profile_options):
         t0 = time.perf_counter()
-        views = importance_views(splats, None if isinstance(source, Splats) else source)
-        groups = importance_layers(sensitivities(splats, views, device, seed=options.seed),
-                                   profile_options.layers, profile_options.layer_min,
-                                   profile_options.layer_max_drop, profile_options.layer_shares)
+        groups = profile.plan_layers(splats, profile_options, importance_views(splats, source_path), device,
+                                     options.seed)
         seconds["importance"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -121,33 +96,27 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
 
     t0 = time.perf_counter()
     rate = None
-    if options.target_psnr is not None:
-        from .rate import encode_to_psnr
-        with tqdm(total=None, desc=f"encode to {options.target_psnr:g} dB", unit="probe", disable=quiet,
+    if target_psnr is not None:
+        cameras = search_cameras(splats, source_path)
+        with tqdm(total=None, desc=f"encode to {target_psnr:g} dB", unit="probe", disable=quiet,
                   leave=False) as bar:
-            rate = encode_to_psnr(layers, options.target_psnr, extra,
-                                  source_path=None if isinstance(source, Splats) else source, device=device,
-                                  progress=lambda name: bar.update(1))
+            rate = profile.encode_to_psnr(layers, target_psnr, fixed, cameras, device,
+                                          progress=lambda name: bar.update(1))
         meta, files = rate.meta, rate.files
     else:
         with tqdm(total=None, desc="encode", unit="plane", disable=quiet, leave=False) as bar:
-            tick = lambda name: bar.update(1)  # noqa: E731
-            if options.profile == "sog":
-                meta, files = encode_layers(layers, profile_options, progress=tick)
-            else:
-                meta, files = profile.encode(layers[0].splats, layers[0].width, layers[0].height, profile_options,
-                                             progress=tick)
+            meta, files = profile.encode(layers, profile_options, progress=lambda name: bar.update(1))
     seconds["encode"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     size = write_container(meta, files, output, bundle=options.bundle, overwrite=overwrite,
-                           compress_meta=profile.COMPRESS_META)
+                           compress_meta=profile.compress_meta)
     seconds["write"] = time.perf_counter() - t0
     return CompressResult(count=n, sh_degree=splats.sh_degree, grid=(layers[0].height, layers[0].width),
                           layers=[(layer.height, layer.width) for layer in layers], bytes=size, seconds=seconds,
                           order=order, unstored=sorted(splats.extras),
                           layout=[(torch.as_tensor(index), layer.drops) for (index, _), layer in zip(layout, layers)],
                           psnr=None if rate is None else rate.psnr,
-                          rate=None if rate is None else {"target": options.target_psnr, "level": rate.level,
+                          rate=None if rate is None else {"target": target_psnr, "level": rate.level,
                                                           "reached": rate.reached,
                                                           "settings": rate.settings, "tried": rate.tried})
 
@@ -164,13 +133,15 @@ def _grid_order(splats: Splats, index: torch.Tensor, options: CompressOptions, d
     return index[perm[:len(part)]]
 
 
-def _check_layout(layout, n: int, profile: str) -> None:
+def _check_layout(layout, n: int, profile) -> None:
     """A reused layout must hold every Gaussian exactly once (its indices a permutation of 0..n-1)."""
     every = torch.cat([torch.as_tensor(index) for index, _ in layout]) if layout else torch.zeros(0, dtype=torch.long)
     if len(every) != n or not torch.equal(torch.sort(every).values, torch.arange(n)):
         raise SogError(f"layout does not hold each of the {n} Gaussians exactly once")
-    if profile != "sog" and len(layout) > 1:
-        raise SogError(f"the {profile} profile stores one grid; the layout has {len(layout)} layers")
+    most = profile.max_layers()
+    if most is not None and len(layout) > most:
+        raise SogError(f"the {profile.name} profile stores {'one grid' if most == 1 else f'{most} layers'}; "
+                       f"the layout has {len(layout)} layers")
 
 
 def decompress(source: str | os.PathLike, output: str | os.PathLike | None = None, *,

@@ -23,10 +23,8 @@ written.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-
 from .codec import native
+from .codec.base import RateResult
 from .grid import grid_shape
 from .splats import Splats
 
@@ -67,27 +65,16 @@ def coarser(name: str, value: float, size: float) -> float:
 STEP_SIZES = ((0.5, None), (0.25, 1))
 
 
-@dataclass
-class RateResult:
-    meta: dict
-    files: dict[str, bytes]
-    psnr: float                  #: measured PSNR of the chosen level (dB)
-    level: int                   #: index into `LEVELS` of the level the second stage started from
-    reached: bool                #: False when even the finest level stays below the target
-    tried: list[dict] = field(default_factory=list)  #: every probe: level (None past the list), settings, bytes, psnr
-    settings: dict = field(default_factory=dict)     #: the chosen settings (the level's, or coarser)
-
-
 def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: dict | None = None,
-                   source_path=None, views: int = 8, size: int = 256, device: str = "auto",
+                   cameras=None, device: str = "auto",
                    progress=None, refine_rounds: int = 4, probe_effort: int = 2, layer_rounds: int = 4,
                    trade_probes: int = 3) -> RateResult:
     """Encode ``layers`` (`native.Layer`s in grid order, or one `Splats` on its `grid_shape`) at the coarsest
     `LEVELS` entry whose renders reach ``target`` dB; each layer keeps its drop relative to that level.
 
     ``options`` are native-profile options; they win over a level's bit depths (a depth fixed by the caller
-    stays fixed). ``source_path`` lets the cameras come from a camera file next to the input, as in
-    ``sog eval``. ``progress(name)`` is called after each probe; up to ``refine_rounds`` rounds of single-setting
+    stays fixed). ``cameras``: the views every probe is rendered from and compared on (the caller's choice:
+    `sog.render.views.search_cameras`, which the pipeline resolves). ``progress(name)`` is called after each probe; up to ``refine_rounds`` rounds of single-setting
     half steps follow the list, then (with several layers) up to ``layer_rounds`` rounds of one-layer steps and
     trades (at most ``trade_probes`` probed per round), then a round of quarter steps (`STEP_SIZES`; 0: the list
     only).
@@ -97,7 +84,7 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
     effort 4's 4.0 s), and the SH palette is fitted once; the chosen settings are then encoded once at the
     requested effort. ``tried`` reports the probes' bytes."""
     from . import metrics
-    from .render.views import search_cameras
+    from .errors import SogError
     from .render import render
 
     if isinstance(layers, Splats):
@@ -109,7 +96,9 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
     probe_options = {**options, "effort": min(base.effort, probe_effort)}
     limited = native.band_limited(splats, base)  # the bands the file will store
     palette = native.fit_sh_palette(limited, base) if limited.shN.shape[1] else None
-    cams = search_cameras(splats, source_path, views, size)
+    if not cameras:
+        raise SogError("the rate search needs cameras to render its probes from")
+    cams = list(cameras)
     reference = render(splats, cams, device=device)
     probes: dict[tuple, dict] = {}  # settings (as `key`) -> level, settings, meta, files, bytes, psnr
 

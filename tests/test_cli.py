@@ -46,7 +46,7 @@ def test_compress_to_a_psnr_reports_the_measured_psnr_and_a_playcanvas_request_i
     summary = json.loads(capsys.readouterr().out)
     assert summary["psnr"] >= 58 and summary["rate"]["reached"] and summary["bytes"] == out.stat().st_size
     _fails(capsys, "compress", sample_ply, tmp_path / "p.sog", "--profile", "playcanvas", "--psnr", "58",
-           match="--psnr applies to the native")
+           match="--psnr does not apply to the playcanvas")
     assert not (tmp_path / "p.sog").exists()
 
 
@@ -198,6 +198,6 @@ def test_layers_flag_splits_a_large_scene_and_is_refused_where_it_cannot_apply(t
     assert run("compress", ply, tmp_path / "one.sog", "--sort", "morton", "--layers", "1", "--json", "-q") == 0
     assert len(json.loads(capsys.readouterr().out)["layers"]) == 1
     _fails(capsys, "compress", ply, tmp_path / "p.sog", "--profile", "playcanvas", "--layers", "2",
-           match="--layers applies to the native")
+           match="--layers applies to profiles with importance layers")
     _fails(capsys, "compress", ply, tmp_path / "z.sog", "--layers", "0", match="--layers must be 1 or more")
     assert not (tmp_path / "p.sog").exists() and not (tmp_path / "z.sog").exists()

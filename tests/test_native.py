@@ -12,7 +12,7 @@ from hypothesis.extra.numpy import arrays
 
 import sog
 from conftest import shared_path, small_scene
-from sog.codec import PROFILES, native
+from sog.codec import get_profile, native
 from sog.codec.quantize import codebook_1d, density_levels
 from sog.codec.rotation import canonical_rotations
 from sog.errors import SogError
@@ -138,7 +138,7 @@ def test_bad_options_and_broken_meta_raise_sog_errors(tmp_path):
     with pytest.raises(SogError, match="rotation levels"):
         native.decode({**meta, "quats": {**meta["quats"], "levels": 128}}, files.__getitem__)
     with pytest.raises(SogError):
-        PROFILES["sog"].decode(meta, lambda name: b"not an image")
+        get_profile("sog").decode(meta, lambda name: b"not an image")
 
 
 def test_a_real_shared_scene_round_trips_natively(tmp_path):

@@ -1,8 +1,10 @@
-"""Encoding sorted scenes into image planes. A profile is a module with ``encode``/``decode``.
+"""Encoding sorted scenes into image planes. Each profile is a module with a `base.Profile` subclass and one line
+in `PROFILES`; `base` states the contract the pipeline relies on.
 
 Profiles:
-* ``sog`` — the native profile (sog/codec/native.py): free bit depths, palette size, codecs.
-* ``playcanvas`` — PlayCanvas SOG v2, byte-compatible with the PlayCanvas viewer.
+* ``native`` (alias ``sog``) — sog's own layout (sog/codec/native.py): free bit depths, palette size, codecs,
+  importance layers; the smallest files, read by sog only.
+* ``playcanvas`` — PlayCanvas SOG v2 as splat-transform writes it (sog/codec/playcanvas.py).
 """
 
 from __future__ import annotations
@@ -10,13 +12,37 @@ from __future__ import annotations
 from ..errors import SogError
 from ..splats import Splats
 from . import native, playcanvas
+from .base import Layer, Profile, RateResult
 
-PROFILES = {"playcanvas": playcanvas, "sog": native}
+#: name -> profile; a new profile is one module plus one line here. The first one a file `claims` decodes it.
+PROFILES: dict[str, Profile] = {p.name: p for p in (native.PROFILE, playcanvas.PROFILE)}
+#: older names that still select a profile (``sog`` was the native profile's name)
+ALIASES: dict[str, str] = {"sog": "native"}
+#: the profile `CompressOptions` and ``sog compress`` use when none is named
+DEFAULT_PROFILE = "native"
+
+__all__ = ["PROFILES", "ALIASES", "DEFAULT_PROFILE", "Layer", "Profile", "RateResult", "get_profile",
+           "profile_of", "decode_container"]
+
+
+def get_profile(name: str) -> Profile:
+    """The profile called ``name`` (or an alias of it); `SogError` naming the choices otherwise."""
+    profile = PROFILES.get(ALIASES.get(name, name))
+    if profile is None:
+        raise SogError(f"unknown profile {name!r} (choose from {', '.join([*PROFILES, *ALIASES])})")
+    return profile
+
+
+def profile_of(meta: dict) -> Profile:
+    """The profile whose file ``meta`` (a container's meta.json) is."""
+    if not isinstance(meta, dict):
+        raise SogError("meta.json is not a JSON object")
+    for profile in PROFILES.values():
+        if profile.claims(meta):
+            return profile
+    raise SogError(f"unknown .sog profile {meta.get('profile')!r}")
 
 
 def decode_container(meta: dict, read) -> Splats:
-    """Decode a container's planes with the profile its ``meta.json`` names (SOG v2 by default)."""
-    profile = meta.get("profile", "playcanvas") if isinstance(meta, dict) else None
-    if profile not in PROFILES:
-        raise SogError(f"unknown .sog profile {profile!r}")
-    return PROFILES[profile].decode(meta, read)
+    """Decode a container's planes with the profile its ``meta.json`` belongs to (SOG v2 when it names none)."""
+    return profile_of(meta).decode(meta, read)

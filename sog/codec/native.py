@@ -53,7 +53,9 @@ import torch
 from ..errors import SogError
 from ..splats import SH_REST_COUNT, Splats
 from .image import CODECS, decode_image, encode_image
-from .playcanvas import default_palette_size, inv_log_transform, log_transform, unpack_quats
+from . import native_legacy as legacy
+from .base import Layer, Profile
+from .playcanvas import default_palette_size, inv_log_transform, log_transform
 from .rotation import GIBBS_MAX, canonical_rotations, gibbs_levels, pack_gibbs, unpack_gibbs
 from .quantize import codebook_1d, density_levels, kmeans, label_dtype, nearest_sorted
 
@@ -138,17 +140,6 @@ def preset_options(quality: str, **overrides) -> dict:
         raise SogError(f"unknown quality preset {quality!r} (choose from {', '.join(PRESETS)})")
     known = {f.name for f in fields(Options)}
     return {k: v for k, v in {**PRESETS[quality], **overrides}.items() if k in known}
-
-
-@dataclass
-class Layer:
-    """One importance layer: Gaussians already in grid order on a ``width`` x ``height`` grid, each attribute
-    stored ``drops[name]`` steps coarser than the options (`layer_options`)."""
-
-    splats: Splats
-    width: int
-    height: int
-    drops: dict[str, float] = field(default_factory=dict)
 
 
 #: the fewest levels (bits for rotations) a coarser layer gets: below these the render error grows much faster
@@ -353,7 +344,7 @@ def codebook_values(stored) -> np.ndarray:
     if isinstance(stored, dict):
         steps = np.asarray(stored["steps"], np.int64)
         return (float(stored["first"]) + float(stored["unit"]) * np.cumsum(steps)).astype(np.float32)
-    return np.asarray(stored, np.float32)
+    return legacy.codebook_list(stored)
 
 
 def smallest_image(img: np.ndarray, options: Options) -> tuple[str, bytes]:
@@ -664,14 +655,14 @@ def decode(meta: dict, read, palette: np.ndarray | None = None) -> Splats:
             raise SogError(f"sog meta.json: {levels} position levels do not fit {bits}-bit planes")
         q = joined_plane("means_u", "means_l", bits)
         mins, maxs = np.asarray(meta["means"]["mins"], np.float64), np.asarray(meta["means"]["maxs"], np.float64)
-        transform = meta["means"].get("transform", "log")
+        transform = legacy.position_transform_of(meta["means"])
         if transform not in POSITION_TRANSFORMS:
             raise SogError(f"sog meta.json: unknown position transform {transform!r}")
         means = dequantize_uniform(q, mins, maxs, levels)
         means = inv_log_transform(means) if transform == "log" else means
 
         if version == 1:  # smallest-three texels, as SOG v2
-            quats = unpack_quats(plane("quats", 4))
+            quats = legacy.smallest_three_quats(plane)
         else:
             quat_levels = int(meta["quats"].get("levels", (1 << int(meta["quats"]["bits"])) - 1))
             if not 3 <= quat_levels <= 255 or quat_levels % 2 == 0:
@@ -685,8 +676,7 @@ def decode(meta: dict, read, palette: np.ndarray | None = None) -> Splats:
         if "opacity" in names:  # its own plane (files before it: the alpha of sh0)
             sh0_tex, alpha_tex = plane("sh0", 3), plane("opacity", 1)[:, 0]
         else:
-            sh0_tex = plane("sh0", 4)
-            alpha_tex = sh0_tex[:, 3]
+            sh0_tex, alpha_tex = legacy.opacity_in_sh0_alpha(plane)
         sh0 = codebook_values(meta["sh0"]["codebook"])[sh0_tex[:, :3]]
         top = (1 << int(meta["sh0"].get("opacity_bits", 8))) - 1
         alpha = np.clip(alpha_tex.astype(np.float64) / top, 1e-6, 1 - 1e-6)
@@ -716,3 +706,65 @@ def decode(meta: dict, read, palette: np.ndarray | None = None) -> Splats:
         raise SogError(f"malformed sog meta.json ({type(exc).__name__}: {exc})") from None
 
     return Splats.from_arrays(means, scales, quats, opacities, sh0, shN)
+
+
+def check_options(options: Options) -> None:
+    """Raise `SogError` for layer settings the pipeline would trip over after the slow work."""
+    if options.layers < 1:
+        raise SogError(f"layers must be 1 or more, not {options.layers}")
+    if options.layer_shares is not None:
+        from ..render.importance import check_layer_shares
+        check_layer_shares(options.layer_shares, options.layers)
+
+
+def plan_importance_layers(splats: Splats, options, cameras, device, seed: int) -> list:
+    """Importance layers of ``splats`` from render sensitivities seen from ``cameras`` (`sog.render.importance`);
+    ``options`` has ``layers``, ``layer_min``, ``layer_max_drop`` and ``layer_shares``. Shared by the profiles that
+    store layers."""
+    from ..render.importance import importance_layers, sensitivities
+    return importance_layers(sensitivities(splats, cameras, device, seed=seed), options.layers, options.layer_min,
+                             options.layer_max_drop, options.layer_shares)
+
+
+class NativeProfile(Profile):
+    """The native profile (`--profile native`, formerly ``sog``): the smallest files, read by sog and its viewer
+    only. Its files carry ``"profile": "sog"`` in meta.json."""
+
+    name = "native"
+    summary = "sog's own layout: the smallest files, read by sog only"
+    Options = Options
+    presets = PRESETS
+    preset_psnr = PRESET_PSNR
+    compress_meta = COMPRESS_META
+    searched = ("means_bits", "quat_bits", "scale_levels", "color_levels", "sh_levels")  # `sog.rate.LEVELS`' keys
+
+    def check(self, options: Options) -> None:
+        check_options(options)
+
+    def wants_layers(self, count: int, options: Options) -> bool:
+        return options.layers > 1 and count >= 2 * options.layer_min
+
+    def plan_layers(self, splats, options, cameras, device, seed):
+        return plan_importance_layers(splats, options, cameras, device, seed)
+
+    def max_layers(self):
+        return None
+
+    def encode(self, layers, options, progress=None):
+        return encode_layers(layers, options, progress=progress)
+
+    def encode_to_psnr(self, layers, target, options, cameras, device, progress=None):
+        from ..rate import encode_to_psnr
+        return encode_to_psnr(layers, target, options, cameras, device=device, progress=progress)
+
+    def claims(self, meta: dict) -> bool:
+        return meta.get("profile") == "sog"
+
+    def decode(self, meta, read):
+        return decode(meta, read)
+
+    def grids(self, meta, read):
+        return [(int(m["height"]), int(m["width"])) for m in meta.get("layers", [meta])]
+
+
+PROFILE = NativeProfile()

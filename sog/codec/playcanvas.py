@@ -29,6 +29,7 @@ import torch
 
 from ..errors import SogError
 from ..splats import SH_REST_COUNT, Splats
+from .base import Profile
 from .image import decode_image, encode_image
 from .quantize import codebook_1d, kmeans
 
@@ -218,3 +219,36 @@ def decode(meta: dict, read) -> Splats:
         raise SogError(f"malformed SOG meta.json ({type(exc).__name__}: {exc})") from None
 
     return Splats.from_arrays(means, scales, quats, opacities, sh0, shN)
+
+
+def grid_of(meta: dict, read) -> tuple[int, int]:
+    """(H, W) of a SOG v2 file: the size of its first position plane (the grid the file actually uses)."""
+    plane = decode_image(read(meta["means"]["files"][0]))
+    return plane.shape[0], plane.shape[1]
+
+
+class PlayCanvasProfile(Profile):
+    """SOG v2 with splat-transform's choices (`--profile playcanvas`): the plain writer, a baseline for `sogv2`."""
+
+    name = "playcanvas"
+    summary = "PlayCanvas SOG v2 as splat-transform writes it (every v2 reader)"
+    Options = Options
+    compress_meta = COMPRESS_META
+
+    def encode(self, layers, options, progress=None):
+        if len(layers) != 1:
+            raise SogError(f"the {self.name} profile stores one grid, not {len(layers)} layers")
+        layer = layers[0]
+        return encode(layer.splats, layer.width, layer.height, options, progress=progress)
+
+    def claims(self, meta: dict) -> bool:
+        return meta.get("profile", "playcanvas") == "playcanvas"  # SOG v2 files name no profile
+
+    def decode(self, meta, read):
+        return decode(meta, read)
+
+    def grids(self, meta, read):
+        return [grid_of(meta, read)]
+
+
+PROFILE = PlayCanvasProfile()

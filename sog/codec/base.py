@@ -1,0 +1,151 @@
+"""The contract every profile keeps: what the pipeline may ask of a profile, and nothing else.
+
+A *profile* turns Gaussians that are already sorted onto grids into the files of a ``.sog`` (``meta.json`` plus
+image planes) and back. `sog.pipeline` loads the scene, resolves the cameras, sorts, and writes the container; it
+names no profile and holds no format knowledge. A profile is one module (or package) that defines a `Profile`
+subclass and one line in `sog.codec.PROFILES`.
+
+The pipeline calls, in this order:
+
+1. `Profile.options` — the profile's option dataclass from a ``--quality`` preset, ``--psnr`` and the caller's
+   overrides; bad values raise `SogError` here, before any slow work.
+2. `Profile.wants_layers` — whether this scene is split into importance layers; only then does the pipeline
+   resolve the importance cameras (`sog.render.views.importance_views`) and call
+3. `Profile.plan_layers` — ``[(index (n_k,) long, drops), ...]``: which Gaussians go to which layer (every
+   Gaussian exactly once) and how much coarser each layer's attributes may be stored. The pipeline sorts each
+   layer onto its own grid and hands the profile a list of `Layer` s.
+4. `Profile.encode` — ``(meta, files)``; or, with a PSNR target, `Profile.encode_to_psnr` with the search cameras
+   (`sog.render.views.search_cameras`) the pipeline resolved: the profile never chooses cameras.
+
+Reading: `sog.codec.decode_container` asks each profile `Profile.claims` about a ``meta.json`` and calls the
+claiming profile's `Profile.decode`; `Profile.grids` gives ``sog info`` the grid of each layer.
+
+A profile may not read files, render from cameras of its own choosing, or import the CLI or `sog.evaluate`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field, fields
+from typing import Callable
+
+import torch
+
+from ..errors import SogError
+from ..splats import Splats
+
+#: ``read(filename) -> bytes``: how a decoder fetches a file named in ``meta.json``
+Reader = Callable[[str], bytes]
+#: ``progress(step_name)``, called after each plane or probe
+Progress = Callable[[str], None] | None
+#: ``[(index (n_k,) long, drops {attribute: steps}), ...]``: a layer plan (`Profile.plan_layers`)
+LayerPlan = list[tuple[torch.Tensor, dict[str, float]]]
+
+
+@dataclass
+class Layer:
+    """One importance layer: Gaussians already in grid order on a ``width`` x ``height`` grid, each attribute
+    stored ``drops[name]`` steps coarser than the options (the native profile's `layer_options`)."""
+
+    splats: Splats
+    width: int
+    height: int
+    drops: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class RateResult:
+    """What a PSNR-targeted encode (`Profile.encode_to_psnr`) returns."""
+
+    meta: dict
+    files: dict[str, bytes]
+    psnr: float                  #: measured PSNR of the chosen settings (dB, on the search cameras)
+    level: int                   #: index into the profile's ladder of the level the refinement started from
+    reached: bool                #: False when even the finest level stays below the target
+    tried: list[dict] = field(default_factory=list)  #: every probe: level (None past the list), settings, bytes, psnr
+    settings: dict = field(default_factory=dict)     #: the chosen settings
+
+
+class Profile(ABC):
+    """One file layout. Subclasses set the class attributes and implement `encode`, `decode` and `grids`."""
+
+    #: the name ``--profile`` and `CompressOptions.profile` use
+    name: str = ""
+    #: one line for ``--help`` and error messages
+    summary: str = ""
+    #: the option dataclass of `options` (its fields are the ``profile_options`` keys)
+    Options: type = object
+    #: ``--quality`` presets: name -> overrides of `Options` (a preset may also be a PSNR target: `preset_psnr`)
+    presets: dict[str, dict] = {}
+    #: presets that are a quality target: the smallest file whose renders reach this PSNR
+    preset_psnr: dict[str, float] = {}
+    #: deflate the container's meta.json entry
+    compress_meta: bool = False
+    #: the keys of `Options` that a PSNR search chooses itself (a preset does not fix them then)
+    searched: tuple[str, ...] = ()
+
+    # -- options ----------------------------------------------------------------------------------------------
+    def options(self, quality: str | None, target_psnr: float | None, overrides: dict):
+        """``(Options, fixed, target_psnr)``: the preset ``quality`` (its `searched` settings left to the search when
+        there is a target) under ``overrides``, as the dataclass and as the dict of what was set (``fixed``: a PSNR
+        search keeps those as they are); a preset in `preset_psnr` sets the target when none is given."""
+        if target_psnr is None and quality in self.preset_psnr:
+            target_psnr = self.preset_psnr[quality]
+        if target_psnr is not None and not self.preset_psnr and not self.searched:
+            raise SogError(f"--psnr does not apply to the {self.name} profile")
+        preset = {}
+        if quality is not None:
+            if quality not in self.presets:
+                raise SogError(f"the {self.name} profile has no quality preset {quality!r}"
+                               + (f" (choose from {', '.join(self.presets)})" if self.presets else ""))
+            known = {f.name for f in fields(self.Options)}
+            preset = {k: v for k, v in self.presets[quality].items() if k in known}
+            if target_psnr is not None:
+                preset = {k: v for k, v in preset.items() if k not in self.searched}
+        merged = {**preset, **overrides}
+        try:
+            opts = self.Options(**merged)
+        except TypeError as exc:
+            raise SogError(f"{self.name} profile: {exc}") from None
+        self.check(opts)
+        return opts, merged, target_psnr
+
+    def check(self, options) -> None:
+        """Raise `SogError` for option values the encoder would refuse (before the slow work)."""
+
+    # -- layers -----------------------------------------------------------------------------------------------
+    def wants_layers(self, count: int, options) -> bool:
+        """Whether a scene of ``count`` Gaussians is split into importance layers (then the pipeline resolves the
+        importance cameras and calls `plan_layers`). Default: one grid."""
+        return False
+
+    def plan_layers(self, splats: Splats, options, cameras, device, seed: int) -> LayerPlan:
+        """The layers of ``splats`` (see `LayerPlan`), measured from ``cameras``; only called when `wants_layers`."""
+        raise NotImplementedError
+
+    def max_layers(self) -> int | None:
+        """How many layers a file of this profile can hold (None: any number)."""
+        return 1
+
+    # -- encode / decode --------------------------------------------------------------------------------------
+    @abstractmethod
+    def encode(self, layers: list[Layer], options, progress: Progress = None) -> tuple[dict, dict[str, bytes]]:
+        """``(meta, files)`` for ``layers`` (each in grid order): the meta.json object and file name -> bytes."""
+
+    def encode_to_psnr(self, layers: list[Layer], target: float, options: dict, cameras, device,
+                       progress: Progress = None) -> RateResult:
+        """The smallest file whose renders from ``cameras`` reach ``target`` dB (``options``: the overrides that
+        stay fixed). Profiles without a search do not override this."""
+        raise SogError(f"--psnr does not apply to the {self.name} profile")
+
+    @abstractmethod
+    def claims(self, meta: dict) -> bool:
+        """Whether ``meta`` (a container's meta.json) is a file of this profile."""
+
+    @abstractmethod
+    def decode(self, meta: dict, read: Reader) -> Splats:
+        """The scene a file of this profile holds, in file order (layer by layer)."""
+
+    @abstractmethod
+    def grids(self, meta: dict, read: Reader) -> list[tuple[int, int]]:
+        """``[(H, W), ...]``: the grid of each layer of a file of this profile (``sog info``)."""
