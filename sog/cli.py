@@ -41,13 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="; ".join(f"{p.name}: {p.summary}" for p in PROFILES.values())
                    + f" (default {DEFAULT_PROFILE}; " + ", ".join(f"{a} = {n}" for a, n in ALIASES.items()) + ")")
     c.add_argument("--quality", default=None, choices=["small", "default", "high"],
-                   help="native profile preset: small = the smallest file whose renders reach 45 dB (a --psnr search); "
-                        "high = 16-bit positions, 8-bit rotations, finer codebooks")
+                   help="sogv2 and native presets: small = the smallest file whose renders reach 45 dB (a --psnr "
+                        "search); high = 16-bit positions, 8-bit rotations, finer codebooks")
     c.add_argument("--psnr", type=float, default=None, metavar="DB",
-                   help="native profile: the smallest bit depths whose renders reach this PSNR against the input "
-                        "(sog eval's cameras: 8 views, 256 px); encodes, decodes and renders a few times")
+                   help="sogv2 and native: the smallest bit depths whose renders reach this PSNR against the input "
+                        "(the search cameras of sog.render.views); encodes, decodes and renders a few times")
     c.add_argument("--layers", type=int, default=None, metavar="K",
-                   help="native profile: importance layers, the less visible stored coarser (default 3 for scenes "
+                   help="sogv2 and native: importance layers, the less visible stored coarser (default 3 for scenes "
                         "of 32,768 Gaussians or more; 1: one grid)")
     c.add_argument("--sort", default="shufflesoftsort", choices=list(SORTERS))
     c.add_argument("--sort-weights", default=None, metavar="NAME=W,...",
@@ -152,11 +152,9 @@ def _compress(args) -> int:
               f"{result.bytes:,} bytes ({summary['bits_per_gaussian']:.1f} bits/Gaussian, "
               f"{summary['ratio']:.1f}x smaller than PLY) in {seconds:.1f} s")
         if result.rate is not None:
-            from .rate import LEVELS
-
             if result.rate["reached"]:
                 print(f"renders at {result.psnr:.2f} dB (target {result.rate['target']:g} dB): from bit-depth level "
-                      f"{result.rate['level']} of 0 (finest) to {len(LEVELS) - 1}: {result.rate['settings']}")
+                      f"{result.rate['level']} (0 = finest): {result.rate['settings']}")
             else:
                 print(f"note: even the finest bit depths reach only {result.psnr:.2f} dB, under the "
                       f"{result.rate['target']:g} dB "

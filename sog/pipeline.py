@@ -86,10 +86,11 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
 
     t0 = time.perf_counter()
     layout = options.layout if options.layout is not None else [
-        (_grid_order(splats, index, options, device, quiet), drops) for index, drops in groups]
+        (_grid_order(splats, index, options, device, quiet, profile.layer_shape(len(index), n)), drops)
+        for index, drops in groups]
     layers = []
     for index, drops in layout:
-        height, width = grid_shape(len(index))
+        height, width = profile.layer_shape(len(index), n)
         layers.append(Layer(splats.permute(torch.as_tensor(index)), width, height, dict(drops)))
     order = torch.cat([torch.as_tensor(index) for index, _ in layout])
     seconds["sort"] = time.perf_counter() - t0
@@ -121,14 +122,15 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
                                                           "settings": rate.settings, "tried": rate.tried})
 
 
-def _grid_order(splats: Splats, index: torch.Tensor, options: CompressOptions, device, quiet: bool) -> torch.Tensor:
-    """The Gaussians ``index`` (n_k,) of ``splats`` sorted onto their grid: their input indices in grid order.
-    ShuffleSoftSort's time budget is shared out by size."""
+def _grid_order(splats: Splats, index: torch.Tensor, options: CompressOptions, device, quiet: bool,
+                shape: tuple[int, int] | None = None) -> torch.Tensor:
+    """The Gaussians ``index`` (n_k,) of ``splats`` sorted onto their grid (``shape`` (H, W); default
+    `grid_shape`): their input indices in grid order. ShuffleSoftSort's time budget is shared out by size."""
     part = splats.permute(index)
     sort_options = dict(options.sort_options)
     if options.sort == "shufflesoftsort" and options.sort_seconds is not None:
         sort_options.setdefault("max_seconds", options.sort_seconds * len(part) / len(splats))
-    perm = sort_grid(splat_features(part, options.sort_weights), grid_shape(len(part)), options.sort,
+    perm = sort_grid(splat_features(part, options.sort_weights), shape or grid_shape(len(part)), options.sort,
                      seed=options.seed, device=device, progress=not quiet, **sort_options)
     return index[perm[:len(part)]]
 

@@ -68,7 +68,7 @@ STEP_SIZES = ((0.5, None), (0.25, 1))
 def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: dict | None = None,
                    cameras=None, device: str = "auto",
                    progress=None, refine_rounds: int = 4, probe_effort: int = 2, layer_rounds: int = 4,
-                   trade_probes: int = 3) -> RateResult:
+                   trade_probes: int = 3, codec=native, ladder: list[dict] | None = None) -> RateResult:
     """Encode ``layers`` (`native.Layer`s in grid order, or one `Splats` on its `grid_shape`) at the coarsest
     `LEVELS` entry whose renders reach ``target`` dB; each layer keeps its drop relative to that level.
 
@@ -82,20 +82,25 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
     Probes encode at image-codec effort ``probe_effort`` at most (the codecs are lossless, so effort changes
     the bytes a little and the PSNR not at all; on tarot effort 2 took 1.3 s and wrote 0.7 % more bytes than
     effort 4's 4.0 s), and the SH palette is fitted once; the chosen settings are then encoded once at the
-    requested effort. ``tried`` reports the probes' bytes."""
+    requested effort. ``tried`` reports the probes' bytes.
+
+    ``codec``: the profile module searched (``Options``, ``encode_layers``, ``decode``, ``band_limited``,
+    ``fit_sh_palette``; its options have the fields of `STEPPED` and the native layer fields, so `native.layer_options`
+    applies); ``ladder``: its levels, finest first (default `LEVELS`)."""
     from . import metrics
     from .errors import SogError
     from .render import render
 
+    ladder = LEVELS if ladder is None else ladder
     if isinstance(layers, Splats):
         height, width = grid_shape(len(layers))
         layers = [native.Layer(layers, width, height)]
     splats = Splats.concat([layer.splats for layer in layers])
     options = dict(options or {})
-    base = native.Options(**options)
+    base = codec.Options(**options)
     probe_options = {**options, "effort": min(base.effort, probe_effort)}
-    limited = native.band_limited(splats, base)  # the bands the file will store
-    palette = native.fit_sh_palette(limited, base) if limited.shN.shape[1] else None
+    limited = codec.band_limited(splats, base)  # the bands the file will store
+    palette = codec.fit_sh_palette(limited, base) if limited.shN.shape[1] else None
     if not cameras:
         raise SogError("the rate search needs cameras to render its probes from")
     cams = list(cameras)
@@ -107,9 +112,9 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
 
     def probe(settings: dict, level: int | None = None) -> float:
         if key(settings) not in probes:
-            meta, files = native.encode_layers(layers, native.Options(**{**settings, **probe_options}),
+            meta, files = codec.encode_layers(layers, codec.Options(**{**settings, **probe_options}),
                                                sh_palette=palette)
-            test = render(native.decode(meta, files.__getitem__), cams, device=device)
+            test = render(codec.decode(meta, files.__getitem__), cams, device=device)
             views_psnr = metrics.view_psnrs(reference, test)
             probes[key(settings)] = {"level": level, "settings": settings, "meta": meta, "files": files,
                                      "bytes": sum(len(v) for v in files.values()),
@@ -120,16 +125,16 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
 
     # invariant: level `lo` reaches the target (level 0 is probed only when no other level does); levels past
     # `hi` are not known to
-    lo, hi = 0, len(LEVELS) - 1
+    lo, hi = 0, len(ladder) - 1
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if probe(LEVELS[mid], mid) >= target:
+        if probe(ladder[mid], mid) >= target:
             lo = mid
         else:
             hi = mid - 1
     best = lo
-    reached = best > 0 or probe(LEVELS[0], 0) >= target
-    chosen = LEVELS[best]
+    reached = best > 0 or probe(ladder[0], 0) >= target
+    chosen = ladder[best]
     def saved_per_db(st: dict, start: dict) -> float:  # bytes saved per dB of PSNR given up (a free step: very many)
         p, here = probes[key(st)], probes[key(start)]
         return (here["bytes"] - p["bytes"]) / max(here["psnr"] - p["psnr"], 1e-3)
@@ -141,7 +146,7 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
         for _ in range(rounds):
             passing = []
             for name in list(open_steps):
-                floor = LEVELS[-1][name]
+                floor = ladder[-1][name]
                 if chosen[name] <= floor:
                     open_steps.remove(name)
                     continue
@@ -157,7 +162,7 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
 
     def stored(settings: dict) -> tuple:
         """What each layer is stored with under ``settings`` (two settings that store the same: one file)."""
-        opts = native.Options(**settings)
+        opts = codec.Options(**settings)
         return tuple(tuple(getattr(native.layer_options(opts, native.layer_drops(opts, i, layer)), name)
                            for name in ("means_bits", "quat_bits", "scale_levels", "color_levels"))
                      for i, layer in enumerate(layers))
@@ -212,7 +217,7 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
     found = probes[key(chosen)]
     meta, files = found["meta"], found["files"]
     if probe_options != options:  # the same values at the requested effort
-        meta, files = native.encode_layers(layers, native.Options(**{**chosen, **options}), sh_palette=palette)
+        meta, files = codec.encode_layers(layers, codec.Options(**{**chosen, **options}), sh_palette=palette)
     tried = [{k: p[k] for k in ("level", "settings", "bytes", "psnr")} for p in probes.values()]
     return RateResult(meta=meta, files=files, psnr=found["psnr"], level=best, reached=reached,
                       tried=tried, settings=chosen)

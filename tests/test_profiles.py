@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import pytest
+import torch
 
 import sog
 from conftest import small_scene
@@ -49,3 +51,117 @@ def test_each_profile_writes_the_same_bytes_as_before(tmp_path, sample_ply, case
 def test_the_rate_search_writes_the_same_bytes_as_before(tmp_path, sample_ply, case):
     source, options, expected = FROZEN_SLOW[case]
     assert digest(tmp_path, sample_ply, source, options) == expected
+
+
+# -- the registry and the default --------------------------------------------------------------------------------
+
+def test_the_default_profile_writes_a_plain_sog_v2_file_and_old_names_still_select_their_profile(tmp_path):
+    from sog.codec import DEFAULT_PROFILE, get_profile
+    from sog.io import read_container
+
+    assert sog.CompressOptions().profile == DEFAULT_PROFILE == "sogv2"
+    scene = small_scene(500, seed=2)
+    sog.compress(scene, tmp_path / "d.sog", sog.CompressOptions(sort="morton"), quiet=True)
+    meta = read_container(tmp_path / "d.sog")[0]
+    assert meta["version"] == 2 and "profile" not in meta          # nothing a v2 reader does not know
+    assert all(len(meta[k]["codebook"]) == 256 for k in ("scales", "sh0", "shN"))
+    assert get_profile("sog") is get_profile("native")               # the native profile's former name
+    sog.compress(scene, tmp_path / "n.sog", sog.CompressOptions(profile="sog", sort="morton"), quiet=True)
+    assert read_container(tmp_path / "n.sog")[0]["profile"] == "sog"   # its files keep their meta.json id
+    with pytest.raises(sog.SogError, match="unknown profile"):
+        get_profile("webp")
+
+
+# -- sogv2: lattices inside the fixed v2 fields -------------------------------------------------------------------
+
+def _planes(path):
+    from sog.codec.image import decode_image
+    from sog.io import read_container
+
+    meta, read, _ = read_container(path)
+    n = meta["count"]
+    return meta, {name: decode_image(read(name)).reshape(-1, 4)[:n] for name in
+                  ("means_l.webp", "means_u.webp", "quats.webp", "sh0.webp", "scales.webp")}
+
+
+def test_sogv2_stores_values_on_coarser_lattices_inside_the_v2_fields(tmp_path):
+    scene = small_scene(2000, seed=3)
+    opts = {"means_bits": 13, "quat_bits": 6, "opacity_bits": 6, "scale_levels": 64, "color_levels": 32}
+    res = sog.compress(scene, tmp_path / "c.sog", sog.CompressOptions(sort="morton", profile_options=opts),
+                       quiet=True)
+    scene = scene.permute(res.order)                                           # file order
+    meta, planes = _planes(tmp_path / "c.sog")
+    assert not np.any(planes["means_l.webp"][:, :3] % 8)                       # 16 - 13 low bits are zero
+    assert not np.any((planes["quats.webp"][:, :3].astype(int) - 128) % 4)     # every 4th code around the middle
+    assert np.all(planes["quats.webp"][:, 3] == 252)                           # canonical: w is always dropped
+    assert not np.any((255 - planes["sh0.webp"][:, 3].astype(int)) % 4)        # opacity: every 4th alpha from 255
+    assert len(np.unique(planes["scales.webp"][:, :3])) <= 64 and len(np.unique(planes["sh0.webp"][:, :3])) <= 32
+    back = sog.load(tmp_path / "c.sog")                                        # one step of 13 bits in log space
+    lm = np.log1p(np.abs(scene.means.double().numpy())) * np.sign(scene.means.double().numpy())
+    step = (lm.max(0) - lm.min(0)) / (2 ** 13 - 1) * 1.001
+    lb = np.log1p(np.abs(back.means.double().numpy())) * np.sign(back.means.double().numpy())
+    assert np.all(np.abs(lb - lm) <= step / 2 + 1e-6)
+
+
+def test_sogv2_rotations_are_the_same_covariances(tmp_path):
+    from sog.splats import quat_to_rotmat
+
+    scene = small_scene(800, seed=4, sh_degree=0)
+    sog.compress(scene, tmp_path / "r.sog", sog.CompressOptions(sort="none", profile_options={"quat_bits": 8}),
+                 quiet=True)
+    back = sog.load(tmp_path / "r.sog")
+
+    def cov(s):
+        m = quat_to_rotmat(s.quats.double()) * torch.exp(s.scales.double())[:, None, :]
+        return m @ m.transpose(1, 2)
+
+    rel = (cov(back) - cov(scene)).norm(dim=(1, 2)) / cov(scene).norm(dim=(1, 2))
+    assert float(rel.median()) < 0.05   # 8-bit codes and a 256-entry scale codebook; axes relabelled, not changed
+
+
+def test_sogv2_layers_are_row_blocks_of_one_grid_each_at_its_own_depth(tmp_path):
+    from sog.grid import grid_shape
+
+    scene = small_scene(3000, seed=1)
+    opts = {"layers": 3, "layer_min": 1000}
+    res = sog.compress(scene, tmp_path / "l.sog", sog.CompressOptions(sort="morton", profile_options=opts),
+                       quiet=True)
+    height, width = grid_shape(3000)
+    assert len(res.layers) == 3 and all(w == width for _, w in res.layers)
+    assert sum(h for h, _ in res.layers) == height                 # the blocks tile the one v2 grid
+    assert sorted(res.order.tolist()) == list(range(3000))         # every Gaussian once
+    meta, planes = _planes(tmp_path / "l.sog")
+    assert meta["count"] == 3000 and len(sog.load(tmp_path / "l.sog")) == 3000
+    first = res.layers[0][0] * width
+    low = planes["means_l.webp"][:, :3]
+
+    def trailing_zeros(rows):  # the low bits that are zero in every value of means_l
+        v = int(np.bitwise_or.reduce(rows.reshape(-1).astype(np.int64)))
+        return 8 if v == 0 else int((v & -v).bit_length() - 1)
+    assert trailing_zeros(low[first:]) >= trailing_zeros(low[:first])
+    assert res.layout[-1][1]  # the last layer has drops
+
+
+def test_sogv2_refuses_layers_that_leave_gaps_in_the_grid():
+    from sog.codec import sogv2
+    from sog.codec.base import Layer
+
+    scene = small_scene(300, seed=5)
+    with pytest.raises(sog.SogError, match="whole rows"):
+        sogv2.encode_layers([Layer(scene.permute(torch.arange(0, 100)), 18, 6),
+                             Layer(scene.permute(torch.arange(100, 300)), 18, 12)])
+
+
+def test_sogv2_psnr_search_reaches_its_target(tmp_path):
+    res = sog.compress(small_scene(600, seed=13, sh_degree=1), tmp_path / "p.sog",
+                       sog.CompressOptions(sort="morton", target_psnr=40.0), quiet=True)
+    assert res.rate["reached"] and res.psnr >= 40.0
+    coarse = [p for p in res.rate["tried"] if p["psnr"] >= 40.0]
+    assert min(coarse, key=lambda p: p["bytes"])["settings"] == res.rate["settings"]  # the smallest that passes
+
+
+def test_sogv2_quality_high_is_finer_and_larger(tmp_path):
+    scene = small_scene(1500, seed=6)
+    sizes = {q: sog.compress(scene, tmp_path / f"{q}.sog", sog.CompressOptions(sort="morton", quality=q),
+                             quiet=True).bytes for q in ("default", "high")}
+    assert sizes["high"] > sizes["default"]

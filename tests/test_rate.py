@@ -15,7 +15,7 @@ from sog.rate import LEVELS
 
 def _at(scene, tmp_path, target, name="x.sog", **profile_options):
     out = tmp_path / name
-    res = compress(scene, out, CompressOptions(sort="morton", target_psnr=target, profile_options=profile_options),
+    res = compress(scene, out, CompressOptions(profile="native", sort="morton", target_psnr=target, profile_options=profile_options),
                    quiet=True, overwrite=True)
     return res, out
 
@@ -72,7 +72,7 @@ def test_psnr_is_refused_for_the_playcanvas_profile_before_any_work(tmp_path):
     with pytest.raises(SogError, match="does not apply to the playcanvas"):
         compress(small_scene(100), out, CompressOptions(profile="playcanvas", target_psnr=40.0), quiet=True)
     with pytest.raises(SogError, match="positive"):
-        compress(small_scene(100), out, CompressOptions(target_psnr=float("nan")), quiet=True)
+        compress(small_scene(100), out, CompressOptions(profile="native", target_psnr=float("nan")), quiet=True)
     assert not out.exists()
 
 

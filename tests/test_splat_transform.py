@@ -54,6 +54,45 @@ def test_splat_transform_decodes_our_sog_like_we_do(tmp_path, splat_transform, s
     assert_equal_scenes(ours, theirs, atol=1e-5)
 
 
+def _default_roundtrip(tmp_path, splat_transform, source, options):
+    """``source`` compressed with the default profile, converted by splat-transform to PLY: that PLY is what our
+    decoder reads from the file (the same v2 codes, decoded the same way), and within quantisation of the input."""
+    out = tmp_path / "default.sog"
+    res = sog.compress(source, out, sog.CompressOptions(**options), quiet=True)
+    meta = read_container(out)[0]
+    assert meta["version"] == 2 and "profile" not in meta
+    splat_transform(out, tmp_path / "theirs.ply")
+    ours, theirs = sog.decompress(out), sog.load(tmp_path / "theirs.ply")
+    assert_equal_scenes(ours, theirs, atol=1e-5)
+    original = (sog.load(source) if not isinstance(source, sog.Splats) else source).permute(res.order)
+    # positions: within half a lattice step in log space; the coarsest layer has 14 - 3 bits (2^5 16-bit codes)
+    lo = pc.log_transform(original.means.double().numpy())
+    step = (np.asarray(meta["means"]["maxs"]) - np.asarray(meta["means"]["mins"])) / 65535 * 2 ** 5
+    assert np.all(np.abs(pc.log_transform(theirs.means.double().numpy()) - lo) <= step / 2 + 1e-9)
+    # opacity within half a lattice step of the coarsest opacity lattice (8 bits: 1/510)
+    assert torch.all((torch.sigmoid(original.opacities) - torch.sigmoid(theirs.opacities)).abs() <= 1 / 510 + 1e-6)
+    return res
+
+
+@pytest.mark.parametrize("source", ["sample", "kacytran", "layered"])
+def test_splat_transform_converts_the_default_output_to_the_ply_our_decoder_reads(tmp_path, splat_transform,
+                                                                                   sample_ply, source):
+    if source == "layered":  # importance layers as row blocks of the one grid
+        res = _default_roundtrip(tmp_path, splat_transform, small_scene(3000, seed=1),
+                                 {"sort": "morton", "profile_options": {"layers": 3, "layer_min": 1000}})
+        assert len(res.layers) == 3
+    else:
+        _default_roundtrip(tmp_path, splat_transform, sample_ply if source == "sample" else shared_path("kacytran"),
+                           {"sort": "morton"})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scene", ["plant", "tarot", "playbot"])
+def test_splat_transform_converts_the_default_output_of_every_shared_scene(tmp_path, splat_transform, scene):
+    res = _default_roundtrip(tmp_path, splat_transform, shared_path(scene), {"sort": "morton"})
+    assert len(res.layers) == 3  # large scenes get importance layers
+
+
 def test_splat_transform_reads_our_unbundled_folder(tmp_path, splat_transform):
     scene = small_scene(400, sh_degree=2)
     sog.compress(scene, tmp_path / "folder", sog.CompressOptions(profile="playcanvas", sort="morton"), quiet=True)

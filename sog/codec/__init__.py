@@ -4,6 +4,8 @@ in `PROFILES`; `base` states the contract the pipeline relies on.
 Profiles:
 * ``native`` (alias ``sog``) — sog's own layout (sog/codec/native.py): free bit depths, palette size, codecs,
   importance layers; the smallest files, read by sog only.
+* ``sogv2`` (the default) — SOG v2 files that every v2 reader opens, rate-optimised inside the fixed fields
+  (sog/codec/sogv2.py).
 * ``playcanvas`` — PlayCanvas SOG v2 as splat-transform writes it (sog/codec/playcanvas.py).
 """
 
@@ -11,15 +13,15 @@ from __future__ import annotations
 
 from ..errors import SogError
 from ..splats import Splats
-from . import native, playcanvas
+from . import native, playcanvas, sogv2
 from .base import Layer, Profile, RateResult
 
 #: name -> profile; a new profile is one module plus one line here. The first one a file `claims` decodes it.
-PROFILES: dict[str, Profile] = {p.name: p for p in (native.PROFILE, playcanvas.PROFILE)}
+PROFILES: dict[str, Profile] = {p.name: p for p in (sogv2.PROFILE, native.PROFILE, playcanvas.PROFILE)}
 #: older names that still select a profile (``sog`` was the native profile's name)
 ALIASES: dict[str, str] = {"sog": "native"}
 #: the profile `CompressOptions` and ``sog compress`` use when none is named
-DEFAULT_PROFILE = "native"
+DEFAULT_PROFILE = "sogv2"
 
 __all__ = ["PROFILES", "ALIASES", "DEFAULT_PROFILE", "Layer", "Profile", "RateResult", "get_profile",
            "profile_of", "decode_container"]

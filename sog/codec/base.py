@@ -13,7 +13,7 @@ The pipeline calls, in this order:
    resolve the importance cameras (`sog.render.views.importance_views`) and call
 3. `Profile.plan_layers` — ``[(index (n_k,) long, drops), ...]``: which Gaussians go to which layer (every
    Gaussian exactly once) and how much coarser each layer's attributes may be stored. The pipeline sorts each
-   layer onto its own grid and hands the profile a list of `Layer` s.
+   layer onto the grid `Profile.layer_shape` gives it and hands the profile a list of `Layer` s.
 4. `Profile.encode` — ``(meta, files)``; or, with a PSNR target, `Profile.encode_to_psnr` with the search cameras
    (`sog.render.views.search_cameras`) the pipeline resolved: the profile never chooses cameras.
 
@@ -122,6 +122,12 @@ class Profile(ABC):
     def plan_layers(self, splats: Splats, options, cameras, device, seed: int) -> LayerPlan:
         """The layers of ``splats`` (see `LayerPlan`), measured from ``cameras``; only called when `wants_layers`."""
         raise NotImplementedError
+
+    def layer_shape(self, layer_count: int, total: int) -> tuple[int, int]:
+        """``(H, W)`` of the grid a layer of ``layer_count`` of the scene's ``total`` Gaussians is sorted onto (default:
+        a grid of its own, `sog.grid.grid_shape`)."""
+        from ..grid import grid_shape
+        return grid_shape(layer_count)
 
     def max_layers(self) -> int | None:
         """How many layers a file of this profile can hold (None: any number)."""

@@ -1,0 +1,355 @@
+"""The ``sogv2`` profile (the default): PlayCanvas SOG v2 files, rate-optimised, that every v2 reader decodes as is.
+
+The layout is fixed by the format (`sog.codec.playcanvas`: 16-bit log-space positions in ``means_l/means_u``,
+smallest-three 8-bit quaternions with the dropped component's index in alpha, 256-entry codebooks for scales and
+``sh0``, opacity in the alpha of ``sh0``, an SH palette with 16-bit labels, lossless WebP). What the native profile
+learned is spent inside those fields; the reader sees an ordinary v2 file:
+
+* **coarser lattices inside the fixed fields**: a position axis of ``means_bits`` bits is stored on every
+  2^(16 - bits)-th 16-bit code (the low bits of ``means_l`` are zeros; ``maxs`` is stretched so the top code is the
+  top level), a rotation component of ``quat_bits`` on every 2^(7 - bits)-th 8-bit code around the middle, opacity
+  of ``opacity_bits`` on every 2^(8 - bits)-th alpha value (anchored at 255, so opaque stays opaque). Fractional
+  bits give a step of round(2^(16 - bits)) etc. The lossless WebP then codes fewer distinct values;
+* **canonical rotations** (`rotation.canonical_rotations`): each Gaussian takes its smallest-angle equivalent
+  rotation (scales permuted to match: the same covariance), so ``w`` is always the dropped component (a constant
+  alpha) and the three stored ones sit in the middle ~55 % of the codes;
+* **codebooks spaced for entropy-coded labels** (`quantize.density_levels`, the native profile's densities and
+  weights): ``scale_levels`` / ``color_levels`` of the 256 entries are used (the rest repeat the last one);
+* **importance layers as row blocks of the one grid**: the Gaussians are split by render importance as in the
+  native profile (`plan_layers`), each layer fills whole rows of the W-wide grid (its size a multiple of W, the
+  last layer excepted), is sorted on its own block and stored with its own, coarser depths: a layer ``d`` steps
+  coarser uses every 2^d-th lattice value or codebook entry;
+* **an SH palette sized by rate** (``palette_size`` / ``palette_per``; weighted k-means, entries ordered along
+  their first principal axis so neighbouring labels are alike; an already palettised source keeps its palette);
+* ``--psnr`` (`sog.rate` over `LEVELS`) and ``--quality`` presets, as for the native profile.
+
+The file's ``meta.json`` is plain version 2 (no ``"profile"`` key): `sog.codec.playcanvas` decodes it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import SogError
+from ..splats import Splats
+from . import native, playcanvas
+from .base import Layer, Profile
+from .image import encode_image
+from .quantize import codebook_1d, density_levels, nearest_sorted
+from .rotation import canonical_rotations
+
+GENERATOR = "sog (sogv2 profile)"  #: meta.json "asset" / "generator"
+#: a canonical rotation's three stored components span about 139 of the 256 smallest-three codes (|q_i| <= 0.38):
+#: ``quat_bits`` counts bits over that span, so b bits store every 2^(7 - b)-th code (7 and 8: every code)
+QUAT_FULL_BITS = 7
+
+#: the ladder of the rate search, finest (largest file) first, one setting coarser per step; index `DEFAULT_LEVEL`
+#: is the default
+LEVELS: list[dict] = [
+    {"means_bits": m, "quat_bits": q, "scale_levels": s, "color_levels": c, "sh_levels": h} for m, q, s, c, h in [
+        (16, 7, 256, 256, 256), (15, 7, 256, 256, 256), (14, 7, 256, 256, 256), (14, 6, 256, 256, 256),
+        (14, 6, 181, 256, 256), (13, 6, 181, 256, 256), (13, 6, 181, 256, 128), (13, 6, 181, 181, 128),
+        (13, 5, 181, 181, 128), (12, 5, 181, 181, 128), (12, 5, 128, 181, 128), (12, 5, 128, 128, 128),
+        (12, 4, 128, 128, 128), (11, 4, 128, 128, 128), (11, 4, 128, 64, 128), (11, 4, 64, 64, 64),
+        (10, 4, 64, 64, 64), (10, 4, 64, 32, 64)]
+]
+DEFAULT_LEVEL = 3
+
+
+@dataclass
+class Options:
+    """Encoder settings of the sogv2 profile. None of them changes the format: every value is a v2 code."""
+
+    effort: int = 4                    #: WebP effort 0..6
+    seed: int = 0
+    means_bits: float = LEVELS[DEFAULT_LEVEL]["means_bits"]  #: position lattice: every 2^(16-bits)-th code, 8..16
+    quat_bits: float = LEVELS[DEFAULT_LEVEL]["quat_bits"]    #: rotation lattice: every 2^(7-bits)-th code, 4..8
+    scale_levels: int = LEVELS[DEFAULT_LEVEL]["scale_levels"]  #: scale codebook entries used, 2..256
+    color_levels: int = LEVELS[DEFAULT_LEVEL]["color_levels"]  #: sh0 codebook entries used, 2..256
+    sh_levels: int = LEVELS[DEFAULT_LEVEL]["sh_levels"]        #: SH palette codebook entries used, 2..256
+    opacity_bits: float = 8            #: opacity lattice in the sh0 alpha: every 2^(8-bits)-th value, 4..8
+    palette_size: int | None = 16384   #: cap on SH palette entries (<= 65536); None = splat-transform's rule
+    palette_per: int = 16              #: >0: at most N / palette_per entries (a power of two, >= 256)
+    kmeans_iters: int = 10
+    exact_palette_per: int = 4         #: >0: SH rows with at most N / this distinct values are kept exactly
+    weighted: bool = True              #: weight the SH k-means by opacity x footprint
+    sh_degree: int | None = None       #: keep at most this SH degree (None = all)
+    scale_weight: float = 2.0          #: scale codebook weights values by (opacity x scale^2)^this
+    scale_density: tuple[float, float] = (0.15, 0.3)  #: scale codebook point density p^a w^b (`density_levels`)
+    color_density: tuple[float, float] = (0.15, 0.0)  #: the same for the sh0 codebook
+    layers: int = 3                    #: importance layers (row blocks of the grid; 1: one block)
+    layer_min: int = 16384             #: ... of at least this many Gaussians each
+    layer_max_drop: int = 3            #: a layer is at most this many steps coarser than the first
+    layer_shares: tuple[float, ...] | None = None  #: relative layer sizes (None: `importance.DEFAULT_SHARES`)
+    #: per layer, steps added to its drops, in the order of `native.LAYER_STEPPED` (the rate search's refinement)
+    layer_steps: tuple[tuple[float, ...], ...] | None = None
+
+
+PRESETS: dict[str, dict] = {
+    "small": {"palette_size": 32768, "palette_per": 12},  # a PSNR target (`PRESET_PSNR`)
+    "default": {},
+    "high": {**LEVELS[0], "palette_size": 65536, "palette_per": 4, "kmeans_iters": 15},
+}
+PRESET_PSNR: dict[str, float] = {"small": 45.0}
+
+
+def check_options(options: Options) -> None:
+    if not (8 <= options.means_bits <= 16 and 4 <= options.quat_bits <= 8 and 4 <= options.opacity_bits <= 8
+            and 2 <= options.scale_levels <= 256 and 2 <= options.color_levels <= 256
+            and 2 <= options.sh_levels <= 256):
+        raise SogError("sogv2: means_bits must be 8..16, quat_bits and opacity_bits 4..8, scale, color and SH "
+                       "levels 2..256")
+    native.check_options(options)
+
+
+def band_limited(splats: Splats, options: Options) -> Splats:
+    return native.band_limited(splats, options)
+
+
+def fit_sh_palette(splats: Splats, options: Options) -> tuple[torch.Tensor, torch.Tensor]:
+    """The higher-band SH palette (`native.fit_sh_palette`), at most 65,536 entries (16-bit labels)."""
+    return native.fit_sh_palette(splats, options)
+
+
+def lattice_step(bits: float, full: int) -> int:
+    """Code step of a ``bits``-bit lattice inside a ``full``-bit field: round(2^(full - bits)), at least 1."""
+    return max(1, int(round(2.0 ** (full - bits))))
+
+
+#: significant decimal digits of a codebook entry in meta.json: a v2 meta.json is stored, not deflated, and three
+#: 256-entry lists of full float reprs took 15 KB; 5 digits move an entry by at most 5e-5 of its value, far below
+#: the codebooks' spacing
+CODEBOOK_DIGITS = 5
+
+
+def short_levels(levels: np.ndarray) -> np.ndarray:
+    """``levels`` (k,) rounded to `CODEBOOK_DIGITS` significant digits (what meta.json holds), float64 ascending."""
+    return np.sort(np.array([float(f"{float(v):.{CODEBOOK_DIGITS}g}") for v in np.asarray(levels).reshape(-1)]))
+
+
+def padded_codebook(levels: np.ndarray) -> list[float]:
+    """A v2 codebook for meta.json: exactly 256 entries (``levels`` ascending, as `short_levels` rounds them; the last
+    one repeated)."""
+    levels = [float(f"{float(v):.{CODEBOOK_DIGITS}g}") for v in np.asarray(levels).reshape(-1)]
+    return levels + [levels[-1]] * (256 - len(levels))
+
+
+def layered_codebook(values: np.ndarray, weights: np.ndarray | None, parts: list[slice], used: list[int],
+                     density: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """One 256-entry v2 codebook shared by row-block layers, each labelled at its own depth.
+
+    ``values`` (N, C) in file order, ``parts`` the layers' rows, ``used[k]`` the levels layer k is stored with
+    (finest first). Each coarser layer gets ``used[k]`` levels of its own, spaced for its own values
+    (`quantize.density_levels`: the less important Gaussians sit elsewhere than the first layer's, and every
+    2^d-th level of the first layer's codebook left them in its gaps); the first layer gets the rest of the 256
+    and labels over all entries. Returns ``(codebook (<= 256,) float64 ascending, labels (N, C) uint8)``."""
+    own = [int(u) for u in used[1:]]
+    first = max(2, min(int(used[0]), 256 - sum(own)))
+    w = None if weights is None else np.asarray(weights)
+    sets = [short_levels(density_levels(values[part], m, None if w is None else w[part], *density)[0])
+            for part, m in zip(parts, [first, *own])]
+    codebook = np.unique(np.concatenate(sets))  # ascending, at most 256
+    labels = np.empty(values.shape, np.uint8)
+    for k, (part, levels) in enumerate(zip(parts, sets)):
+        keep = np.arange(len(codebook)) if k == 0 else np.searchsorted(codebook, np.unique(levels))
+        flat = np.asarray(values[part], np.float64).reshape(-1)
+        labels[part] = keep[nearest_sorted(codebook[keep], flat)].reshape(values[part].shape)
+    return codebook, labels
+
+
+def check_blocks(layers: list[Layer]) -> int:
+    """The grid width of ``layers`` stacked as row blocks; `SogError` unless every layer but the last fills whole
+    rows of one width (a v2 grid has no gaps: Gaussian i is texel i)."""
+    width = layers[0].width
+    for i, layer in enumerate(layers):
+        n = len(layer.splats)
+        if layer.width != width or layer.width * layer.height < n:
+            raise SogError(f"sogv2 layer {i}: a {layer.width}x{layer.height} block for {n} Gaussians on a "
+                           f"{width}-wide grid")
+        if i < len(layers) - 1 and n != layer.width * layer.height:
+            raise SogError(f"sogv2 layer {i} holds {n} Gaussians: every layer but the last must fill whole rows "
+                           f"of the {width}-wide grid")
+    return width
+
+
+def encode_layers(layers: list[Layer], options: Options | None = None, progress=None,
+                  sh_palette: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[dict, dict[str, bytes]]:
+    """Encode ``layers`` (finest first, each in grid order, stacked as row blocks of one grid) into one SOG v2 file;
+    returns ``(meta, files)``. Layer k is stored with ``native.layer_options(options, drops_k)``
+    (`native.layer_drops`: its own drops plus ``options.layer_steps[k]``). ``sh_palette``: the palette already
+    fitted on the layers' concatenation (band-limited), as the rate search passes it."""
+    options = options or Options()
+    check_options(options)
+    layers = [Layer(band_limited(layer.splats, options), layer.width, layer.height, layer.drops) for layer in layers]
+    width = check_blocks(layers)
+    height = sum(layer.height for layer in layers)
+    if width > 16383 or height > 16383:
+        raise SogError(f"grid {width}x{height} exceeds WebP's 16383-pixel limit")
+    splats = Splats.concat([layer.splats for layer in layers])
+    n = len(splats)
+    bounds = np.cumsum([0] + [len(layer.splats) for layer in layers])
+    per = [native.layer_options(options, native.layer_drops(options, i, layer)) for i, layer in enumerate(layers)]
+    rows = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    tick = progress or (lambda name: None)
+    files: dict[str, bytes] = {}
+
+    def plane(name: str, rgba: np.ndarray) -> None:
+        img = np.empty((width * height, 4), np.uint8)
+        img[:n] = rgba
+        img[n:] = rgba[-1]  # padding repeats the last texel: no edge for the predictor (readers stop at count)
+        files[name] = encode_image(img.reshape(height, width, 4), "webp", options.effort)
+        tick(name)
+
+    # positions: 16-bit codes in log space on a lattice of every step-th code, the finest layer's top code = max
+    lmeans = playcanvas.log_transform(splats.means.detach().cpu().double().numpy())
+    mins, maxs = lmeans.min(0), lmeans.max(0)
+    span = np.where(maxs > mins, maxs - mins, 1.0)
+    step0 = lattice_step(per[0].means_bits, 16)
+    top0 = 65535 // step0 * step0
+    exact = (lmeans - mins) / span * top0
+    q = np.empty((n, 3), np.int64)
+    for part, opts in zip(rows, per):
+        step = lattice_step(opts.means_bits, 16)
+        q[part] = np.clip(np.rint(exact[part] / step) * step, 0, 65535 // step * step)
+    stored_maxs = mins + span * 65535 / top0
+    ones = np.full((n, 1), 255, np.uint8)
+    plane("means_l.webp", np.concatenate([(q & 0xFF).astype(np.uint8), ones], 1))
+    plane("means_u.webp", np.concatenate([(q >> 8).astype(np.uint8), ones], 1))
+
+    # rotations: canonical (the same covariance with permuted scales), smallest-three codes on a lattice around 128
+    quats, log_scales = canonical_rotations(splats.quats.detach().cpu().double().numpy(),
+                                            splats.scales.detach().cpu().double().numpy())
+    largest = np.abs(quats).argmax(1)
+    sign = np.where(quats[np.arange(n), largest] < 0, -1.0, 1.0)
+    kept = np.take_along_axis(quats * sign[:, None] * playcanvas.SQRT2, playcanvas.QUAT_KEEP[largest], axis=1)
+    codes = 255 * (kept * 0.5 + 0.5)
+    rgb = np.empty((n, 3), np.int64)
+    for part, opts in zip(rows, per):
+        step = lattice_step(opts.quat_bits, QUAT_FULL_BITS)
+        rgb[part] = 128 + np.rint((codes[part] - 128) / step) * step
+    rgb = np.clip(rgb, 0, 255).astype(np.uint8)
+    plane("quats.webp", np.concatenate([rgb, (252 + largest).astype(np.uint8)[:, None]], 1))
+
+    # scales: one 256-entry codebook spaced for entropy-coded labels; a coarser layer uses fewer of its entries
+    sw = native.scale_weights(log_scales, splats.opacities, options.scale_weight) if options.scale_weight else None
+    scale_cb, scale_idx = layered_codebook(log_scales, sw, rows, [o.scale_levels for o in per], options.scale_density)
+    plane("scales.webp", np.concatenate([scale_idx, ones], 1))
+
+    # colour: the same for sh0; opacity in its alpha on a lattice anchored at 255
+    sh0 = splats.sh0.detach().cpu().numpy().reshape(n, 3)
+    sh0_cb, sh0_idx = layered_codebook(sh0, None, rows, [o.color_levels for o in per], options.color_density)
+    alpha = 255 * torch.sigmoid(splats.opacities.detach().cpu().double()).numpy()
+    step = lattice_step(options.opacity_bits, 8)
+    alpha = np.clip(255 - np.rint((255 - alpha) / step) * step, 0, 255).astype(np.uint8)[:, None]
+    plane("sh0.webp", np.concatenate([sh0_idx, alpha], 1))
+
+    meta = {
+        "version": 2,
+        "asset": {"generator": GENERATOR},
+        "count": n,
+        "means": {"mins": mins.tolist(), "maxs": stored_maxs.tolist(), "files": ["means_l.webp", "means_u.webp"]},
+        "scales": {"codebook": padded_codebook(scale_cb), "files": ["scales.webp"]},
+        "quats": {"files": ["quats.webp"]},
+        "sh0": {"codebook": padded_codebook(sh0_cb), "files": ["sh0.webp"]},
+    }
+
+    k = splats.shN.shape[1]
+    if k:
+        centroids, labels = sh_palette if sh_palette is not None else fit_sh_palette(splats, options)
+        tick("shN palette")
+        c = centroids.shape[0]
+        if c > 65536:
+            raise SogError(f"sogv2: an SH palette of {c} entries does not fit 16-bit labels")
+        cb = short_levels(codebook_1d(centroids.numpy(), options.sh_levels, seed=options.seed)[0])
+        cidx = nearest_sorted(cb, centroids.numpy().astype(np.float64).reshape(-1)).reshape(c, 3 * k)
+        pal_rows = math.ceil(c / 64)
+        pal = np.zeros((pal_rows * 64, k, 4), np.uint8)
+        pal[..., 3] = 255
+        pal[:c, :, :3] = np.asarray(cidx, np.uint8).reshape(c, 3, k).transpose(0, 2, 1)
+        files["shN_centroids.webp"] = encode_image(pal.reshape(pal_rows, 64 * k, 4), "webp", options.effort)
+        lab = labels.numpy().astype(np.uint32)
+        plane("shN_labels.webp", np.stack([lab & 0xFF, lab >> 8, np.zeros_like(lab), np.full_like(lab, 255)],
+                                          1).astype(np.uint8))
+        meta["shN"] = {"count": int(c), "bands": splats.sh_degree, "codebook": padded_codebook(cb),
+                       "files": ["shN_centroids.webp", "shN_labels.webp"]}
+    return meta, files
+
+
+def decode(meta: dict, read) -> Splats:
+    """A sogv2 file is a plain SOG v2 file: `playcanvas.decode`."""
+    return playcanvas.decode(meta, read)
+
+
+def row_blocks(plan: list[tuple[torch.Tensor, dict]], count: int) -> list[tuple[torch.Tensor, dict]]:
+    """``plan`` (layers most important first, `native.plan_importance_layers`) with its boundaries moved to whole
+    rows of the ``count``-Gaussian grid (the nearest multiple of its width W); a layer left empty is dropped."""
+    width = playcanvas_width(count)
+    every = torch.cat([index for index, _ in plan])
+    ends = np.cumsum([len(index) for index, _ in plan])
+    cuts = [min(count, int(round(e / width)) * width) for e in ends[:-1]] + [count]
+    out, start = [], 0
+    for cut, (_, drops) in zip(cuts, plan):
+        if cut > start:
+            out.append((every[start:cut], drops))
+            start = cut
+    return out
+
+
+def playcanvas_width(count: int) -> int:
+    """The grid width W of a ``count``-Gaussian file (`sog.grid.grid_shape`)."""
+    from ..grid import grid_shape
+    return grid_shape(count)[1]
+
+
+class SogV2Profile(Profile):
+    """SOG v2 files spent for rate (`--profile sogv2`, the default): every v2 reader decodes them."""
+
+    name = "sogv2"
+    summary = "SOG v2 (PlayCanvas, SuperSplat, splat-transform, ... read it), rate-optimised"
+    Options = Options
+    presets = PRESETS
+    preset_psnr = PRESET_PSNR
+    compress_meta = False  # as PlayCanvas writes it
+    searched = tuple(LEVELS[0])
+
+    def check(self, options: Options) -> None:
+        check_options(options)
+
+    def wants_layers(self, count: int, options: Options) -> bool:
+        return options.layers > 1 and count >= 2 * options.layer_min
+
+    def plan_layers(self, splats, options, cameras, device, seed):
+        return row_blocks(native.plan_importance_layers(splats, options, cameras, device, seed), len(splats))
+
+    def max_layers(self):
+        return None
+
+    def layer_shape(self, layer_count: int, total: int) -> tuple[int, int]:
+        width = playcanvas_width(total)
+        return -(-layer_count // width), width
+
+    def encode(self, layers, options, progress=None):
+        return encode_layers(layers, options, progress=progress)
+
+    def encode_to_psnr(self, layers, target, options, cameras, device, progress=None):
+        import sys
+
+        from ..rate import encode_to_psnr
+        return encode_to_psnr(layers, target, options, cameras, device=device, progress=progress,
+                              codec=sys.modules[__name__], ladder=LEVELS)
+
+    def claims(self, meta: dict) -> bool:
+        return False  # its files are plain v2: the playcanvas profile reads them
+
+    def decode(self, meta, read):
+        return decode(meta, read)
+
+    def grids(self, meta, read):
+        return [playcanvas.grid_of(meta, read)]
+
+
+PROFILE = SogV2Profile()
