@@ -18,6 +18,8 @@ from .grid import grid_shape
 from .render.importance import check_layer_shares, importance_layers, sensitivities
 from .render.views import importance_views
 from .io import load, read_container, write_container, write_ply
+from .io.atomic import check_destination
+from .io.limits import check_magnitudes
 from .sort import sort_grid
 from .sort.features import splat_features
 from .splats import Splats
@@ -72,10 +74,11 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
             raise SogError("--psnr applies to the native 'sog' profile only")
         if not 0 < options.target_psnr < 1000:  # also catches NaN
             raise SogError(f"--psnr must be a positive number of dB, not {options.target_psnr}")
+    check_destination(output, [] if isinstance(source, Splats) else [source], overwrite)  # before any work
     device = resolve_device(options.device)  # fail before any work on a bad --device
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    splats = load(source) if not isinstance(source, Splats) else source.validate()
+    splats = load(source) if not isinstance(source, Splats) else check_magnitudes(source.validate(), "scene")
     seconds["load"] = time.perf_counter() - t0
 
     n = len(splats)
@@ -176,6 +179,8 @@ def _check_layout(layout, n: int, profile: str) -> None:
 def decompress(source: str | os.PathLike, output: str | os.PathLike | None = None, *,
                overwrite: bool = False) -> Splats:
     """Decode a ``.sog`` (zip, folder or meta.json) to `Splats`; also write a PLY when ``output`` is given."""
+    if output is not None:
+        check_destination(output, [source], overwrite)
     splats = load(source)
     if output is not None:
         write_ply(splats, output, overwrite=overwrite)
