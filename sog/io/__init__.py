@@ -12,7 +12,7 @@ from .limits import LIMITS, Limits, check_count, check_magnitudes
 from .ply import read_ply, write_ply
 from .splat import read_splat
 
-__all__ = ["load", "save", "read_ply", "write_ply", "read_splat", "read_container", "write_container",
+__all__ = ["load", "read_checked", "save", "read_ply", "write_ply", "read_splat", "read_container", "write_container",
            "detect_format"]
 
 
@@ -48,19 +48,25 @@ def load(path: str | os.PathLike, limits: Limits = LIMITS) -> Splats:
     """Read any supported scene file into `Splats` (validated: non-empty, finite, within `limits`).
 
     Every problem with the file is a `SogError` naming it: the readers check declared sizes against the
-    data and against `sog.io.limits` before they allocate, and any decoder's own error (zlib, image,
-    gzip, zstd, struct, JSON, plyfile) is turned into one."""
-    fmt = detect_format(path)
+    data and against `sog.io.limits` before they allocate (`read_checked`), and, as a last resort, any
+    decoder error they let through (zlib, image, gzip, zstd, struct, JSON, plyfile) becomes one too."""
     try:
-        splats = _read(path, fmt, limits)
+        return read_checked(path, limits)
     except SogError:
         raise
     except MemoryError:
-        raise SogError(f"{path}: not enough memory to read this {fmt} file") from None
+        raise SogError(f"{path}: not enough memory to read this file") from None
     except RecursionError:
-        raise SogError(f"{path}: {fmt} file is nested too deeply") from None
+        raise SogError(f"{path}: file is nested too deeply") from None
     except Exception as exc:  # a decoder's own error on data the checks let through
-        raise SogError(f"{path}: malformed {fmt} file ({type(exc).__name__}: {_one_line(exc)})") from None
+        raise SogError(f"{path}: malformed file ({type(exc).__name__}: {_one_line(exc)})") from None
+
+
+def read_checked(path: str | os.PathLike, limits: Limits = LIMITS) -> Splats:
+    """`load` without its last resort: the format's reader, then the count, finiteness and magnitude checks.
+    Any exception but `SogError` from here is a reader bug (the fuzzer, scripts/fuzz_readers.py, counts them)."""
+    fmt = detect_format(path)
+    splats = _read(path, fmt, limits)
     check_count(len(splats), str(path), limits)
     return check_magnitudes(splats.validate(str(path)), str(path), limits)
 

@@ -117,8 +117,8 @@ def check_native_meta(meta: dict, what: str = "meta.json", limits: Limits = LIMI
         else:
             check_int(quats.get("bits"), f"{what}.quats.bits", 2, 8)
     scales = _dict(meta, "scales", what)
-    scale_bits = check_int(scales.get("bits", 8), f"{what}.scales.bits", 8, 16)
-    _codebook(scales.get("codebook"), f"{what}.scales.codebook", min(1 << scale_bits, MAX_CODEBOOK), limits)
+    check_int(scales.get("bits", 8), f"{what}.scales.bits", 8, 16)
+    _codebook(scales.get("codebook"), f"{what}.scales.codebook", MAX_CODEBOOK, limits)
     sh0 = _dict(meta, "sh0", what)
     _codebook(sh0.get("codebook"), f"{what}.sh0.codebook", 256, limits)
     check_int(sh0.get("opacity_bits", 8), f"{what}.sh0.opacity_bits", 1, 8)
