@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from typing import Callable
 
 from ..errors import SogError
@@ -48,18 +49,18 @@ def _files(meta: dict, key: str, what: str, count: int) -> list[str]:
 def _codebook(stored, what: str, max_length: int, limits: Limits) -> None:
     """A native codebook: a plain list of finite numbers, or ``{"first", "unit", "steps"}`` with integer steps."""
     if isinstance(stored, dict):
-        first = check_number(stored.get("first"), f"{what}.first", limits.max_abs_value)
-        unit = check_number(stored.get("unit"), f"{what}.unit", limits.max_abs_value)
+        first = check_number(stored.get("first"), f"{what}.first", 2 * limits.max_abs_value)
+        unit = check_number(stored.get("unit"), f"{what}.unit", 2 * limits.max_abs_value)
         steps = stored.get("steps")
         if not isinstance(steps, list) or not 1 <= len(steps) <= max_length:
             raise SogError(f"{what}.steps must be a list of 1..{max_length} whole numbers")
         total = 0
         for i, s in enumerate(steps):
             total += check_int(s, f"{what}.steps[{i}]", 0, MAX_STEP)
-        if abs(first) + abs(unit) * total > limits.max_abs_value:
-            raise SogError(f"{what} reaches beyond ±{limits.max_abs_value:g}")
+        if max(abs(first), abs(first + unit * total)) > 2 * limits.max_abs_value:
+            raise SogError(f"{what} reaches beyond ±{2 * limits.max_abs_value:g}")
         return
-    check_numbers(stored, what, max_length=max_length, limit=limits.max_abs_value)
+    check_numbers(stored, what, max_length=max_length, limit=2 * limits.max_abs_value)
 
 
 def _grid(meta: dict, what: str, n: int, limits: Limits) -> None:
@@ -106,8 +107,8 @@ def check_native_meta(meta: dict, what: str = "meta.json", limits: Limits = LIMI
     bits = check_int(means.get("bits"), f"{what}.means.bits", 8, 16)
     if "levels" in means:
         check_int(means["levels"], f"{what}.means.levels", 2, 1 << bits)
-    check_numbers(means.get("mins"), f"{what}.means.mins", 3, limit=limits.max_abs_value)
-    check_numbers(means.get("maxs"), f"{what}.means.maxs", 3, limit=limits.max_abs_value)
+    check_numbers(means.get("mins"), f"{what}.means.mins", 3, limit=2 * limits.max_abs_value)
+    check_numbers(means.get("maxs"), f"{what}.means.maxs", 3, limit=2 * limits.max_abs_value)
     if "transform" in means and means["transform"] not in ("log", "linear"):
         raise SogError(f"{what}.means.transform must be 'log' or 'linear'")
     if version != 1:
@@ -144,19 +145,19 @@ def check_playcanvas_meta(meta: dict, what: str = "meta.json", limits: Limits = 
         raise SogError(f"{what}: unsupported SOG meta version {meta.get('version')!r} (expected 2)")
     n = check_count(meta.get("count"), f"{what}.count", limits)
     means = _dict(meta, "means", what)
-    check_numbers(means.get("mins"), f"{what}.means.mins", 3, limit=limits.max_abs_value)
-    check_numbers(means.get("maxs"), f"{what}.means.maxs", 3, limit=limits.max_abs_value)
+    check_numbers(means.get("mins"), f"{what}.means.mins", 3, limit=2 * limits.max_abs_value)
+    check_numbers(means.get("maxs"), f"{what}.means.maxs", 3, limit=2 * limits.max_abs_value)
     _files(means, "files", f"{what}.means", 2)
     _files(_dict(meta, "quats", what), "files", f"{what}.quats", 1)
     for key in ("scales", "sh0"):
         part = _dict(meta, key, what)
-        check_numbers(part.get("codebook"), f"{what}.{key}.codebook", max_length=256, limit=limits.max_abs_value)
+        check_numbers(part.get("codebook"), f"{what}.{key}.codebook", max_length=256, limit=2 * limits.max_abs_value)
         _files(part, "files", f"{what}.{key}", 1)
     shn = _dict(meta, "shN", what, required=False)
     if shn is not None:
         check_int(shn.get("bands"), f"{what}.shN.bands", 1, 3)
         check_int(shn.get("count"), f"{what}.shN.count", 1, MAX_PALETTE)
-        check_numbers(shn.get("codebook"), f"{what}.shN.codebook", max_length=256, limit=limits.max_abs_value)
+        check_numbers(shn.get("codebook"), f"{what}.shN.codebook", max_length=256, limit=2 * limits.max_abs_value)
         _files(shn, "files", f"{what}.shN", 2)
     return n
 
@@ -177,9 +178,11 @@ def image_size(data: bytes) -> tuple[int, int] | None:
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            return img.size
-    except Exception:  # not an image: the decoder names the problem
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we judge the size ourselves
+            with Image.open(io.BytesIO(data)) as img:
+                return img.size
+    except Exception:  # not an image (or one Pillow itself refuses): the decoder names the problem
         return None
 
 
