@@ -11,7 +11,7 @@ edits (PLY element counts, property types and lines, format line, a long comment
 degree, fractional bits, v4 table of contents); ``meta.json``/``lod-meta.json`` field edits (a number set to
 0, -1, huge, Infinity, NaN, or the wrong type, a key removed, a list cut or padded, deep nesting, a tree
 with many children); plane edits (a plane swapped, removed, replaced by an image with huge declared
-sides), an unused entry that inflates to 64 MiB, flipped bytes inside a deflated entry.
+sides), an unused entry that inflates to 32 MiB, flipped bytes inside a deflated entry.
 
 `run_case` loads one case in-process through the readers (`sog.io.read_checked`, without `sog.load`'s
 last-resort conversion, so an error a reader does not turn into `SogError` is counted as an escape),
@@ -403,7 +403,7 @@ def _sog_edit(members: list[tuple[zipfile.ZipInfo, bytes]], rng: random.Random):
     elif kind == 8:
         info = zipfile.ZipInfo("unused.bin", date_time=(1980, 1, 1, 0, 0, 0))
         info.compress_type = zipfile.ZIP_DEFLATED
-        members.append((info, bytes(64 << 20)))
+        members.append((info, bytes(32 << 20)))
     else:
         i = rng.randrange(len(members))
         members[i] = (members[i][0], _bytes_edit(members[i][1], rng))

@@ -38,9 +38,8 @@ def _fails(capsys, *args, match: str) -> None:
 
 
 def _refused(path, match: str, seconds: float = 10.0, memory_mb: float = 256.0) -> None:
-    """``path`` ends in a SogError matching ``match`` through the readers themselves, in bounded time and RSS."""
-    from sog.io import read_checked  # noqa: F401  (the readers without load's last resort)
-
+    """``path`` ends in a SogError matching ``match`` through the readers themselves (`sog.io.read_checked`, no
+    last-resort conversion), in bounded time and RSS."""
     outcome = run_case(path, seconds, memory_mb)
     assert outcome.kind == "error", outcome
     assert match in outcome.message, outcome.message
