@@ -20,7 +20,7 @@ limit                     value           what it bounds
 ``max_inflate_ratio``     200             inflated / compressed bytes of a deflated zip entry or a
                                           gzip/zstd ``.spz`` (plus ``inflate_slack``)
 ``inflate_slack``         16 MiB          bytes any compressed input may inflate to regardless of ratio
-``max_ply_header_bytes``  1 MiB           a PLY header
+``max_ply_header_bytes``  256 KiB         a PLY header
 ``max_render_side``       8,192           ``sog eval --size`` (pixels per side)
 ``max_views``             1,024           ``sog eval --views``
 ``max_layers``            16              ``--layers`` and the layers of a native file
@@ -61,7 +61,7 @@ class Limits:
     max_entry_bytes: int = 1 << 30
     max_inflate_ratio: int = 200
     inflate_slack: int = 16 << 20
-    max_ply_header_bytes: int = 1 << 20
+    max_ply_header_bytes: int = 256 << 10
     max_render_side: int = 8192
     max_views: int = 1024
     max_layers: int = 16
