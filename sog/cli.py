@@ -1,8 +1,10 @@
 """Command line: ``sog compress``, ``sog decompress``, ``sog info``, ``sog eval``.
 
 Every user-facing problem is a `SogError`; it is printed as one line ``sog: error: ...``
-and the exit code is 2. Outputs are written to a temporary file and renamed, so a failed
-run leaves nothing behind.
+and the exit code is 2 (numeric options are range-checked first: `check_options`). Outputs are
+written to a temporary file and renamed, so a failed run leaves nothing behind; SIGTERM, SIGINT and
+SIGHUP raise `sog.errors.Interrupted`, so that clean-up also runs when the run is stopped (exit
+128 + signal). Anything else is a bug, still reported on one line (``sog: internal error: ...``, exit 3).
 """
 
 from __future__ import annotations
