@@ -1,21 +1,27 @@
 """Command line: ``sog compress``, ``sog decompress``, ``sog info``, ``sog eval``.
 
 Every user-facing problem is a `SogError`; it is printed as one line ``sog: error: ...``
-and the exit code is 2. Outputs are written to a temporary file and renamed, so a failed
-run leaves nothing behind.
+and the exit code is 2 (numeric options are range-checked first: `check_options`). Outputs are
+written to a temporary file and renamed, so a failed run leaves nothing behind; SIGTERM, SIGINT and
+SIGHUP raise `sog.errors.Interrupted`, so that clean-up also runs when the run is stopped (exit
+128 + signal). Anything else is a bug, still reported on one line (``sog: internal error: ...``, exit 3).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 from . import __version__
-from .errors import SogError
+from .errors import Interrupted, SogError
+from .io.limits import LIMITS, Limits
 from .grid import grid_shape
 from .io.ply import inria_ply_size as ply_bytes
 
@@ -79,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    restore = _install_signal_handlers()
     try:
+        check_options(args)
         if args.command == "eval":
             from .evaluate import run as run_eval
             return run_eval(args)
@@ -87,17 +95,74 @@ def main(argv: list[str] | None = None) -> int:
     except SogError as exc:
         print(f"sog: error: {exc}", file=sys.stderr)
         return 2
+    except Interrupted as exc:
+        print(f"sog: interrupted by {signal.Signals(exc.signum).name}; nothing was written", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
-        print("sog: interrupted", file=sys.stderr)
+        print("sog: interrupted; nothing was written", file=sys.stderr)
         return 130
     except MemoryError:
         print("sog: error: out of memory", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # a bug, not bad input: still one line, and a distinct exit code
+        print(f"sog: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+              "(this is a bug in sog; please report it)", file=sys.stderr)
+        return 3
+    finally:
+        restore()
+
+
+def _install_signal_handlers():
+    """SIGTERM, SIGINT and SIGHUP raise `Interrupted` in the main thread, so the clean-up of a half-written
+    output runs; a second signal during that clean-up is ignored. Returns a function restoring the old handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    names = [name for name in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, name)]
+    numbers = [getattr(signal, name) for name in names]
+    old = {num: signal.getsignal(num) for num in numbers}
+
+    def handler(signum, frame):
+        for num in numbers:
+            signal.signal(num, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    for num in numbers:
+        signal.signal(num, handler)
+
+    def restore() -> None:
+        for num, previous in old.items():
+            signal.signal(num, previous if previous is not None else signal.SIG_DFL)
+
+    return restore
+
+
+def check_options(args, limits: Limits = LIMITS) -> None:
+    """Range checks of numeric options, before any work (each a one-line `SogError`)."""
+    seed = getattr(args, "seed", None)
+    if seed is not None and not 0 <= seed <= limits.max_seed:
+        raise SogError(f"--seed must be 0..{limits.max_seed}, not {seed}")
+    layers = getattr(args, "layers", None)
+    if layers is not None and layers > limits.max_layers:
+        raise SogError(f"--layers must be at most {limits.max_layers}, not {layers}")
+    psnr = getattr(args, "psnr", None)
+    if psnr is not None and not 0 < psnr < 1000:
+        raise SogError(f"--psnr must be a positive number of dB below 1000, not {psnr}")
+    if args.command == "eval":
+        from .render.cameras import parse_size
+
+        if not 1 <= args.views <= limits.max_views:
+            raise SogError(f"--views must be 1..{limits.max_views}, not {args.views}")
+        width, height = parse_size(args.size)
+        if max(width, height) > limits.max_render_side:
+            raise SogError(f"--size {args.size}: at most {limits.max_render_side} pixels a side")
+        if not (math.isfinite(args.fov) and 0 < args.fov < 180):
+            raise SogError(f"--fov must be between 0 and 180 degrees (exclusive), not {args.fov}")
 
 
 def _parse_weights(text: str | None) -> dict[str, float]:
     """``"means=1,sh0=0.5"`` -> ``{"means": 1.0, "sh0": 0.5}``; names are checked against the features."""
-    from .errors import SogError
     from .sort.features import DEFAULT_WEIGHTS
 
     if not text:
@@ -176,7 +241,8 @@ def _decompress(args) -> int:
 
 
 def _info(args) -> int:
-    from .io import detect_format, load, read_container
+    from .io import detect_format, load
+    from .io.sog_meta import open_sog
 
     path = Path(args.input)
     fmt = detect_format(path)
@@ -186,7 +252,7 @@ def _info(args) -> int:
     if fmt == "sog":
         from .codec import profile_of
 
-        meta, read, size = read_container(path)
+        meta, read, size = open_sog(path)  # checked by load already; the reader refuses oversized planes
         grids = [list(grid) for grid in profile_of(meta).grids(meta, read)]  # one per importance layer
     else:
         size = os.path.getsize(path)

@@ -6,3 +6,12 @@ class SogError(Exception):
 
     The CLI prints ``str(err)`` as a single line and exits with code 2.
     """
+
+
+class Interrupted(KeyboardInterrupt):
+    """Raised by the CLI's signal handler on SIGTERM/SIGINT/SIGHUP, so that every ``finally``/``except
+    BaseException`` clean-up runs (temporary outputs are removed) before the process exits."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum

@@ -16,6 +16,8 @@ from .errors import SogError
 from .grid import grid_shape
 from .render.views import importance_views, search_cameras
 from .io import load, read_container, write_container, write_ply
+from .io.atomic import check_destination
+from .io.limits import check_magnitudes
 from .sort import sort_grid
 from .sort.features import splat_features
 from .splats import Splats
@@ -66,10 +68,11 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
         raise SogError(f"--psnr must be a positive number of dB, not {options.target_psnr}")
     overrides = {"effort": options.effort, "seed": options.seed, **options.profile_options}
     profile_options, fixed, target_psnr = profile.options(options.quality, options.target_psnr, overrides)
+    check_destination(output, [] if isinstance(source, Splats) else [source], overwrite)  # before any work
     device = resolve_device(options.device)  # fail before any work on a bad --device
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    splats = load(source) if not isinstance(source, Splats) else source.validate()
+    splats = load(source) if not isinstance(source, Splats) else check_magnitudes(source.validate(), "scene")
     seconds["load"] = time.perf_counter() - t0
     source_path = None if isinstance(source, Splats) else source
 
@@ -149,6 +152,8 @@ def _check_layout(layout, n: int, profile) -> None:
 def decompress(source: str | os.PathLike, output: str | os.PathLike | None = None, *,
                overwrite: bool = False) -> Splats:
     """Decode a ``.sog`` (zip, folder or meta.json) to `Splats`; also write a PLY when ``output`` is given."""
+    if output is not None:
+        check_destination(output, [source], overwrite)
     splats = load(source)
     if output is not None:
         write_ply(splats, output, overwrite=overwrite)

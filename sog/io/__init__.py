@@ -8,10 +8,11 @@ from pathlib import Path
 from ..errors import SogError
 from ..splats import Splats
 from .container import read_container, write_container
+from .limits import LIMITS, Limits, check_count, check_magnitudes
 from .ply import read_ply, write_ply
 from .splat import read_splat
 
-__all__ = ["load", "save", "read_ply", "write_ply", "read_splat", "read_container", "write_container",
+__all__ = ["load", "read_checked", "save", "read_ply", "write_ply", "read_splat", "read_container", "write_container",
            "detect_format"]
 
 
@@ -24,8 +25,13 @@ def detect_format(path: str | os.PathLike) -> str:
         return "sog"
     if path.name.endswith("lod-meta.json"):
         return "lod"
-    with open(path, "rb") as fh:
-        head = fh.read(4)
+    if not path.is_file():
+        raise SogError(f"{path}: not a regular file or folder")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise SogError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if head[:3] == b"ply":
         return "ply"
     if head[:4] == b"PK\x03\x04":
@@ -38,9 +44,34 @@ def detect_format(path: str | os.PathLike) -> str:
                    "a SOG folder/meta.json or lod-meta.json)")
 
 
-def load(path: str | os.PathLike) -> Splats:
-    """Read any supported scene file into `Splats` (validated: non-empty, finite)."""
+def load(path: str | os.PathLike, limits: Limits = LIMITS) -> Splats:
+    """Read any supported scene file into `Splats` (validated: non-empty, finite, within `limits`).
+
+    Every problem with the file is a `SogError` naming it: the readers check declared sizes against the
+    data and against `sog.io.limits` before they allocate (`read_checked`), and, as a last resort, any
+    decoder error they let through (zlib, image, gzip, zstd, struct, JSON, plyfile) becomes one too."""
+    try:
+        return read_checked(path, limits)
+    except SogError:
+        raise
+    except MemoryError:
+        raise SogError(f"{path}: not enough memory to read this file") from None
+    except RecursionError:
+        raise SogError(f"{path}: file is nested too deeply") from None
+    except Exception as exc:  # a decoder's own error on data the checks let through
+        raise SogError(f"{path}: malformed file ({type(exc).__name__}: {_one_line(exc)})") from None
+
+
+def read_checked(path: str | os.PathLike, limits: Limits = LIMITS) -> Splats:
+    """`load` without its last resort: the format's reader, then the count, finiteness and magnitude checks.
+    Any exception but `SogError` from here is a reader bug (the fuzzer, scripts/fuzz_readers.py, counts them)."""
     fmt = detect_format(path)
+    splats = _read(path, fmt, limits)
+    check_count(len(splats), str(path), limits)
+    return check_magnitudes(splats.validate(str(path)), str(path), limits)
+
+
+def _read(path, fmt: str, limits: Limits) -> Splats:
     if fmt == "ply":
         return read_ply(path)
     if fmt == "splat":
@@ -52,8 +83,14 @@ def load(path: str | os.PathLike) -> Splats:
         from .spz import read_spz
         return read_spz(path)
     from ..codec import decode_container
-    meta, read, _ = read_container(path)
-    return decode_container(meta, read).validate(str(path))
+    from .sog_meta import open_sog
+    meta, read, _ = open_sog(path, limits)
+    return decode_container(meta, read)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
 
 
 def save(splats: Splats, path: str | os.PathLike, overwrite: bool = False) -> None:

@@ -1,4 +1,14 @@
-"""Write outputs all-or-nothing: to a temporary sibling first, then rename into place."""
+"""Write outputs all-or-nothing, and never at the cost of an input.
+
+* An output is written to a temporary sibling first, then renamed into place; on any exception, a
+  ``KeyboardInterrupt`` or the CLI's SIGTERM included, the temporary file or folder is removed, so a failed or
+  interrupted run leaves neither a partial output nor a temporary file.
+* An existing folder is replaced only when it is a SOG folder (``meta.json`` and image planes, nothing else:
+  `is_sog_folder`), and then by renaming it aside, renaming the new output in and only then deleting the old
+  one. Any other folder is refused, so ``--force`` can never delete a folder of other files.
+* `check_not_input`: the output may not be an input, hold one, or lie inside an input SOG folder.
+* A folder that cannot be written (read-only, missing, full disk) is a `SogError` naming it.
+"""
 
 from __future__ import annotations
 
@@ -7,47 +17,140 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from ..errors import SogError
 
+#: the files a SOG folder holds besides meta.json (the image planes)
+PLANE_SUFFIXES = (".webp", ".png")
+_MAX_SOG_FOLDER_ENTRIES = 4096
+
+
+def is_sog_folder(folder: str | os.PathLike) -> bool:
+    """True for a real folder holding ``meta.json`` and otherwise only image planes (no subfolders, no links)."""
+    folder = Path(folder)
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    has_meta = False
+    try:
+        for i, entry in enumerate(os.scandir(folder)):
+            if i >= _MAX_SOG_FOLDER_ENTRIES or entry.is_symlink() or not entry.is_file(follow_symlinks=False):
+                return False
+            if entry.name == "meta.json":
+                has_meta = True
+            elif not entry.name.lower().endswith(PLANE_SUFFIXES):
+                return False
+    except OSError:
+        return False
+    return has_meta
+
 
 def check_output(path: str | os.PathLike, overwrite: bool) -> Path:
-    """Refuse an existing output unless ``overwrite``; make sure its folder exists."""
+    """Refuse an existing output unless ``overwrite`` (and, for a folder, unless it is a SOG folder); make sure
+    its parent is a folder."""
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise SogError(f"output {path} already exists (pass --force / overwrite=True to replace it)")
-    if not path.parent.exists():
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise SogError(f"output {path} already exists (pass --force / overwrite=True to replace it)")
+        if path.is_dir() and not path.is_symlink() and not is_sog_folder(path):
+            raise SogError(f"refusing to replace folder {path}: it is not a SOG folder (meta.json and image "
+                           "planes only); remove it yourself or choose another output")
+    if not path.parent.is_dir():
         raise SogError(f"output folder {path.parent} does not exist")
     return path
+
+
+def _territory(source: Path) -> Path:
+    """The path an input occupies: its folder for a SOG folder or its meta.json, else the file itself."""
+    if source.name == "meta.json" and source.parent.is_dir():
+        return source.parent
+    return source
+
+
+def check_not_input(output: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> None:
+    """Refuse an ``output`` that is one of ``inputs`` (the same file by any path, links included), holds one,
+    or lies inside an input SOG folder."""
+    out = Path(os.path.realpath(output))
+    for source in inputs:
+        src = Path(os.path.realpath(source))
+        land = _territory(src)
+        same = out == src or out == land
+        if not same and out.exists() and src.exists():
+            try:
+                same = os.path.samefile(out, src)
+            except OSError:
+                same = False
+        if same:
+            raise SogError(f"output {output} is the input {source}; choose another output")
+        if land.is_dir() and land in out.parents:
+            raise SogError(f"output {output} lies inside the input SOG folder {land}; choose another output")
+        if out in src.parents:
+            raise SogError(f"output {output} holds the input {source}; choose another output")
+
+
+def check_destination(output: str | os.PathLike, inputs: Iterable[str | os.PathLike], overwrite: bool) -> None:
+    """Before any work: `check_not_input` and `check_output` (a ``.../meta.json`` output stands for its folder)."""
+    check_not_input(output, inputs)
+    out = Path(output)
+    check_output(out.parent if out.name == "meta.json" else out, overwrite)
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, overwrite: bool = False, directory: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it onto ``path``.
 
-    On any exception the temporary file or folder is removed, so a failed run never
-    leaves a partial output behind.
+    On any exception (interrupts included) the temporary file or folder is removed, so a failed run never
+    leaves a partial output behind; an `OSError` while writing becomes a `SogError` naming the output.
     """
     path = check_output(path, overwrite)
-    if directory:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    else:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        tmp = Path(name)
+    tmp: Path | None = None
     try:
-        yield tmp
-        os.chmod(tmp, _default_mode(directory))
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
+        try:
+            if directory:
+                tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+            else:
+                fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+                tmp = Path(name)
+                os.close(fd)
+        except OSError as exc:
+            raise SogError(f"cannot write in folder {path.parent} ({exc.strerror or exc})") from None
+        try:
+            yield tmp
+            os.chmod(tmp, _default_mode(directory))
+            _replace(tmp, path, overwrite)
+        except OSError as exc:
+            raise SogError(f"cannot write {path} ({exc.strerror or exc})") from None
+    except BaseException:
+        if tmp is not None:
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+        raise
+
+
+def _replace(tmp: Path, path: Path, overwrite: bool) -> None:
+    """Move ``tmp`` onto ``path``. A plain file over a file (or nothing) is one `os.replace`; otherwise the old
+    output (a SOG folder, checked again here) is renamed aside first and deleted only once the new one is in."""
+    exists = path.exists() or path.is_symlink()
+    if not exists or (not tmp.is_dir() and not path.is_dir()):
+        os.replace(tmp, path)
+        return
+    check_output(path, overwrite)
+    aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+    try:
+        os.rename(path, aside / path.name)
+    except BaseException:
+        os.rmdir(aside)
+        raise
+    try:
         os.replace(tmp, path)
     except BaseException:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            tmp.unlink(missing_ok=True)
+        os.rename(aside / path.name, path)  # put the old output back (if this fails it stays in `aside`)
+        os.rmdir(aside)
         raise
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _default_mode(directory: bool) -> int:

@@ -33,6 +33,33 @@ def _lerp_111011(value, chunk, prefix: str, names: tuple[str, str, str]) -> np.n
     return np.stack(out, 1)
 
 
+#: chunk properties every compressed PLY has; the colour range (min_r .. max_b) is all there or all absent
+CHUNK_BOUNDS = tuple(f"{end}_{prefix}{axis}" for prefix in ("", "scale_") for end in ("min", "max")
+                     for axis in "xyz")
+CHUNK_COLOURS = tuple(f"{end}_{c}" for end in ("min", "max") for c in "rgb")
+
+
+def check_chunks(names, path: str) -> None:
+    """The chunk element has every bound the decoder reads (a missing one is named)."""
+    missing = [p for p in CHUNK_BOUNDS if p not in names]
+    colours = [p for p in CHUNK_COLOURS if p in names]
+    if colours and len(colours) != len(CHUNK_COLOURS):
+        missing += [p for p in CHUNK_COLOURS if p not in names]
+    if missing:
+        raise SogError(f"{path}: compressed PLY chunk element is missing {', '.join(missing)}")
+
+
+def check_sh(sh, n: int, path: str) -> None:
+    """The ``sh`` element holds one row per Gaussian of ``f_rest_0..`` properties."""
+    names = list(sh.dtype.names or ())
+    if len(sh) != n:
+        raise SogError(f"{path}: compressed PLY 'sh' element has {len(sh)} rows for {n} Gaussians")
+    if names != [f"f_rest_{i}" for i in range(len(names))]:
+        raise SogError(f"{path}: compressed PLY 'sh' element properties are not f_rest_0..f_rest_{len(names) - 1}")
+    if any(sh.dtype[name].kind not in "iuf" for name in names):
+        raise SogError(f"{path}: compressed PLY 'sh' element holds list properties")
+
+
 def read_compressed_ply(ply: PlyData, path: str) -> Splats:
     """Decode a compressed PLY (already parsed by plyfile) into `Splats`."""
     vertex = ply["vertex"].data
@@ -42,6 +69,12 @@ def read_compressed_ply(ply: PlyData, path: str) -> Splats:
     chunk_rows = ply["chunk"].data
     if len(chunk_rows) != (n + CHUNK - 1) // CHUNK:
         raise SogError(f"{path}: compressed PLY has {len(chunk_rows)} chunks for {n} Gaussians")
+    check_chunks(chunk_rows.dtype.names or (), path)
+    if any(chunk_rows.dtype[name].kind not in "iuf" for name in chunk_rows.dtype.names) or any(
+            vertex.dtype[p].kind not in "iu" for p in PACKED):
+        raise SogError(f"{path}: compressed PLY packed words must be integers and chunk bounds numbers")
+    if "sh" in {e.name for e in ply.elements}:
+        check_sh(ply["sh"].data, n, path)
     chunk = {name: np.repeat(chunk_rows[name], CHUNK)[:n] for name in chunk_rows.dtype.names}
     words = {p: np.asarray(vertex[p], dtype=np.uint32) for p in PACKED}
     means = _lerp_111011(words["packed_position"], chunk, "", ("x", "y", "z"))

@@ -16,6 +16,7 @@ from typing import Callable
 
 from ..errors import SogError
 from .atomic import atomic_path
+from .limits import LIMITS, Limits, check_name, parse_json
 
 META = "meta.json"
 
@@ -56,11 +57,15 @@ def write_container(meta: dict, files: dict[str, bytes], path: str | os.PathLike
     return len(meta_bytes) + sum(len(d) for d in files.values())
 
 
-def read_container(path: str | os.PathLike) -> tuple[dict, Callable[[str], bytes], int]:
+def read_container(path: str | os.PathLike, limits: Limits = LIMITS) -> tuple[dict, Callable[[str], bytes], int]:
     """Open a ``.sog`` zip, a folder with ``meta.json``, or a ``meta.json`` path.
 
-    Returns ``(meta, read(name) -> bytes, total_bytes)``. All files are read eagerly, so
-    the returned reader does not keep the file open.
+    Returns ``(meta, read(name) -> bytes, total_bytes)``. Only ``meta.json`` is read here; ``read`` reads one
+    named entry when asked (so an unrelated or unused entry, however large, is never inflated), each at most
+    ``limits.max_entry_bytes`` and, when deflated, at most ``limits.inflated_bytes`` of its compressed size
+    (checked while inflating, not from the header); a corrupt entry (bad CRC, broken deflate stream) is a
+    `SogError` naming the file and the entry. ``total_bytes``: the zip's size, or for a folder the bytes of
+    ``meta.json`` and of the files it names.
     """
     path = Path(path)
     if not path.exists():
@@ -69,33 +74,103 @@ def read_container(path: str | os.PathLike) -> tuple[dict, Callable[[str], bytes
         folder = path if path.is_dir() else path.parent
         if not (folder / META).is_file():
             raise SogError(f"{folder}: folder has no meta.json")
-        store = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
-    else:
-        try:
-            with zipfile.ZipFile(path) as zf:
-                bad = zf.testzip()
-                if bad is not None:
-                    raise SogError(f"{path}: corrupt .sog zip (bad CRC in {bad})")
-                store = {info.filename.rsplit("/", 1)[-1]: zf.read(info) for info in zf.infolist()
-                         if not info.is_dir()}
-        except zipfile.BadZipFile as exc:
-            raise SogError(f"{path}: not a valid .sog zip ({exc})") from None
-        except (OSError, EOFError, zipfile.LargeZipFile) as exc:
-            raise SogError(f"{path}: corrupt .sog zip ({exc})") from None
-    if META not in store:
+        meta = _parse_meta(_read_file(folder / META, limits.max_json_bytes, f"{folder / META}"), folder / META,
+                           limits)
+
+        def read(name: str) -> bytes:
+            check_name(name, f"{folder / META}: file name")
+            file = folder / name
+            if not file.is_file():
+                raise SogError(f"{folder}: SOG folder is missing {name}")
+            return _read_file(file, limits.max_entry_bytes, str(file))
+
+        total = (folder / META).stat().st_size + sum(
+            (folder / name).stat().st_size for name in named_files(meta) if (folder / name).is_file())
+        return meta, read, total
+    entries = _zip_entries(path)
+    if META not in entries:
         raise SogError(f"{path}: .sog has no meta.json")
-    try:
-        meta = json.loads(store[META])
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SogError(f"{path}: meta.json is not valid JSON ({exc})") from None
-    if not isinstance(meta, dict):
-        raise SogError(f"{path}: meta.json is not a JSON object")
+    meta = _parse_meta(_read_entry(path, entries[META], limits.max_json_bytes, limits), f"{path}: meta.json",
+                       limits)
 
     def read(name: str) -> bytes:
-        try:
-            return store[name]
-        except KeyError:
-            raise SogError(f"{path}: .sog is missing {name}") from None
+        if not isinstance(name, str) or name not in entries:
+            raise SogError(f"{path}: .sog is missing {name}")
+        return _read_entry(path, entries[name], limits.max_entry_bytes, limits)
 
-    total = os.path.getsize(path) if path.is_file() and path.name != META else sum(map(len, store.values()))
-    return meta, read, total
+    return meta, read, os.path.getsize(path)
+
+
+def named_files(meta) -> list[str]:
+    """Every string in ``meta`` (any depth, no recursion) that could be a plane file name, in order."""
+    names, stack = [], [meta]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(reversed(list(node.values())))
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
+        elif isinstance(node, str) and node and "/" not in node and "\\" not in node and "\x00" not in node \
+                and node not in (".", "..") and "." in node and len(node) <= 255:
+            names.append(node)
+    return list(dict.fromkeys(names))
+
+
+def _parse_meta(data: bytes, what, limits: Limits) -> dict:
+    meta = parse_json(data, f"{what}", limits.max_json_bytes, limits)
+    if not isinstance(meta, dict):
+        raise SogError(f"{what} is not a JSON object")
+    return meta
+
+
+def _read_file(file: Path, cap: int, what: str) -> bytes:
+    try:
+        size = file.stat().st_size
+        if size > cap:
+            raise SogError(f"{what} is {size:,} bytes, more than the {cap:,} sog reads for one file")
+        with open(file, "rb") as fh:
+            data = fh.read(cap + 1)
+    except OSError as exc:
+        raise SogError(f"{what}: cannot read ({exc.strerror or exc})") from None
+    if len(data) > cap:
+        raise SogError(f"{what} is more than the {cap:,} bytes sog reads for one file")
+    return data
+
+
+def _zip_entries(path: Path) -> dict[str, zipfile.ZipInfo]:
+    """The zip's file entries by base name (each name once), read from its central directory only."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = [info for info in zf.infolist() if not info.is_dir()]
+    except zipfile.BadZipFile as exc:
+        raise SogError(f"{path}: not a valid .sog zip ({exc})") from None
+    except Exception as exc:  # a damaged central directory: struct, unicode, overflow, OS errors
+        raise SogError(f"{path}: corrupt .sog zip ({type(exc).__name__}: {exc})") from None
+    entries: dict[str, zipfile.ZipInfo] = {}
+    for info in infos:
+        name = info.filename.replace("\\", "/").rsplit("/", 1)[-1]
+        if name in entries:
+            raise SogError(f"{path}: .sog zip holds two entries named {name!r}")
+        entries[name] = info
+    return entries
+
+
+def _read_entry(path: Path, info: zipfile.ZipInfo, cap: int, limits: Limits) -> bytes:
+    """One zip entry, inflated in pieces and stopped as soon as it passes ``cap`` or the inflate-ratio limit."""
+    name = info.filename
+    if info.compress_type != zipfile.ZIP_STORED:
+        cap = min(cap, limits.inflated_bytes(info.compress_size))
+    if info.file_size > cap:
+        raise SogError(f"{path}: entry {name} declares {info.file_size:,} bytes, more than the {cap:,} sog reads")
+    out = bytearray()
+    try:
+        with zipfile.ZipFile(path) as zf, zf.open(info) as fh:
+            while piece := fh.read(1 << 20):
+                out += piece
+                if len(out) > cap:
+                    raise SogError(f"{path}: entry {name} inflates to more than {cap:,} bytes")
+    except SogError:
+        raise
+    except Exception as exc:  # zlib.error, bad CRC (BadZipFile), EOFError, unsupported method, encryption ...
+        raise SogError(f"{path}: corrupt .sog zip entry {name} ({type(exc).__name__}: {exc})") from None
+    return bytes(out)

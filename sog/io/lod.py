@@ -1,47 +1,100 @@
 """PlayCanvas streamed SOG (``lod-meta.json``): a tree of nodes, each with ranges of Gaussians per
-level of detail, stored in SOG files listed in ``filenames``. Reading gives one level (0 = finest)."""
+level of detail, stored in SOG files listed in ``filenames``. Reading gives one level (0 = finest).
+
+The tree is walked without recursion and refused beyond `sog.io.limits.Limits.max_lod_nodes` nodes or
+``max_lod_depth`` levels; ``filenames`` must be relative paths inside the lod-meta's folder (no ``..``)
+and may not name another ``lod-meta.json``; the ranges must fit the files they point into."""
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+import numpy as np
 import torch
 
 from ..errors import SogError
 from ..splats import Splats
+from .limits import LIMITS, Limits, check_int, parse_json
 
 
-def read_lod_meta(path: str | os.PathLike, level: int = 0) -> Splats:
+def lod_ranges(meta, what: str, level: int = 0, limits: Limits = LIMITS) -> tuple[list[str], np.ndarray]:
+    """``(filenames, ranges (R, 3) int64 of file, offset, count)`` of LOD ``level``, in tree order, checked."""
+    if not isinstance(meta, dict):
+        raise SogError(f"{what} is not a JSON object")
+    filenames = meta.get("filenames")
+    if not isinstance(filenames, list) or not filenames:
+        raise SogError(f"{what}: 'filenames' must be a non-empty list of file names")
+    for i, name in enumerate(filenames):
+        parts = PurePosixPath(name).parts if isinstance(name, str) else ()
+        if not parts or name.startswith(("/", "\\")) or ".." in parts or "\\" in name or "\x00" in name \
+                or name.endswith("lod-meta.json") or ":" in parts[0]:
+            raise SogError(f"{what}: filenames[{i}] must be a relative path inside its folder, not {name!r:.60}")
+    if "tree" not in meta:
+        raise SogError(f"{what} has no 'tree'")
+    ranges: list[tuple[int, int, int]] = []
+    stack = [(meta["tree"], 1)]
+    nodes = 0
+    key = str(level)
+    while stack:
+        node, depth = stack.pop()
+        nodes += 1
+        if nodes > limits.max_lod_nodes:
+            raise SogError(f"{what}: the tree has more than {limits.max_lod_nodes:,} nodes")
+        if depth > limits.max_lod_depth:
+            raise SogError(f"{what}: the tree is more than {limits.max_lod_depth} levels deep")
+        if not isinstance(node, dict):
+            raise SogError(f"{what}: a tree node is not an object")
+        lods = node.get("lods", {})
+        if not isinstance(lods, dict):
+            raise SogError(f"{what}: a node's 'lods' is not an object")
+        lod = lods.get(key)
+        if lod is not None:
+            if not isinstance(lod, dict):
+                raise SogError(f"{what}: a node's lod {key} is not an object")
+            ranges.append((check_int(lod.get("file"), f"{what}: lod file", 0, len(filenames) - 1),
+                           check_int(lod.get("offset"), f"{what}: lod offset", 0, limits.max_gaussians),
+                           check_int(lod.get("count"), f"{what}: lod count", 0, limits.max_gaussians)))
+        children = node.get("children", [])
+        if not isinstance(children, list):
+            raise SogError(f"{what}: a node's 'children' is not a list")
+        stack.extend((child, depth + 1) for child in reversed(children))
+    if not ranges:
+        raise SogError(f"{what}: no Gaussians at level of detail {level} (levels: {meta.get('lodLevels')!r:.40})")
+    table = np.array(ranges, np.int64).reshape(-1, 3)
+    total = int(table[:, 2].sum())
+    if total > limits.max_gaussians:
+        raise SogError(f"{what}: level {level} holds {total:,} Gaussians, more than sog's limit of "
+                       f"{limits.max_gaussians:,}")
+    return filenames, table
+
+
+def read_lod_meta(path: str | os.PathLike, level: int = 0, limits: Limits = LIMITS) -> Splats:
     """All Gaussians of LOD ``level`` (0 is the full-resolution level), in tree order."""
     from . import load
 
     path = Path(path)
     try:
-        meta = json.loads(path.read_text())
-        filenames = meta["filenames"]
-        ranges: list[tuple[int, int, int]] = []
-
-        def walk(node: dict) -> None:
-            lod = node.get("lods", {}).get(str(level))
-            if lod is not None:
-                ranges.append((int(lod["file"]), int(lod["offset"]), int(lod["count"])))
-            for child in node.get("children", []):
-                walk(child)
-
-        walk(meta["tree"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise SogError(f"{path}: malformed lod-meta.json ({type(exc).__name__}: {exc})") from None
-    if not ranges:
-        raise SogError(f"{path}: no Gaussians at level of detail {level} (levels: {meta.get('lodLevels')})")
-    files: dict[int, Splats] = {}
-    parts = []
-    for file, offset, count in ranges:
-        if file not in files:
-            files[file] = load(path.parent / filenames[file])
-        scene = files[file]
-        if offset + count > len(scene):
-            raise SogError(f"{path}: range {offset}+{count} exceeds the {len(scene)} Gaussians of {filenames[file]}")
-        parts.append(scene.permute(torch.arange(offset, offset + count)))
-    return Splats.concat(parts).validate(str(path))
+        with open(path, "rb") as fh:
+            data = fh.read(limits.max_lod_json_bytes + 1)
+    except OSError as exc:
+        raise SogError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    meta = parse_json(data, str(path), limits.max_lod_json_bytes, limits)
+    filenames, table = lod_ranges(meta, str(path), level, limits)
+    used = sorted(set(table[:, 0].tolist()))
+    scenes = {file: load(path.parent / filenames[file], limits) for file in used}
+    for file, offset, count in table.tolist():
+        if offset + count > len(scenes[file]):
+            raise SogError(f"{path}: range {offset}+{count} exceeds the {len(scenes[file])} Gaussians of "
+                           f"{filenames[file]}")
+    if not int(table[:, 2].sum()):
+        raise SogError(f"{path}: level of detail {level} holds zero Gaussians")
+    # one gather over the files laid end to end (memory: the files plus the result, whatever the range count)
+    base = np.cumsum([0] + [len(scenes[f]) for f in used])
+    start = {f: int(b) for f, b in zip(used, base[:-1])}
+    first = np.array([start[f] for f in table[:, 0].tolist()], np.int64) + table[:, 1]
+    counts = table[:, 2]
+    ends = np.cumsum(counts)
+    index = np.arange(int(ends[-1]), dtype=np.int64) + np.repeat(first - (ends - counts), counts)
+    every = Splats.concat([scenes[f] for f in used]) if len(used) > 1 else scenes[used[0]]
+    return every.permute(torch.from_numpy(index)).validate(str(path))

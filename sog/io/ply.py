@@ -19,6 +19,7 @@ from plyfile import PlyData, PlyElement
 from ..errors import SogError
 from ..splats import Splats, sh_degree_from_rest
 from .atomic import atomic_path
+from .limits import LIMITS, Limits, check_count
 
 REQUIRED = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
             "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
@@ -27,6 +28,7 @@ _REST = re.compile(r"^f_rest_(\d+)$")
 
 def read_ply(path: str | os.PathLike) -> Splats:
     """Read a 3DGS PLY file into `Splats` (float32, CPU). Raises `SogError` on bad input."""
+    check_ply_header(path)
     try:
         ply = PlyData.read(str(path))
     except FileNotFoundError:
@@ -65,7 +67,7 @@ def read_ply(path: str | os.PathLike) -> Splats:
         opacities=cols(["opacity"])[:, 0].contiguous(),
         sh0=cols(["f_dc_0", "f_dc_1", "f_dc_2"]).reshape(n, 1, 3),
         shN=cols(rest_names).reshape(n, 3, k).transpose(1, 2).contiguous(),
-        extras={name: torch.from_numpy(np.array(vertex[name])) for name in names if name not in known},
+        extras={name: _native_column(vertex, name, path) for name in names if name not in known},
     )
     return splats.validate(f"{path}")
 
@@ -101,6 +103,65 @@ def write_ply(splats: Splats, path: str | os.PathLike, *, ascii: bool = False,
     element = PlyElement.describe(record, "vertex")
     with atomic_path(path, overwrite) as tmp:
         PlyData([element], text=ascii, byte_order="<").write(str(tmp))
+
+
+def _native_column(vertex, name: str, path) -> torch.Tensor:
+    """An extra vertex property as a tensor in native byte order (torch refuses big-endian arrays)."""
+    column = np.asarray(vertex[name])
+    if column.dtype.kind not in "iuf":
+        raise SogError(f"{path}: vertex property {name} is a list, not a number per Gaussian")
+    return torch.from_numpy(np.ascontiguousarray(column.astype(column.dtype.newbyteorder("="))))
+
+
+#: bytes of each PLY scalar type
+PLY_TYPE_BYTES = {"char": 1, "int8": 1, "uchar": 1, "uint8": 1, "short": 2, "int16": 2, "ushort": 2, "uint16": 2,
+                  "int": 4, "int32": 4, "uint": 4, "uint32": 4, "float": 4, "float32": 4, "double": 8, "float64": 8}
+
+
+def check_ply_header(path, limits: Limits = LIMITS) -> None:
+    """Check a PLY header before plyfile reads the file: it ends (``end_header``) within
+    ``limits.max_ply_header_bytes``, the vertex count is within ``limits.max_gaussians``, and the element
+    counts fit the bytes that follow the header (binary: count x row size; ASCII: a character per value),
+    so a header cannot make the reader allocate for data that is not there."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as fh:
+            head = fh.read(limits.max_ply_header_bytes)
+    except OSError as exc:
+        raise SogError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    end = re.search(rb"(^|[\r\n])end_header[ \t]*(\r\n|\n|\r)", head)
+    if end is None:
+        raise SogError(f"{path}: PLY header has no end_header within its first {limits.max_ply_header_bytes:,} "
+                       "bytes (truncated, or not a PLY file)")
+    body = size - end.end()
+    lines = head[:end.start()].decode("latin-1").splitlines()
+    binary = any(line.split()[:2] in (["format", "binary_little_endian"], ["format", "binary_big_endian"])
+                 for line in lines if line.strip())
+    elements: list[list] = []  # [name, count, row bytes or None (a list property), property count]
+    for line in lines:
+        words = line.split()
+        if len(words) >= 3 and words[0] == "element":
+            try:
+                count = int(words[2])
+            except ValueError:
+                raise SogError(f"{path}: PLY element {words[1]} has count {words[2][:20]!r}, not a number") from None
+            if count < 0:
+                raise SogError(f"{path}: PLY element {words[1]} has a negative count ({count})")
+            elements.append([words[1], count, 0, 0])
+        elif len(words) >= 3 and words[0] == "property" and elements:
+            row = elements[-1]
+            row[3] += 1
+            if words[1] == "list" or row[2] is None:
+                row[2] = None
+            elif words[1] in PLY_TYPE_BYTES:
+                row[2] += PLY_TYPE_BYTES[words[1]]
+    for name, count, row, props in elements:
+        if name == "vertex":
+            check_count(count, f"{path}: PLY element vertex", limits) if count else None
+    need = sum(count * (row if binary else props) for _, count, row, props in elements if row is not None)
+    if need > body:
+        raise SogError(f"{path}: not a readable PLY file (truncated: its header declares {need:,} bytes of data"
+                       f"{'' if binary else ' or more'}, the file holds {body:,})")
 
 
 def _one_line(exc: BaseException) -> str:

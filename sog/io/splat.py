@@ -13,13 +13,20 @@ import numpy as np
 
 from ..errors import SogError
 from ..splats import SH_C0, Splats
+from .limits import LIMITS, check_count
 
 RECORD = np.dtype([("pos", "<f4", 3), ("scale", "<f4", 3), ("rgba", "u1", 4), ("rot", "u1", 4)])
 
 
 def read_splat(path: str | os.PathLike) -> Splats:
     """Read a ``.splat`` file into `Splats`."""
-    data = np.fromfile(path, dtype=np.uint8)
+    try:
+        size = os.path.getsize(path)
+        if size > LIMITS.max_gaussians * RECORD.itemsize:
+            check_count(size // RECORD.itemsize, f"{path}: .splat file of {size:,} bytes")
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise SogError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if data.size == 0:
         raise SogError(f"{path}: .splat file is empty (zero Gaussians)")
     if data.size % RECORD.itemsize:

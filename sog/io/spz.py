@@ -20,7 +20,7 @@ the odd SH basis functions), which is how splat-transform's writer and reader ro
 
 from __future__ import annotations
 
-import gzip
+import io
 import os
 import struct
 import zlib
@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import SogError
 from ..splats import SH_REST_COUNT, Splats
+from .limits import LIMITS, check_count
 
 MAGIC = 0x5053474E
 COLOR_SCALE = 0.15
@@ -40,18 +41,18 @@ RUB_TO_RDF_SH = np.array([-1, -1, 1, -1, 1, 1, -1, 1, -1, 1, -1, -1, 1, -1, 1], 
 
 def read_spz(path: str | os.PathLike, ply_frame: bool = True) -> Splats:
     """Read a ``.spz`` file (v2, v3 or v4) into `Splats` (validated), in the PLY frame unless told."""
-    with open(path, "rb") as fh:
-        data = fh.read()
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(LIMITS.max_entry_bytes + 1)
+    except OSError as exc:
+        raise SogError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if len(data) > LIMITS.max_entry_bytes:
+        raise SogError(f"{path}: .spz file is larger than the {LIMITS.max_entry_bytes:,} bytes sog reads")
     return decode_spz(data, str(path), ply_frame).validate(str(path))
 
 
-def decode_spz(data: bytes, name: str = "spz", ply_frame: bool = True) -> Splats:
-    """Decode the bytes of a ``.spz`` file; ``ply_frame`` turns RUB back into PLY's RDF."""
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise SogError(f"{name}: corrupt gzip stream in .spz ({exc})") from None
+def _header(data: bytes, name: str) -> tuple[int, int, int, int, list[int]]:
+    """``(version, n, degree, fractional bits, block sizes)`` from the first 16 bytes, checked."""
     if len(data) < 16:
         raise SogError(f"{name}: too small to be a .spz file")
     magic, version, n, degree, frac, flags = struct.unpack_from("<IIIBBB", data, 0)
@@ -63,10 +64,52 @@ def decode_spz(data: bytes, name: str = "spz", ply_frame: bool = True) -> Splats
         raise SogError(f"{name}: unsupported SH degree {degree} in .spz")
     if n == 0:
         raise SogError(f"{name}: .spz holds zero Gaussians")
+    check_count(n, f"{name}: .spz header")
+    if frac > 30:
+        raise SogError(f"{name}: .spz declares {frac} fractional bits of position (at most 30)")
     k = SH_REST_COUNT[degree]
     sizes = [9 * n, n, 3 * n, 3 * n, (3 if version == 2 else 4) * n]
     if k:
         sizes.append(3 * k * n)
+    return version, n, degree, frac, sizes
+
+
+def _gunzip(data: bytes, name: str) -> bytes:
+    """The gzip stream of a v2/v3 ``.spz``, inflated in pieces: the header first, then exactly the bytes it
+    declares (refused before inflating when they exceed `Limits.inflated_bytes` of the file)."""
+    inflater = zlib.decompressobj(wbits=31)
+    out = bytearray()
+    try:
+        out += inflater.decompress(data, 16)
+        rest = inflater.unconsumed_tail
+        if len(out) < 16 and not inflater.eof:
+            raise SogError(f"{name}: corrupt gzip stream in .spz (it ends before the 16-byte header)")
+        version, n, degree, frac, sizes = _header(bytes(out), name)
+        need = 16 + sum(sizes)
+        if need > LIMITS.inflated_bytes(len(data)):
+            raise SogError(f"{name}: .spz header declares {n:,} Gaussians ({need:,} bytes) in {len(data):,} bytes "
+                           "of gzip: not a real scene (a decompression bomb?)")
+        while len(out) < need and rest:
+            out += inflater.decompress(rest, min(need - len(out), 1 << 24))
+            rest = inflater.unconsumed_tail
+        if len(out) < need and not inflater.eof:
+            raise SogError(f"{name}: corrupt gzip stream in .spz (truncated after {len(out):,} bytes)")
+        if len(out) == need and not inflater.eof and inflater.decompress(rest, 1):
+            raise SogError(f"{name}: .spz gzip stream holds more than the {need:,} bytes its header declares")
+    except (zlib.error, ValueError) as exc:
+        raise SogError(f"{name}: corrupt gzip stream in .spz ({exc})") from None
+    return bytes(out)
+
+
+def decode_spz(data: bytes, name: str = "spz", ply_frame: bool = True) -> Splats:
+    """Decode the bytes of a ``.spz`` file; ``ply_frame`` turns RUB back into PLY's RDF."""
+    if data[:2] == b"\x1f\x8b":
+        data = _gunzip(data, name)
+    version, n, degree, frac, sizes = _header(data, name)
+    k = SH_REST_COUNT[degree]
+    if version >= 4 and sum(sizes) > LIMITS.inflated_bytes(len(data)):
+        raise SogError(f"{name}: .spz header declares {n:,} Gaussians ({sum(sizes):,} bytes) in {len(data):,} "
+                       "bytes of zstd: not a real scene (a decompression bomb?)")
     blocks = _streams_v4(data, sizes, name) if version >= 4 else _blocks_v23(data, sizes, name)
     pos, alpha, color, scale, rot = blocks[:5]
 
@@ -123,7 +166,9 @@ def _streams_v4(data: bytes, sizes: list[int], name: str) -> list[bytes]:
         if raw != size or off + packed > len(data):
             raise SogError(f"{name}: corrupt .spz v4 stream {i}")
         try:
-            block = dctx.decompress(data[off:off + packed], max_output_size=raw)
+            # a stream reader inflates at most raw + 1 bytes, whatever size the frame header claims
+            with dctx.stream_reader(io.BytesIO(data[off:off + packed]), read_across_frames=True) as reader:
+                block = reader.read(raw + 1)
         except zstandard.ZstdError as exc:
             raise SogError(f"{name}: corrupt zstd stream {i} in .spz ({exc})") from None
         if len(block) != raw:

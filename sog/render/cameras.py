@@ -160,24 +160,46 @@ def orbit_cameras(means: torch.Tensor, views: int, size: int | tuple[int, int] |
 def read_cameras_json(path: str | os.PathLike) -> list[Camera]:
     """Cameras from an INRIA ``cameras.json``: a list of ``{img_name, width, height, position (3,),
     rotation (3x3, camera-to-world), fx, fy}``; the principal point is the image centre."""
+    from ..io.limits import LIMITS, parse_json
+
     try:
-        entries = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise SogError(f"{path}: cannot read cameras.json ({exc})") from None
+        with open(path, "rb") as fh:
+            data = fh.read(LIMITS.max_json_bytes + 1)
+    except OSError as exc:
+        raise SogError(f"{path}: cannot read cameras.json ({exc.strerror or exc})") from None
+    entries = parse_json(data, f"{path}", LIMITS.max_json_bytes)
+    if not isinstance(entries, list):
+        raise SogError(f"{path}: not an INRIA cameras.json (expected a list of cameras)")
     cams = []
     try:
         for i, e in enumerate(entries):
             c2w = torch.eye(4, dtype=torch.float64)
             c2w[:3, :3] = torch.tensor(e["rotation"], dtype=torch.float64)
             c2w[:3, 3] = torch.tensor(e["position"], dtype=torch.float64)
-            w, h = int(e["width"]), int(e["height"])
-            cams.append(Camera(torch.linalg.inv(c2w).float(), intrinsics(e["fx"], e["fy"], w / 2, h / 2), w, h,
-                               str(e.get("img_name", f"cam_{i:03d}"))))
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            w, h = check_camera(e["width"], e["height"], e["fx"], e["fy"], f"{path}: camera {i}")
+            cams.append(Camera(torch.linalg.inv(c2w).float(), intrinsics(float(e["fx"]), float(e["fy"]), w / 2, h / 2),
+                               w, h, str(e.get("img_name", f"cam_{i:03d}"))))
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
         raise SogError(f"{path}: not an INRIA cameras.json ({type(exc).__name__}: {exc})") from None
     if not cams:
         raise SogError(f"{path}: no cameras")
     return cams
+
+
+#: the largest camera image side a camera file may declare (pixels)
+MAX_CAMERA_SIDE = 1 << 16
+
+
+def check_camera(width, height, fx, fy, what: str) -> tuple[int, int]:
+    """A camera's image size (whole numbers 1..`MAX_CAMERA_SIDE`) and focal lengths (finite, positive)."""
+    from ..io.limits import check_int, check_number
+
+    w = check_int(width, f"{what} width", 1, MAX_CAMERA_SIDE)
+    h = check_int(height, f"{what} height", 1, MAX_CAMERA_SIDE)
+    for name, f in (("fx", fx), ("fy", fy)):
+        if not check_number(f, f"{what} {name}", 1e12) > 0:
+            raise SogError(f"{what} {name} must be positive, not {f}")
+    return w, h
 
 
 def _qvec_to_rotmat(q: list[float]) -> torch.Tensor:
@@ -213,23 +235,45 @@ def _read_colmap_text(folder: Path) -> tuple[dict, list]:
     return cameras, images
 
 
+def _read_exact(fh, size: int, what: str) -> bytes:
+    data = fh.read(size)
+    if len(data) != size:
+        raise SogError(f"{what}: truncated (ends inside a record)")
+    return data
+
+
 def _read_colmap_binary(folder: Path) -> tuple[dict, list]:
+    """COLMAP's cameras.bin and images.bin; every read is bounded, so a truncated file ends in an error."""
     cameras = {}
-    with open(folder / "cameras.bin", "rb") as fh:
-        for _ in range(struct.unpack("<Q", fh.read(8))[0]):
-            cam_id, model_id, w, h = struct.unpack("<iiQQ", fh.read(24))
+    path = folder / "cameras.bin"
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        count = struct.unpack("<Q", _read_exact(fh, 8, str(path)))[0]
+        if count > size // 24:
+            raise SogError(f"{path}: declares {count} cameras, more than its {size} bytes can hold")
+        for _ in range(count):
+            cam_id, model_id, w, h = struct.unpack("<iiQQ", _read_exact(fh, 24, str(path)))
             name, nparams = _COLMAP_MODELS[model_id]
-            cameras[cam_id] = (name, w, h, list(struct.unpack(f"<{nparams}d", fh.read(8 * nparams))))
+            cameras[cam_id] = (name, w, h, list(struct.unpack(f"<{nparams}d", _read_exact(fh, 8 * nparams, str(path)))))
     images = []
-    with open(folder / "images.bin", "rb") as fh:
-        for _ in range(struct.unpack("<Q", fh.read(8))[0]):
-            values = struct.unpack("<i7di", fh.read(64))
-            name = b""
+    path = folder / "images.bin"
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        count = struct.unpack("<Q", _read_exact(fh, 8, str(path)))[0]
+        if count > size // 64:
+            raise SogError(f"{path}: declares {count} images, more than its {size} bytes can hold")
+        for _ in range(count):
+            values = struct.unpack("<i7di", _read_exact(fh, 64, str(path)))
+            name = bytearray()
             while (ch := fh.read(1)) != b"\x00":
+                if not ch or len(name) > 4096:
+                    raise SogError(f"{path}: truncated or corrupt (an image name has no end)")
                 name += ch
-            npoints = struct.unpack("<Q", fh.read(8))[0]
+            npoints = struct.unpack("<Q", _read_exact(fh, 8, str(path)))[0]
+            if 24 * npoints > size - fh.tell():
+                raise SogError(f"{path}: truncated (an image declares {npoints} points past the end of the file)")
             fh.seek(24 * npoints, 1)
-            images.append((name.decode(), list(values[1:5]), list(values[5:8]), values[8]))
+            images.append((name.decode("utf-8", "replace"), list(values[1:5]), list(values[5:8]), values[8]))
     return cameras, images
 
 
@@ -247,11 +291,16 @@ def read_colmap(folder: str | os.PathLike) -> list[Camera]:
         cams = []
         for name, qvec, tvec, cam_id in sorted(images):
             model, w, h, params = cameras[cam_id]
+            fx, fy = (params[0], params[0]) if len(params) < 4 or model.startswith("SIMPLE") or \
+                model in ("RADIAL", "RADIAL_FISHEYE", "FOV") else (params[0], params[1])
+            w, h = check_camera(w, h, fx, fy, f"{folder}: camera {cam_id}")
+            if not all(math.isfinite(v) for v in [*qvec, *tvec, *params]):
+                raise SogError(f"{folder}: image {name} has a pose or intrinsics that is not finite")
             viewmat = torch.eye(4, dtype=torch.float64)
             viewmat[:3, :3] = _qvec_to_rotmat(qvec)
             viewmat[:3, 3] = torch.tensor(tvec, dtype=torch.float64)
             cams.append(Camera(viewmat.float(), _colmap_K(model, params), int(w), int(h), name))
-    except (OSError, KeyError, ValueError, IndexError, struct.error) as exc:
+    except (OSError, KeyError, ValueError, IndexError, TypeError, struct.error) as exc:
         raise SogError(f"{folder}: cannot read the COLMAP model ({type(exc).__name__}: {exc})") from None
     if not cams:
         raise SogError(f"{folder}: COLMAP model has no images")
