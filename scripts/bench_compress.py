@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 import sog  # noqa: E402
 from sog.io.ply import inria_ply_size  # noqa: E402
+from sog.render.views import JUDGING_SIZE, JUDGING_VIEWS  # noqa: E402  (sog eval's defaults)
 
 #: scene name -> (path under shared data, name of its PLY in the peer cache, peer-cache prefix)
 SCENES = {
@@ -258,8 +259,8 @@ def main(argv=None) -> int:
     p.add_argument("--sort", default=default_sort())
     p.add_argument("--effort", type=int, default=4)
     p.add_argument("--only-default", action="store_true", help="native default preset only (no high/small)")
-    p.add_argument("--views", type=int, default=8)
-    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--views", type=int, default=JUDGING_VIEWS)
+    p.add_argument("--size", type=int, default=JUDGING_SIZE)
     p.add_argument("--sort-seconds", type=float, default=sog.CompressOptions.sort_seconds,
                    help="time budget of the shufflesoftsort sorter (default: compress's default; 0: none)")
     p.add_argument("--json", default="bench_compress.json")
