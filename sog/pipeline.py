@@ -104,7 +104,7 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
     elif options.profile == "sog" and profile_options.layers > 1 and n >= 2 * profile_options.layer_min:
         t0 = time.perf_counter()
         views = importance_views(splats, None if isinstance(source, Splats) else source)
-        groups = importance_layers(sensitivities(splats, views, device, seed=options.seed),
+        groups = importance_layers(sensitivities(splats, views, device, seed=options.seed, per_view=True),
                                    profile_options.layers, profile_options.layer_min,
                                    profile_options.layer_max_drop, profile_options.layer_shares)
         seconds["importance"] = time.perf_counter() - t0
