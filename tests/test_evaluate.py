@@ -111,3 +111,46 @@ def test_real_scene_against_itself(tmp_path):
     s = sog.load(path)
     img = render(s, orbit_cameras(s.means, 2, 32), device="cpu")
     assert float((img.sum(-1) > 0.05).float().mean()) > 0.05       # the orbit actually sees the scene
+
+
+#: how far under splat-transform's worst judging view (dB) the default file's worst view may be on plant; today's
+#: main (orbit-tuned importance drops) was 24.4 dB under it (issue 21: 23.1 dB against 49.8 dB)
+WORST_VIEW_MARGIN_DB = 3.0
+
+
+@pytest.fixture(scope="module")
+def plant_st_sog(tmp_path_factory):
+    """splat-transform's .sog of plant (made once per module; skipped without the peer unless SOG_REQUIRE_PEERS=1)."""
+    import os
+    import shutil
+    import subprocess
+
+    path = shared_path("plant")
+    exe = shutil.which("splat-transform")
+    if exe is None:
+        if os.environ.get("SOG_REQUIRE_PEERS") == "1":
+            pytest.fail("splat-transform is not installed (npm install -g @playcanvas/splat-transform)")
+        pytest.skip("splat-transform not installed")
+    out = tmp_path_factory.mktemp("peer") / "plant_st.sog"
+    subprocess.run([exe, "-q", "-w", "-g", "cpu", str(path), str(out)], check=True, capture_output=True, timeout=900)
+    return path, out
+
+
+@pytest.mark.slow
+def test_on_plant_the_default_files_worst_judging_view_is_close_to_splat_transforms(plant_st_sog, tmp_path):
+    """The default file must not buy its size with a broken view: on the judging views (close-ups included), its
+    worst view is at most `WORST_VIEW_MARGIN_DB` under splat-transform's. The sorter is Morton here: it sets the
+    order of the Gaussians (the bytes), not their values (what the renders show)."""
+    import sog
+    from sog import metrics
+    from sog.render import render
+    from sog.render.views import judging_cameras
+
+    path, st = plant_st_sog
+    original = sog.load(path)
+    sog.compress(original, tmp_path / "plant.sog", sog.CompressOptions(sort="morton"), quiet=True)
+    cams, _ = judging_cameras(original)
+    reference = render(original, cams, device="cpu")
+    worst = {name: min(metrics.view_psnrs(reference, render(sog.load(f), cams, device="cpu")))
+             for name, f in (("ours", tmp_path / "plant.sog"), ("splat-transform", st))}
+    assert worst["ours"] >= worst["splat-transform"] - WORST_VIEW_MARGIN_DB, worst
