@@ -33,10 +33,11 @@ import sog  # noqa: E402
 from bench_compress import SCENES  # noqa: E402
 from sog.codec import native  # noqa: E402
 from sog.codec.rotation import canonical_rotations  # noqa: E402
+from sog.render.views import JUDGING_SIZE, JUDGING_VIEWS, tuning_cameras  # noqa: E402
 from sog.evaluate import evaluate  # noqa: E402
 from sog import metrics  # noqa: E402
 from sog.grid import grid_shape  # noqa: E402
-from sog.render import orbit_cameras, render  # noqa: E402
+from sog.render import render  # noqa: E402
 from sog.sort import sort_grid  # noqa: E402
 from sog.sort.features import splat_features  # noqa: E402
 
@@ -64,7 +65,7 @@ def ladder(name: str, scene: sog.Splats, args) -> dict:
     order = sort_grid(splat_features(scene), grid_shape(len(scene)), args.sort, seed=0, device="cpu")
     scene = scene.permute(order[:len(scene)])
     h, w = grid_shape(len(scene))
-    cams = orbit_cameras(scene.means, args.views, args.size)
+    cams = tuning_cameras(scene, views=args.views, size=args.size)  # picking defaults is tuning: never judging views
     ref = render(scene, cams, backend="cpu", device="cpu")
     row = {"scene": name, "count": len(scene), "sort": args.sort, "steps": []}
     for key, levels in [(None, (None,)), *LADDER.items()]:
@@ -88,8 +89,8 @@ def main() -> None:
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--scenes", nargs="+", default=["plant", "tarot", "kacytran"], choices=list(SCENES))
     ap.add_argument("--quality", default="default", choices=list(native.PRESETS))
-    ap.add_argument("--views", type=int, default=8)
-    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--views", type=int, default=JUDGING_VIEWS)
+    ap.add_argument("--size", type=int, default=JUDGING_SIZE)
     ap.add_argument("--json", default="bench_attributes.json")
     ap.add_argument("--ladder", action="store_true", help="step each bit-depth setting alone (see above)")
     ap.add_argument("--sort", default="morton", help="sorter for --ladder (shufflesoftsort: slower, the real bytes)")

@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 import sog  # noqa: E402
 from sog.io.ply import inria_ply_size  # noqa: E402
+from sog.render.views import JUDGING_SIZE, JUDGING_VIEWS  # noqa: E402  (sog eval's defaults)
 
 #: scene name -> (path under shared data, name of its PLY in the peer cache, peer-cache prefix)
 SCENES = {
@@ -269,8 +270,8 @@ def main(argv=None) -> int:
                    help="also the playcanvas profile, the native high/small presets and native --psnr at ST's PSNR")
     p.add_argument("--profiles", nargs="*", default=["sogv2", "native", "playcanvas"],
                    help="which of our profiles to run (default: all the rows ask for)")
-    p.add_argument("--views", type=int, default=8)
-    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--views", type=int, default=JUDGING_VIEWS)
+    p.add_argument("--size", type=int, default=JUDGING_SIZE)
     p.add_argument("--sort-seconds", type=float, default=sog.CompressOptions.sort_seconds,
                    help="time budget of the shufflesoftsort sorter (default: compress's default; 0: none)")
     p.add_argument("--json", default="bench_compress.json")

@@ -5,11 +5,15 @@ Size: ``bytes`` of the compressed input (a .sog zip or any single file: its size
 ``ratio`` = PLY bytes of the original / ``bytes`` (the original's file size when it is a PLY, else the size
 of the float32 INRIA PLY for its count and SH degree), ``bits_per_gaussian`` = 8 · bytes / original count.
 
-Quality: both scenes are rendered from the same K cameras (the original scene's ``cameras.json`` or COLMAP
-model when one is found next to it or given with ``cameras``, else an orbit around the original's robust
-bounds, see `sog.render.orbit_cameras`) and compared per view; ``psnr`` is the mean over views of the
-per-view PSNR (each capped at 100 dB so identical renders give a finite number), ``ssim`` the mean per-view
-SSIM (`sog.metrics`). The original is the reference: nothing is compared to ground-truth photos.
+Quality: both scenes are rendered from the same K judging cameras (`sog.render.views.judging_cameras`: by
+default 12 views at 512 px, close views at 0.6-1.4 half-diagonals of the original's robust bounds and orbit views,
+seeded; or the judging subset of a ``cameras.json``/COLMAP model found next to the original or given with
+``cameras``) and compared per view. No tuning step of the compressor (rate search, presets, importance) renders
+from these cameras. ``psnr`` is the mean over views of the per-view PSNR (each capped at 100 dB so identical
+renders give a finite number), ``psnr_min`` the worst view's, ``worst_view`` its name; ``ssim`` and ``ssim_min``
+the mean and worst per-view SSIM (`sog.metrics`). The original is the reference: nothing is compared to
+ground-truth photos. LPIPS is not reported: the ``lpips`` package ships only its linear heads and loads its
+AlexNet/VGG backbones from the network at run time, which this project cannot rely on.
 """
 
 from __future__ import annotations
@@ -50,37 +54,43 @@ def original_ply_bytes(path: str | os.PathLike | None, splats: Splats) -> int:
     return inria_ply_size(len(splats), splats.sh_degree)
 
 
-def evaluation_cameras(original_path, splats: Splats, views: int = 8, size=256, cameras=None, up: str = "-y",
+def evaluation_cameras(original_path, splats: Splats, views: int = 12, size=512, cameras=None, up: str = "-y",
                        fov_deg: float = 50.0):
-    """The cameras `evaluate` renders with (`sog.render.views.judging_cameras`); returns ``(cameras, source)``."""
+    """The cameras `evaluate` renders with (`sog.render.views.judging_cameras`; ``cameras`` may also be a list of
+    `sog.render.Camera`, rendered as given); returns ``(cameras, source)``."""
+    from .render.cameras import Camera
     from .render.views import judging_cameras
 
+    if isinstance(cameras, (list, tuple)) and all(isinstance(c, Camera) for c in cameras):
+        return list(cameras), "given cameras"
     return judging_cameras(splats, original_path, views, size, cameras, up, fov_deg)
 
 
-def _save_views(folder: Path, ref: torch.Tensor, test: torch.Tensor, psnrs: list[float]) -> list[str]:
-    """Side-by-side PNGs ``view_000.png``: original | compressed | 4x absolute difference."""
+def _save_views(folder: Path, ref: torch.Tensor, test: torch.Tensor, psnrs: list[float], names: list[str]) -> list[str]:
+    """Side-by-side PNGs, worst view first: ``worst_00_<camera>.png`` is the view of lowest PSNR (original |
+    compressed | 4x absolute difference); README.txt lists them with their PSNR."""
     import numpy as np
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
-    names = []
-    for i in range(ref.shape[0]):
+    paths, lines = [], []
+    for rank, i in enumerate(sorted(range(ref.shape[0]), key=lambda i: (psnrs[i], i))):
         a, b = ref[i].clamp(0, 1), test[i].clamp(0, 1)
         diff = ((a - b).abs() * 4).clamp(0, 1)
         gap = torch.ones(a.shape[0], 4, 3)
         row = torch.cat([a, gap, b, gap, diff], 1)
-        path = folder / f"view_{i:03d}.png"
+        path = folder / f"worst_{rank:02d}_{names[i] or f'view_{i:03d}'}.png"
         Image.fromarray((row.numpy() * 255 + 0.5).astype(np.uint8)).save(path)
-        names.append(str(path))
+        paths.append(str(path))
+        lines.append(f"{path.name}: PSNR {psnrs[i]:.2f} dB\n")
     (folder / "README.txt").write_text(
-        "Each view_NNN.png: original render | compressed render | 4x absolute difference.\n"
-        + "".join(f"view_{i:03d}: PSNR {p:.2f} dB\n" for i, p in enumerate(psnrs)))
-    return names
+        "Worst view first. Each PNG: original render | compressed render | 4x absolute difference.\n"
+        + "".join(lines))
+    return paths
 
 
-def evaluate(original: str | os.PathLike | Splats, compressed: str | os.PathLike | Splats, views: int = 8,
-             size: int | str | tuple[int, int] = 256, save_views: str | os.PathLike | None = None,
+def evaluate(original: str | os.PathLike | Splats, compressed: str | os.PathLike | Splats, views: int = 12,
+             size: int | str | tuple[int, int] = 512, save_views: str | os.PathLike | None = None,
              device: str = "auto", backend: str = "auto", cameras: str | os.PathLike | None = None,
              up: str = "-y", fov_deg: float = 50.0, background: tuple[float, float, float] = (0.0, 0.0, 0.0),
              progress: bool = False) -> dict:
@@ -118,13 +128,15 @@ def evaluate(original: str | os.PathLike | Splats, compressed: str | os.PathLike
         "ratio": None if not nbytes else ply / nbytes,
         "bits_per_gaussian": None if nbytes is None else 8 * nbytes / n,
         "psnr": sum(psnr_views) / len(psnr_views), "ssim": sum(ssim_views) / len(ssim_views),
-        "psnr_min": min(psnr_views), "psnr_views": psnr_views, "ssim_views": ssim_views,
+        "psnr_min": min(psnr_views), "ssim_min": min(ssim_views),
+        "worst_view": cams[psnr_views.index(min(psnr_views))].name,
+        "psnr_views": psnr_views, "ssim_views": ssim_views, "view_names": [c.name for c in cams],
         "views": len(cams), "size": [cams[0].width, cams[0].height], "cameras": cam_source,
         "backend": _pick_backend(backend, resolve_device(device)), "device": str(resolve_device(device)),
         "render_seconds": round(render_seconds, 3),
     }
     if save_views is not None:
-        result["saved_views"] = _save_views(Path(save_views), ref, test, psnr_views)
+        result["saved_views"] = _save_views(Path(save_views), ref, test, psnr_views, [c.name for c in cams])
     result["seconds"] = round(time.perf_counter() - t0, 3)
     return result
 
@@ -137,20 +149,20 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                               "against renders of ORIGINAL")
     e.add_argument("original", help="reference scene (.ply/.splat/.sog/.spz/SOG folder)")
     e.add_argument("compressed", help="scene to evaluate (any format sog reads)")
-    e.add_argument("--views", type=int, default=8, help="number of cameras (default 8)")
-    e.add_argument("--size", default="256", help="image size: N (square, or the longer side for scene cameras) "
-                   "or WxH (default 256)")
-    e.add_argument("--cameras", default=None, help="cameras.json (INRIA) or COLMAP model folder; default: one "
-                   "found next to ORIGINAL, else an orbit")
+    e.add_argument("--views", type=int, default=12, help="number of cameras (default 12)")
+    e.add_argument("--size", default="512", help="image size: N (square, or the longer side for scene cameras) "
+                   "or WxH (default 512)")
+    e.add_argument("--cameras", default=None, help="cameras.json (INRIA) or COLMAP model folder (its judging "
+                   "subset: every 8th camera); default: one found next to ORIGINAL, else seeded close and orbit views")
     e.add_argument("--up", default="-y", choices=["auto", *UP_AXES],
-                   help="orbit up axis (default -y, the INRIA/COLMAP/.splat convention; auto = the axis of "
+                   help="up axis of the seeded views (default -y, the INRIA/COLMAP/.splat convention; auto = the axis of "
                    "smallest extent)")
-    e.add_argument("--fov", type=float, default=50.0, help="orbit horizontal field of view in degrees")
+    e.add_argument("--fov", type=float, default=50.0, help="seeded views' horizontal field of view in degrees")
     e.add_argument("--backend", default="auto", choices=["auto", "cpu", "gsplat"],
                    help="renderer: gsplat on CUDA when available, else the PyTorch rasteriser")
     e.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     e.add_argument("--save-views", default=None, metavar="DIR",
-                   help="write side-by-side PNGs (original | compressed | 4x difference) to DIR")
+                   help="write side-by-side PNGs (original | compressed | 4x difference) to DIR, worst view first")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
     return e
@@ -171,9 +183,10 @@ def run(args) -> int:
             counts += f" (compressed has {result['count_compressed']:,})"
         print(f"{args.compressed}: {result['bytes']:,} bytes, {result['bits_per_gaussian']:.2f} bits/Gaussian, "
               f"{result['ratio']:.2f}x smaller than the {result['ply_bytes']:,}-byte PLY; {counts}")
-        print(f"renders vs {args.original}: PSNR {result['psnr']:.2f} dB (min {result['psnr_min']:.2f}), "
-              f"SSIM {result['ssim']:.4f} over {result['views']} {w}x{h} views ({result['cameras']}, "
-              f"{result['backend']}) in {result['seconds']:.1f} s")
+        print(f"renders vs {args.original}: PSNR {result['psnr']:.2f} dB (worst view {result['psnr_min']:.2f}, "
+              f"{result['worst_view']}), SSIM {result['ssim']:.4f} (worst {result['ssim_min']:.4f}) over "
+              f"{result['views']} {w}x{h} views ({result['cameras']}, {result['backend']}) in "
+              f"{result['seconds']:.1f} s")
         if args.save_views:
             print(f"side-by-side views in {args.save_views}")
     sys.stdout.flush()

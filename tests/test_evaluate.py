@@ -31,7 +31,7 @@ def test_a_scene_against_itself_is_perfect(scene_files):
     assert r["ssim"] == pytest.approx(1.0) and r["psnr"] == 100.0
     assert r["bytes"] == orig.stat().st_size and r["ply_bytes"] == orig.stat().st_size and r["ratio"] == 1.0
     assert r["bits_per_gaussian"] == pytest.approx(8 * orig.stat().st_size / 400)
-    assert r["views"] == 3 and r["size"] == [48, 48] and r["cameras"] == "orbit"
+    assert r["views"] == 3 and r["size"] == [48, 48] and r["cameras"] == "scene views (seed 0)"
 
 
 def test_a_degraded_copy_scores_lower(scene_files):
@@ -61,11 +61,11 @@ def test_scenes_with_different_counts_are_still_compared(scene_files):
     assert r["psnr"] < 100
 
 
-def test_scene_cameras_json_next_to_the_original_is_used(scene_files):
+def test_the_judging_subset_of_a_cameras_json_next_to_the_original_is_used(scene_files):
     orig, _ = scene_files
     from sog.render import orbit_cameras
     import sog
-    cams = orbit_cameras(sog.load(orig).means, 2, "64x32")
+    cams = orbit_cameras(sog.load(orig).means, 10, "64x32")
     entries = []
     for i, c in enumerate(cams):
         c2w = torch.linalg.inv(c.viewmat.double())
@@ -73,7 +73,8 @@ def test_scene_cameras_json_next_to_the_original_is_used(scene_files):
                         "rotation": c2w[:3, :3].tolist(), "fx": float(c.K[0, 0]), "fy": float(c.K[1, 1])})
     (orig.parent / "cameras.json").write_text(json.dumps(entries))
     r = evaluate(orig, orig, views=5, size=32, device="cpu")
-    assert r["cameras"].endswith("cameras.json") and r["views"] == 2 and r["size"] == [32, 16]
+    assert "cameras.json" in r["cameras"] and r["size"] == [32, 16]
+    assert r["view_names"] == ["v0", "v8"]                    # every 8th camera judges; the rest may tune
 
 
 def test_cli_json_has_the_required_keys_and_saves_views(scene_files, tmp_path, capsys):
@@ -85,10 +86,12 @@ def test_cli_json_has_the_required_keys_and_saves_views(scene_files, tmp_path, c
     for key in ("bytes", "ratio", "bits_per_gaussian", "psnr", "ssim", "views", "size", "seconds"):
         assert key in out
     assert out["size"] == [40, 32]
-    pngs = sorted((tmp_path / "views").glob("view_*.png"))
+    pngs = sorted((tmp_path / "views").glob("worst_*.png"))
     assert len(pngs) == 2
     from PIL import Image
     assert Image.open(pngs[0]).size == (3 * 40 + 8, 32)
+    worst = out["view_names"][out["psnr_views"].index(out["psnr_min"])]
+    assert pngs[0].name == f"worst_00_{worst}.png" == f"worst_00_{out['worst_view']}.png"   # worst view first
 
 
 def test_cli_reports_bad_inputs_in_one_line(tmp_path, scene_files, capsys):
@@ -108,3 +111,46 @@ def test_real_scene_against_itself(tmp_path):
     s = sog.load(path)
     img = render(s, orbit_cameras(s.means, 2, 32), device="cpu")
     assert float((img.sum(-1) > 0.05).float().mean()) > 0.05       # the orbit actually sees the scene
+
+
+#: how far under splat-transform's worst judging view (dB) the default file's worst view may be on plant; today's
+#: main (orbit-tuned importance drops) was 24.4 dB under it (issue 21: 23.1 dB against 49.8 dB)
+WORST_VIEW_MARGIN_DB = 3.0
+
+
+@pytest.fixture(scope="module")
+def plant_st_sog(tmp_path_factory):
+    """splat-transform's .sog of plant (made once per module; skipped without the peer unless SOG_REQUIRE_PEERS=1)."""
+    import os
+    import shutil
+    import subprocess
+
+    path = shared_path("plant")
+    exe = shutil.which("splat-transform")
+    if exe is None:
+        if os.environ.get("SOG_REQUIRE_PEERS") == "1":
+            pytest.fail("splat-transform is not installed (npm install -g @playcanvas/splat-transform)")
+        pytest.skip("splat-transform not installed")
+    out = tmp_path_factory.mktemp("peer") / "plant_st.sog"
+    subprocess.run([exe, "-q", "-w", "-g", "cpu", str(path), str(out)], check=True, capture_output=True, timeout=900)
+    return path, out
+
+
+@pytest.mark.slow
+def test_on_plant_the_default_files_worst_judging_view_is_close_to_splat_transforms(plant_st_sog, tmp_path):
+    """The default file must not buy its size with a broken view: on the judging views (close-ups included), its
+    worst view is at most `WORST_VIEW_MARGIN_DB` under splat-transform's. The sorter is Morton here: it sets the
+    order of the Gaussians (the bytes), not their values (what the renders show)."""
+    import sog
+    from sog import metrics
+    from sog.render import render
+    from sog.render.views import judging_cameras
+
+    path, st = plant_st_sog
+    original = sog.load(path)
+    sog.compress(original, tmp_path / "plant.sog", sog.CompressOptions(sort="morton"), quiet=True)
+    cams, _ = judging_cameras(original)
+    reference = render(original, cams, device="cpu")
+    worst = {name: min(metrics.view_psnrs(reference, render(sog.load(f), cams, device="cpu")))
+             for name, f in (("ours", tmp_path / "plant.sog"), ("splat-transform", st))}
+    assert worst["ours"] >= worst["splat-transform"] - WORST_VIEW_MARGIN_DB, worst

@@ -181,7 +181,8 @@ def test_a_reused_layout_writes_the_same_file_and_a_broken_one_is_refused(tmp_pa
 
 def test_layer_shares_set_the_layer_sizes_and_a_wrong_count_is_refused(tmp_path):
     g = torch.Generator().manual_seed(1)
-    sens = {"means": torch.rand(10_000, generator=g, dtype=torch.float64)}
+    # uneven enough that every layer gets a drop (a layer without one would join the first)
+    sens = {"means": torch.rand(10_000, generator=g, dtype=torch.float64) ** 4}
     layers = importance_layers(sens, layers=3, min_size=1000, shares=(0.15, 0.35, 0.5))
     assert [len(index) for index, _ in layers] == [1500, 3500, 5000]
     every = torch.cat([index for index, _ in layers])

@@ -722,8 +722,9 @@ def plan_importance_layers(splats: Splats, options, cameras, device, seed: int) 
     ``options`` has ``layers``, ``layer_min``, ``layer_max_drop`` and ``layer_shares``. Shared by the profiles that
     store layers."""
     from ..render.importance import importance_layers, sensitivities
-    return importance_layers(sensitivities(splats, cameras, device, seed=seed), options.layers, options.layer_min,
-                             options.layer_max_drop, options.layer_shares)
+    sensitivity = sensitivities(splats, cameras, device, seed=seed, per_view=True)  # (V, N) each: the worst view bounds
+    return importance_layers(sensitivity, options.layers, options.layer_min, options.layer_max_drop,
+                             options.layer_shares)
 
 
 class NativeProfile(Profile):

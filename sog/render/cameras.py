@@ -157,6 +157,75 @@ def orbit_cameras(means: torch.Tensor, views: int, size: int | tuple[int, int] |
     return cams
 
 
+#: distances of `scene_views`' close views, in half-diagonals of the robust bounds (0.6: inside the box)
+CLOSE_DISTANCES = (0.6, 1.4)
+#: `scene_views`: every third view (k % 3 == 2) is an orbit view, the others close views
+ORBIT_EVERY = 3
+
+
+def scene_views(means: torch.Tensor, views: int, size: int | tuple[int, int] | str = 512, seed: int = 0,
+                up: str = "-y", fov_deg: float = 50.0, name: str = "view") -> list[Camera]:
+    """``views`` seeded cameras around and inside a scene, at several distances, the way a person looks at it.
+
+    From the robust bounds of ``means`` (N, 3) (`robust_bounds`: centre ``c``, half-diagonal ``r``): view ``k``
+    with ``k % 3 == 2`` is an *orbit* view (the `orbit_cameras` distance, which fits the bounding sphere into
+    the view, looking at ``c``, azimuth uniform, elevation uniform in [-10, 40] degrees above the plane normal to
+    ``up``); the others are *close* views at a distance uniform in `CLOSE_DISTANCES` times ``r`` from a target
+    point ``c + U(-0.2, 0.2) * (hi - lo)`` per axis, in a direction of uniform azimuth and elevation uniform in
+    [-20, 60] degrees (0.6 r puts some cameras inside the bounds). View ``k`` draws its numbers from its own
+    generator, seeded ``seed * 1_000_003 + k``, so the first K views of a longer list are the K-view list, and
+    two seeds give different cameras. Names: ``{name}_{k:03d}_close`` / ``_orbit``."""
+    if views < 1:
+        raise SogError(f"--views must be at least 1 (got {views})")
+    width, height = parse_size(size)
+    if up == "auto":
+        up = detect_up(means)
+    if up not in UP_AXES:
+        raise SogError(f"unknown up axis {up!r} (use auto, {', '.join(UP_AXES)})")
+    lo, hi = (v.double() for v in robust_bounds(means))
+    centre, extent = (lo + hi) / 2, hi - lo
+    radius = max(float(extent.norm()) / 2, 1e-6)
+    half_fov = math.radians(min(fov_deg, fov_deg * height / width)) / 2
+    orbit_distance = 1.05 * radius / math.sin(half_fov)
+    upv = torch.tensor(UP_AXES[up], dtype=torch.float64)
+    a = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64) if abs(float(upv[0])) < 0.9 else \
+        torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+    e1 = torch.linalg.cross(upv, a)
+    e1 = e1 / e1.norm()
+    e2 = torch.linalg.cross(upv, e1)
+    cams = []
+    for k in range(views):
+        gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + k)
+        u = torch.rand(6, generator=gen, dtype=torch.float64)
+        az = 2 * math.pi * float(u[0])
+        orbit = k % ORBIT_EVERY == ORBIT_EVERY - 1
+        if orbit:
+            elev, target = math.radians(-10 + 50 * float(u[1])), centre
+            distance = orbit_distance
+        else:
+            elev = math.radians(-20 + 80 * float(u[1]))
+            lo_d, hi_d = CLOSE_DISTANCES
+            distance = (lo_d + (hi_d - lo_d) * float(u[2])) * radius
+            target = centre + (u[3:6] - 0.5) * 0.4 * extent
+        direction = math.cos(elev) * (math.cos(az) * e1 + math.sin(az) * e2) + math.sin(elev) * upv
+        cams.append(look_at(target + distance * direction, target, upv, width, height, fov_deg,
+                            name=f"{name}_{k:03d}_{'orbit' if orbit else 'close'}"))
+    return cams
+
+
+#: a camera file's views are split by index: every `HOLDOUT`-th (index % 8 == 0, the usual 3DGS test split) only
+#: judges; the others may tune
+HOLDOUT = 8
+
+
+def split_cameras(cams: list[Camera], role: str) -> list[Camera]:
+    """The ``"judging"`` (index % `HOLDOUT` == 0) or ``"tuning"`` (the rest) cameras of a camera file's list; two
+    disjoint subsets (a file of one camera has no tuning cameras)."""
+    if role not in ("judging", "tuning"):
+        raise SogError(f"unknown camera role {role!r}")
+    return [c for i, c in enumerate(cams) if (i % HOLDOUT == 0) == (role == "judging")]
+
+
 def read_cameras_json(path: str | os.PathLike) -> list[Camera]:
     """Cameras from an INRIA ``cameras.json``: a list of ``{img_name, width, height, position (3,),
     rotation (3x3, camera-to-world), fx, fy}``; the principal point is the image centre."""

@@ -49,6 +49,10 @@ class RasterConfig:
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
     #: (Gaussian, pixel) pairs generated per chunk: bounds memory (about 100 bytes a pair at peak).
     chunk_pairs: int = 2_000_000
+    #: without gradients, composite with the tiled kernel (`sog.render.tiles`, numba) when it is installed
+    tiled: bool = True
+    #: its tile side in pixels
+    tile: int = 16
 
 
 @dataclass
@@ -124,7 +128,24 @@ def _boxes(p: Projected, width: int, height: int, alpha_min: float) -> tuple[tor
 
 def rasterize(p: Projected, colors: torch.Tensor, width: int, height: int,
               config: RasterConfig = RasterConfig()) -> tuple[torch.Tensor, torch.Tensor]:
-    """Composite projected Gaussians with ``colors`` (M, C) -> image (H, W, C) and alpha (H, W)."""
+    """Composite projected Gaussians with ``colors`` (M, C) -> image (H, W, C) and alpha (H, W).
+
+    When no gradient is needed (``torch.no_grad()``, or inputs that require none) and the tensors are on the
+    CPU, the tiled kernel of `sog.render.tiles` does the same compositing (images equal up to float rounding);
+    otherwise `rasterize_pairs`, differentiable."""
+    needs_grad = torch.is_grad_enabled() and any(
+        t.requires_grad for t in (p.means2d, p.conics, p.opacities, colors))
+    if not needs_grad and p.means2d.device.type == "cpu" and config.tiled:
+        from . import tiles
+        if tiles.available():
+            x0, y0, nx, ny = _boxes(p, width, height, config.alpha_min)
+            return tiles.rasterize_tiles(p, colors, x0, y0, nx, ny, width, height, config)
+    return rasterize_pairs(p, colors, width, height, config)
+
+
+def rasterize_pairs(p: Projected, colors: torch.Tensor, width: int, height: int,
+                    config: RasterConfig = RasterConfig()) -> tuple[torch.Tensor, torch.Tensor]:
+    """`rasterize` by pair expansion in torch ops (see the module docstring): any device, differentiable."""
     device, dtype = p.means2d.device, p.means2d.dtype
     n_pix = width * height
     x0, y0, nx, ny = _boxes(p, width, height, config.alpha_min)

@@ -8,9 +8,12 @@ first third): many Gaussians are hidden behind others, inside surfaces, too fain
 show small changes. `importance_layers` splits the scene by it so that `sog.codec.native` can store the
 less sensitive layers with coarser settings, at little cost in render PSNR.
 
-The views: a camera file next to the scene when there is one, else `importance_cameras`, an orbit at
-two elevations that differ from `sog eval`'s (8 views at 20 degrees): the split is not tuned to the
-views it is judged on.
+The views (`sog.render.views.importance_views`): tuning views only, never `sog eval`'s: the tuning subset of a
+camera file next to the scene, else seeded close views (0.6-1.4 half-diagonals from points near the centre, some
+inside the bounds) and orbit views. Sensitivities are kept per view (`view_sensitivities`), because what is
+unimportant from far away (hidden, faint, small on screen) is not from a camera that comes close: each view
+counts the same in the ranking (`importance_score`), and a layer's drop is what its *worst* view tolerates
+(`importance_layers`).
 """
 
 from __future__ import annotations
@@ -21,25 +24,19 @@ import torch
 
 from ..errors import SogError
 from ..splats import Splats
-from .cameras import Camera, orbit_cameras
+from .cameras import Camera
 from .cpu import render_one
 
 #: attribute groups whose render sensitivity `sensitivities` measures (the ones a layer can store coarser)
 SENSITIVE = ("means", "quats", "scales", "sh0")
 
 
-def importance_cameras(splats: Splats, views: int = 12, size: int = 256,
-                       elevations: tuple[float, ...] = (35.0, -10.0)) -> list[Camera]:
-    """``views`` orbit cameras around ``splats``, split evenly over ``elevations`` (degrees)."""
-    per = max(1, views // len(elevations))
-    return [cam for e in elevations for cam in orbit_cameras(splats.means, per, size, elevation_deg=e)]
-
-
 def sensitivities(splats: Splats, cameras: list[Camera], device: str | torch.device = "cpu",
-                  seed: int = 0, probes: int = 1) -> dict[str, torch.Tensor]:
+                  seed: int = 0, probes: int = 1, per_view: bool = False) -> dict[str, torch.Tensor]:
     """How much the pictures change when a Gaussian's values do: ``{"means", "quats", "scales", "sh0"}``, each
     (N,) float64 on the CPU, the squared gradient norm of the rendered pixels w.r.t. the Gaussian's values
-    (positions, quaternion, log-scales, DC colour), summed over ``cameras``.
+    (positions, quaternion, log-scales, DC colour), summed over ``cameras``; with ``per_view`` each is (V, N)
+    float32, one row per camera (`importance_layers` then judges each view on its own).
 
     Estimated as ``E[(Jᵀr)²]`` with ``probes`` random ±1 images ``r`` per view (Hutchinson's diagonal
     estimator): a rough figure for one Gaussian (one probe per view: about ±40 % over 12 views), accurate
@@ -49,8 +46,9 @@ def sensitivities(splats: Splats, cameras: list[Camera], device: str | torch.dev
     gen = torch.Generator().manual_seed(seed)
     values = {name: getattr(s, name).detach().float().clone().requires_grad_(True) for name in SENSITIVE}
     shN = s.shN.float()
-    total = {name: torch.zeros(len(splats), dtype=torch.float64) for name in SENSITIVE}
+    rows = {name: [] for name in SENSITIVE}
     for cam in cameras:
+        total = {name: torch.zeros(len(splats), dtype=torch.float64) for name in SENSITIVE}
         image, _ = render_one(values["means"], values["quats"], torch.exp(values["scales"]),
                               torch.sigmoid(s.opacities.float()), values["sh0"], shN, cam.viewmat, cam.K,
                               cam.width, cam.height)
@@ -61,13 +59,23 @@ def sensitivities(splats: Splats, cameras: list[Camera], device: str | torch.dev
             for name, g in zip(values, grads):
                 if g is not None:
                     total[name] += g.detach().double().square().reshape(len(splats), -1).sum(1).cpu() / probes
-    return total
+        for name in SENSITIVE:
+            rows[name].append(total[name].float() if per_view else total[name])
+    if per_view:
+        return {name: torch.stack(r) if r else torch.zeros(0, len(splats)) for name, r in rows.items()}
+    return {name: sum(r) if r else torch.zeros(len(splats), dtype=torch.float64) for name, r in rows.items()}
 
 
 def importance_score(sensitivity: dict[str, torch.Tensor]) -> torch.Tensor:
     """(N,) float64: the sum over attribute groups of each Gaussian's sensitivity relative to the group's mean
-    (each group holds a similar share of the bytes, so each counts the same)."""
-    return sum(s.double() / max(float(s.double().mean()), 1e-300) for s in sensitivity.values())
+    (each group holds a similar share of the bytes, so each counts the same). Per-view sensitivities (V, N) are
+    taken relative to each view's mean: every view counts the same, so a Gaussian that matters in one close view
+    (where few Gaussians are seen) ranks high even if no far view sees it."""
+    score = 0
+    for s in sensitivity.values():
+        s = s.double()
+        score = score + (s / s.mean(-1, keepdim=True).clamp(min=1e-300)).reshape(-1, s.shape[-1]).sum(0)
+    return score
 
 
 #: layer sizes when none are asked for, by layer count: three layers of 15, 35 and 50 %, most important first. At
@@ -98,6 +106,11 @@ def importance_layers(sensitivity: dict[str, torch.Tensor], layers: int, min_siz
     0.6 % fewer bytes at the same PSNR. Fewer layers when there are fewer than ``min_size`` Gaussians per
     layer (one layer: the whole scene, no drops). Without ``shares``, three layers get `DEFAULT_SHARES`, others
     equal parts.
+
+    Per-view sensitivities (name -> (V, N), `sensitivities` with ``per_view``) bound the drop by the worst view:
+    the ratio is the smallest over views of (first layer's mean) / (this layer's mean) in that view (a view
+    that sees this layer and not the first allows no drop). A layer left with no drop at all is merged into the
+    first (the same settings, one grid fewer): fewer layers when that is what the numbers say.
     """
     score = importance_score(sensitivity)
     n = score.shape[0]
@@ -118,8 +131,23 @@ def importance_layers(sensitivity: dict[str, torch.Tensor], layers: int, min_siz
     for p in parts:
         drops = {}
         for name, sens in sensitivity.items():
-            first, here = float(sens[parts[0]].double().mean()), float(sens[p].double().mean())
-            ratio = first / here if here > 0 else float("inf")
+            ratio = _worst_ratio(sens.double().reshape(-1, n), parts[0], p)
             drops[name] = 0 if ratio <= 1 else min(max_drop, round(math.log2(ratio)) / 2)
         out.append((p, drops))
+    if len(out) > 1:                      # layers with no drop join the first one
+        flat = [k for k in range(1, len(out)) if not any(out[k][1].values())]
+        if flat:
+            first = torch.cat([out[0][0]] + [out[k][0] for k in flat])
+            out = [(first, out[0][1])] + [out[k] for k in range(1, len(out)) if k not in flat]
     return out
+
+
+def _worst_ratio(sens: torch.Tensor, first: torch.Tensor, part: torch.Tensor) -> float:
+    """The smallest over views (rows of ``sens`` (V, N)) of the first layer's mean sensitivity over ``part``'s: how
+    many times less this layer's errors show than the first layer's, in the view where that is least."""
+    ratio = float("inf")
+    for row in sens:
+        here = float(row[part].mean())
+        if here > 0:
+            ratio = min(ratio, float(row[first].mean()) / here)
+    return ratio

@@ -1,53 +1,76 @@
 """Which cameras each job renders from: one module, so the sets that tune and the set that judges are kept apart.
 
-* `judging_cameras` — the views `sog eval` (and every benchmark) reports on.
-* `search_cameras` — the views the rate search (``--psnr``, presets) measures its probes on.
-* `importance_views` — the views the importance layers measure render sensitivity from.
+* `judging_cameras` — the views `sog eval` (and every benchmark) reports on: ``JUDGING_SEED``.
+* `search_cameras` — the views the rate search (``--psnr``, presets) measures its probes on: tuning views.
+* `importance_views` — the views the importance layers measure render sensitivity from: tuning views.
 
-The pipeline resolves the tuning cameras once and passes them down; nothing that tunes calls
-`judging_cameras`.
+Tuning views and judging views never share a pose: without a camera file both are `scene_views` (close and
+orbit views at several distances) drawn with different seeds (``TUNING_SEED`` and ``JUDGING_SEED``); with a
+camera file next to the scene (or given), its cameras are split by a fixed rule (`split_cameras`: every 8th
+judges, the rest tune). The pipeline resolves the tuning cameras once and passes them down; nothing that tunes
+calls `judging_cameras`.
 """
 
 from __future__ import annotations
 
 from ..splats import Splats
-from .cameras import Camera, find_scene_cameras, load_cameras, orbit_cameras, parse_size, select_views
+from .cameras import (Camera, find_scene_cameras, load_cameras, parse_size, scene_views, select_views,
+                      split_cameras)
+
+#: the seed of `sog eval`'s views (the judging set)
+JUDGING_SEED = 0
+#: the seed of the views that tuning (rate search, presets, importance) may use; never `JUDGING_SEED`
+TUNING_SEED = 1
+#: `sog eval`'s defaults: 12 views, 512 px
+JUDGING_VIEWS, JUDGING_SIZE = 12, 512
 
 
-def judging_cameras(splats: Splats, source_path=None, views: int = 8, size=256, cameras=None, up: str = "-y",
-                    fov_deg: float = 50.0) -> tuple[list[Camera], str]:
-    """The cameras `sog eval` renders with: ``cameras`` or a camera file found next to ``source_path``
-    (``views`` of them, resized to ``size``), else an orbit around ``splats``; returns ``(cameras, source)``."""
-    source = cameras
-    if source is None and source_path is not None:
-        source = find_scene_cameras(source_path)
-    if source is None:
-        return orbit_cameras(splats.means, views, size, up=up, fov_deg=fov_deg), "orbit"
-    cams = select_views(load_cameras(source), views)
+def _resize(cams: list[Camera], size) -> list[Camera]:
+    """File cameras at ``size``: N keeps each camera's aspect ratio with the longer side N; WxH is exact."""
     if isinstance(size, int) or (isinstance(size, str) and "x" not in size.lower()):
-        longest = parse_size(size)[0]         # keep each camera's aspect ratio; the longer side is `size`
+        longest = parse_size(size)[0]
         out = []
         for c in cams:
             s = longest / max(c.width, c.height)
             out.append(c.resized(max(1, round(c.width * s)), max(1, round(c.height * s))))
-        cams = out
-    else:
-        w, h = parse_size(size)
-        cams = [c.resized(w, h) for c in cams]
-    return cams, str(source)
+        return out
+    w, h = parse_size(size)
+    return [c.resized(w, h) for c in cams]
+
+
+def _cameras(role: str, seed: int, splats: Splats, source_path, views: int, size, cameras, up: str,
+             fov_deg: float) -> tuple[list[Camera], str]:
+    source = cameras
+    if source is None and source_path is not None:
+        source = find_scene_cameras(source_path)
+    if source is not None:
+        subset = split_cameras(load_cameras(source), role)
+        if subset:
+            return _resize(select_views(subset, views), size), f"{source} ({role} subset)"
+    return scene_views(splats.means, views, size, seed=seed, up=up, fov_deg=fov_deg, name=role), \
+        f"scene views (seed {seed})"
+
+
+def judging_cameras(splats: Splats, source_path=None, views: int = JUDGING_VIEWS, size=JUDGING_SIZE, cameras=None,
+                    up: str = "-y", fov_deg: float = 50.0) -> tuple[list[Camera], str]:
+    """The cameras `sog eval` renders with -> ``(cameras, source)``: the judging subset of ``cameras`` or of a
+    camera file found next to ``source_path`` (``views`` of them, at ``size``), else ``views`` `scene_views` of
+    ``splats`` with `JUDGING_SEED`."""
+    return _cameras("judging", JUDGING_SEED, splats, source_path, views, size, cameras, up, fov_deg)
+
+
+def tuning_cameras(splats: Splats, source_path=None, views: int = 8, size=256, up: str = "-y",
+                   fov_deg: float = 50.0) -> list[Camera]:
+    """Cameras that tuning may render from: the tuning subset of a camera file next to ``source_path``, else
+    ``views`` `scene_views` with `TUNING_SEED` (close and orbit views, none of them a judging view)."""
+    return _cameras("tuning", TUNING_SEED, splats, source_path, views, size, None, up, fov_deg)[0]
 
 
 def search_cameras(splats: Splats, source_path=None, views: int = 8, size: int = 256) -> list[Camera]:
-    """The views the rate search renders its probes from (today still `judging_cameras`' set: issue 21 parts
-    them)."""
-    return judging_cameras(splats, source_path, views, size)[0]
+    """The views the rate search renders its probes from: `tuning_cameras`."""
+    return tuning_cameras(splats, source_path, views, size)
 
 
 def importance_views(splats: Splats, source_path=None, views: int = 12, size: int = 256) -> list[Camera]:
-    """Views to measure importance from: up to ``views`` of a camera file next to the source, else an orbit at
-    two elevations that `sog eval`'s views do not use."""
-    from .importance import importance_cameras
-
-    if source_path is not None and find_scene_cameras(source_path) is not None:
-        return judging_cameras(splats, source_path, views=views, size=size)[0]
-    return importance_cameras(splats, views, size)
+    """Views to measure importance from: `tuning_cameras` (close views and orbit views, several distances)."""
+    return tuning_cameras(splats, source_path, views, size)

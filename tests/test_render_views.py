@@ -1,0 +1,95 @@
+"""Camera sets: the views that judge (`sog eval`, benchmarks) and the views that tune (rate search, presets,
+importance) never share a pose; seeded views look at the scene from several distances, close-ups included."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import sog
+from conftest import small_scene
+from sog.render import orbit_cameras
+from sog.render.cameras import CLOSE_DISTANCES, robust_bounds, scene_views, split_cameras
+from sog.render.views import importance_views, judging_cameras, search_cameras, tuning_cameras
+
+
+def poses(cams) -> set[tuple]:
+    return {tuple(c.viewmat.flatten().round(decimals=5).tolist()) for c in cams}
+
+
+def test_seeded_views_come_close_and_go_round_the_scene():
+    s = small_scene(3000, seed=0)
+    cams = scene_views(s.means, 12, "64x48", seed=0)
+    assert len(cams) == 12 and all((c.width, c.height) == (64, 48) for c in cams)
+    lo, hi = robust_bounds(s.means)
+    centre, radius = (lo + hi) / 2, float((hi - lo).norm()) / 2
+    close = [c for c in cams if c.name.endswith("close")]
+    orbit = [c for c in cams if c.name.endswith("orbit")]
+    assert len(close) == 8 and len(orbit) == 4
+    for c in close:                     # near the centre, some inside the bounds; looking at a point near it
+        assert 0.6 * radius - 0.21 * float((hi - lo).norm()) <= float((c.position - centre).norm()) \
+            <= CLOSE_DISTANCES[1] * radius + 0.21 * float((hi - lo).norm())
+    far = [float((c.position - centre).norm()) for c in orbit]
+    assert min(far) > max(CLOSE_DISTANCES) * radius       # orbit views are farther than any close view
+    assert len(poses(cams)) == 12
+
+
+def test_seeded_views_are_reproducible_and_a_prefix_of_a_longer_list():
+    s = small_scene(500, seed=1)
+    assert poses(scene_views(s.means, 5, 32, seed=7)) == poses(scene_views(s.means, 5, 32, seed=7))
+    assert poses(scene_views(s.means, 5, 32, seed=7)) <= poses(scene_views(s.means, 12, 32, seed=7))
+
+
+@pytest.mark.parametrize("views", [1, 8, 12, 40])
+def test_judging_and_tuning_views_share_no_pose(views):
+    s = small_scene(800, seed=2)
+    judging, source = judging_cameras(s, views=views, size=32)
+    assert "seed 0" in source
+    for tuning in (tuning_cameras(s, views=views, size=32), search_cameras(s, views=views, size=32),
+                   importance_views(s, views=views, size=32)):
+        assert len(tuning) == views and not poses(judging) & poses(tuning)
+
+
+def test_a_camera_file_is_split_into_disjoint_judging_and_tuning_subsets(tmp_path):
+    s = small_scene(800, seed=3)
+    cams = orbit_cameras(s.means, 20, "64x32")
+    entries = []
+    for i, c in enumerate(cams):
+        c2w = torch.linalg.inv(c.viewmat.double())
+        entries.append({"id": i, "img_name": f"v{i:02d}", "width": 64, "height": 32, "position": c2w[:3, 3].tolist(),
+                        "rotation": c2w[:3, :3].tolist(), "fx": float(c.K[0, 0]), "fy": float(c.K[1, 1])})
+    (tmp_path / "cameras.json").write_text(json.dumps(entries))
+    sog.io.write_ply(s, tmp_path / "scene.ply")
+    judging, source = judging_cameras(s, tmp_path / "scene.ply", views=50, size=64)
+    tuning = tuning_cameras(s, tmp_path / "scene.ply", views=50, size=64)
+    assert [c.name for c in judging] == ["v00", "v08", "v16"] and "judging subset" in source
+    assert len(tuning) == 17 and not poses(judging) & poses(tuning)
+    assert {c.name for c in judging} | {c.name for c in tuning} == {e["img_name"] for e in entries}
+    assert [c.name for c in split_cameras(cams, "judging")] == [cams[i].name for i in (0, 8, 16)]
+
+
+def test_compressing_with_a_psnr_target_and_importance_never_renders_a_judging_view(monkeypatch, tmp_path):
+    """The tuning code paths (importance layers, the rate search) do not call `judging_cameras`, and every
+    camera they render from is a tuning camera."""
+    import sog.render.views as views
+    from sog.render import cpu
+
+    s = small_scene(1000, seed=4, sh_degree=1)
+    judged = poses(views.judging_cameras(s, views=12, size=512)[0]) | poses(views.judging_cameras(s)[0])
+    monkeypatch.setattr(views, "judging_cameras", lambda *a, **k: pytest.fail("a tuning path asked for judging views"))
+    seen = []
+    real = cpu.render_one
+
+    def spy(*args, **kwargs):
+        seen.append(tuple(args[6].flatten().round(decimals=5).tolist()))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cpu, "render_one", spy)
+    monkeypatch.setattr("sog.render.render_one", spy)
+    monkeypatch.setattr("sog.render.importance.render_one", spy)
+    # an unreachable target keeps the search short (a binary search down the ladder) but still probes by rendering
+    opts = sog.CompressOptions(sort="morton", target_psnr=300, profile_options={"layers": 2, "layer_min": 500})
+    sog.compress(s, tmp_path / "s.sog", opts, quiet=True)
+    assert seen and not set(seen) & judged
