@@ -39,6 +39,7 @@ import os
 import shutil
 import tempfile
 import threading
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,11 @@ from ..splats import Splats
 from .cameras import Camera, parse_size
 
 PAGE_DIR = Path(__file__).resolve().parent / "engine_page"
+
+#: The 2D dilation the engine adds, in px²: its shader adds 0.3 to a covariance measured in half pixels (its
+#: focal length is ``viewport * projection[0][0]`` = 2 fx), i.e. 0.3 / 4 px², where 3DGS, gsplat and sog's CPU
+#: renderer add 0.3 px². ``RasterConfig(eps2d=ENGINE_EPS2D)`` renders sog's way with the engine's dilation.
+ENGINE_EPS2D = 0.3 / 4
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ("--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--no-sandbox")
 
@@ -127,8 +133,8 @@ def engine_camera(camera: Camera, near: float, far: float) -> dict:
 
 
 class _Server:
-    """127.0.0.1 HTTP server on a free port for three things only: the page, playcanvas.mjs and one folder
-    (the scene's) under ``/scene/``."""
+    """127.0.0.1 HTTP server on a free port for three things only: the page, playcanvas.mjs and, under
+    ``/scene/``, one folder (holding links to the scenes loaded)."""
 
     TYPES = {".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".json": "application/json",
              ".webp": "image/webp", ".png": "image/png", ".ply": "application/octet-stream",
@@ -141,12 +147,14 @@ class _Server:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 (http.server's name)
-                path = self.path.split("?", 1)[0]
+                path = urllib.parse.unquote(self.path.split("?", 1)[0])
                 target = routes.get(path)
                 if target is None and path.startswith("/scene/"):
-                    cand = (scene_dir / path[len("/scene/"):]).resolve()
-                    if cand.is_file() and scene_dir.resolve() in cand.parents:
-                        target = cand
+                    parts = [p for p in path[len("/scene/"):].split("/") if p]
+                    if parts and not any(p in (".", "..") or "\\" in p for p in parts):
+                        cand = scene_dir.joinpath(*parts)
+                        if cand.is_file():
+                            target = cand
                 if target is None:
                     self.send_error(404)
                     return
@@ -215,6 +223,7 @@ class EngineRenderer:
         self.scene = scene
         self.info: dict = {}
         self._stack: list = []
+        self._previous = None
 
     def __enter__(self) -> "EngineRenderer":
         try:
@@ -235,10 +244,13 @@ class EngineRenderer:
         from playwright.sync_api import Error as PlaywrightError
         from playwright.sync_api import sync_playwright
         self._error = PlaywrightError
-        tmp = Path(tempfile.mkdtemp(prefix="sog-engine-"))
-        self._stack.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
-        scene_file = _scene_file(self.scene, tmp)
-        server = _Server(find_playcanvas(cfg.node_modules), scene_file.parent)
+        self._tmp = Path(tempfile.mkdtemp(prefix="sog-engine-"))
+        self._stack.append(lambda: shutil.rmtree(self._tmp, ignore_errors=True))
+        # the server's /scene/ folder: links to the scenes loaded so far (a SOG folder's meta.json brings its
+        # planes), so only they are served
+        self._served = self._tmp / "served"
+        self._served.mkdir()
+        server = _Server(find_playcanvas(cfg.node_modules), self._served)
         self._stack.append(server.close)
         ms = int(cfg.timeout_s * 1000)
         try:
@@ -254,12 +266,33 @@ class EngineRenderer:
             self.info = page.evaluate("o => window.sogEngine.init(o)",
                                       {"width": self.width, "height": self.height, "near": cfg.near, "far": cfg.far,
                                        "float": cfg.float_target, "timeoutMs": ms})
-            self.info.update(page.evaluate("([u, o]) => window.sogEngine.load(u, o)",
-                                           [f"/scene/{scene_file.name}", {"unified": cfg.unified, "timeoutMs": ms,
-                                                                         "minPixelSize": cfg.min_pixel_size}]))
         except PlaywrightError as exc:
             raise SogError(f"engine renderer: {str(exc).splitlines()[0]}") from None
         self.page = page
+        self._loads = 0
+        self.load(self.scene)
+
+    def load(self, scene) -> dict:
+        """Replace the loaded scene by ``scene`` (a file the engine reads, or `Splats`) -> what the engine
+        reports (``numSplats``, ``shBands``), also kept in ``info``."""
+        self._loads += 1
+        folder = self._served / str(self._loads)
+        folder.mkdir()
+        source = _scene_file(scene, folder)
+        if source.parent != folder:                      # the scene's own file (and a SOG folder's planes)
+            for item in ([source] if source.suffix.lower() in (".ply", ".sog") else source.parent.iterdir()):
+                (folder / item.name).symlink_to(item.resolve())     # lod-meta.json: its level folders too
+        ms = int(self.config.timeout_s * 1000)
+        try:
+            loaded = self.page.evaluate("([u, o]) => window.sogEngine.load(u, o)",
+                                        [f"/scene/{self._loads}/{source.name}",
+                                         {"unified": self.config.unified, "timeoutMs": ms,
+                                          "minPixelSize": self.config.min_pixel_size}])
+        except self._error as exc:
+            raise SogError(f"engine renderer: {str(exc).splitlines()[0]}") from None
+        self.info.update(loaded)
+        self._previous = None
+        return loaded
 
     def render(self, cameras: list[Camera] | Camera) -> torch.Tensor:
         """Render each camera (resized to the canvas) -> (C, H, W, 3) float32 on the CPU (black background)."""
@@ -268,7 +301,7 @@ class EngineRenderer:
             raise SogError("no cameras to render")
         ms = int(self.config.timeout_s * 1000)
         out = []
-        previous = None
+        previous = self._previous
         for cam in cams:
             cam = cam.resized(self.width, self.height)
             view = engine_camera(cam, self.config.near, self.config.far)
@@ -283,7 +316,7 @@ class EngineRenderer:
                 raise SogError(f"engine renderer: no sort finished within {self.config.timeout_s:g} s "
                                f"for camera {cam.name or len(out)}")
             out.append(_decode(result, self.width, self.height))
-            previous = {k: view[k] for k in ("c2w", "proj")}
+            previous = self._previous = {k: view[k] for k in ("c2w", "proj")}
         errors = self.page.evaluate("() => window.sogEngine.errors()")
         if errors:
             raise SogError(f"engine renderer: page error: {errors[0]}")

@@ -5,7 +5,7 @@
 // the splats' colours as they are, see engine.py), and optionally a float render target.
 import * as pc from '/playcanvas.mjs';
 
-const state = { app: null, camera: null, splat: null, target: null, width: 0, height: 0, sorted: 0, errors: [] };
+const state = { app: null, camera: null, splat: null, target: null, width: 0, height: 0, sorted: 0, loads: 0, errors: [] };
 
 function frames(n) {
     // resolve after the app has finished n more frames
@@ -68,7 +68,15 @@ async function init(opts) {
 
 async function load(url, opts) {
     const app = state.app;
-    const asset = new pc.Asset('scene', 'gsplat', { url });
+    if (state.splat) {                      // one scene at a time: the previous one goes first
+        const old = state.splat.gsplat.asset;
+        state.splat.destroy();
+        state.splat = null;
+        const oldAsset = app.assets.get(old);
+        if (oldAsset) { oldAsset.unload(); app.assets.remove(oldAsset); }
+        await withTimeout(frames(1), opts.timeoutMs, 'a frame after unloading');
+    }
+    const asset = new pc.Asset(`scene-${++state.loads}`, 'gsplat', { url });
     app.assets.add(asset);
     const loaded = new Promise((resolve, reject) => {
         asset.ready(() => resolve());
