@@ -76,7 +76,7 @@ class EngineConfig:
     near: float = 0.01
     far: float = 1.0e6
     timeout_s: float = 120.0
-    settle_frames: int = 2
+    settle_frames: int = 3
     min_pixel_size: float | None = None
     browser: str | None = None
     node_modules: str | os.PathLike | None = None
@@ -202,6 +202,12 @@ def _scene_file(scene, tmp: Path) -> Path:
     return out
 
 
+def _nearly_same(c2w_a: list[float], c2w_b: list[float], eps: float = 1e-3) -> bool:
+    """Camera positions and view axes (column-major (16,) transforms) within ``eps`` of each other."""
+    idx = (8, 9, 10, 12, 13, 14)
+    return all(abs(c2w_a[i] - c2w_b[i]) < eps for i in idx)
+
+
 def _decode(result: dict, width: int, height: int) -> torch.Tensor:
     raw = base64.b64decode(result["data"])
     if result["type"] == "float32":
@@ -305,8 +311,8 @@ class EngineRenderer:
         for cam in cams:
             cam = cam.resized(self.width, self.height)
             view = engine_camera(cam, self.config.near, self.config.far)
-            # a camera that did not move gets no new sort: do not wait for one then
-            same = previous is not None and view == previous
+            # a camera that did not move (by the sort worker's 1e-3) gets no new sort: do not wait for one then
+            same = previous is not None and _nearly_same(view["c2w"], previous["c2w"]) and view["proj"] == previous["proj"]
             view.update({"timeoutMs": ms if not same else min(ms, 3000), "settleFrames": self.config.settle_frames})
             try:
                 result = self.page.evaluate("v => window.sogEngine.render(v)", view)

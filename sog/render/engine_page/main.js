@@ -5,7 +5,7 @@
 // the splats' colours as they are, see engine.py), and optionally a float render target.
 import * as pc from '/playcanvas.mjs';
 
-const state = { app: null, camera: null, splat: null, target: null, width: 0, height: 0, sorted: 0, loads: 0, errors: [] };
+const state = { app: null, camera: null, splat: null, target: null, width: 0, height: 0, sorted: 0, requested: 0, counting: false, loads: 0, errors: [] };
 
 function frames(n) {
     // resolve after the app has finished n more frames
@@ -86,8 +86,18 @@ async function load(url, opts) {
     await withTimeout(loaded, opts.timeoutMs, `loading ${url}`);
     const entity = new pc.Entity('splat');
     entity.addComponent('gsplat', { asset, unified: opts.unified });
+    state.sorted = 0;
+    state.requested = 0;
+    state.counting = false;
     app.root.addChild(entity);
     state.splat = entity;
+    const sorter = entity.gsplat.instance?.sorter;
+    if (!opts.unified && sorter) {
+        // count the camera changes sent to the sort worker (each one is answered by one sort)
+        const send = sorter.setCamera.bind(sorter);
+        sorter.setCamera = (pos, dir) => { state.requested += 1; send(pos, dir); };
+        state.counting = true;
+    }
     if (opts.minPixelSize !== null && opts.minPixelSize !== undefined) {
         // the engine culls splats whose on-screen quad is smaller than this many pixels (its default: 2)
         if (opts.unified) app.scene.gsplat.minPixelSize = opts.minPixelSize;
@@ -119,13 +129,23 @@ async function render(view) {
     const proj = new pc.Mat4();
     proj.set(view.proj);
     camera.camera.calculateProjection = (mat) => { mat.copy(proj); };
+    // The sort runs in a worker. Per-asset renderer: every camera change the instance sends is counted, so wait
+    // until the worker has answered all of them. Unified renderer: wait for a sort since the camera moved and
+    // then settleFrames frames without another. Then settleFrames frames for the upload.
     const before = state.sorted;
-    // the sort runs in a worker: wait until it reports a sort for this camera, then let the frame settle
     const deadline = performance.now() + view.timeoutMs;
     let sortedSeen = false;
+    let seen = state.sorted;
+    let quiet = 0;
     while (performance.now() < deadline) {
         await withTimeout(frames(1), view.timeoutMs, 'a frame');
-        if (state.sorted > before) { sortedSeen = true; break; }
+        if (state.counting) {
+            if (state.sorted >= state.requested && state.requested > 0) { sortedSeen = true; break; }
+            continue;
+        }
+        if (state.sorted !== seen) { seen = state.sorted; quiet = 0; } else { quiet += 1; }
+        if (state.sorted > before) sortedSeen = true;
+        if (sortedSeen && quiet >= view.settleFrames) break;
     }
     await withTimeout(frames(view.settleFrames), view.timeoutMs, 'settle frames');
     const gl = app.graphicsDevice.gl;
