@@ -112,6 +112,11 @@ def print_file(row: dict):
           f"(worst {row['sog_cpu']['worst']:6.2f})  engine read {row['engine_splats']}", flush=True)
 
 
+def _write(path: str, out: dict):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(out, indent=1))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
@@ -147,6 +152,7 @@ def main(argv=None) -> int:
             if not args.skip_judge:
                 out["judge"] += judge_rows(name, splats, cams, args.size, args.timeout)
             if args.skip_files:
+                _write(args.json, out)
                 continue
             original = tmp / f"{name}.ply"
             sog.save(splats, original, overwrite=True)
@@ -165,8 +171,8 @@ def main(argv=None) -> int:
             if cached is not None and cached.is_file():
                 files.append(("splat-transform .sog", cached, cached.stat().st_size))
             out["files"] += file_rows(name, splats, original, cams, args.size, files, args.timeout)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(out, indent=1))
+            _write(args.json, out)                     # after every scene, so a long run leaves its figures
+    _write(args.json, out)
     print(f"wrote {args.json}")
     return 0
 
