@@ -1,0 +1,176 @@
+// sog's reference-renderer page: the PlayCanvas engine (served as /playcanvas.mjs from npm, never committed)
+// loads a scene with its own gsplat loader and renders it from cameras that Python sends (sog/render/engine.py).
+// window.sogEngine.{init, load, render} are the only entry points; everything else is the engine's defaults
+// except: no MSAA, device pixel ratio 1, black clear colour, tone mapping NONE, gamma SRGB (the shader then writes
+// the splats' colours as they are, see engine.py), and optionally a float render target.
+import * as pc from '/playcanvas.mjs';
+
+const state = { app: null, camera: null, splat: null, target: null, width: 0, height: 0, sorted: 0, requested: 0, counting: false, loads: 0, errors: [] };
+
+function frames(n) {
+    // resolve after the app has finished n more frames
+    return new Promise((resolve) => {
+        let left = n;
+        const tick = () => {
+            left -= 1;
+            if (left <= 0) { state.app.off('frameend', tick); resolve(); }
+        };
+        state.app.on('frameend', tick);
+    });
+}
+
+function withTimeout(promise, ms, what) {
+    let timer;
+    const timeout = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms); });
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+async function init(opts) {
+    const canvas = document.getElementById('canvas');
+    state.width = opts.width;
+    state.height = opts.height;
+    canvas.width = opts.width;
+    canvas.height = opts.height;
+    canvas.style.width = `${opts.width}px`;
+    canvas.style.height = `${opts.height}px`;
+    const app = new pc.Application(canvas, {
+        graphicsDeviceOptions: { antialias: false, preserveDrawingBuffer: true, alpha: false, deviceTypes: ['webgl2'] }
+    });
+    app.graphicsDevice.maxPixelRatio = 1;
+    app.setCanvasFillMode(pc.FILLMODE_NONE);
+    app.setCanvasResolution(pc.RESOLUTION_FIXED, opts.width, opts.height);
+    app.scene.on('gsplat:sorted', () => { state.sorted += 1; });
+    const camera = new pc.Entity('camera');
+    camera.addComponent('camera', {
+        clearColor: new pc.Color(0, 0, 0, 1),
+        toneMapping: pc.TONEMAP_NONE,
+        gammaCorrection: pc.GAMMA_SRGB,
+        nearClip: opts.near,
+        farClip: opts.far,
+    });
+    app.root.addChild(camera);
+    if (opts.float) {
+        const texture = new pc.Texture(app.graphicsDevice, {
+            name: 'sog-float-target', width: opts.width, height: opts.height, format: pc.PIXELFORMAT_RGBA32F,
+            mipmaps: false, minFilter: pc.FILTER_NEAREST, magFilter: pc.FILTER_NEAREST,
+            addressU: pc.ADDRESS_CLAMP_TO_EDGE, addressV: pc.ADDRESS_CLAMP_TO_EDGE,
+        });
+        state.target = new pc.RenderTarget({ colorBuffer: texture, depth: true });
+        camera.camera.renderTarget = state.target;
+    }
+    state.app = app;
+    state.camera = camera;
+    app.start();
+    await withTimeout(frames(2), opts.timeoutMs, 'first frames');
+    const gl = app.graphicsDevice.gl;
+    return { renderer: gl.getParameter(gl.RENDERER), version: gl.getParameter(gl.VERSION), engine: pc.version };
+}
+
+async function load(url, opts) {
+    const app = state.app;
+    if (state.splat) {                      // one scene at a time: the previous one goes first
+        const old = state.splat.gsplat.asset;
+        state.splat.destroy();
+        state.splat = null;
+        const oldAsset = app.assets.get(old);
+        if (oldAsset) { oldAsset.unload(); app.assets.remove(oldAsset); }
+        await withTimeout(frames(1), opts.timeoutMs, 'a frame after unloading');
+    }
+    const asset = new pc.Asset(`scene-${++state.loads}`, 'gsplat', { url });
+    app.assets.add(asset);
+    const loaded = new Promise((resolve, reject) => {
+        asset.ready(() => resolve());
+        asset.once('error', (err) => reject(new Error(`engine could not load ${url}: ${err}`)));
+    });
+    app.assets.load(asset);
+    await withTimeout(loaded, opts.timeoutMs, `loading ${url}`);
+    const entity = new pc.Entity('splat');
+    entity.addComponent('gsplat', { asset, unified: opts.unified });
+    state.sorted = 0;
+    state.requested = 0;
+    state.counting = false;
+    app.root.addChild(entity);
+    state.splat = entity;
+    const sorter = entity.gsplat.instance?.sorter;
+    if (!opts.unified && sorter) {
+        // count the camera changes sent to the sort worker (each one is answered by one sort)
+        const send = sorter.setCamera.bind(sorter);
+        sorter.setCamera = (pos, dir) => { state.requested += 1; send(pos, dir); };
+        state.counting = true;
+    }
+    if (opts.minPixelSize !== null && opts.minPixelSize !== undefined) {
+        // the engine culls splats whose on-screen quad is smaller than this many pixels (its default: 2)
+        if (opts.unified) app.scene.gsplat.minPixelSize = opts.minPixelSize;
+        else entity.gsplat.material.setParameter('minPixelSize', opts.minPixelSize);
+    }
+    await withTimeout(frames(2), opts.timeoutMs, 'frames after load');
+    const res = asset.resource;
+    return { numSplats: res?.numSplats ?? res?.gsplatData?.numSplats ?? null, shBands: res?.shBands ?? null };
+}
+
+function toBase64(bytes) {
+    let s = '';
+    const step = 0x8000;
+    for (let i = 0; i < bytes.length; i += step) s += String.fromCharCode.apply(null, bytes.subarray(i, i + step));
+    return btoa(s);
+}
+
+// view: {c2w: 16 numbers column-major (PlayCanvas camera-to-world), proj: 16 numbers column-major (OpenGL
+// projection), timeoutMs, settleFrames}
+async function render(view) {
+    const { app, camera } = state;
+    const m = new pc.Mat4();
+    m.set(view.c2w);
+    const pos = new pc.Vec3();
+    m.getTranslation(pos);
+    const rot = new pc.Quat().setFromMat4(m);
+    camera.setPosition(pos);
+    camera.setRotation(rot);
+    const proj = new pc.Mat4();
+    proj.set(view.proj);
+    camera.camera.calculateProjection = (mat) => { mat.copy(proj); };
+    // The sort runs in a worker. Per-asset renderer: every camera change the instance sends is counted, so wait
+    // until the worker has answered all of them. Unified renderer: wait for a sort since the camera moved and
+    // then settleFrames frames without another. Then settleFrames frames for the upload.
+    const before = state.sorted;
+    const deadline = performance.now() + view.timeoutMs;
+    let sortedSeen = false;
+    let seen = state.sorted;
+    let quiet = 0;
+    while (performance.now() < deadline) {
+        await withTimeout(frames(1), view.timeoutMs, 'a frame');
+        if (state.counting) {
+            if (state.sorted >= state.requested && state.requested > 0) { sortedSeen = true; break; }
+            continue;
+        }
+        if (state.sorted !== seen) { seen = state.sorted; quiet = 0; } else { quiet += 1; }
+        if (state.sorted > before) sortedSeen = true;
+        if (sortedSeen && quiet >= view.settleFrames) break;
+    }
+    await withTimeout(frames(view.settleFrames), view.timeoutMs, 'settle frames');
+    const gl = app.graphicsDevice.gl;
+    const w = state.width, h = state.height;
+    let pixels, type;
+    if (state.target) {
+        const buf = await withTimeout(state.target.colorBuffer.read(0, 0, w, h, { renderTarget: state.target, immediate: true }),
+            view.timeoutMs, 'reading the float target');
+        pixels = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+        type = 'float32';
+    } else {
+        pixels = new Uint8Array(w * h * 4);
+        gl.bindFramebuffer(gl.FRAMEBUFFER, null);
+        gl.readPixels(0, 0, w, h, gl.RGBA, gl.UNSIGNED_BYTE, pixels);
+        type = 'uint8';
+    }
+    return { data: toBase64(pixels), type, sorted: sortedSeen, width: w, height: h };
+}
+
+window.addEventListener('error', (e) => state.errors.push(String(e.message)));
+window.addEventListener('unhandledrejection', (e) => state.errors.push(String(e.reason)));
+function debug() {
+    const inst = state.splat?.gsplat?.instance;
+    return { count: inst?.sorter?.count ?? null, instancingCount: inst?.meshInstance?.instancingCount ?? null,
+             numSplats: inst?.material?.getParameter('numSplats')?.data ?? null, sorted: state.sorted };
+}
+window.sogEngine = { init, load, render, debug, errors: () => state.errors };
+window.sogEngineReady = true;
