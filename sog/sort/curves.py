@@ -100,9 +100,3 @@ def curve_order(x: torch.Tensor, shape: tuple[int, int], curve: str = "hilbert")
     order = torch.empty(n, dtype=torch.long, device=x.device)
     order[curve_cells(shape, n, curve, device=x.device)] = along
     return order
-
-
-def sort_curve(x: torch.Tensor, shape: tuple[int, int], seed: int = 0, device="auto", curve: str = "hilbert",
-               **_) -> torch.Tensor:
-    """The ``hilbert`` sorter: `curve_order` of ``x`` (N, C); (N,) long. No randomness (``seed`` unused)."""
-    return curve_order(x.detach(), shape, curve)

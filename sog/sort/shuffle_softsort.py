@@ -30,8 +30,16 @@ to DPQ16.
 
 How a run draws its groups and how a group learns its SoftSort: `sog.sort.groups`.
 
-Start: a recursive PCA bisection of the features into the grid (or a given order, ``init``, as
-a warm start during training).
+Start: by ``objective`` (`ShuffleSoftSortConfig.resolved`): a recursive PCA bisection of the features
+into the grid ("smooth"), or the 3D Hilbert order of the positions folded row-major ("codec", what
+`sog compress` uses: the native file's bytes follow the runs of its high position byte); or a given
+order, ``init``, as a warm start during training.
+
+Budget: counted in work, ``budget`` runs (one run = one group update over the grid) shared equally by
+the stages, so the same input, options and seed give the same order on any machine, however busy;
+``max_seconds`` is an opt-in wall-clock cap on top. Every run keeps a permutation and only accepts
+group moves that lower its cost, so any budget returns a complete order no worse (in that loss) than
+its start.
 
 Shapes: ``x`` (N, C) features; the grid is (H, W) with ``H*W >= N``; an *order* (N,) holds the
 input index for cells 0..N-1 in row-major order (the empty cells are the last ``H*W - N``).
