@@ -93,6 +93,7 @@ class ShuffleSoftSortConfig:
     polish_runs: int = 600  #: runs of the final stage on the exact 4-neighbour loss at most (0: none)
     polish_vertical: float | None = None  #: weight of the vertical neighbours in the polish loss (horizontal: 1); default 1 "smooth", 0 "codec"
     polish_bits: int | None = None  #: >0: polish on the positions (columns 0-2) cut to 2^bits cells per axis; default 0 "smooth", 8 "codec"
+    polish_loss: str | None = None  #: "squared" (default "smooth") or "log": sum of log2(1 + |difference|) per channel (default "codec")
     polish_group: int = 6  #: K of the polish stage
     polish_window: int = 8  #: its group windows, in cells
     polish_break: float = 1e-5  #: stop polishing when two runs lower the neighbour loss by less than this fraction
@@ -124,7 +125,8 @@ class ShuffleSoftSortConfig:
             start=self.start if self.start is not None else ("hilbert" if codec else "pca"),
             coarse=self.coarse if self.coarse is not None else not codec,
             polish_vertical=self.polish_vertical if self.polish_vertical is not None else (0.0 if codec else 1.0),
-            polish_bits=self.polish_bits if self.polish_bits is not None else (8 if codec else 0))
+            polish_bits=self.polish_bits if self.polish_bits is not None else (8 if codec else 0),
+            polish_loss=self.polish_loss if self.polish_loss is not None else ("log" if codec else "squared"))
 
 
 def sort_shuffle_softsort(x: torch.Tensor, shape: tuple[int, int], seed: int = 0, device="auto",
@@ -465,6 +467,8 @@ def _polish(xs: torch.Tensor, xg: torch.Tensor, order: torch.Tensor, shape: tupl
         energy = _polish(xq, xgq, order, shape, replace(cfg, polish_bits=0), gen, budget)
         xg.copy_(xs[order])
         return energy
+    if cfg.polish_loss == "log":
+        return _polish_log(xs, xg, order, shape, cfg, gen, budget)
     budget = budget or Budget()
     n = xs.shape[0]
     k = min(cfg.polish_group, (n + 1) // 2)
@@ -511,3 +515,82 @@ def neighbour_energy(xg: torch.Tensor, shape: tuple[int, int], vertical: float =
     horiz = ((val[:, 1:] - val[:, :-1]).pow(2).sum(-1) * filled[:, 1:] * filled[:, :-1]).sum()
     vert = ((val[1:] - val[:-1]).pow(2).sum(-1) * filled[1:] * filled[:-1]).sum()
     return float(horiz + vertical * vert)
+
+
+def log_cost(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The "log" polish loss of neighbours holding ``a`` and ``b`` (..., C): sum over channels of
+    log2(1 + |a - b|); (...). Like the bits an image codec spends on a residual: equal values cost
+    nothing, and one large step costs less than several small ones."""
+    return torch.log2(1 + (a - b).abs()).sum(-1)
+
+
+def _neighbour_cells(shape: tuple[int, int], n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """For cells 0..n-1: their left, right, up and down neighbours (n, 4) (-1 where empty or off the grid)
+    and whether each is vertical (4,)."""
+    h, w = shape
+    cells = torch.arange(n, device=device)
+    r, c = cells // w, cells % w
+    nb = torch.stack([torch.where(c > 0, cells - 1, -1), torch.where(c < w - 1, cells + 1, -1),
+                      torch.where(r > 0, cells - w, -1), cells + w], 1)
+    nb = torch.where(nb < n, nb, -1)
+    return nb, torch.tensor([False, False, True, True], device=device)
+
+
+def log_energy(xg: torch.Tensor, shape: tuple[int, int], vertical: float = 0.0) -> float:
+    """The "log" polish loss of the grid holding ``xg`` (N, C): `log_cost` summed over left-right
+    pairs of filled cells plus ``vertical`` times over up-down pairs."""
+    nb, is_vertical = _neighbour_cells(shape, xg.shape[0], xg.device)
+    right, down = nb[:, 1], nb[:, 3]
+    total = log_cost(xg[right >= 0], xg[right[right >= 0]]).sum()
+    if vertical:
+        total = total + vertical * log_cost(xg[down >= 0], xg[down[down >= 0]]).sum()
+    return float(total)
+
+
+def _polish_log(xs: torch.Tensor, xg: torch.Tensor, order: torch.Tensor, shape: tuple[int, int],
+                cfg: ShuffleSoftSortConfig, gen: torch.Generator, budget: Budget | None = None) -> float:
+    """The polish on the "log" loss (`log_cost` of neighbours; up-down pairs weighted ``cfg.polish_vertical``):
+    group SoftSorts whose cost of element j in cell i is its loss against the neighbours of cell i. A run's
+    groups hold cells of one checkerboard colour, so no two cells of a group are neighbours and the
+    cost a group removes is exactly what the grid's loss loses. Updates ``order`` and ``xg`` in place;
+    returns the loss it ends at."""
+    budget = budget or Budget()
+    n = xs.shape[0]
+    dev = xs.device
+    k = min(cfg.polish_group, (n + 1) // 2)
+    vertical = cfg.polish_vertical or 0.0
+    energy = log_energy(xg, shape, vertical)
+    if k < 2:
+        return energy
+    nb_all, is_vertical = _neighbour_cells(shape, n, dev)
+    slot_w = torch.where(is_vertical, vertical, 1.0).to(xs.dtype)
+    used = slot_w > 0
+    nb_all, slot_w = nb_all[:, used], slot_w[used]
+    window = max(cfg.polish_window, int(math.ceil(math.sqrt(2 * k))) + 1)
+    removed_last = float("inf")
+    for run in range(cfg.polish_runs):
+        if budget.spent:
+            break
+        groups = draw_groups(shape, n, window, k, gen, dev, parity=run % 2)
+        if groups.numel() == 0:
+            break
+        nb = nb_all[groups]  # (G, K, S) the neighbours of each group cell (none of them in a group)
+        there = (nb >= 0).to(xs.dtype) * slot_w
+        vals = xg[nb.clamp(min=0)]  # (G, K_i, S, C)
+        elems = xg[groups]  # (G, K_j, C)
+        cost = (log_cost(elems.unsqueeze(1).unsqueeze(3), vals.unsqueeze(2)) * there.unsqueeze(2)).sum(-1)  # (G, K_i, K_j)
+        new = learn_group_orders(cost, cfg)
+        old_cost = cost.diagonal(dim1=1, dim2=2).sum(1)
+        new_cost = cost.gather(2, new.unsqueeze(2)).squeeze(2).sum(1)
+        accept = new_cost < old_cost - 1e-9
+        cells = groups[accept]
+        moved = cells.gather(1, new[accept])
+        order[cells.reshape(-1)] = order[moved.reshape(-1)].clone()
+        xg[cells.reshape(-1)] = xs[order[cells.reshape(-1)]]
+        removed = float((old_cost - new_cost)[accept].sum())
+        budget.spend()
+        energy -= removed
+        if run % 2 == 1 and removed + removed_last < cfg.polish_break * energy:
+            break
+        removed_last = removed
+    return energy
