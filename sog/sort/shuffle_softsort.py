@@ -56,9 +56,9 @@ from tqdm import tqdm
 
 from ..device import resolve_device
 from ..errors import SogError
-from .groups import draw_feature_groups, draw_groups, group_costs, learn_group_orders, order_slots, ranks_within
-from .losses import as_grid, local_dpq_gain, neighbour_sq_dists, sampled_mean_distance, total_variance
 from .curves import curve_order, point_keys, quantise
+from .groups import draw_feature_groups, draw_groups, group_costs, learn_group_orders, order_slots, ranks_within
+from .losses import local_dpq_gain, sampled_mean_distance, total_variance
 from .rank_polish import rank_polish
 
 
@@ -105,15 +105,14 @@ class ShuffleSoftSortConfig:
     rank_group: int = 4  #: K of that stage
     rank_window: int = 3  #: its group windows, in cells
 
-
     def resolved(self) -> "ShuffleSoftSortConfig":
         """The defaults left open (None) filled in by ``objective``.
 
         ``"smooth"``: a recursive PCA bisection, the coarse-to-fine blur radii, then the polish on
         the 4-neighbour loss of the features: a grid smooth in both directions (training, any
         features). ``"codec"`` (what `sog compress` uses; features = positions first): start from the
-        3D Hilbert order folded row-major into the grid and polish on the left-right neighbour loss of
-        the positions cut to the 256 cells per axis of the .sog's high position byte. The native
+        3D Hilbert order folded row-major into the grid and polish on the left-right "log" loss
+        (`log_cost`) of the positions cut to the 256 cells per axis of the .sog's high position byte. The native
         codec's bytes follow that plane (a 2D-smooth layout of the positions makes it larger: plant,
         scripts/bench_speed.py), and the coarse radii only undo the curve's runs.
         """
