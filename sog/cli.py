@@ -33,6 +33,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from .codec import ALIASES, DEFAULT_PROFILE, PROFILES
+    from .pipeline import SORT_BUDGET
     from .sort import SORTERS
 
     parser = argparse.ArgumentParser(prog="sog", description="Self-Organizing Gaussians: compress 3DGS scenes "
@@ -58,9 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--sort", default="shufflesoftsort", choices=list(SORTERS))
     c.add_argument("--sort-weights", default=None, metavar="NAME=W,...",
                    help="weights of the attributes to sort on, e.g. means=1,sh0=1,scales=0.5,opacities=0.25")
-    c.add_argument("--sort-seconds", type=float, default=180.0,
-                   help="time budget of shufflesoftsort, shared across its radii (default 180; 0: until it "
-                        "converges); the order is always complete")
+    c.add_argument("--sort-budget", type=int, default=None, metavar="RUNS",
+                   help="work budget of shufflesoftsort: runs (group updates of a whole grid) per grid "
+                        f"(default {SORT_BUDGET}; 0: the cheap start order only); the same bytes on any machine")
+    c.add_argument("--sort-seconds", type=float, default=None,
+                   help="optional wall-clock cap of shufflesoftsort (off by default; with it the output depends on "
+                        "how fast the machine is); the order is always complete")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     c.add_argument("--effort", type=int, default=4, choices=range(7), metavar="0-6",
@@ -183,10 +187,12 @@ def _parse_weights(text: str | None) -> dict[str, float]:
 
 
 def _compress(args) -> int:
-    from .pipeline import CompressOptions, compress
+    from .pipeline import SORT_BUDGET, CompressOptions, compress
 
-    if not args.sort_seconds >= 0:  # also catches NaN
-        raise SogError(f"--sort-seconds must be 0 (no limit) or a positive number of seconds, not {args.sort_seconds}")
+    if args.sort_seconds is not None and not args.sort_seconds > 0:  # also catches NaN
+        raise SogError(f"--sort-seconds must be a positive number of seconds, not {args.sort_seconds}")
+    if args.sort_budget is not None and args.sort_budget < 0:
+        raise SogError(f"--sort-budget must be 0 or more runs, not {args.sort_budget}")
     from .codec import get_profile
 
     if args.layers is not None and get_profile(args.profile).max_layers() == 1:
@@ -196,7 +202,8 @@ def _compress(args) -> int:
     t0 = time.perf_counter()
     options = CompressOptions(profile=args.profile, sort=args.sort, seed=args.seed, device=args.device,
                               effort=args.effort, quality=args.quality, target_psnr=args.psnr,
-                              sort_seconds=args.sort_seconds if args.sort_seconds > 0 else None,
+                              sort_seconds=args.sort_seconds,
+                              sort_budget=SORT_BUDGET if args.sort_budget is None else args.sort_budget,
                               sort_weights=_parse_weights(args.sort_weights),
                               profile_options={} if args.layers is None else {"layers": args.layers})
     result = compress(args.input, args.output, options, overwrite=args.force, quiet=args.quiet)

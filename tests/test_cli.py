@@ -164,14 +164,17 @@ def test_force_never_replaces_a_folder_that_is_not_a_sog_output(tmp_path, sample
     assert sorted(p.name for p in out.iterdir())[0] == "means_l.webp"
 
 
-def test_default_compress_sorts_with_shufflesoftsort_under_a_time_budget(tmp_path, sample_ply, capsys):
-    assert run("compress", sample_ply, tmp_path / "s.sog", "--sort-seconds", "1", "--json", "-q") == 0
+def test_default_compress_sorts_with_shufflesoftsort_under_a_work_budget(tmp_path, sample_ply, capsys):
+    assert run("compress", sample_ply, tmp_path / "s.sog", "--sort-budget", "3", "--json", "-q") == 0
     out = json.loads(capsys.readouterr().out)
     assert out["count"] == 10000
     assert run("decompress", tmp_path / "s.sog", tmp_path / "back.ply", "-q") == 0
-    for bad in ("-5", "nan"):
+    assert run("compress", sample_ply, tmp_path / "c.sog", "--sort-budget", "3", "--sort-seconds", "60", "-q") == 0
+    for bad in ("-5", "nan", "0"):
         _fails(capsys, "compress", sample_ply, tmp_path / "t.sog", "--sort-seconds", bad, "-q",
-               match="--sort-seconds must be 0")
+               match="--sort-seconds must be a positive")
+    _fails(capsys, "compress", sample_ply, tmp_path / "t.sog", "--sort-budget", "-1", "-q",
+           match="--sort-budget must be 0 or more")
     assert not (tmp_path / "t.sog").exists()
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import threading
+import time
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -17,7 +21,9 @@ from sog.sort.losses import (as_grid, dpq, dpq_rank_weights, local_dpq_gain, nei
                              ring_offsets)
 from sog.sort.groups import draw_feature_groups, draw_groups
 from sog.sort.rank_polish import rank_polish
-from sog.sort.shuffle_softsort import ShuffleSoftSortConfig, _polish, neighbourhood_mean, pca_bisection
+from sog.sort.curves import curve_cells, curve_order, hilbert_keys, point_keys
+from sog.sort.shuffle_softsort import (ShuffleSoftSortConfig, _polish, log_energy, neighbourhood_mean,
+                                       pca_bisection, polish_features)
 from sog.sort.sinkhorn import gumbel_sinkhorn, hungarian
 from sog.sort.softsort import harden, softsort, softsort_cost_grad
 
@@ -105,7 +111,7 @@ def test_shufflesoftsort_on_a_256x256_grid_loses_nobody_over_many_runs():
     n = 256 * 256 - 77  # a ragged last row as well
     x = colours(n, 5)
     perm = sort_grid(x, grid_shape(n), "shufflesoftsort", seed=3, device="cpu", radius_start=4, max_runs=25,
-                     improvement_break=0)
+                     improvement_break=0, polish_runs=20)
     check_bijection(perm[:n], n)
 
 
@@ -306,3 +312,88 @@ def test_an_exhausted_time_budget_still_returns_a_valid_order():
     x = colours(3000)
     perm = sort_grid(x, grid_shape(3000), "shufflesoftsort", device="cpu", max_seconds=0.0)
     check_bijection(perm[:3000], 3000)
+
+
+# --- the anytime, deterministic sorter ---------------------------------------------------------
+
+@pytest.mark.parametrize("dims,bits", [(2, 4), (3, 3)])
+def test_hilbert_keys_number_every_cell_once_and_step_to_a_neighbour(dims, bits):
+    cells = torch.stack(torch.meshgrid(*[torch.arange(2 ** bits)] * dims, indexing="ij"), -1).reshape(-1, dims)
+    keys = hilbert_keys(cells, bits)
+    assert torch.equal(torch.sort(keys).values, torch.arange(2 ** (bits * dims)))
+    path = cells[torch.argsort(keys)]
+    assert int((path[1:] - path[:-1]).abs().sum(1).max()) == 1
+
+
+@given(st.integers(1, 300))
+@settings(max_examples=25, deadline=None)
+def test_curve_layouts_fill_exactly_the_first_n_cells_of_any_grid(n):
+    shape = grid_shape(n)
+    cells = curve_cells(shape, n)
+    check_bijection(cells, n)
+    check_bijection(curve_order(colours(n), shape), n)
+
+
+@pytest.mark.parametrize("objective", ["codec", "smooth"])
+def test_a_work_budget_gives_the_same_order_however_slow_the_machine(objective, monkeypatch):
+    x = colours(4000, seed=3)
+    shape = grid_shape(4000)
+    quiet = sort_grid(x, shape, "shufflesoftsort", seed=5, device="cpu", objective=objective, budget=12)
+    # a machine that is busy (a thread burning CPU) and a clock that jumps an hour at every look
+    stop = threading.Event()
+    burner = threading.Thread(target=lambda: [sum(range(10_000)) for _ in iter(stop.is_set, True)], daemon=True)
+    burner.start()
+    ticks = itertools.count()
+    monkeypatch.setattr(time, "perf_counter", lambda: 3600.0 * next(ticks))
+    try:
+        busy = sort_grid(x, shape, "shufflesoftsort", seed=5, device="cpu", objective=objective, budget=12)
+    finally:
+        stop.set()
+        burner.join()
+    assert torch.equal(quiet, busy)
+
+
+def test_a_larger_budget_buys_more_runs_and_budget_zero_is_the_start_order():
+    x = colours(3000, seed=4)
+    shape = grid_shape(3000)
+    start = torch.argsort(point_keys(x, "hilbert"))
+    assert torch.equal(sort_grid(x, shape, "shufflesoftsort", device="cpu", objective="codec", budget=0)[:3000], start)
+    loss = lambda order: log_energy(polish_features(x, 8)[order], shape)  # noqa: E731
+    few = sort_grid(x, shape, "shufflesoftsort", device="cpu", objective="codec", budget=2)[:3000]
+    many = sort_grid(x, shape, "shufflesoftsort", device="cpu", objective="codec", budget=20)[:3000]
+    assert loss(many) < loss(few) < loss(start)
+
+
+def test_the_codec_polish_only_accepts_moves_that_lower_its_log_loss_by_what_it_reports():
+    x = colours(2500, seed=6)
+    shape = grid_shape(2500)
+    xq = polish_features(x, 6)
+    order = torch.argsort(point_keys(x, "hilbert"))
+    cfg = ShuffleSoftSortConfig(objective="codec", polish_bits=0, polish_runs=1).resolved()
+    gen = torch.Generator().manual_seed(0)
+    losses = [log_energy(xq[order], shape)]
+    for _ in range(6):
+        xg = xq[order]
+        reported = _polish(xq, xg, order, shape, cfg, gen)
+        losses.append(log_energy(xq[order], shape))
+        assert reported == pytest.approx(losses[-1], rel=1e-4)
+    assert all(b <= a for a, b in zip(losses, losses[1:])) and losses[-1] < losses[0]
+
+
+def test_compress_writes_the_same_bytes_when_the_clock_jumps(tmp_path, sample_ply, monkeypatch):
+    scene = sog.load(sample_ply)
+    options = sog.CompressOptions(sort_budget=4, seed=1, device="cpu", profile_options={"layers": 1})
+    sog.compress(scene, tmp_path / "a.sog", options, quiet=True)
+    ticks = itertools.count()
+    monkeypatch.setattr(time, "perf_counter", lambda: 3600.0 * next(ticks))
+    sog.compress(scene, tmp_path / "b.sog", options, quiet=True)
+    assert (tmp_path / "a.sog").read_bytes() == (tmp_path / "b.sog").read_bytes()
+
+
+def test_bad_budget_and_objective_are_one_line_errors():
+    with pytest.raises(SogError, match="budget"):
+        sort_grid(colours(100), (10, 10), "shufflesoftsort", device="cpu", budget=-1)
+    with pytest.raises(SogError, match="objective"):
+        sort_grid(colours(100), (10, 10), "shufflesoftsort", device="cpu", objective="fast")
+    with pytest.raises(SogError, match="start"):
+        sort_grid(colours(100), (10, 10), "shufflesoftsort", device="cpu", start="random")

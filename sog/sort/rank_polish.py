@@ -9,7 +9,6 @@ turns it on.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 import torch
@@ -25,11 +24,12 @@ if TYPE_CHECKING:
 
 @torch.no_grad()
 def rank_polish(xs: torch.Tensor, order: torch.Tensor, shape: tuple[int, int], cfg: ShuffleSoftSortConfig,
-                gen: torch.Generator, t_end: float | None = None, progress: bool = False) -> torch.Tensor:
+                gen: torch.Generator, budget=None, progress: bool = False) -> torch.Tensor:
     """An optional last stage: group SoftSorts on the ranked neighbour loss (`losses.ranked_energy`,
     weights from `losses.dpq_rank_weights`), the loss DPQ_p is most sensitive to. Returns the new
     order (N,) for the normalised features ``xs`` (N, C); every run keeps a permutation and never
-    raises the loss (its weights are fixed when the stage starts).
+    raises the loss (its weights are fixed when the stage starts). ``budget`` (a
+    `sog.sort.shuffle_softsort.Budget`, optional) is spent one run at a time.
 
     A cell's loss depends on its ``cfg.rank_rings`` nearest rings of neighbours (reach r cells), so
     a run's groups come from ``rank_window``-wide windows 2r cells apart: no cell's loss sees two
@@ -55,8 +55,10 @@ def rank_polish(xs: torch.Tensor, order: torch.Tensor, shape: tuple[int, int], c
     k = min(cfg.rank_group, cfg.rank_window ** 2)
     ident = torch.arange(k, device=dev)
     for _ in tqdm(range(cfg.rank_polish_runs), desc="rank polish", disable=not progress, leave=False):
-        if t_end is not None and time.perf_counter() > t_end:
+        if budget is not None and budget.spent:
             break
+        if budget is not None:
+            budget.spend()
         groups = draw_groups(shape, n, cfg.rank_window, k, gen, dev, gap=2 * reach)  # (G, K)
         if groups.numel() == 0:
             break

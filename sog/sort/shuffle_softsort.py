@@ -30,8 +30,16 @@ to DPQ16.
 
 How a run draws its groups and how a group learns its SoftSort: `sog.sort.groups`.
 
-Start: a recursive PCA bisection of the features into the grid (or a given order, ``init``, as
-a warm start during training).
+Start: by ``objective`` (`ShuffleSoftSortConfig.resolved`): a recursive PCA bisection of the features
+into the grid ("smooth"), or the 3D Hilbert order of the positions folded row-major ("codec", what
+`sog compress` uses: the native file's bytes follow the runs of its high position byte); or a given
+order, ``init``, as a warm start during training.
+
+Budget: counted in work, ``budget`` runs (one run = one group update over the grid) shared equally by
+the stages, so the same input, options and seed give the same order on any machine, however busy;
+``max_seconds`` is an opt-in wall-clock cap on top. Every run keeps a permutation and only accepts
+group moves that lower its cost, so any budget returns a complete order no worse (in that loss) than
+its start.
 
 Shapes: ``x`` (N, C) features; the grid is (H, W) with ``H*W >= N``; an *order* (N,) holds the
 input index for cells 0..N-1 in row-major order (the empty cells are the last ``H*W - N``).
@@ -48,8 +56,9 @@ from tqdm import tqdm
 
 from ..device import resolve_device
 from ..errors import SogError
+from .curves import curve_order, point_keys, quantise
 from .groups import draw_feature_groups, draw_groups, group_costs, learn_group_orders, order_slots, ranks_within
-from .losses import as_grid, local_dpq_gain, neighbour_sq_dists, sampled_mean_distance, total_variance
+from .losses import local_dpq_gain, sampled_mean_distance, total_variance
 from .rank_polish import rank_polish
 
 
@@ -57,12 +66,15 @@ from .rank_polish import rank_polish
 class ShuffleSoftSortConfig:
     """Schedule of the sorter. Radii are in grid cells; tau is in units of the weight spacing (1)."""
 
+    objective: str = "smooth"  #: "smooth" (any features; 2D-smooth grid) or "codec" (positions; the .sog's bytes), see `resolved`
+    budget: int | None = None  #: work budget: runs (group updates of the whole grid) over all stages; None: each stage's caps
     group: int = 4  #: K, elements per SoftSort group
     steps: int = 2  #: gradient steps per run
     lr: float = 0.5  #: Adam learning rate of the weights
     tau_start: float = 1.0
     tau_end: float = 0.1
     p: int = 2  #: power of the SoftSort distance
+    coarse: bool | None = None  #: run the blur-radius stages (default: with objective "smooth" only)
     radius_start: float | None = None  #: first blur radius; default max(H, W) / 2, or warm_radius with ``init``
     warm_radius: float = 8.0  #: first radius of a warm start: keep the given order's large-scale layout
     radius_end: float = 1.0
@@ -73,12 +85,15 @@ class ShuffleSoftSortConfig:
     min_runs: int = 2  #: runs at each radius before a plateau may stop it
     max_runs: int = 45  #: runs at each radius at most
     improvement_break: float = 1e-4  #: stop a radius when a run lowers the cost by less than this fraction
-    max_seconds: float | None = None  #: stop refining after this long (the order stays valid)
+    max_seconds: float | None = None  #: opt-in wall-clock cap (the order stays valid, but then depends on the machine)
     axis_start: bool = True  #: weights start at the 1D matching along each group's main axis (`order_slots`)
     blur_passes: int = 1  #: box blurs that make the target (more tend to a Gaussian)
     include_self: bool = True  #: the target averages the cell itself too (measured better)
-    start: str = "pca"  #: first order without ``init``: "pca" (recursive bisection) or "identity"
+    start: str | None = None  #: first order without ``init``: a key of `STARTS` (default: "pca" for "smooth", "hilbert" for "codec")
     polish_runs: int = 600  #: runs of the final stage on the exact 4-neighbour loss at most (0: none)
+    polish_vertical: float | None = None  #: weight of the vertical neighbours in the polish loss (horizontal: 1); default 1 "smooth", 0 "codec"
+    polish_bits: int | None = None  #: >0: polish on the positions (columns 0-2) cut to 2^bits cells per axis; default 0 "smooth", 8 "codec"
+    polish_loss: str | None = None  #: "squared" (default "smooth") or "log": sum of log2(1 + |difference|) per channel (default "codec")
     polish_group: int = 6  #: K of the polish stage
     polish_window: int = 8  #: its group windows, in cells
     polish_break: float = 1e-5  #: stop polishing when two runs lower the neighbour loss by less than this fraction
@@ -89,6 +104,28 @@ class ShuffleSoftSortConfig:
     rank_rings: int = 4  #: distance rings that loss looks at (4: the 20 nearest cells)
     rank_group: int = 4  #: K of that stage
     rank_window: int = 3  #: its group windows, in cells
+
+    def resolved(self) -> "ShuffleSoftSortConfig":
+        """The defaults left open (None) filled in by ``objective``.
+
+        ``"smooth"``: a recursive PCA bisection, the coarse-to-fine blur radii, then the polish on
+        the 4-neighbour loss of the features: a grid smooth in both directions (training, any
+        features). ``"codec"`` (what `sog compress` uses; features = positions first): start from the
+        3D Hilbert order folded row-major into the grid and polish on the left-right "log" loss
+        (`log_cost`) of the positions cut to the 256 cells per axis of the .sog's high position byte. The native
+        codec's bytes follow that plane (a 2D-smooth layout of the positions makes it larger: plant,
+        scripts/bench_speed.py), and the coarse radii only undo the curve's runs.
+        """
+        if self.objective not in ("smooth", "codec"):
+            raise SogError(f"unknown shufflesoftsort objective {self.objective!r} (smooth or codec)")
+        codec = self.objective == "codec"
+        return replace(
+            self,
+            start=self.start if self.start is not None else ("hilbert" if codec else "pca"),
+            coarse=self.coarse if self.coarse is not None else not codec,
+            polish_vertical=self.polish_vertical if self.polish_vertical is not None else (0.0 if codec else 1.0),
+            polish_bits=self.polish_bits if self.polish_bits is not None else (8 if codec else 0),
+            polish_loss=self.polish_loss if self.polish_loss is not None else ("log" if codec else "squared"))
 
 
 def sort_shuffle_softsort(x: torch.Tensor, shape: tuple[int, int], seed: int = 0, device="auto",
@@ -103,13 +140,16 @@ def sort_shuffle_softsort(x: torch.Tensor, shape: tuple[int, int], seed: int = 0
     unknown = sorted(set(options) - known)
     if unknown:
         raise SogError(f"unknown shufflesoftsort option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    cfg = ShuffleSoftSortConfig(**options)
+    cfg = ShuffleSoftSortConfig(**options).resolved()
+    if cfg.start not in STARTS:
+        raise SogError(f"unknown shufflesoftsort start {cfg.start!r} (choose from {', '.join(STARTS)})")
+    if cfg.budget is not None and cfg.budget < 0:
+        raise SogError(f"the sort budget must be 0 or more runs, not {cfg.budget}")
     dev = resolve_device(device)
     if init is not None and (init.shape != (x.shape[0],)
                              or not torch.equal(torch.sort(init.cpu().long()).values, torch.arange(x.shape[0]))):
         raise SogError(f"init must be a permutation of 0..{x.shape[0] - 1}")
     n = x.shape[0]
-    h, w = shape
     gen = torch.Generator(device="cpu").manual_seed(seed)
     xs = x.detach().float().to(dev)
     xs = (xs - xs.mean(0)) / total_variance(xs).sqrt().clamp(min=1e-12)
@@ -117,20 +157,66 @@ def sort_shuffle_softsort(x: torch.Tensor, shape: tuple[int, int], seed: int = 0
         order = init.to(dev).long()
         if cfg.radius_start is None:
             cfg.radius_start = min(cfg.warm_radius, max(shape) / 2)
-    elif cfg.start == "pca" and n > 1:
-        order = pca_bisection(xs, shape)
+    elif n > 1:
+        order = STARTS[cfg.start](xs, shape)
     else:
         order = torch.arange(n, device=dev)
     if n < 4:
         return order.cpu()
-    t_end = None if cfg.max_seconds is None else time.perf_counter() + cfg.max_seconds
-    main = cfg
-    if cfg.rank_polish_runs > 0 and cfg.max_seconds is not None and cfg.rank_polish_seconds:
-        main = replace(cfg, max_seconds=max(cfg.max_seconds - cfg.rank_polish_seconds, 0.0))
-    order = refine(xs, order, shape, main, gen, progress)
+    budget = Budget(cfg.budget, cfg.max_seconds)
     if cfg.rank_polish_runs > 0:
-        order = rank_polish(xs, order, shape, cfg, gen, t_end, progress)
+        # the rank polish keeps its share: its runs (at most half the work budget) or rank_polish_seconds
+        order = refine(xs, order, shape, cfg, gen, progress, budget.part(cfg.rank_polish_runs, cfg.rank_polish_seconds))
+        order = rank_polish(xs, order, shape, cfg, gen, budget, progress)
+    else:
+        order = refine(xs, order, shape, cfg, gen, progress, budget)
     return order.cpu()
+
+
+class Budget:
+    """What a sort may still spend: ``runs`` (work: one run = one group update over the grid; None:
+    no limit) and, only when asked for, wall-clock ``seconds``. The order a budget of runs gives
+    does not depend on the machine; a time cap does, so it is off unless set. A share (`share`,
+    `part`) spends from its parent too."""
+
+    def __init__(self, runs: int | None = None, seconds: float | None = None, *, end: float | None = None,
+                 parent: "Budget | None" = None):
+        self.runs = runs
+        self.end = end if seconds is None else time.perf_counter() + seconds
+        self.parent = parent
+
+    def part(self, keep_runs: int, keep_seconds: float | None = None) -> "Budget":
+        """This budget less ``keep_runs`` runs (at most half of it) and ``keep_seconds`` kept for later."""
+        runs = None if self.runs is None else self.runs - min(keep_runs, self.runs // 2)
+        end = self.end - keep_seconds if self.end is not None and keep_seconds else self.end
+        return Budget(runs, end=end, parent=self)
+
+    def share(self, stages_left: int) -> "Budget":
+        """An equal share of what is left for the next of ``stages_left`` stages (runs and seconds)."""
+        k = max(stages_left, 1)
+        runs = None if self.runs is None else max(self.runs, 0) // k
+        end = None if self.end is None else time.perf_counter() + (self.end - time.perf_counter()) / k
+        return Budget(runs, end=end, parent=self)
+
+    def spend(self, runs: int = 1) -> None:
+        if self.runs is not None:
+            self.runs -= runs
+        if self.parent is not None:
+            self.parent.spend(runs)
+
+    @property
+    def spent(self) -> bool:
+        return (self.runs is not None and self.runs <= 0) or (self.end is not None and time.perf_counter() > self.end)
+
+
+#: first orders (features ``xs`` (N, C) normalised, grid shape) -> order (N,)
+STARTS = {
+    "hilbert": lambda xs, shape: torch.argsort(point_keys(xs, "hilbert"), stable=True),  # 1D curve, row-major
+    "morton": lambda xs, shape: torch.argsort(point_keys(xs, "morton"), stable=True),
+    "hilbert2d": lambda xs, shape: curve_order(xs, shape, "hilbert"),  # both image directions local
+    "pca": lambda xs, shape: pca_bisection(xs, shape),
+    "identity": lambda xs, shape: torch.arange(xs.shape[0], device=xs.device),
+}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -247,15 +333,17 @@ def neighbourhood_mean(xg: torch.Tensor, shape: tuple[int, int], k: int, passes:
     return (sums[:, :c] - grid[:n, :c]) / (sums[:, c:] - 1).clamp(min=1)
 
 
-def neighbour_sums(xg: torch.Tensor, shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+def neighbour_sums(xg: torch.Tensor, shape: tuple[int, int], vertical: float = 1.0
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """For cells 0..N-1 holding ``xg`` (N, C): the sum of their filled 4-neighbours (N, C) and how
-    many there are (N,)."""
+    many there are (N,); the neighbours above and below count ``vertical`` times (weights)."""
     n, c = xg.shape
     h, w = shape
     grid = _counted_grid(xg, shape).reshape(h, w, c + 1)
     sums = torch.zeros_like(grid)
-    sums[1:] += grid[:-1]
-    sums[:-1] += grid[1:]
+    if vertical:
+        sums[1:] += vertical * grid[:-1]
+        sums[:-1] += vertical * grid[1:]
     sums[:, 1:] += grid[:, :-1]
     sums[:, :-1] += grid[:, 1:]
     sums = sums.reshape(h * w, c + 1)[:n]
@@ -299,26 +387,30 @@ def _learn_and_apply(xs: torch.Tensor, xg: torch.Tensor, order: torch.Tensor, ta
 
 @torch.no_grad()
 def refine(xs: torch.Tensor, order: torch.Tensor, shape: tuple[int, int], cfg: ShuffleSoftSortConfig,
-           gen: torch.Generator, progress: bool = False) -> torch.Tensor:
-    """Improve the order (N,) of normalised features ``xs`` (N, C) on the grid; returns the new order."""
+           gen: torch.Generator, progress: bool = False, budget: Budget | None = None) -> torch.Tensor:
+    """Improve the order (N,) of normalised features ``xs`` (N, C) on the grid; returns the new order.
+    ``cfg`` is resolved (`ShuffleSoftSortConfig.resolved`); ``budget`` (default: none but the
+    stages' own caps) is shared equally by the stages, what one leaves goes to the next."""
     n = xs.shape[0]
     dev = xs.device
+    budget = budget or Budget()
     order = order.clone()
     xg = xs[order]
     k = min(cfg.group, n)
-    t_end = None if cfg.max_seconds is None else time.perf_counter() + cfg.max_seconds
-    stages = _radii(cfg, shape) + (["polish"] if cfg.polish_runs > 0 else [])
+    stages = (_radii(cfg, shape) if cfg.coarse else []) + (["polish"] if cfg.polish_runs > 0 else [])
     bar = tqdm(total=len(stages), desc="shufflesoftsort", disable=not progress, leave=False)
     for i, radius in enumerate(stages):
-        # with a time budget, every stage gets an equal share of what is left, so that the
-        # fine radii and the polish (which matter most) are always reached
-        r_end = None if t_end is None else time.perf_counter() + (t_end - time.perf_counter()) / (len(stages) - i)
+        # every stage gets an equal share of what is left, so that the fine radii and the polish
+        # (which matter most) are always reached
+        share = budget.share(len(stages) - i)
         if radius == "polish":
-            _polish(xs, xg, order, shape, cfg, gen, r_end)
+            _polish(xs, xg, order, shape, cfg, gen, share)
         else:
             window = max(int(math.ceil(cfg.window_factor * radius)), int(math.ceil(math.sqrt(k))) + 1)
             removed_last = float("inf")
             for run in range(cfg.assign_runs or cfg.max_runs):
+                if share.spent:
+                    break
                 if run == 0 or not cfg.assign_runs:
                     target = neighbourhood_mean(xg, shape, radius, cfg.blur_passes, cfg.include_self)
                 if cfg.feature_groups and run % cfg.feature_groups == cfg.feature_groups - 1:
@@ -328,37 +420,33 @@ def refine(xs: torch.Tensor, order: torch.Tensor, shape: tuple[int, int], cfg: S
                 if groups.numel() == 0:
                     break
                 before, removed = _learn_and_apply(xs, xg, order, target, groups, cfg)
+                share.spend()
                 # a plateau: with feature groups, over the last two runs (the two kinds of groups)
                 recent = removed + (removed_last if cfg.feature_groups else 0.0)
                 if run + 1 >= cfg.min_runs and recent < cfg.improvement_break * before:
                     break
                 removed_last = removed
-                if r_end is not None and time.perf_counter() > r_end:
-                    break
         bar.update()
         bar.set_postfix(radius=radius)
     bar.close()
     if cfg.restarts > 0:
-        order = _restart(xs, order, shape, cfg, gen, t_end)
+        order = _restart(xs, order, shape, cfg, gen, budget)
     return order
 
 
 def _restart(xs: torch.Tensor, order: torch.Tensor, shape: tuple[int, int], cfg: ShuffleSoftSortConfig,
-             gen: torch.Generator, t_end: float | None = None) -> torch.Tensor:
+             gen: torch.Generator, budget: Budget) -> torch.Tensor:
     """Warm restarts: run the schedule again from ``cfg.restart_radius`` on the best order so far
     (new random groups each time) and keep the result if `local_dpq_gain` rates it higher;
-    ``cfg.restarts`` times, or until ``t_end`` (a restart gets what is left of the time). Every
+    ``cfg.restarts`` times, or until the ``budget`` is spent (a restart gets what is left). Every
     order tried is a permutation, so whichever is kept is too."""
-    again = replace(cfg, radius_start=min(cfg.restart_radius, max(shape) / 2), restarts=0, max_seconds=None)
+    again = replace(cfg, radius_start=min(cfg.restart_radius, max(shape) / 2), restarts=0, coarse=True)
     mean_d = sampled_mean_distance(xs, gen)
     best = local_dpq_gain(xs, order, shape, mean_d=mean_d)
     for _ in range(cfg.restarts):
-        t0 = time.perf_counter()
-        if t_end is not None and t0 > t_end:
+        if budget.spent:
             break
-        if t_end is not None:
-            again.max_seconds = t_end - t0
-        tried = refine(xs, order, shape, again, gen)
+        tried = refine(xs, order, shape, again, gen, budget=budget.share(1))
         gain = local_dpq_gain(xs, tried, shape, mean_d=mean_d)
         if gain > best:
             best, order = gain, tried
@@ -366,31 +454,142 @@ def _restart(xs: torch.Tensor, order: torch.Tensor, shape: tuple[int, int], cfg:
 
 
 def _polish(xs: torch.Tensor, xg: torch.Tensor, order: torch.Tensor, shape: tuple[int, int],
-            cfg: ShuffleSoftSortConfig, gen: torch.Generator, t_end: float | None = None) -> float:
-    """The last stage: group SoftSorts on the exact 4-neighbour loss (see the module docstring);
+            cfg: ShuffleSoftSortConfig, gen: torch.Generator, budget: Budget | None = None) -> float:
+    """The last stage: group SoftSorts on the exact neighbour loss (see the module docstring);
     updates ``order`` (N,) and ``xg`` (N, C) in place. Returns the loss it ends at (the sum of
-    squared 4-neighbour distances, as tracked from the cost each run removed)."""
+    squared distances over left-right pairs plus ``cfg.polish_vertical`` times that over up-down
+    pairs, as tracked from the cost each run removed). With ``cfg.polish_bits``, the loss is on the
+    positions (columns 0-2 of ``xs``) cut to 2^bits cells per axis (`polish_features`)."""
+    if cfg.polish_bits:
+        xq = polish_features(xs, cfg.polish_bits)
+        xgq = xq[order]
+        energy = _polish(xq, xgq, order, shape, replace(cfg, polish_bits=0), gen, budget)
+        xg.copy_(xs[order])
+        return energy
+    if cfg.polish_loss == "log":
+        return _polish_log(xs, xg, order, shape, cfg, gen, budget)
+    budget = budget or Budget()
     n = xs.shape[0]
     k = min(cfg.polish_group, (n + 1) // 2)
-    # the loss: sum of squared distances over 4-neighbour pairs of filled cells
-    energy = float(neighbour_sq_dists(*as_grid(xg, torch.arange(n, device=xs.device), shape))[0])
+    vertical = 1.0 if cfg.polish_vertical is None else cfg.polish_vertical
+    energy = neighbour_energy(xg, shape, vertical)
     if k < 2:
         return energy
     window = max(cfg.polish_window, int(math.ceil(math.sqrt(2 * k))) + 1)
     removed_last = float("inf")
     for run in range(cfg.polish_runs):
-        # element j at cell i costs sum over i's neighbours of |x_j - x_nb|^2
-        # = deg_i |x_j - mean_nb|^2 + (a constant of the cell)
-        sums, degree = neighbour_sums(xg, shape)
-        target = sums / degree.clamp(min=1).unsqueeze(1)
+        if budget.spent:
+            break
+        # element j at cell i costs sum over i's neighbours nb of weight_nb |x_j - x_nb|^2
+        # = (sum of weights) |x_j - weighted mean_nb|^2 + (a constant of the cell)
+        sums, degree = neighbour_sums(xg, shape, vertical)
+        target = sums / degree.clamp(min=1e-12).unsqueeze(1)
         groups = draw_groups(shape, n, window, k, gen, xs.device, parity=run % 2)
         if groups.numel() == 0:
             break
         _, removed = _learn_and_apply(xs, xg, order, target, groups, cfg, cell_weight=degree)
+        budget.spend()
         energy -= removed
         if run % 2 == 1 and removed + removed_last < cfg.polish_break * energy:
             break
         removed_last = removed
-        if t_end is not None and time.perf_counter() > t_end:
+    return energy
+
+
+def polish_features(xs: torch.Tensor, bits: int) -> torch.Tensor:
+    """The positions (columns 0-2 of ``xs`` (N, C)) as the index of their cell when each axis is cut into
+    2^bits equal steps over its range, like the high byte of a .sog's positions; (N, 3) float.
+    Within a cell the loss sees no difference, so the polish keeps the curve's runs of equal bytes."""
+    q = quantise(xs[:, :3], 16)
+    return torch.div(q, 2 ** (16 - bits), rounding_mode="floor").to(xs.dtype)
+
+
+def neighbour_energy(xg: torch.Tensor, shape: tuple[int, int], vertical: float = 1.0) -> float:
+    """Sum of squared distances over the left-right pairs of filled cells holding ``xg`` (N, C), plus
+    ``vertical`` times that over the up-down pairs."""
+    n, c = xg.shape
+    h, w = shape
+    grid = _counted_grid(xg, shape).reshape(h, w, c + 1)
+    val, filled = grid[..., :c], grid[..., c]
+    horiz = ((val[:, 1:] - val[:, :-1]).pow(2).sum(-1) * filled[:, 1:] * filled[:, :-1]).sum()
+    vert = ((val[1:] - val[:-1]).pow(2).sum(-1) * filled[1:] * filled[:-1]).sum()
+    return float(horiz + vertical * vert)
+
+
+def log_cost(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The "log" polish loss of neighbours holding ``a`` and ``b`` (..., C): sum over channels of
+    log2(1 + |a - b|); (...). Like the bits an image codec spends on a residual: equal values cost
+    nothing, and one large step costs less than several small ones."""
+    return torch.log2(1 + (a - b).abs()).sum(-1)
+
+
+def _neighbour_cells(shape: tuple[int, int], n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """For cells 0..n-1: their left, right, up and down neighbours (n, 4) (-1 where empty or off the grid)
+    and whether each is vertical (4,)."""
+    h, w = shape
+    cells = torch.arange(n, device=device)
+    r, c = cells // w, cells % w
+    nb = torch.stack([torch.where(c > 0, cells - 1, -1), torch.where(c < w - 1, cells + 1, -1),
+                      torch.where(r > 0, cells - w, -1), cells + w], 1)
+    nb = torch.where(nb < n, nb, -1)
+    return nb, torch.tensor([False, False, True, True], device=device)
+
+
+def log_energy(xg: torch.Tensor, shape: tuple[int, int], vertical: float = 0.0) -> float:
+    """The "log" polish loss of the grid holding ``xg`` (N, C): `log_cost` summed over left-right
+    pairs of filled cells plus ``vertical`` times over up-down pairs."""
+    nb, is_vertical = _neighbour_cells(shape, xg.shape[0], xg.device)
+    right, down = nb[:, 1], nb[:, 3]
+    total = log_cost(xg[right >= 0], xg[right[right >= 0]]).sum()
+    if vertical:
+        total = total + vertical * log_cost(xg[down >= 0], xg[down[down >= 0]]).sum()
+    return float(total)
+
+
+def _polish_log(xs: torch.Tensor, xg: torch.Tensor, order: torch.Tensor, shape: tuple[int, int],
+                cfg: ShuffleSoftSortConfig, gen: torch.Generator, budget: Budget | None = None) -> float:
+    """The polish on the "log" loss (`log_cost` of neighbours; up-down pairs weighted ``cfg.polish_vertical``):
+    group SoftSorts whose cost of element j in cell i is its loss against the neighbours of cell i. A run's
+    groups hold cells of one checkerboard colour, so no two cells of a group are neighbours and the
+    cost a group removes is exactly what the grid's loss loses. Updates ``order`` and ``xg`` in place;
+    returns the loss it ends at."""
+    budget = budget or Budget()
+    n = xs.shape[0]
+    dev = xs.device
+    k = min(cfg.polish_group, (n + 1) // 2)
+    vertical = cfg.polish_vertical or 0.0
+    energy = log_energy(xg, shape, vertical)
+    if k < 2:
+        return energy
+    nb_all, is_vertical = _neighbour_cells(shape, n, dev)
+    slot_w = torch.where(is_vertical, vertical, 1.0).to(xs.dtype)
+    used = slot_w > 0
+    nb_all, slot_w = nb_all[:, used], slot_w[used]
+    window = max(cfg.polish_window, int(math.ceil(math.sqrt(2 * k))) + 1)
+    removed_last = float("inf")
+    for run in range(cfg.polish_runs):
+        if budget.spent:
             break
+        groups = draw_groups(shape, n, window, k, gen, dev, parity=run % 2)
+        if groups.numel() == 0:
+            break
+        nb = nb_all[groups]  # (G, K, S) the neighbours of each group cell (none of them in a group)
+        there = (nb >= 0).to(xs.dtype) * slot_w
+        vals = xg[nb.clamp(min=0)]  # (G, K_i, S, C)
+        elems = xg[groups]  # (G, K_j, C)
+        cost = (log_cost(elems.unsqueeze(1).unsqueeze(3), vals.unsqueeze(2)) * there.unsqueeze(2)).sum(-1)  # (G, K_i, K_j)
+        new = learn_group_orders(cost, cfg)
+        old_cost = cost.diagonal(dim1=1, dim2=2).sum(1)
+        new_cost = cost.gather(2, new.unsqueeze(2)).squeeze(2).sum(1)
+        accept = new_cost < old_cost - 1e-9
+        cells = groups[accept]
+        moved = cells.gather(1, new[accept])
+        order[cells.reshape(-1)] = order[moved.reshape(-1)].clone()
+        xg[cells.reshape(-1)] = xs[order[cells.reshape(-1)]]
+        removed = float((old_cost - new_cost)[accept].sum())
+        budget.spend()
+        energy -= removed
+        if run % 2 == 1 and removed + removed_last < cfg.polish_break * energy:
+            break
+        removed_last = removed
     return energy
