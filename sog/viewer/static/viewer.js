@@ -182,16 +182,18 @@ async function main() {
   api.views = views;
   document.title = `sog view: ${scenes.map((s) => s.name).join(' | ')}`;
   if (config.error) { showError(config.error); return; }
-  let pc;
-  try {
-    pc = await import('playcanvas');
-  } catch (err) {
-    showError(`cannot load the PlayCanvas engine (${err.message || err}); the page needs it from ${config.engine_url}`);
+  // the engine and the scenes load at the same time
+  const engine = import('playcanvas').then((m) => ({ m }), (err) => ({ err }));
+  const scenesLoaded = Promise.all(views.map(loadScene));
+  scenesLoaded.catch(() => {});
+  const { m: pc, err: engineError } = await engine;
+  if (engineError) {
+    showError(`cannot load the PlayCanvas engine from ${config.engine_url} (${engineError.message || engineError})`);
     return;
   }
   let loaded;
   try {
-    loaded = await Promise.all(views.map(loadScene));
+    loaded = await scenesLoaded;
   } catch (err) {
     showError(err instanceof SceneError ? err.message : `cannot read the scene (${err.message || err})`);
     for (const v of views) v.progress.hidden = true;
