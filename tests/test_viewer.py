@@ -398,3 +398,35 @@ def test_plant_in_the_browser_renders_as_its_decompressed_ply_and_near_sog_eval(
     print(json.dumps(f))
     assert f["bc"]["psnr"] >= 45, f
     assert abs(f["ab"]["psnr"] - f["eval_psnr_view"]) < 3.0, f
+
+
+def test_orbit_fly_and_reset_move_the_shared_camera_and_redraw(browser, playbot_files):
+    scenes = [prepare_scene(playbot_files["b"]), prepare_scene(playbot_files["c"])]
+    with _server(scenes, size=(160, 120)) as server:
+        page = _open(browser, server)
+        try:
+            pose = "(() => { const p = window.sogViewer.rig.pose(); return [...p.position, ...p.back]; })()"
+            start, picture = page.evaluate(pose), _png(page, 0)
+            box = page.locator("#canvas0").bounding_box()
+            x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+            page.mouse.move(x, y)
+            page.mouse.down()
+            page.mouse.move(x + 60, y + 10, steps=4)
+            page.mouse.up()
+            page.evaluate("window.sogViewer.frame()")
+            orbited, turned = page.evaluate(pose), _png(page, 0)
+            both = [_png(page, 1), turned]
+            page.keyboard.down("w")
+            page.wait_for_timeout(300)
+            page.keyboard.up("w")
+            page.evaluate("window.sogViewer.frame()")
+            flown = page.evaluate(pose)
+            page.keyboard.press("r")
+            page.evaluate("window.sogViewer.frame()")
+            reset, again = page.evaluate(pose), _png(page, 0)
+        finally:
+            page.close()
+    assert np.abs(np.subtract(orbited, start)).max() > 1e-3 and np.abs(turned - picture).mean() > 0.5
+    assert _psnr(*both) >= 45  # one camera: the two views of the same scene still match after the move
+    assert np.allclose(flown[3:], orbited[3:]) and np.abs(np.subtract(flown[:3], orbited[:3])).max() > 1e-3
+    assert np.allclose(reset, start, atol=1e-6) and _psnr(again, picture) >= 45

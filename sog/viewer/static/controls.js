@@ -42,7 +42,7 @@ export class CameraRig {
     this.override = null;
     this.yaw = 0;
     this.pitch = -0.3;  // a little from above
-    this.distance = this.radius / Math.tan((this.fov * Math.PI) / 360) * 1.15;
+    this.distance = this.radius / Math.tan((this.fov * Math.PI) / 360) * 1.5;
     this.position = sub(this.centre, scale(this.forward(), this.distance));
     this.changed();
   }
