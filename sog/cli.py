@@ -205,6 +205,8 @@ def _export_html(args) -> int:
     if not args.quiet:
         print(f"{args.output}: {', '.join(result['files'])} ({result['bytes']:,} bytes); serve the folder with any "
               "static web host")
+        if result["scene"]["kind"] == "raw":
+            print("note: the scene is stored as raw floats (scene.sograw); `sog compress` it first for a small .sog")
     return 0
 
 

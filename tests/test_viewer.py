@@ -237,11 +237,15 @@ def test_export_html_by_default_loads_the_engine_from_the_pinned_cdn_with_its_ha
 # ------------------------------------------------------------------------------------------ in the browser
 
 def test_browser_decoder_equals_sog_load_on_layered_plain_native_and_sog_v2_files(browser, playbot_files):
+    formats = []
     for path in (playbot_files["b"], playbot_files["d"], PLAYBOT / "4_0" / "meta.json"):
         result = _browser_vs_load(browser, path)
         print(path, json.dumps(result))
         _assert_equal_within_float32(result)
-    assert _browser_vs_load(browser, playbot_files["b"])["format"] == "sog-native"
+        formats.append(result["format"])
+    assert formats == ["sog-native", "sog-native", "sog-v2"]
+    assert json.loads(zipfile.ZipFile(playbot_files["b"]).read("meta.json"))["version"] == 3  # layered
+    assert json.loads(zipfile.ZipFile(playbot_files["d"]).read("meta.json"))["version"] == 4  # one grid
 
 
 def test_browser_decoder_equals_sog_load_on_kacytran_sh3(browser, tmp_path):
@@ -430,3 +434,16 @@ def test_orbit_fly_and_reset_move_the_shared_camera_and_redraw(browser, playbot_
     assert _psnr(*both) >= 45  # one camera: the two views of the same scene still match after the move
     assert np.allclose(flown[3:], orbited[3:]) and np.abs(np.subtract(flown[:3], orbited[:3])).max() > 1e-3
     assert np.allclose(reset, start, atol=1e-6) and _psnr(again, picture) >= 45
+
+
+def test_the_browser_refuses_an_engine_file_whose_hash_is_not_the_pinned_one(browser, playbot_files):
+    from sog.viewer.engine import EngineSource
+
+    with _server([prepare_scene(playbot_files["d"])], size=(64, 48)) as server:
+        server.engine = EngineSource(server.engine.url, integrity="sha384-" + "A" * 64)  # what a tampered copy gets
+        page = _open(browser, server)
+        try:
+            state, message = page.evaluate("window.sogViewer.state"), page.locator("#error").inner_text()
+        finally:
+            page.close()
+    assert state == "error" and message.startswith("sog: error: cannot load the PlayCanvas engine from ")

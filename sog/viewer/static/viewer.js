@@ -112,8 +112,19 @@ function createApp(pc, view) {
     toneMapping: pc.TONEMAP_LINEAR,
   });
   app.root.addChild(camera);
+  // 'frame:ready' says the world state is current, not that the depth sort for a camera that just moved has come
+  // back from the engine's sort worker: a frame counts as settled only when no sort is asked for, running or
+  // waiting to be applied (the unified manager's CPU sorter; the GPU sort has nothing pending)
+  const sorting = () => {
+    let busy = false;
+    app.renderer.gsplatDirector?.camerasMap?.forEach((cameraData) => cameraData.layersMap?.forEach((layerData) => {
+      const manager = layerData.gsplatManager, sorter = manager?.cpuSorter;
+      if (manager && (manager.sortNeeded || (sorter && (sorter.jobsInFlight > 0 || sorter.pendingSorted)))) busy = true;
+    }));
+    return busy;
+  };
   app.systems.gsplat.on('frame:ready', (cam, layer, ready, loading) => {
-    if (ready && !loading) view.pendingReady = view.renderVersion;
+    if (ready && !loading && !sorting()) view.pendingReady = view.renderVersion;
     else app.renderNextFrame = true;
   });
   app.systems.gsplat.on('frame:request', () => { app.renderNextFrame = true; });
