@@ -106,6 +106,9 @@ function createApp(pc, view) {
   app.setCanvasFillMode(pc.FILLMODE_NONE);
   app.setCanvasResolution(pc.RESOLUTION_FIXED, view.canvas.width || 300, view.canvas.height || 150);
   app.autoRender = false;
+  // draw every Gaussian, as 3DGS does (the engine's default skips those under 2 px on screen, which turns a small
+  // change in a tiny Gaussian into a pop)
+  if (app.scene.gsplat && params.get('minpx') !== 'engine') app.scene.gsplat.minPixelSize = 0;
   const camera = new pc.Entity('camera');
   camera.addComponent('camera', {
     clearColor: new pc.Color(0, 0, 0, 1), fov: 50, nearClip: 0.01, farClip: 1000,
