@@ -144,11 +144,17 @@ function createApp(pc, view) {
   return app;
 }
 
-function resize(view) {
+/** Fit the canvases to their boxes, all the same size (the PSNR compares them pixel for pixel). */
+function resize(views) {
   if (fixedSize) return;
-  const dpr = view.app.graphicsDevice.maxPixelRatio;
-  const w = Math.max(1, Math.round(view.el.clientWidth * dpr)), h = Math.max(1, Math.round(view.el.clientHeight * dpr));
-  if (view.canvas.width !== w || view.canvas.height !== h) view.app.resizeCanvas(w, h);
+  const ready = views.filter((v) => v.app);
+  if (!ready.length) return;
+  const dpr = ready[0].app.graphicsDevice.maxPixelRatio;
+  const w = Math.max(1, Math.floor(Math.min(...ready.map((v) => v.el.clientWidth)) * dpr));
+  const h = Math.max(1, Math.floor(Math.min(...ready.map((v) => v.el.clientHeight)) * dpr));
+  for (const view of ready) {
+    if (view.canvas.width !== w || view.canvas.height !== h) view.app.graphicsDevice.resizeCanvas(w, h);
+  }
 }
 
 function applyPose(pc, views, rig) {
@@ -221,7 +227,7 @@ async function main() {
     const { scene, t } = loaded[i];
     try {
       const app = createApp(pc, view);
-      resize(view);
+      resize(views);
       const data = toGSplatData(pc, scene);
       const resource = new pc.GSplatResource(app.graphicsDevice, data);
       const entity = new pc.Entity('scene');
@@ -267,7 +273,9 @@ async function main() {
   rig.onChange(() => { if (views.length === 2) psnrBox.textContent = 'PSNR of this view: …'; applyPose(pc, views, rig); });
   rig.attach(document.getElementById('views'));
   document.getElementById('reset').addEventListener('click', () => rig.reset());
-  window.addEventListener('resize', () => { views.forEach(resize); applyPose(pc, views, rig); });
+  const onResize = () => { resize(views); applyPose(pc, views, rig); };
+  if (typeof ResizeObserver !== 'undefined') new ResizeObserver(onResize).observe(document.getElementById('views'));
+  else window.addEventListener('resize', onResize);
   let last = performance.now();
   const loop = (now) => { rig.tick(Math.min(0.1, (now - last) / 1000)); last = now; requestAnimationFrame(loop); };
   requestAnimationFrame(loop);
