@@ -451,3 +451,92 @@ def test_the_browser_refuses_an_engine_file_whose_hash_is_not_the_pinned_one(bro
         finally:
             page.close()
     assert state == "error" and message.startswith("sog: error: cannot load the PlayCanvas engine from ")
+
+
+PLANES_JS = """async (cases) => {
+  const dec = await import('/sog-decoder.js');
+  const out = [];
+  for (const c of cases) {
+    const bytes = Uint8Array.from(atob(c.data), (ch) => ch.charCodeAt(0));
+    const img = await dec.decodeImage(bytes, c.name, c.channels);
+    out.push({width: img.width, height: img.height, data: btoa(String.fromCharCode(...img.data))});
+  }
+  return out;
+}"""
+
+ZIP_JS = """async (cases) => {
+  const dec = await import('/sog-decoder.js');
+  const out = [];
+  for (const data of cases) {
+    try {
+      const entries = await dec.readZip(Uint8Array.from(atob(data), (ch) => ch.charCodeAt(0)));
+      out.push(Object.fromEntries([...entries].map(([k, v]) => [k, btoa(String.fromCharCode(...v))])));
+    } catch (err) {
+      out.push({error: err.message});
+    }
+  }
+  return out;
+}"""
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def test_browser_image_decoding_returns_the_stored_8_bit_values_exactly(browser, playbot_files):
+    """Random planes (RGBA with fully transparent texels that still carry RGB, RGB, grey), lossless WebP and PNG:
+    the page gets back exactly what Pillow decodes (no colour management, no premultiplied alpha)."""
+    from sog.codec.image import decode_image, encode_image
+
+    rng = np.random.default_rng(0)
+    cases, expected = [], []
+    for channels in (4, 3, 1):
+        for codec in ("webp", "png"):
+            img = rng.integers(0, 256, (37, 53, channels), dtype=np.uint8)
+            if channels == 4:
+                img[::3, :, 3] = 0  # transparent texels: their colour must survive
+            data = encode_image(img, codec, 4)
+            cases.append({"data": _b64(data), "name": f"plane.{codec}", "channels": channels})
+            expected.append(decode_image(data, "plane", channels))
+    with _server([prepare_scene(playbot_files["d"])]) as server:
+        page = browser.new_page()
+        try:
+            page.goto(server.url + "style.css")
+            got = page.evaluate(PLANES_JS, cases)
+        finally:
+            page.close()
+    for case, want, have in zip(cases, expected, got):
+        array = np.frombuffer(base64.b64decode(have["data"]), np.uint8).reshape(have["height"], have["width"], -1)
+        assert np.array_equal(array, want), case["name"] + f" {case['channels']} channels"
+
+
+def test_browser_zip_reader_reads_stored_and_deflated_entries_and_refuses_bad_crcs(browser, playbot_files):
+    rng = np.random.default_rng(1)
+    cases, expected = [], []
+    for i in range(12):
+        buf = io.BytesIO()
+        files = {}
+        with zipfile.ZipFile(buf, "w") as zf:
+            for j in range(int(rng.integers(1, 5))):
+                name = ("dir/" if j % 2 else "") + f"f{i}_{j}.bin"
+                data = bytes(rng.integers(0, 4 if j % 3 else 256, int(rng.integers(0, 3000)), dtype=np.uint8))
+                zf.writestr(zipfile.ZipInfo(name), data,
+                            compress_type=zipfile.ZIP_DEFLATED if (i + j) % 2 else zipfile.ZIP_STORED)
+                files[name.rsplit("/", 1)[-1]] = data
+        cases.append(_b64(buf.getvalue()))
+        expected.append(files)
+    good = bytearray(base64.b64decode(cases[0]))
+    with zipfile.ZipFile(io.BytesIO(bytes(good))) as zf:
+        info = max(zf.infolist(), key=lambda x: x.compress_size)
+    good[info.header_offset + 30 + len(info.filename) + 1] ^= 0x55  # one byte of the entry's data
+    cases.append(_b64(bytes(good)))
+    with _server([prepare_scene(playbot_files["d"])]) as server:
+        page = browser.new_page()
+        try:
+            page.goto(server.url + "style.css")
+            got = page.evaluate(ZIP_JS, cases)
+        finally:
+            page.close()
+    for want, have in zip(expected, got):
+        assert {k: base64.b64decode(v) for k, v in have.items()} == want
+    assert got[-1]["error"].startswith("corrupt .sog zip (")
