@@ -1,4 +1,4 @@
-"""Command line: ``sog compress``, ``sog decompress``, ``sog info``, ``sog eval``.
+"""Command line: ``sog compress``, ``sog decompress``, ``sog info``, ``sog eval``, ``sog view``, ``sog export-html``.
 
 Every user-facing problem is a `SogError`; it is printed as one line ``sog: error: ...``
 and the exit code is 2 (numeric options are range-checked first: `check_options`). Outputs are
@@ -83,6 +83,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .evaluate import add_parser as add_eval_parser
     add_eval_parser(sub)
+
+    v = sub.add_parser("view", help="look at one scene, or two side by side with their PSNR, in the browser")
+    v.add_argument("input", help="any scene sog reads (.ply, .sog, SOG folder/meta.json, .spz, .splat, lod-meta.json)")
+    v.add_argument("input2", nargs="?", default=None, help="a second scene, shown beside the first from one camera")
+    v.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0: any free port)")
+    v.add_argument("--no-browser", action="store_true", help="only serve; do not open a browser")
+    v.add_argument("--up", default="-y", help="the scene's up axis: -y (default, as sog eval), +y, +z, ...")
+    v.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+    x = sub.add_parser("export-html", help="a folder with the viewer page and the scene, for any static web host")
+    x.add_argument("input")
+    x.add_argument("output", help="the folder to write")
+    x.add_argument("--local-engine", action="store_true",
+                   help="copy the local PlayCanvas engine (npm ci) into the folder instead of the pinned CDN URL")
+    x.add_argument("--up", default="-y", help="the scene's up axis (default -y)")
+    _common(x)
     return parser
 
 
@@ -95,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "eval":
             from .evaluate import run as run_eval
             return run_eval(args)
-        return {"compress": _compress, "decompress": _decompress, "info": _info}[args.command](args)
+        return {"compress": _compress, "decompress": _decompress, "info": _info, "view": _view,
+                "export-html": _export_html}[args.command](args)
     except SogError as exc:
         print(f"sog: error: {exc}", file=sys.stderr)
         return 2
@@ -244,6 +261,26 @@ def _decompress(args) -> int:
     if not args.quiet:
         print(f"{args.output}: {len(splats):,} Gaussians, SH degree {splats.sh_degree}, "
               f"{os.path.getsize(args.output):,} bytes in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _view(args) -> int:
+    from .viewer import view
+
+    paths = [args.input] + ([args.input2] if args.input2 else [])
+    return view(paths, port=args.port, open_browser=not args.no_browser, up=args.up, quiet=args.quiet)
+
+
+def _export_html(args) -> int:
+    from .viewer import export_html, up_vector
+
+    result = export_html(args.input, args.output, local_engine=args.local_engine, overwrite=args.force,
+                         up=up_vector(args.up))
+    if not args.quiet:
+        print(f"{args.output}: {', '.join(result['files'])} ({result['bytes']:,} bytes); serve the folder with any "
+              "static web host")
+        if result["scene"]["kind"] == "raw":
+            print("note: the scene is stored as raw floats (scene.sograw); `sog compress` it first for a small .sog")
     return 0
 
 
