@@ -526,23 +526,27 @@ def run_case(path: Path, seconds: float = 10.0, memory_mb: float = 1024.0) -> Ou
     measured = _reset_peak()
     base = _rss_mb()
     old = signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
     t0 = time.perf_counter()
     try:
         try:
-            splats = read_checked(path)
-            kind, message = "valid", f"{len(splats)} Gaussians"
-            _check_valid(splats)
-        except SogError as exc:
-            kind, message = "error", str(exc)
-        except CaseTimeout:
-            kind, message = "hang", f"over {seconds} s"
-        except BaseException as exc:  # noqa: BLE001 - counting what escapes is the point
-            if isinstance(exc, KeyboardInterrupt):
+            try:
+                signal.setitimer(signal.ITIMER_REAL, seconds)  # one shot
+                splats = read_checked(path)
+                kind, message = "valid", f"{len(splats)} Gaussians"
+                _check_valid(splats)
+            except SogError as exc:
+                kind, message = "error", str(exc)
+            except CaseTimeout:
                 raise
-            kind, message = "escape", f"{type(exc).__name__}: {str(exc)[:200]}"
+            except BaseException as exc:  # noqa: BLE001 - counting what escapes is the point
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                kind, message = "escape", f"{type(exc).__name__}: {str(exc)[:200]}"
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        except CaseTimeout:  # also when the alarm fires just before it is disarmed
+            kind, message = "hang", f"over {seconds} s"
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
     elapsed = time.perf_counter() - t0
     peak = max(0.0, _peak_rss_mb() - base) if measured else 0.0

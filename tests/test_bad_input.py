@@ -268,7 +268,7 @@ NATIVE_EDITS = [
     (("sh0", "opacity_bits"), 100, "opacity_bits"), (("scales", "codebook", "steps", 0), 10 ** 20, "steps[0]"),
     (("scales", "codebook", "unit"), 1e300, "unit"), (("shN", "bands"), 7, "bands"), (("width",), KeyError, "width"),
     (("height",), 0, "height"), (("profile",), [], "profile"), (("quats",), [], "quats"), (("means",), 3, "means"),
-    (("means", "mins"), [0, 0], "mins"), (("files", "sh0"), "../../etc/passwd", "plain file name"),
+    (("means", "mins"), [0, 0], "mins"), (("quats", "bits"), 10 ** 20, "quats.bits"), (("files", "sh0"), "../../etc/passwd", "plain file name"),
 ]
 
 

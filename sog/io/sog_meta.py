@@ -115,7 +115,7 @@ def check_native_meta(meta: dict, what: str = "meta.json", limits: Limits = LIMI
         quats = _dict(meta, "quats", what)
         if "levels" in quats:
             check_int(quats["levels"], f"{what}.quats.levels", 3, 255)
-        else:
+        if "bits" in quats or "levels" not in quats:  # the decoder works out a default from bits even with levels
             check_int(quats.get("bits"), f"{what}.quats.bits", 2, 8)
     scales = _dict(meta, "scales", what)
     check_int(scales.get("bits", 8), f"{what}.scales.bits", 8, 16)
