@@ -23,9 +23,10 @@ from .sort.features import splat_features
 from .splats import Splats
 
 
-#: default runs of ShuffleSoftSort per grid. scripts/bench_speed.py (bytes against budget): the start order
-#: is 0.5-0.7 % smaller than Morton's; 80 runs take off 0.02-0.17 % more (plant, playbot's 125K level) at about
-#: 2 us per Gaussian and run on one loaded CPU thread, so the default spends a little
+#: default runs of ShuffleSoftSort per grid. scripts/bench_speed.py (native bytes against budget, against the
+#: row-major Morton order): the start order alone is 0.49-0.63 % smaller than Morton's on plant, tarot and
+#: playbot's 125K level, 40 runs 0.60-0.70 %, 53-118 runs 0.64-0.66 %; a run costs a few microseconds per
+#: Gaussian on one CPU thread, so the default spends a little where the curve flattens
 SORT_BUDGET = 40
 
 
