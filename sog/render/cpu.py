@@ -12,7 +12,12 @@ It follows gsplat's "classic" conventions so the two backends agree:
   would bring its transmittance to ``t_min`` (1e-4) or below (that Gaussian is not drawn); the background is
   added with the remaining transmittance.
 
-How it is fast on a CPU: instead of tiles, every kept Gaussian is expanded into the pixels of its exact
+Two compositing paths give the same images (up to float rounding): renders without gradients (evaluation, the
+rate search) go to the tiled numba kernel of `sog.render.tiles` (tiles of 16 px, per-tile depth lists, early
+termination per pixel and per tile; 12 views of 1M Gaussians at 512 px in about 30-50 CPU seconds); renders that
+need gradients (importance) take `rasterize_pairs`, below.
+
+`rasterize_pairs`: instead of tiles, every kept Gaussian is expanded into the pixels of its exact
 opacity-aware bounding box (``sqrt(2 ln(255·opacity))`` standard deviations, gsplat's tight box), so a
 sub-pixel Gaussian costs a handful of pixel evaluations, not a 16x16 tile. The (Gaussian, pixel) pairs are
 built for depth-sorted chunks of Gaussians with a bounded number of pairs each (memory stays bounded); within
