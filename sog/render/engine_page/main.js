@@ -148,20 +148,27 @@ async function render(view) {
         if (sortedSeen && quiet >= view.settleFrames) break;
     }
     await withTimeout(frames(view.settleFrames), view.timeoutMs, 'settle frames');
-    const gl = app.graphicsDevice.gl;
+    // read back synchronously (the engine's async texture read polls a fence that SwiftShader under load may
+    // not signal for minutes); setFramebuffer keeps the engine's record of the bound framebuffer right
+    const device = app.graphicsDevice;
+    const gl = device.gl;
     const w = state.width, h = state.height;
     let pixels, type;
+    gl.getError();                                  // (clear an earlier error: only the read's own is reported)
     if (state.target) {
-        const buf = await withTimeout(state.target.colorBuffer.read(0, 0, w, h, { renderTarget: state.target, immediate: true }),
-            view.timeoutMs, 'reading the float target');
-        pixels = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+        const floats = new Float32Array(w * h * 4);
+        device.setFramebuffer(state.target.impl._glFrameBuffer);
+        gl.readPixels(0, 0, w, h, gl.RGBA, gl.FLOAT, floats);
+        pixels = new Uint8Array(floats.buffer);
         type = 'float32';
     } else {
         pixels = new Uint8Array(w * h * 4);
-        gl.bindFramebuffer(gl.FRAMEBUFFER, null);
+        device.setFramebuffer(null);
         gl.readPixels(0, 0, w, h, gl.RGBA, gl.UNSIGNED_BYTE, pixels);
         type = 'uint8';
     }
+    const glError = gl.getError();
+    if (glError !== gl.NO_ERROR) throw new Error(`WebGL error ${glError} reading the pixels back`);
     return { data: toBase64(pixels), type, sorted: sortedSeen, width: w, height: h };
 }
 
