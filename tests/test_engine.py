@@ -28,7 +28,7 @@ from sog.render import RasterConfig, look_at, orbit_cameras, render
 from sog.render.engine import ENGINE_EPS2D, EngineConfig, EngineRenderer, engine_camera, missing_peers
 
 #: Every SOG v2 profile sog writes (files any v2 reader opens). A new v2 profile is one more name here.
-V2_PROFILES = ["playcanvas"]
+V2_PROFILES = ["sogv2", "playcanvas"]  # the default first: it is what `sog compress` writes
 
 #: Engine screenshot of our SOG v2 file vs the engine's screenshot of the original PLY: playbot level 3_0, two
 #: orbit views at 256 px measured 57.4 and 57.7 dB with `--profile playcanvas`, and 49.8 and 50.1 dB for
