@@ -74,7 +74,8 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
 
     ``options`` are native-profile options; they win over a level's bit depths (a depth fixed by the caller
     stays fixed). ``cameras``: the views every probe is rendered from and compared on (the caller's choice:
-    `sog.render.views.search_cameras`, which the pipeline resolves). ``progress(name)`` is called after each probe; up to ``refine_rounds`` rounds of single-setting
+    `sog.render.views.search_cameras`, which the pipeline resolves). ``progress(name)`` is called after each
+    probe; up to ``refine_rounds`` rounds of single-setting
     half steps follow the list, then (with several layers) up to ``layer_rounds`` rounds of one-layer steps and
     trades (at most ``trade_probes`` probed per round), then a round of quarter steps (`STEP_SIZES`; 0: the list
     only).
