@@ -121,7 +121,7 @@ def run_peer(name, ply, original, ext, args, tmp) -> dict | None:
                      if len(line.split()) == 2)
         out, enc, is_cached = cached, float(times.get(cached.name, "nan")), True
     else:
-        if shutil.which("splat-transform") is None or ply is None:
+        if shutil.which("splat-transform") is None or ply is None or args.no_peer_run:
             return None
         out = Path(tmp) / f"{name}_st{ext}"
         t0 = time.perf_counter()
@@ -264,6 +264,8 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     p.add_argument("--scenes", nargs="*", default=list(SCENES), choices=list(SCENES))
     p.add_argument("--peer-cache", default=None, help="folder with splat-transform outputs and times.txt")
+    p.add_argument("--no-peer-run", action="store_true",
+                   help="never run splat-transform here: a peer output missing from --peer-cache is left out")
     p.add_argument("--sort", default=default_sort())
     p.add_argument("--effort", type=int, default=4)
     p.add_argument("--extra", action="store_true",

@@ -45,7 +45,7 @@ class CompressOptions:
     sort_seconds: float | None = None  #: opt-in wall-clock cap of ShuffleSoftSort per compress (the bytes then depend on the machine)
     profile_options: dict = field(default_factory=dict)
     quality: str | None = None          #: the profile's preset (`Profile.presets`; native "small" is a PSNR target)
-    target_psnr: float | None = None    #: the coarsest settings whose renders reach this PSNR (`Profile.encode_to_psnr`)
+    target_psnr: float | None = None    #: the smallest file whose renders reach this PSNR (`Profile.encode_to_psnr`)
     #: reuse an earlier result's split and sort (`CompressResult.layout`) of the same scene: no importance, no sort
     layout: list[tuple[torch.Tensor, dict[str, float]]] | None = None
 

@@ -1,9 +1,10 @@
-"""Rate control: the smallest native file whose renders reach a PSNR against the original's.
+"""Rate control: the smallest file of a profile (native by default, or sogv2: ``codec``, ``ladder``) whose renders
+reach a PSNR against the original's.
 
 `encode_to_psnr` walks `LEVELS`, bit depths of the native profile from finest to coarsest (the
 bytes fall along the list; `scripts/bench_attributes.py --ladder` measures each step), by binary
-search: each probe encodes, decodes and renders with `sog.evaluate`'s cameras (8 views, 256 px
-unless told), so ``sog eval`` of the written file reports the same PSNR. PSNR is assumed to fall
+search: each probe encodes, decodes and renders from the cameras it is given (the pipeline passes
+`sog.render.views.search_cameras`). PSNR is assumed to fall
 along the list; a scene that breaks that can only make the search stop early (a larger file that
 still reaches the target), never return a level below the target that it measured.
 
@@ -74,7 +75,8 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
 
     ``options`` are native-profile options; they win over a level's bit depths (a depth fixed by the caller
     stays fixed). ``cameras``: the views every probe is rendered from and compared on (the caller's choice:
-    `sog.render.views.search_cameras`, which the pipeline resolves). ``progress(name)`` is called after each probe; up to ``refine_rounds`` rounds of single-setting
+    `sog.render.views.search_cameras`, which the pipeline resolves). ``progress(name)`` is called after each
+    probe; up to ``refine_rounds`` rounds of single-setting
     half steps follow the list, then (with several layers) up to ``layer_rounds`` rounds of one-layer steps and
     trades (at most ``trade_probes`` probed per round), then a round of quarter steps (`STEP_SIZES`; 0: the list
     only).

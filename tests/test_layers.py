@@ -102,7 +102,8 @@ def test_layer_options_drop_each_attribute_and_stop_at_the_smallest_setting():
 def test_a_layered_file_gives_back_every_gaussian_once_within_its_layers_step(tmp_path):
     scene = small_scene(3000, seed=7, sh_degree=1)
     out = tmp_path / "layered.sog"
-    res = compress(scene, out, CompressOptions(profile="native", sort="morton", profile_options={"layers": 3, "layer_min": 1000}),
+    res = compress(scene, out, CompressOptions(profile="native",
+                                               sort="morton", profile_options={"layers": 3, "layer_min": 1000}),
                    quiet=True)
     meta, _, _ = read_container(out)
     assert meta["version"] == native.LAYERED_VERSION and len(meta["layers"]) == 3 == len(res.layers)
@@ -126,7 +127,8 @@ def test_a_layered_file_gives_back_every_gaussian_once_within_its_layers_step(tm
 def test_a_band_limited_layered_file_fits_its_shared_palette_on_the_bands_it_stores(tmp_path):
     scene = small_scene(3000, seed=7, sh_degree=3)
     out = tmp_path / "bands.sog"
-    compress(scene, out, CompressOptions(profile="native", sort="morton", profile_options={"layers": 3, "layer_min": 1000,
+    compress(scene, out, CompressOptions(profile="native",
+                                         sort="morton", profile_options={"layers": 3, "layer_min": 1000,
                                                                          "sh_degree": 1}), quiet=True)
     back = sog.load(out)
     assert len(back) == 3000 and back.sh_degree == 1 and read_container(out)[0]["shN"]["bands"] == 1
@@ -166,8 +168,10 @@ def test_layers_share_one_sh_palette_and_keep_an_exact_source_palette():
 def test_a_reused_layout_writes_the_same_file_and_a_broken_one_is_refused(tmp_path):
     scene = small_scene(3000, seed=8, sh_degree=0)
     opts = {"layers": 2, "layer_min": 1000}
-    first = compress(scene, tmp_path / "a.sog", CompressOptions(profile="native", sort="morton", profile_options=opts), quiet=True)
-    again = compress(scene, tmp_path / "b.sog", CompressOptions(profile="native", profile_options=opts, layout=first.layout),
+    first = compress(scene, tmp_path / "a.sog", CompressOptions(profile="native",
+                                                                sort="morton", profile_options=opts), quiet=True)
+    again = compress(scene, tmp_path / "b.sog", CompressOptions(profile="native",
+                                                                profile_options=opts, layout=first.layout),
                      quiet=True)
     assert (tmp_path / "a.sog").read_bytes() == (tmp_path / "b.sog").read_bytes()
     assert torch.equal(first.order, again.order) and "importance" not in again.seconds
@@ -191,7 +195,8 @@ def test_layer_shares_set_the_layer_sizes_and_a_wrong_count_is_refused(tmp_path)
     # fewer layers than shares (a small scene): equal layers
     assert [len(index) for index, _ in importance_layers(sens, layers=3, min_size=4000, shares=(1, 2, 3))] == [5000, 5000]
     with pytest.raises(SogError, match="layer_shares"):
-        compress(small_scene(300), tmp_path / "x.sog", CompressOptions(profile="native", profile_options={"layer_shares": (1.0, 2.0)}),
+        compress(small_scene(300), tmp_path / "x.sog", CompressOptions(profile="native",
+                                                                       profile_options={"layer_shares": (1.0, 2.0)}),
                  quiet=True)
     assert not (tmp_path / "x.sog").exists()
     with pytest.raises(SogError, match="empty"):

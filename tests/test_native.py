@@ -118,7 +118,8 @@ def test_the_small_preset_is_the_smallest_file_at_45_db_and_smaller_than_the_def
     results = {}
     for quality in ("small", "default"):
         out = tmp_path / f"{quality}.sog"
-        results[quality] = compress(scene, out, CompressOptions(profile="native", quality=quality, sort="morton"), quiet=True)
+        results[quality] = compress(scene, out, CompressOptions(profile="native",
+                                                                quality=quality, sort="morton"), quiet=True)
     small = results["small"]
     assert small.bytes < results["default"].bytes
     assert small.rate["reached"] and small.psnr >= native.PRESET_PSNR["small"]

@@ -1,4 +1,5 @@
-"""Profiles: every profile's file for a fixed scene and options is the same bytes as before a refactor.
+"""Profiles: every profile's file for a fixed scene and options is the same bytes as before a refactor; the sogv2
+default is plain SOG v2 with its values on coarser lattices inside the v2 fields.
 
 The hashes were recorded from the code before the profile contract (`sog.codec.base`) was introduced
 and must not change while the code is only moved: a refactor that changes one byte of a file fails here.
@@ -23,6 +24,10 @@ FROZEN = {
     "playcanvas": ("sample", dict(profile="playcanvas"), "836a222638dc8251"),
     "native layered": ("small", dict(profile="sog", profile_options={"layers": 3, "layer_min": 1000}),
                        "07b59ae297f0656d"),
+    # recorded when the sogv2 profile was added: same input, options and seed -> same bytes
+    "sogv2 default": ("sample", dict(profile="sogv2"), "c927c0380244e017"),
+    "sogv2 layered": ("small", dict(profile="sogv2", profile_options={"layers": 3, "layer_min": 1000}),
+                      "a68d1ffb8ebe8676"),
 }
 #: the same through the rate search (a dozen encode/render probes each: slow)
 FROZEN_SLOW = {
@@ -86,7 +91,7 @@ def _planes(path):
 
 def test_sogv2_stores_values_on_coarser_lattices_inside_the_v2_fields(tmp_path):
     scene = small_scene(2000, seed=3)
-    opts = {"means_bits": 13, "quat_bits": 6, "opacity_bits": 6, "scale_levels": 64, "color_levels": 32}
+    opts = {"means_bits": 13, "quat_bits": 5, "opacity_bits": 6, "scale_levels": 64, "color_levels": 32}
     res = sog.compress(scene, tmp_path / "c.sog", sog.CompressOptions(sort="morton", profile_options=opts),
                        quiet=True)
     scene = scene.permute(res.order)                                           # file order

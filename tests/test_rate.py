@@ -16,7 +16,8 @@ from sog.rate import LEVELS
 
 def _at(scene, tmp_path, target, name="x.sog", **profile_options):
     out = tmp_path / name
-    res = compress(scene, out, CompressOptions(profile="native", sort="morton", target_psnr=target, profile_options=profile_options),
+    res = compress(scene, out, CompressOptions(profile="native",
+                                               sort="morton", target_psnr=target, profile_options=profile_options),
                    quiet=True, overwrite=True)
     return res, out
 
