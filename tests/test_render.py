@@ -198,7 +198,7 @@ def test_tiled_kernel_renders_a_real_scene_as_the_pair_expansion_does():
     from sog.render.views import judging_cameras
 
     s = load(shared_path("plant")).with_sh_degree(0)
-    cams, _ = judging_cameras(s, views=3, size=96)
+    cams, _ = judging_cameras(s, views=3, size=64)
     tiled = render(s, cams, backend="cpu", device="cpu")
     pairs = render(s, cams, backend="cpu", device="cpu", config=RasterConfig(tiled=False))
     assert float(tiled.sub(pairs).abs().max()) < 1e-5
