@@ -180,7 +180,7 @@ def make_seeds(folder: Path, n: int = 64) -> dict[str, Path]:
     write_big_endian_ply(scene, folder / "big_endian.ply")
     seeds.update(ply_binary=folder / "binary.ply", ply_ascii=folder / "ascii.ply",
                  ply_big_endian=folder / "big_endian.ply")
-    native = sog.CompressOptions(sort="morton", effort=0, profile_options={"layers": 1})
+    native = sog.CompressOptions(profile="native", sort="morton", effort=0, profile_options={"layers": 1})
     sog.compress(scene, folder / "native.sog", native, quiet=True)
     half = n // 2
     layers = [Layer(scene.permute(torch.arange(a, b)), *grid_shape(b - a)[::-1], drops)

@@ -3,7 +3,7 @@
     python scripts/make_viewer_picture.py [--source ../shared/data/playbot/2_0/meta.json] [--compressed X.sog]
                                           [--out docs/viewer.png] [--size 420x360]
 
-Without ``--compressed`` the source is compressed first with sog's defaults (native profile). The page is the one
+Without ``--compressed`` the source is compressed first with sog's native profile. The page is the one
 `sog view` serves, rendered by headless Chromium (SwiftShader WebGL) from sog eval's first judging camera; the
 PNG is palette-quantised to stay small (< 300 KB).
 """
@@ -46,7 +46,7 @@ def main() -> int:
         compressed = args.compressed
         if compressed is None:
             compressed = str(Path(tmp) / "compressed.sog")
-            result = sog.compress(args.source, compressed)
+            result = sog.compress(args.source, compressed, sog.CompressOptions(profile="native"))
             print(f"compressed {args.source}: {result.bytes:,} bytes")
         splats = sog.load(args.source)
         cam = judging_cameras(splats, args.source, size=f"{w}x{h}")[0][args.view]

@@ -86,11 +86,11 @@ def playbot_files(tmp_path_factory):
     d = tmp_path_factory.mktemp("playbot")
     splats = sog.load(PLAYBOT / "4_0" / "meta.json")
     sog.save(splats, d / "a.ply")
-    sog.compress(d / "a.ply", d / "b.sog", sog.CompressOptions(sort="morton", profile_options={
+    sog.compress(d / "a.ply", d / "b.sog", sog.CompressOptions(profile="native", sort="morton", profile_options={
         "layers": 3, "layer_min": 2000}), quiet=True)
     sog.decompress(d / "b.sog", d / "c.ply")
-    sog.compress(d / "a.ply", d / "d.sog", sog.CompressOptions(sort="morton", profile_options={"layers": 1}),
-                 quiet=True)
+    sog.compress(d / "a.ply", d / "d.sog",
+                 sog.CompressOptions(profile="native", sort="morton", profile_options={"layers": 1}), quiet=True)
     return {k: d / f"{k}{ext}" for k, ext in (("a", ".ply"), ("b", ".sog"), ("c", ".ply"), ("d", ".sog"))}
 
 
@@ -251,7 +251,7 @@ def test_browser_decoder_equals_sog_load_on_layered_plain_native_and_sog_v2_file
 def test_browser_decoder_equals_sog_load_on_kacytran_sh3(browser, tmp_path):
     _need(KACY)
     out = tmp_path / "kacy.sog"
-    sog.compress(KACY, out, sog.CompressOptions(sort="morton"), quiet=True)
+    sog.compress(KACY, out, sog.CompressOptions(profile="native", sort="morton"), quiet=True)
     result = _browser_vs_load(browser, out)
     print(json.dumps(result))
     assert result["K"] == 15
@@ -385,7 +385,8 @@ BIG = [PADILLA / "plant" / "plant.splat", PADILLA / "academic_tarot_cards" / "ac
 def test_browser_decoder_equals_sog_load_on_the_big_shared_scenes(browser, source, tmp_path):
     _need(source)
     out = tmp_path / "big.sog"
-    sog.compress(source, out, sog.CompressOptions(sort="morton"), quiet=True)  # default layers: 3 for these
+    # default layers: 3 for these
+    sog.compress(source, out, sog.CompressOptions(profile="native", sort="morton"), quiet=True)
     result = _browser_vs_load(browser, out)
     print(source.name, json.dumps(result))
     _assert_equal_within_float32(result)
@@ -396,7 +397,8 @@ def test_browser_decoder_equals_sog_load_on_the_big_shared_scenes(browser, sourc
 def test_big_scenes_in_the_browser_render_as_their_decompressed_ply(browser, source, tmp_path):
     _need(source)
     sog.save(sog.load(source), tmp_path / "a.ply")
-    sog.compress(tmp_path / "a.ply", tmp_path / "b.sog", sog.CompressOptions(sort="morton"), quiet=True)
+    sog.compress(tmp_path / "a.ply", tmp_path / "b.sog", sog.CompressOptions(profile="native", sort="morton"),
+                 quiet=True)
     sog.decompress(tmp_path / "b.sog", tmp_path / "c.ply")
     f = screenshot_figures(browser, tmp_path / "a.ply", tmp_path / "b.sog", tmp_path / "c.ply")
     print(source.name, json.dumps(f))
