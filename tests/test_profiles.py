@@ -17,24 +17,26 @@ import torch
 import sog
 from conftest import small_scene
 
-#: case -> (source: "sample" = data/sample.ply, or a small synthetic scene; CompressOptions; sha256 prefix)
+#: case -> (source: "sample" = data/sample.ply, or a small synthetic scene; CompressOptions; sha256 prefix).
+#: The layered hashes were re-recorded once, deliberately, when importance moved to per-view sensitivities from
+#: tuning views at several distances with drops bounded by the worst view (issue 21); nothing else changed them.
 FROZEN = {
     "native default": ("sample", dict(profile="sog"), "8324cff35244e203"),
     "native high": ("sample", dict(profile="sog", quality="high"), "a696c534e1831d9e"),
     "playcanvas": ("sample", dict(profile="playcanvas"), "836a222638dc8251"),
     "native layered": ("small", dict(profile="sog", profile_options={"layers": 3, "layer_min": 1000}),
-                       "07b59ae297f0656d"),
+                       "7b4c160cd106f211"),
     # recorded when the sogv2 profile was added: same input, options and seed -> same bytes
     "sogv2 default": ("sample", dict(profile="sogv2"), "c927c0380244e017"),
     "sogv2 layered": ("small", dict(profile="sogv2", profile_options={"layers": 3, "layer_min": 1000}),
-                      "a68d1ffb8ebe8676"),
+                      "e4f448e57e7197c4"),
 }
 #: the same through the rate search (a dozen encode/render probes each: slow)
 FROZEN_SLOW = {
     "native --psnr 40": ("sample", dict(profile="sog", target_psnr=40.0), "4e1797020093bbde"),
     "native layered --psnr 40": ("small", dict(profile="sog", target_psnr=40.0,
                                                profile_options={"layers": 3, "layer_min": 1000}),
-                                 "8ed00d0b54d89f23"),
+                                 "3875f1a74d450aee"),
 }
 
 
@@ -137,13 +139,13 @@ def test_sogv2_layers_are_row_blocks_of_one_grid_each_at_its_own_depth(tmp_path)
     assert sorted(res.order.tolist()) == list(range(3000))         # every Gaussian once
     meta, planes = _planes(tmp_path / "l.sog")
     assert meta["count"] == 3000 and len(sog.load(tmp_path / "l.sog")) == 3000
-    first = res.layers[0][0] * width
-    low = planes["means_l.webp"][:, :3]
+    codes = (planes["means_u.webp"][:, :3].astype(np.int64) << 8) | planes["means_l.webp"][:, :3]  # 16-bit codes
 
-    def trailing_zeros(rows):  # the low bits that are zero in every value of means_l
-        v = int(np.bitwise_or.reduce(rows.reshape(-1).astype(np.int64)))
-        return 8 if v == 0 else int((v & -v).bit_length() - 1)
-    assert trailing_zeros(low[first:]) >= trailing_zeros(low[:first])
+    def lattice(rows):  # the step every stored position code of these rows is a multiple of
+        return int(np.gcd.reduce(rows.reshape(-1)))
+    ends = np.cumsum([0] + [h * width for h, _ in res.layers]).clip(max=len(scene))
+    steps = [lattice(codes[a:b]) for a, b in zip(ends[:-1], ends[1:])]
+    assert steps == sorted(steps) and steps[-1] > steps[0], steps  # each coarser block on a coarser lattice
     assert res.layout[-1][1]  # the last layer has drops
 
 
