@@ -188,7 +188,8 @@ def test_sort_weights_choose_the_features_and_bad_ones_are_one_line_errors(tmp_p
     assert not (tmp_path / "b.sog").exists()
 
 
-def test_layers_flag_splits_a_large_scene_and_is_refused_where_it_cannot_apply(tmp_path, capsys):
+@pytest.mark.slow  # importance from 12 tuning views of 33,000 Gaussians: about two minutes on 2 cores
+def test_layers_flag_splits_a_large_scene(tmp_path, capsys):
     ply = tmp_path / "big.ply"
     write_ply(small_scene(33_000, seed=3, sh_degree=0), ply)  # two layers of at least 16,384
     out = tmp_path / "big.sog"
@@ -200,7 +201,10 @@ def test_layers_flag_splits_a_large_scene_and_is_refused_where_it_cannot_apply(t
     assert info["count"] == 33_000 and len(info["grids"]) == 2
     assert run("compress", ply, tmp_path / "one.sog", "--sort", "morton", "--layers", "1", "--json", "-q") == 0
     assert len(json.loads(capsys.readouterr().out)["layers"]) == 1
-    _fails(capsys, "compress", ply, tmp_path / "p.sog", "--profile", "playcanvas", "--layers", "2",
+
+
+def test_layers_flag_is_refused_where_it_cannot_apply(tmp_path, sample_ply, capsys):
+    _fails(capsys, "compress", sample_ply, tmp_path / "p.sog", "--profile", "playcanvas", "--layers", "2",
            match="--layers applies to profiles with importance layers")
-    _fails(capsys, "compress", ply, tmp_path / "z.sog", "--layers", "0", match="--layers must be 1 or more")
+    _fails(capsys, "compress", sample_ply, tmp_path / "z.sog", "--layers", "0", match="--layers must be 1 or more")
     assert not (tmp_path / "p.sog").exists() and not (tmp_path / "z.sog").exists()
