@@ -120,6 +120,46 @@ def detect_up(means: torch.Tensor) -> str:
     return ("+x", "-y", "+z")[axis]
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """What the generated views of a scene share: image size, up vector, robust box and its sphere, the plane
+    normal to up (``e1``, ``e2``) and the distance at which the box's bounding sphere fills the view."""
+    width: int
+    height: int
+    upv: torch.Tensor
+    centre: torch.Tensor
+    extent: torch.Tensor
+    radius: float
+    fit_distance: float
+    e1: torch.Tensor
+    e2: torch.Tensor
+
+    def direction(self, az: float, elev: float) -> torch.Tensor:
+        """Unit vector at azimuth ``az`` and elevation ``elev`` (radians) above the plane normal to up."""
+        return math.cos(elev) * (math.cos(az) * self.e1 + math.sin(az) * self.e2) + math.sin(elev) * self.upv
+
+
+def _frame(means: torch.Tensor, views: int, size, up: str, fov_deg: float, margin: float) -> _Frame:
+    if views < 1:
+        raise SogError(f"--views must be at least 1 (got {views})")
+    width, height = parse_size(size)
+    if up == "auto":
+        up = detect_up(means)
+    if up not in UP_AXES:
+        raise SogError(f"unknown up axis {up!r} (use auto, {', '.join(UP_AXES)})")
+    lo, hi = (v.double() for v in robust_bounds(means))
+    radius = max(float((hi - lo).norm()) / 2, 1e-6)
+    half_fov = math.radians(min(fov_deg, fov_deg * height / width)) / 2   # the narrower of the two
+    upv = torch.tensor(UP_AXES[up], dtype=torch.float64)
+    # two axes spanning the plane normal to up
+    a = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64) if abs(float(upv[0])) < 0.9 else \
+        torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+    e1 = torch.linalg.cross(upv, a)
+    e1 = e1 / e1.norm()
+    e2 = torch.linalg.cross(upv, e1)
+    return _Frame(width, height, upv, (lo + hi) / 2, hi - lo, radius, margin * radius / math.sin(half_fov), e1, e2)
+
+
 def orbit_cameras(means: torch.Tensor, views: int, size: int | tuple[int, int] | str = 256, up: str = "-y",
                   fov_deg: float = 50.0, elevation_deg: float = 20.0, margin: float = 1.05) -> list[Camera]:
     """``views`` cameras evenly spaced in azimuth on a circle around the scene, looking at its centre.
@@ -129,31 +169,12 @@ def orbit_cameras(means: torch.Tensor, views: int, size: int | tuple[int, int] |
     ``margin``). Cameras sit ``elevation_deg`` above the plane through the centre that is normal to ``up``
     (one of `UP_AXES` or ``"auto"``, see `detect_up`).
     """
-    if views < 1:
-        raise SogError(f"--views must be at least 1 (got {views})")
-    width, height = parse_size(size)
-    if up == "auto":
-        up = detect_up(means)
-    if up not in UP_AXES:
-        raise SogError(f"unknown up axis {up!r} (use auto, {', '.join(UP_AXES)})")
-    lo, hi = (v.double() for v in robust_bounds(means))
-    centre = (lo + hi) / 2
-    radius = max(float((hi - lo).norm()) / 2, 1e-6)
-    half_fov = math.radians(min(fov_deg, fov_deg * height / width)) / 2   # the narrower of the two
-    distance = margin * radius / math.sin(half_fov)
-    upv = torch.tensor(UP_AXES[up], dtype=torch.float64)
-    # two axes spanning the plane normal to up
-    a = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64) if abs(float(upv[0])) < 0.9 else \
-        torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
-    e1 = torch.linalg.cross(upv, a)
-    e1 = e1 / e1.norm()
-    e2 = torch.linalg.cross(upv, e1)
+    f = _frame(means, views, size, up, fov_deg, margin)
     elev = math.radians(elevation_deg)
     cams = []
     for k in range(views):
-        az = 2 * math.pi * k / views
-        direction = math.cos(elev) * (math.cos(az) * e1 + math.sin(az) * e2) + math.sin(elev) * upv
-        cams.append(look_at(centre + distance * direction, centre, upv, width, height, fov_deg, name=f"orbit_{k:03d}"))
+        eye = f.centre + f.fit_distance * f.direction(2 * math.pi * k / views, elev)
+        cams.append(look_at(eye, f.centre, f.upv, f.width, f.height, fov_deg, name=f"orbit_{k:03d}"))
     return cams
 
 
@@ -175,24 +196,7 @@ def scene_views(means: torch.Tensor, views: int, size: int | tuple[int, int] | s
     [-20, 60] degrees (0.6 r puts some cameras inside the bounds). View ``k`` draws its numbers from its own
     generator, seeded ``seed * 1_000_003 + k``, so the first K views of a longer list are the K-view list, and
     two seeds give different cameras. Names: ``{name}_{k:03d}_close`` / ``_orbit``."""
-    if views < 1:
-        raise SogError(f"--views must be at least 1 (got {views})")
-    width, height = parse_size(size)
-    if up == "auto":
-        up = detect_up(means)
-    if up not in UP_AXES:
-        raise SogError(f"unknown up axis {up!r} (use auto, {', '.join(UP_AXES)})")
-    lo, hi = (v.double() for v in robust_bounds(means))
-    centre, extent = (lo + hi) / 2, hi - lo
-    radius = max(float(extent.norm()) / 2, 1e-6)
-    half_fov = math.radians(min(fov_deg, fov_deg * height / width)) / 2
-    orbit_distance = 1.05 * radius / math.sin(half_fov)
-    upv = torch.tensor(UP_AXES[up], dtype=torch.float64)
-    a = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64) if abs(float(upv[0])) < 0.9 else \
-        torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
-    e1 = torch.linalg.cross(upv, a)
-    e1 = e1 / e1.norm()
-    e2 = torch.linalg.cross(upv, e1)
+    f = _frame(means, views, size, up, fov_deg, margin=1.05)
     cams = []
     for k in range(views):
         gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + k)
@@ -200,15 +204,14 @@ def scene_views(means: torch.Tensor, views: int, size: int | tuple[int, int] | s
         az = 2 * math.pi * float(u[0])
         orbit = k % ORBIT_EVERY == ORBIT_EVERY - 1
         if orbit:
-            elev, target = math.radians(-10 + 50 * float(u[1])), centre
-            distance = orbit_distance
+            elev, target = math.radians(-10 + 50 * float(u[1])), f.centre
+            distance = f.fit_distance
         else:
             elev = math.radians(-20 + 80 * float(u[1]))
             lo_d, hi_d = CLOSE_DISTANCES
-            distance = (lo_d + (hi_d - lo_d) * float(u[2])) * radius
-            target = centre + (u[3:6] - 0.5) * 0.4 * extent
-        direction = math.cos(elev) * (math.cos(az) * e1 + math.sin(az) * e2) + math.sin(elev) * upv
-        cams.append(look_at(target + distance * direction, target, upv, width, height, fov_deg,
+            distance = (lo_d + (hi_d - lo_d) * float(u[2])) * f.radius
+            target = f.centre + (u[3:6] - 0.5) * 0.4 * f.extent
+        cams.append(look_at(target + distance * f.direction(az, elev), target, f.upv, f.width, f.height, fov_deg,
                             name=f"{name}_{k:03d}_{'orbit' if orbit else 'close'}"))
     return cams
 
