@@ -1,4 +1,4 @@
-"""Benchmark fidelity as `sog eval` judges it: sog's default file and its playcanvas profile against
+"""Benchmark fidelity as `sog eval` judges it: sog's default (sogv2) file, its native and playcanvas profiles against
 splat-transform's .sog, on the shared scenes, by mean and worst judging view.
 
     nice -n 10 python scripts/bench_fidelity.py [--scenes plant tarot kacytran playbot2] [--peer-cache DIR]
@@ -9,7 +9,7 @@ mean and worst-view SSIM, over `sog.evaluate.evaluate`'s default cameras (README
 views at 512 px, 8 close and 4 orbit, seed 0), against the input scene. splat-transform (``-g cpu``) is run on the
 input unless ``--peer-cache DIR`` holds ``<scene>_st.sog``. ``playbot2`` is playbot's 125,000-Gaussian LOD level
 2_0; ``playbot`` its full 500,000 level 0_0. The sorter changes the bytes, not the values: ``--sort morton`` is a
-quick check of fidelity, the default (ShuffleSoftSort, ``--sort-seconds``) the figure for bytes. Prints a table and
+quick check of fidelity, the default (ShuffleSoftSort on its work budget) the figure for bytes. Prints a table and
 writes JSON.
 """
 
@@ -63,7 +63,8 @@ def bench_scene(name: str, args, tmp: Path) -> list[dict]:
     st = peer_sog(name, path, args, tmp)
     if st is not None:
         rows.append({"scene": name, "file": "splat-transform .sog", **judged(path, st)})
-    for label, profile in (("sog default", "sog"), ("sog --profile playcanvas", "playcanvas")):
+    for label, profile in (("sog default (sogv2)", "sogv2"), ("sog --profile native", "native"),
+                           ("sog --profile playcanvas", "playcanvas")):
         out = tmp / f"{name}_{profile}.sog"
         t0 = time.perf_counter()
         res = sog.compress(path, out, sog.CompressOptions(profile=profile, sort=args.sort,
@@ -94,7 +95,8 @@ def main(argv=None) -> int:
     p.add_argument("--scenes", nargs="+", default=["plant", "tarot", "kacytran", "playbot2"], choices=list(SCENES))
     p.add_argument("--peer-cache", default=None, help="folder holding <scene>_st.sog from splat-transform")
     p.add_argument("--sort", default="shufflesoftsort")
-    p.add_argument("--sort-seconds", type=float, default=180.0)
+    p.add_argument("--sort-seconds", type=float, default=None, help="opt-in time cap of the sort (default: none, "
+                   "compress's work budget, so the bytes repeat)")
     p.add_argument("--json", default="bench_fidelity.json")
     args = p.parse_args(argv)
     rows = []
