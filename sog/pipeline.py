@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -42,7 +42,8 @@ class CompressOptions:
     sort_options: dict = field(default_factory=dict)  #: options of the sorter (see its config dataclass)
     #: work budget of ShuffleSoftSort in runs per grid (None: until it converges); the same bytes on any machine
     sort_budget: int | None = SORT_BUDGET
-    sort_seconds: float | None = None  #: opt-in wall-clock cap of ShuffleSoftSort per compress (the bytes then depend on the machine)
+    #: opt-in wall-clock cap of ShuffleSoftSort per compress (the bytes then depend on the machine)
+    sort_seconds: float | None = None
     profile_options: dict = field(default_factory=dict)
     quality: str | None = None          #: the profile's preset (`Profile.presets`; native "small" is a PSNR target)
     target_psnr: float | None = None    #: the smallest file whose renders reach this PSNR (`Profile.encode_to_psnr`)
@@ -60,7 +61,9 @@ class CompressResult:
     order: torch.Tensor  #: (N,) long: the input index of the i-th Gaussian of the file (layer by layer)
     layers: list[tuple[int, int]] = field(default_factory=list)  #: (H, W) grid of each importance layer
     unstored: list[str] = field(default_factory=list)  #: extra PLY properties the .sog cannot hold
-    psnr: float | None = None  #: with ``target_psnr``: the PSNR measured for the written file (sog eval's cameras)
+    #: with ``target_psnr``: the PSNR measured for the written file, on the search's tuning cameras
+    #: (`sog.render.views.search_cameras`), not `sog eval`'s judging views
+    psnr: float | None = None
     #: with ``target_psnr`` (or ``quality="small"``): target, level and settings chosen, whether the target was
     #: reached, every probe
     rate: dict | None = None

@@ -129,8 +129,8 @@ PRESETS: dict[str, dict] = {
 }
 
 #: presets that are a quality target: the smallest file whose renders reach this PSNR against the input's
-#: (`sog.rate`, ``sog eval``'s cameras). No fixed bit depths reach 45 dB at 10x on every shared scene: tarot
-#: needs 4-bit rotations for 10x, where kacytran falls to 42.9 dB.
+#: (`sog.rate`, on `sog.render.views.search_cameras`' tuning views). No fixed bit depths reach 45 dB at 10x on
+#: every shared scene: tarot needs 4-bit rotations for 10x, where kacytran falls to 42.9 dB.
 PRESET_PSNR: dict[str, float] = {"small": 45.0}
 
 
