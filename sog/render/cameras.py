@@ -314,16 +314,22 @@ def _read_exact(fh, size: int, what: str) -> bytes:
     return data
 
 
+def _record_count(fh, path: Path, record_bytes: int, what: str) -> int:
+    """The record count at the start of a COLMAP binary file, refused when its records (at least ``record_bytes``
+    each) could not fit in the file."""
+    size = os.fstat(fh.fileno()).st_size
+    count = struct.unpack("<Q", _read_exact(fh, 8, str(path)))[0]
+    if count > size // record_bytes:
+        raise SogError(f"{path}: declares {count} {what}, more than its {size} bytes can hold")
+    return count
+
+
 def _read_colmap_binary(folder: Path) -> tuple[dict, list]:
     """COLMAP's cameras.bin and images.bin; every read is bounded, so a truncated file ends in an error."""
     cameras = {}
     path = folder / "cameras.bin"
     with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        count = struct.unpack("<Q", _read_exact(fh, 8, str(path)))[0]
-        if count > size // 24:
-            raise SogError(f"{path}: declares {count} cameras, more than its {size} bytes can hold")
-        for _ in range(count):
+        for _ in range(_record_count(fh, path, 24, "cameras")):
             cam_id, model_id, w, h = struct.unpack("<iiQQ", _read_exact(fh, 24, str(path)))
             name, nparams = _COLMAP_MODELS[model_id]
             cameras[cam_id] = (name, w, h, list(struct.unpack(f"<{nparams}d", _read_exact(fh, 8 * nparams, str(path)))))
@@ -331,10 +337,7 @@ def _read_colmap_binary(folder: Path) -> tuple[dict, list]:
     path = folder / "images.bin"
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
-        count = struct.unpack("<Q", _read_exact(fh, 8, str(path)))[0]
-        if count > size // 64:
-            raise SogError(f"{path}: declares {count} images, more than its {size} bytes can hold")
-        for _ in range(count):
+        for _ in range(_record_count(fh, path, 64, "images")):
             values = struct.unpack("<i7di", _read_exact(fh, 64, str(path)))
             name = bytearray()
             while (ch := fh.read(1)) != b"\x00":
