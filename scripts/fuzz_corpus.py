@@ -496,20 +496,11 @@ def _reset_peak() -> bool:
         return False
 
 
-def _peak_rss_mb() -> float:
+def _status_mb(key: str) -> float:
+    """A memory line of /proc/self/status (``VmHWM``: peak RSS, ``VmRSS``: RSS now) in MB; 0 where there is none."""
     try:
         for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def _rss_mb() -> float:
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
@@ -524,7 +515,7 @@ def run_case(path: Path, seconds: float = 10.0, memory_mb: float = 1024.0) -> Ou
     read_checked = getattr(sog.io, "read_checked", sog.io.load)  # older sog: load is the reader
 
     measured = _reset_peak()
-    base = _rss_mb()
+    base = _status_mb("VmRSS")
     old = signal.signal(signal.SIGALRM, _alarm)
     t0 = time.perf_counter()
     try:
@@ -549,7 +540,7 @@ def run_case(path: Path, seconds: float = 10.0, memory_mb: float = 1024.0) -> Ou
     finally:
         signal.signal(signal.SIGALRM, old)
     elapsed = time.perf_counter() - t0
-    peak = max(0.0, _peak_rss_mb() - base) if measured else 0.0
+    peak = max(0.0, _status_mb("VmHWM") - base) if measured else 0.0
     if kind in ("error", "valid") and elapsed > seconds:
         kind, message = "hang", f"{elapsed:.1f} s: {message}"
     if kind in ("error", "valid") and peak > memory_mb:
