@@ -481,6 +481,18 @@ ZIP_JS = """async (cases) => {
 }"""
 
 
+def _evaluate_on_served_page(browser, scene, script: str, arg):
+    """Run ``script`` (a JS function of ``arg``) on a page of the viewer's server, so the page's own modules load
+    from the same origin."""
+    with _server([prepare_scene(scene)]) as server:
+        page = browser.new_page()
+        try:
+            page.goto(server.url + "style.css")
+            return page.evaluate(script, arg)
+        finally:
+            page.close()
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
@@ -500,13 +512,7 @@ def test_browser_image_decoding_returns_the_stored_8_bit_values_exactly(browser,
             data = encode_image(img, codec, 4)
             cases.append({"data": _b64(data), "name": f"plane.{codec}", "channels": channels})
             expected.append(decode_image(data, "plane", channels))
-    with _server([prepare_scene(playbot_files["d"])]) as server:
-        page = browser.new_page()
-        try:
-            page.goto(server.url + "style.css")
-            got = page.evaluate(PLANES_JS, cases)
-        finally:
-            page.close()
+    got = _evaluate_on_served_page(browser, playbot_files["d"], PLANES_JS, cases)
     for case, want, have in zip(cases, expected, got):
         array = np.frombuffer(base64.b64decode(have["data"]), np.uint8).reshape(have["height"], have["width"], -1)
         assert np.array_equal(array, want), case["name"] + f" {case['channels']} channels"
@@ -532,13 +538,7 @@ def test_browser_zip_reader_reads_stored_and_deflated_entries_and_refuses_bad_cr
         info = max(zf.infolist(), key=lambda x: x.compress_size)
     good[info.header_offset + 30 + len(info.filename) + 1] ^= 0x55  # one byte of the entry's data
     cases.append(_b64(bytes(good)))
-    with _server([prepare_scene(playbot_files["d"])]) as server:
-        page = browser.new_page()
-        try:
-            page.goto(server.url + "style.css")
-            got = page.evaluate(ZIP_JS, cases)
-        finally:
-            page.close()
+    got = _evaluate_on_served_page(browser, playbot_files["d"], ZIP_JS, cases)
     for want, have in zip(expected, got):
         assert {k: base64.b64decode(v) for k, v in have.items()} == want
     assert got[-1]["error"].startswith("corrupt .sog zip (")
