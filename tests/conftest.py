@@ -43,3 +43,19 @@ def sample_ply() -> Path:
 def small_scene(n: int = 300, seed: int = 0, sh_degree: int = 3):
     from make_sample import make_scene
     return make_scene(n, seed).with_sh_degree(sh_degree)
+
+
+def write_cameras_json(cameras, path: Path, name: str = "v{}") -> None:
+    """Write sog `Camera`s as an INRIA ``cameras.json`` (image ``i`` named ``name.format(i)``; sizes and focals as
+    they are)."""
+    import json
+
+    import torch
+
+    entries = []
+    for i, c in enumerate(cameras):
+        c2w = torch.linalg.inv(c.viewmat.double())
+        entries.append({"id": i, "img_name": name.format(i), "width": c.width, "height": c.height,
+                        "position": c2w[:3, 3].tolist(), "rotation": c2w[:3, :3].tolist(),
+                        "fx": float(c.K[0, 0]), "fy": float(c.K[1, 1])})
+    Path(path).write_text(json.dumps(entries))

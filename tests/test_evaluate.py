@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from conftest import shared_path, small_scene
+from conftest import shared_path, small_scene, write_cameras_json
 from sog.cli import main
 from sog.evaluate import evaluate
 from sog.io import write_ply
@@ -66,12 +66,7 @@ def test_the_judging_subset_of_a_cameras_json_next_to_the_original_is_used(scene
     from sog.render import orbit_cameras
     import sog
     cams = orbit_cameras(sog.load(orig).means, 10, "64x32")
-    entries = []
-    for i, c in enumerate(cams):
-        c2w = torch.linalg.inv(c.viewmat.double())
-        entries.append({"id": i, "img_name": f"v{i}", "width": 64, "height": 32, "position": c2w[:3, 3].tolist(),
-                        "rotation": c2w[:3, :3].tolist(), "fx": float(c.K[0, 0]), "fy": float(c.K[1, 1])})
-    (orig.parent / "cameras.json").write_text(json.dumps(entries))
+    write_cameras_json(cams, orig.parent / "cameras.json")
     r = evaluate(orig, orig, views=5, size=32, device="cpu")
     assert "cameras.json" in r["cameras"] and r["size"] == [32, 16]
     assert r["view_names"] == ["v0", "v8"]                    # every 8th camera judges; the rest may tune

@@ -3,13 +3,12 @@ models read back the poses they were written with."""
 
 from __future__ import annotations
 
-import json
 import struct
 
 import pytest
 import torch
 
-from conftest import small_scene
+from conftest import small_scene, write_cameras_json
 from sog.errors import SogError
 from sog.render import Camera, load_cameras, look_at, orbit_cameras, parse_size, select_views
 from sog.render.cameras import detect_up, find_scene_cameras, robust_bounds
@@ -62,12 +61,7 @@ def test_size_parsing():
 
 def test_inria_cameras_json_round_trip(tmp_path):
     cams = orbit_cameras(small_scene(500).means, 3, "40x30")
-    entries = []
-    for i, c in enumerate(cams):
-        c2w = torch.linalg.inv(c.viewmat.double())
-        entries.append({"id": i, "img_name": f"img{i}", "width": 40, "height": 30, "position": c2w[:3, 3].tolist(),
-                        "rotation": c2w[:3, :3].tolist(), "fx": float(c.K[0, 0]), "fy": float(c.K[1, 1])})
-    (tmp_path / "cameras.json").write_text(json.dumps(entries))
+    write_cameras_json(cams, tmp_path / "cameras.json", name="img{}")
     back = load_cameras(tmp_path / "cameras.json")
     assert [c.name for c in back] == ["img0", "img1", "img2"]
     for a, b in zip(cams, back):

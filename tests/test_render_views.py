@@ -3,13 +3,10 @@ importance) never share a pose; seeded views look at the scene from several dist
 
 from __future__ import annotations
 
-import json
-
 import pytest
-import torch
 
 import sog
-from conftest import small_scene
+from conftest import small_scene, write_cameras_json
 from sog.render import orbit_cameras
 from sog.render.cameras import CLOSE_DISTANCES, robust_bounds, scene_views, split_cameras
 from sog.render.views import importance_views, judging_cameras, search_cameras, tuning_cameras
@@ -55,18 +52,13 @@ def test_judging_and_tuning_views_share_no_pose(views):
 def test_a_camera_file_is_split_into_disjoint_judging_and_tuning_subsets(tmp_path):
     s = small_scene(800, seed=3)
     cams = orbit_cameras(s.means, 20, "64x32")
-    entries = []
-    for i, c in enumerate(cams):
-        c2w = torch.linalg.inv(c.viewmat.double())
-        entries.append({"id": i, "img_name": f"v{i:02d}", "width": 64, "height": 32, "position": c2w[:3, 3].tolist(),
-                        "rotation": c2w[:3, :3].tolist(), "fx": float(c.K[0, 0]), "fy": float(c.K[1, 1])})
-    (tmp_path / "cameras.json").write_text(json.dumps(entries))
+    write_cameras_json(cams, tmp_path / "cameras.json", name="v{:02d}")
     sog.io.write_ply(s, tmp_path / "scene.ply")
     judging, source = judging_cameras(s, tmp_path / "scene.ply", views=50, size=64)
     tuning = tuning_cameras(s, tmp_path / "scene.ply", views=50, size=64)
     assert [c.name for c in judging] == ["v00", "v08", "v16"] and "judging subset" in source
     assert len(tuning) == 17 and not poses(judging) & poses(tuning)
-    assert {c.name for c in judging} | {c.name for c in tuning} == {e["img_name"] for e in entries}
+    assert {c.name for c in judging} | {c.name for c in tuning} == {f"v{i:02d}" for i in range(len(cams))}
     assert [c.name for c in split_cameras(cams, "judging")] == [cams[i].name for i in (0, 8, 16)]
 
 
