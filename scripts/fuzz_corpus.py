@@ -23,10 +23,8 @@ under a wall-clock alarm and with the peak RSS measured (Linux ``clear_refs``); 
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import math
-import os
 import random
 import shutil
 import signal

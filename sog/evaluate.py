@@ -27,7 +27,6 @@ from pathlib import Path
 
 import torch
 
-from .errors import SogError
 from .splats import Splats
 
 

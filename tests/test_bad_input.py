@@ -13,7 +13,6 @@ import sys
 import time
 import zipfile
 
-import numpy as np
 import pytest
 import torch
 

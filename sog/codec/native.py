@@ -45,7 +45,7 @@ Presets (`PRESETS`, the CLI's ``--quality``): ``small``, ``default``, ``high``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch

@@ -25,7 +25,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ..errors import SogError
 from ..splats import SH_REST_COUNT, Splats

@@ -8,7 +8,6 @@ in pixels, with pixel (i, j) covering ``[j, j+1) x [i, i+1)`` so its centre is `
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import struct
