@@ -96,10 +96,10 @@ def test_dpq_is_one_when_the_grid_is_the_feature_space_and_low_when_random():
 
 @settings(max_examples=25, deadline=None)
 @given(n=st.integers(1, 300), seed=st.integers(0, 10_000), group=st.sampled_from([2, 4, 8]),
-       rank_runs=st.sampled_from([0, 15]))
-def test_shufflesoftsort_returns_every_item_exactly_once_for_any_size_and_seed(n, seed, group, rank_runs):
+       rank_runs=st.sampled_from([0, 15]), objective=st.sampled_from(["smooth", "codec"]))
+def test_shufflesoftsort_returns_every_item_exactly_once_for_any_size_and_seed(n, seed, group, rank_runs, objective):
     shape = grid_shape(n)
-    perm = sort_grid(colours(n, seed), shape, "shufflesoftsort", seed=seed, device="cpu",
+    perm = sort_grid(colours(n, seed), shape, "shufflesoftsort", seed=seed, device="cpu", objective=objective,
                      group=group, max_runs=3, radius_decay=0.5, rank_polish_runs=rank_runs)
     assert perm.shape == (shape[0] * shape[1],)
     check_bijection(perm[:n], n)
