@@ -49,4 +49,6 @@ def test_a_middle_layer_without_drop_joins_the_first_and_the_others_keep_theirs(
     sens = torch.cat([torch.full((100,), 4.0), torch.full((100,), 3.0), torch.full((100,), 1e-3)]).double()
     layers = importance_layers({"means": sens}, layers=3, min_size=10, shares=(1, 1, 1))
     assert [len(index) for index, _ in layers] == [200, 100]
+    every = torch.cat([index for index, _ in layers])
+    assert torch.equal(torch.sort(every).values, torch.arange(300))           # merged, every Gaussian still once
     assert layers[0][1] == {"means": 0} and layers[1][1]["means"] == 3
