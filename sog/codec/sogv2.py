@@ -19,8 +19,9 @@ learned is spent inside those fields; the reader sees an ordinary v2 file:
   native profile (`plan_layers`), each layer fills whole rows of the W-wide grid (its size a multiple of W, the
   last layer excepted), is sorted on its own block and stored with its own, coarser lattices (its scale and colour
   labels levels of its own inside the shared codebook). Off by default (``layers=1``, ``--layers 3`` turns them
-  on): on plant (Morton order, `sog eval`'s views) three layers at the finest level gave 63.2 dB at 0.76x
-  splat-transform's bytes and at half the drops 64.0 dB at 0.83x, where one grid gave 64.2 dB at 0.80x;
+  on): on plant (Morton order, the 8-view 256-px orbit `sog eval` judged on before the evaluation protocol)
+  three layers at the finest level gave 63.2 dB at 0.76x splat-transform's bytes and at half the drops 64.0 dB
+  at 0.83x, where one grid gave 64.2 dB at 0.80x;
 * **an SH palette sized by rate** (``palette_size`` / ``palette_per``; weighted k-means, entries ordered along
   their first principal axis so neighbouring labels are alike; an already palettised source keeps its palette);
 * ``--psnr`` (`sog.rate` over `LEVELS`) and ``--quality`` presets, as for the native profile.
