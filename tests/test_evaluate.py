@@ -108,11 +108,12 @@ def test_real_scene_against_itself(tmp_path):
     assert float((img.sum(-1) > 0.05).float().mean()) > 0.05       # the orbit actually sees the scene
 
 
-#: how far under splat-transform's worst judging view (dB) the default file's worst view may be on plant: a guard
-#: against a broken view. Measured (scripts/bench_fidelity.py --sort morton, seed-0 judging views): worst views
-#: 46.84 dB (this branch), 46.92 dB (main 890ad12's file) and 51.25 dB (splat-transform 2.7.1), so this margin does
-#: not fail on main; the issue's target (at least splat-transform's worst view) is not reached by either.
-WORST_VIEW_MARGIN_DB = 5.0
+#: how far under splat-transform's (dB) the default file's mean and worst judging view may be on plant. Issue 21's
+#: target is "at least splat-transform's": the margin only absorbs the renderer's float noise. Measured
+#: (scripts/bench_fidelity.py --sort morton, seed-0 judging views, splat-transform 56.80 / 51.25 dB): the sogv2
+#: default before its settings were chosen on tuning views (scripts/tune_sogv2.py) 53.34 / 44.71 dB, so this test
+#: fails on that code; the chosen default 59.24 / 53.66 dB.
+WORST_VIEW_MARGIN_DB = 0.1
 
 
 @pytest.fixture(scope="module")
@@ -133,11 +134,10 @@ def plant_st_sog(tmp_path_factory):
     return path, out
 
 
-@pytest.mark.slow
-def test_on_plant_the_default_files_worst_judging_view_is_close_to_splat_transforms(plant_st_sog, tmp_path):
+def test_on_plant_the_default_files_mean_and_worst_judging_view_hold_against_splat_transforms(plant_st_sog, tmp_path):
     """The default file must not buy its size with a broken view: on the judging views (close-ups included), its
-    worst view is at most `WORST_VIEW_MARGIN_DB` under splat-transform's. The sorter is Morton here: it sets the
-    order of the Gaussians (the bytes), not their values (what the renders show)."""
+    mean and its worst view are at least splat-transform's (less `WORST_VIEW_MARGIN_DB`). The sorter is Morton
+    here: it sets the order of the Gaussians (the bytes), not their values (what the renders show)."""
     import sog
     from sog import metrics
     from sog.render import render
@@ -148,6 +148,9 @@ def test_on_plant_the_default_files_worst_judging_view_is_close_to_splat_transfo
     sog.compress(original, tmp_path / "plant.sog", sog.CompressOptions(sort="morton"), quiet=True)
     cams, _ = judging_cameras(original)
     reference = render(original, cams, device="cpu")
-    worst = {name: min(metrics.view_psnrs(reference, render(sog.load(f), cams, device="cpu")))
+    views = {name: metrics.view_psnrs(reference, render(sog.load(f), cams, device="cpu"))
              for name, f in (("ours", tmp_path / "plant.sog"), ("splat-transform", st))}
+    mean = {name: sum(v) / len(v) for name, v in views.items()}
+    worst = {name: min(v) for name, v in views.items()}
     assert worst["ours"] >= worst["splat-transform"] - WORST_VIEW_MARGIN_DB, worst
+    assert mean["ours"] >= mean["splat-transform"] - WORST_VIEW_MARGIN_DB, mean

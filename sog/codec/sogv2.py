@@ -13,8 +13,12 @@ learned is spent inside those fields; the reader sees an ordinary v2 file:
 * **canonical rotations** (`rotation.canonical_rotations`): each Gaussian takes its smallest-angle equivalent
   rotation (scales permuted to match: the same covariance), so ``w`` is always the dropped component (a constant
   alpha) and the three stored ones sit in the middle ~55 % of the codes;
-* **codebooks spaced for entropy-coded labels** (`quantize.density_levels`, the native profile's densities and
-  weights): ``scale_levels`` / ``color_levels`` of the 256 entries are used (the rest repeat the last one);
+* **codebooks spaced for entropy-coded labels** (`quantize.density_levels`, the native profile's densities, the
+  scale weight (opacity x s^2)^``scale_weight``): ``scale_levels`` / ``color_levels`` of the 256 entries are used
+  (the rest repeat the last one);
+* **a default chosen on tuning views**: rung `DEFAULT_LEVEL` of `LEVELS` and ``scale_weight`` are what
+  ``scripts/tune_sogv2.py`` picks (the smallest candidate at least splat-transform's mean and worst tuning view on
+  every shared scene), never a choice made on `sog eval`'s judging views;
 * **importance layers as row blocks of the one grid**: the Gaussians are split by render importance as in the
   native profile (`plan_layers`), each layer fills whole rows of the W-wide grid (its size a multiple of W, the
   last layer excepted), is sorted on its own block and stored with its own, coarser lattices (its scale and colour
@@ -51,16 +55,18 @@ GENERATOR = "sog (sogv2 profile)"  #: meta.json "asset" / "generator"
 QUAT_FULL_BITS = 7
 
 #: the ladder of the rate search, finest (largest file) first, one setting coarser per step; index `DEFAULT_LEVEL`
-#: is the default
+#: is the default. The default rung and ``Options.scale_weight`` were chosen by ``scripts/tune_sogv2.py`` on tuning
+#: views only (12 views at 512 px, `sog.render.views.TUNING_SEED`): the candidate of smallest bytes whose mean and
+#: worst tuning view are at least splat-transform's on every shared scene with a splat-transform .sog
 LEVELS: list[dict] = [
     {"means_bits": m, "quat_bits": q, "scale_levels": s, "color_levels": c, "sh_levels": h} for m, q, s, c, h in [
         (16, 7, 256, 256, 256), (15, 7, 256, 256, 256), (14, 7, 256, 256, 256), (14, 6, 256, 256, 256),
         (14, 6, 181, 256, 256), (13, 6, 181, 256, 256), (13, 6, 181, 256, 128), (13, 6, 181, 181, 128),
-        (13, 5, 181, 181, 128), (12, 5, 181, 181, 128), (12, 5, 128, 181, 128), (12, 5, 128, 128, 128),
+        (13, 6, 181, 128, 128), (13, 5, 181, 181, 128), (12, 5, 181, 181, 128), (12, 5, 128, 181, 128), (12, 5, 128, 128, 128),
         (12, 4, 128, 128, 128), (11, 4, 128, 128, 128), (11, 4, 128, 64, 128), (11, 4, 64, 64, 64),
         (10, 4, 64, 64, 64), (10, 4, 64, 32, 64)]
 ]
-DEFAULT_LEVEL = 2
+DEFAULT_LEVEL = 8
 
 
 @dataclass
@@ -84,7 +90,10 @@ class Options:
     exact_palette_per: float = 1.5
     weighted: bool = True              #: weight the SH k-means by opacity x footprint
     sh_degree: int | None = None       #: keep at most this SH degree (None = all)
-    scale_weight: float = 2.0          #: scale codebook weights values by (opacity x scale^2)^this
+    #: scale codebook weights values by (opacity x scale^2)^this. 0.8 (chosen with the default rung on tuning views):
+    #: the native profile's 2 spends the levels on large, opaque Gaussians, right for far views, and close views
+    #: then show the small ones' sizes wrong
+    scale_weight: float = 0.8
     scale_density: tuple[float, float] = (0.15, 0.3)  #: scale codebook point density p^a w^b (`density_levels`)
     color_density: tuple[float, float] = (0.15, 0.0)  #: the same for the sh0 codebook
     layers: int = 1                    #: importance layers (row blocks of the grid; 1: one grid, the default)
