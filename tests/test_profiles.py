@@ -111,6 +111,26 @@ def test_sogv2_stores_values_on_coarser_lattices_inside_the_v2_fields(tmp_path):
     assert np.all(np.abs(lb - lm) <= step / 2 + 1e-6)
 
 
+def test_sogv2_gives_positions_more_bits_when_the_gaussians_are_small_for_the_lattice(tmp_path):
+    from sog.codec import playcanvas, sogv2
+
+    scene = small_scene(2000, seed=3)
+    lmeans = playcanvas.log_transform(scene.means.double().numpy())
+    logs = scene.scales.double().numpy()
+    base = sogv2.means_bits_for(lmeans, logs, 13, None)
+    assert base == 13                                                          # off: as given
+    ratio = sogv2.median_step_ratio(lmeans, logs, 13)                          # the lattice is meant for this scene
+    assert sogv2.means_bits_for(lmeans, logs, 13, ratio) == 13
+    assert sogv2.means_bits_for(lmeans, logs - np.log(4), 13, ratio) == 15     # Gaussians 4x smaller: 2 bits more
+    assert sogv2.means_bits_for(lmeans, logs + np.log(64), 13, ratio) == 13    # never fewer bits than asked
+    assert sogv2.means_bits_for(lmeans, logs - np.log(1e6), 13, ratio) == 16   # at most the 16-bit field
+    small = scene.permute(torch.arange(len(scene)))
+    small.scales = small.scales - float(np.log(1e6))
+    sog.compress(small, tmp_path / "s.sog", sog.CompressOptions(sort="morton"), quiet=True)
+    _, planes = _planes(tmp_path / "s.sog")
+    assert np.any(planes["means_l.webp"][:, :3] % 8)                          # the default's 13 bits were raised
+
+
 def test_sogv2_rotations_are_the_same_covariances(tmp_path):
     from sog.splats import quat_to_rotmat
 

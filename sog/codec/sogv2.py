@@ -80,6 +80,10 @@ class Options:
     scale_levels: int = LEVELS[DEFAULT_LEVEL]["scale_levels"]  #: scale codebook entries used, 2..256
     color_levels: int = LEVELS[DEFAULT_LEVEL]["color_levels"]  #: sh0 codebook entries used, 2..256
     sh_levels: int = LEVELS[DEFAULT_LEVEL]["sh_levels"]        #: SH palette codebook entries used, 2..256
+    #: scale-aware positions: a scene whose Gaussians are small for its position lattice gets whole bits more
+    #: (`means_bits_for`); this is the median (position step at ``means_bits`` / mean scale) ``means_bits`` is
+    #: meant for. None: ``means_bits`` as given
+    means_step_ratio: float | None = 0.05
     opacity_bits: float = 8            #: opacity lattice in the sh0 alpha: every 2^(8-bits)-th value, 4..8
     palette_size: int | None = 16384   #: cap on SH palette entries (<= 65536); None = splat-transform's rule
     palette_per: int = 16              #: >0: at most N / palette_per entries (a power of two, >= 256)
@@ -131,6 +135,26 @@ def band_limited(splats: Splats, options: Options) -> Splats:
 def fit_sh_palette(splats: Splats, options: Options) -> tuple[torch.Tensor, torch.Tensor]:
     """The higher-band SH palette (`native.fit_sh_palette`), at most 65,536 entries (16-bit labels)."""
     return native.fit_sh_palette(splats, options)
+
+
+def median_step_ratio(lmeans: np.ndarray, log_scales: np.ndarray, bits: float) -> float:
+    """The median over Gaussians of (position step / mean scale): the step of the coarsest axis of a ``bits``-bit
+    lattice over the log-space span of ``lmeans`` (N, 3), in world units at the Gaussian's position; the mean of
+    exp(``log_scales``) (N, 3)."""
+    span = lmeans.max(0) - lmeans.min(0)
+    step = np.exp(np.abs(lmeans)) * span / 2.0 ** bits  # d(world)/d(log) = e^|l|
+    return float(np.median(step.max(1) / np.exp(log_scales).mean(1)))
+
+
+def means_bits_for(lmeans: np.ndarray, log_scales: np.ndarray, bits: float, ratio: float | None) -> float:
+    """``bits`` plus the whole bits (up to 16) that bring `median_step_ratio` down to about ``ratio`` (rounded to
+    the nearest bit); never fewer bits. The default rung was chosen on scenes whose ratio is about 0.05 at 13 bits
+    (plant, tarot); playbot's smaller Gaussians have 0.07-0.13."""
+    if ratio is None or len(lmeans) == 0:
+        return bits
+    r = median_step_ratio(lmeans, log_scales, bits)
+    extra = max(0, int(round(math.log2(r / ratio)))) if r > 0 and math.isfinite(r) else 0
+    return min(16.0, bits + extra)
 
 
 def lattice_step(bits: float, full: int) -> int:
@@ -241,6 +265,10 @@ def encode_layers(layers: list[Layer], options: Options | None = None, progress=
 
     # positions: 16-bit codes in log space on a lattice of every step-th code, the finest layer's top code = max
     lmeans = playcanvas.log_transform(splats.means.detach().cpu().double().numpy())
+    bits = means_bits_for(lmeans, splats.scales.detach().cpu().double().numpy(), options.means_bits,
+                          options.means_step_ratio)
+    if bits != options.means_bits:  # every layer's lattice gets the same extra bits
+        per = [replace(opts, means_bits=min(16.0, opts.means_bits + bits - options.means_bits)) for opts in per]
     mins, maxs = lmeans.min(0), lmeans.max(0)
     span = np.where(maxs > mins, maxs - mins, 1.0)
     step0 = lattice_step(per[0].means_bits, 16)
