@@ -207,11 +207,13 @@ def decode(meta: dict, read) -> Splats:
             if cent.shape[1] != 64 * k:
                 raise SogError(f"shN centroids image is {cent.shape[1]} wide, expected {64 * k}")
             palette = cb[cent.reshape(-1, k, 4)[:, :, :3]]  # (entries, K, 3)
-            lab = plane(shn_meta["files"][1]).astype(np.int64)
-            labels = lab[:, 0] | (lab[:, 1] << 8)
+            lab = plane(shn_meta["files"][1])
+            labels = lab[:, 0].astype(np.int64) | (lab[:, 1].astype(np.int64) << 8)
             count = min(int(shn_meta["count"]), palette.shape[0])
-            ok = labels < count
-            shN[ok] = palette[labels[ok]]
+            # a label past the palette decodes to zeros: a zero row appended, gathered by whole rows (a boolean-mask
+            # assignment of (N, K, 3) took 6.7 of the 15 s of sog.load on 6M Gaussians)
+            rows = np.concatenate([palette[:count].reshape(count, 3 * k), np.zeros((1, 3 * k), np.float32)])
+            np.take(rows, np.minimum(labels, count), axis=0, out=shN.reshape(n, 3 * k))
     except SogError:
         raise
     except (KeyError, IndexError, TypeError, ValueError) as exc:
