@@ -3,18 +3,19 @@
 For each scene, one run of the default `sog compress` in a child process (the headline row): seconds of
 every stage (load, importance, sort, encode split into the SH palette's k-means, the WebP / image-codec
 encodes and the rest, write), peak RSS of the compress, bytes, and the seconds `sog.load` takes to read the
-written file back. With ``--tools``, also `sog info`, `sog decompress` (to a PLY) and `sog eval` (``--eval-views``
-views at ``--eval-size`` px) on it, each in its own process (seconds, exit status, peak RSS). Then, unless
-``--no-sweep``, on the same importance layers (the child's layout, so that only the order differs), the default
-profile's file's bytes for the row-major Morton order (the `morton` sorter), the sorter's start order alone (budget 0) and
-ShuffleSoftSort budgets (runs) that take about ``--seconds`` each on this machine (measured from a first short
+written file back in a fresh process. With ``--tools``, also `sog info`, `sog decompress` (to a PLY) and
+`sog eval` (``--eval-views`` views at ``--eval-size`` px) on it, each in its own process (seconds, exit status,
+peak RSS). Then, unless ``--no-sweep``, on the same importance layers (the child's layout, so that only the
+order differs), the default profile's file's bytes for the row-major Morton order (the `morton` sorter), the
+sorter's start order alone (budget 0) and ShuffleSoftSort budgets (runs) that take about ``--seconds`` each on this machine (measured from a first short
 budget), and the default budget. The bytes are exact; seconds depend on how loaded the machine is (the 1-minute
 load average is printed with every headline row). Prints a table and writes JSON.
 
     nice -n 10 python scripts/bench_speed.py --json bench_speed.json
     nice -n 10 python scripts/bench_speed.py --scenes playbot --no-sweep
     python scripts/make_big_scene.py /tmp/big_1m.ply --count 1000000     # scenes of make_big_scene.py
-    nice -n 10 python scripts/bench_speed.py --scenes playbot big --big /tmp/big_1m.ply /tmp/big_6m.ply --no-sweep --tools
+    nice -n 10 python scripts/bench_speed.py --scenes playbot big --big /tmp/big_1m.ply /tmp/big_6m.ply \
+        --no-sweep --tools
 """
 
 from __future__ import annotations
@@ -42,8 +43,7 @@ SCENES = {
 
 
 def profile_one(path: str, out: str, layout_file: str | None, options_json: str) -> dict:
-    """The default compress of ``path``, in this (child) process, with the encode split by timers; then the
-    seconds `sog.load` takes to read the file back (after the compress's peak RSS is taken)."""
+    """The default compress of ``path``, in this (child) process, with the encode split by timers."""
     import threading
 
     import torch
@@ -81,13 +81,18 @@ def profile_one(path: str, out: str, layout_file: str | None, options_json: str)
     stages["encode_codec_trials"] = timers["codec"]
     # the rest of encode (quantising, codebooks); with threaded planes the WebP seconds overlap the palette's
     stages["encode_rest"] = max(stages.get("encode", 0.0) - timers["palette"] - timers["codec"], 0.0)
-    del result
-    t0 = time.perf_counter()
-    sog.load(out)
-    load_sog = time.perf_counter() - t0
     return {"count": len(order), "sh_degree": sh_degree, "bytes": size, "seconds": total, "stages": stages,
-            "layers": layers, "peak_rss_mb": peak, "load_sog_seconds": load_sog,
-            "torch_threads": torch.get_num_threads()}
+            "layers": layers, "peak_rss_mb": peak, "torch_threads": torch.get_num_threads()}
+
+
+def load_child(path: str) -> dict:
+    """Seconds of `sog.load` of ``path`` in a fresh process (``import sog`` done first, the rest counted: a first
+    call's lazy imports and set-up are part of what a user waits for) and that process's peak RSS."""
+    import sog
+    t0 = time.perf_counter()
+    sog.load(path)
+    return {"load_sog_seconds": time.perf_counter() - t0,
+            "load_sog_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def headline(path: Path, workdir: Path, threads: int | None, options: dict, sweep: bool) -> dict:
@@ -100,7 +105,12 @@ def headline(path: Path, workdir: Path, threads: int | None, options: dict, swee
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if out.returncode:
         raise RuntimeError(f"default compress of {path} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    head = json.loads(out.stdout.strip().splitlines()[-1])
+    out = subprocess.run([sys.executable, __file__, "--load", str(workdir / "default.sog")], env=env,
+                         capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"sog.load of the compressed {path} failed:\n{out.stderr[-3000:]}")
+    return {**head, **json.loads(out.stdout.strip().splitlines()[-1])}
 
 
 def run_tool(args: list[str], threads: int | None) -> dict:
@@ -193,6 +203,9 @@ def sweep_rows(path: Path, workdir: Path, seconds: list[float], probe: int) -> l
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         print(json.dumps(profile_one(*sys.argv[2:6])))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--load":
+        print(json.dumps(load_child(sys.argv[2])))
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--tool":
         sys.exit(tool_child(sys.argv[2:]))
