@@ -1,15 +1,21 @@
 """Benchmark: where the time of `sog compress` goes, and the bytes the sorter buys per budget.
 
 For each scene, one run of the default `sog compress` in a child process (the headline row): seconds of
-every stage (load, importance, sort, encode split into the SH palette's k-means, the image-codec trials
-and the rest, write), peak RSS and bytes. Then, on the same importance layers (the child's layout, so
-that only the order differs), the native file's bytes for the row-major Morton order (the `morton`
-sorter), the sorter's start order alone (budget 0) and ShuffleSoftSort budgets (runs) that take about
-``--seconds`` each on this machine (measured from a first short budget), and the default budget. The
-bytes are exact; seconds depend on how loaded the machine is. Prints a table and writes JSON.
+every stage (load, importance, sort, encode split into the SH palette's k-means, the WebP / image-codec
+encodes and the rest, write), peak RSS of the compress, bytes, and the seconds `sog.load` takes to read the
+written file back in a fresh process. With ``--tools``, also `sog info`, `sog decompress` (to a PLY) and
+`sog eval` (``--eval-views`` views at ``--eval-size`` px) on it, each in its own process (seconds, exit status,
+peak RSS). Then, unless ``--no-sweep``, on the same importance layers (the child's layout, so that only the
+order differs), the default profile's file's bytes for the row-major Morton order (the `morton` sorter), the
+sorter's start order alone (budget 0) and ShuffleSoftSort budgets (runs) that take about ``--seconds`` each on this machine (measured from a first short
+budget), and the default budget. The bytes are exact; seconds depend on how loaded the machine is (the 1-minute
+load average is printed with every headline row). Prints a table and writes JSON.
 
     nice -n 10 python scripts/bench_speed.py --json bench_speed.json
-    nice -n 10 python scripts/bench_speed.py --scenes big --big /tmp/big_1m.ply --no-sweep   # a scene of make_big_scene.py
+    nice -n 10 python scripts/bench_speed.py --scenes playbot --no-sweep
+    python scripts/make_big_scene.py /tmp/big_1m.ply --count 1000000     # scenes of make_big_scene.py
+    nice -n 10 python scripts/bench_speed.py --scenes playbot big --big /tmp/big_1m.ply /tmp/big_6m.ply \
+        --no-sweep --tools
 """
 
 from __future__ import annotations
@@ -38,13 +44,15 @@ SCENES = {
 
 def profile_one(path: str, out: str, layout_file: str | None, options_json: str) -> dict:
     """The default compress of ``path``, in this (child) process, with the encode split by timers."""
+    import threading
+
     import torch
 
     import sog
-    from sog.codec import native
-    from sog.render import importance
+    from sog.codec import native, sogv2
 
-    timers = {"palette": 0.0, "codec": 0.0, "importance_render": 0.0}
+    timers = {"palette": 0.0, "codec": 0.0}
+    lock = threading.Lock()  # the sogv2 planes may be encoded in threads: their seconds are summed
 
     def timed(module, name, key):
         fn = getattr(module, name)
@@ -54,23 +62,37 @@ def profile_one(path: str, out: str, layout_file: str | None, options_json: str)
             try:
                 return fn(*a, **k)
             finally:
-                timers[key] += time.perf_counter() - t0
+                with lock:
+                    timers[key] += time.perf_counter() - t0
         setattr(module, name, wrapper)
 
-    timed(native, "fit_sh_palette", "palette")
-    timed(native, "smallest_image", "codec")
+    timed(native, "fit_sh_palette", "palette")  # the sogv2 profile calls it through the module too
+    timed(native, "smallest_image", "codec")  # the native profile's codec trials
+    timed(sogv2, "encode_image", "codec")  # the sogv2 profile's WebP planes
     t0 = time.perf_counter()
     result = sog.compress(path, out, sog.CompressOptions(**json.loads(options_json)), overwrite=True, quiet=True)
     total = time.perf_counter() - t0
     if layout_file:
         torch.save([(index, drops) for index, drops in result.layout], layout_file)
+    order, sh_degree, size, layers = result.order, result.sh_degree, result.bytes, result.layers
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     stages = dict(result.seconds)
     stages["encode_palette"] = timers["palette"]
     stages["encode_codec_trials"] = timers["codec"]
-    stages["encode_rest"] = stages.get("encode", 0.0) - timers["palette"] - timers["codec"]
-    return {"count": result.count, "sh_degree": result.sh_degree, "bytes": result.bytes, "seconds": total,
-            "stages": stages, "layers": result.layers,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    # the rest of encode (quantising, codebooks); with threaded planes the WebP seconds overlap the palette's
+    stages["encode_rest"] = max(stages.get("encode", 0.0) - timers["palette"] - timers["codec"], 0.0)
+    return {"count": len(order), "sh_degree": sh_degree, "bytes": size, "seconds": total, "stages": stages,
+            "layers": layers, "peak_rss_mb": peak, "torch_threads": torch.get_num_threads()}
+
+
+def load_child(path: str) -> dict:
+    """Seconds of `sog.load` of ``path`` in a fresh process (``import sog`` done first, the rest counted: a first
+    call's lazy imports and set-up are part of what a user waits for) and that process's peak RSS."""
+    import sog
+    t0 = time.perf_counter()
+    sog.load(path)
+    return {"load_sog_seconds": time.perf_counter() - t0,
+            "load_sog_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def headline(path: Path, workdir: Path, threads: int | None, options: dict, sweep: bool) -> dict:
@@ -83,11 +105,58 @@ def headline(path: Path, workdir: Path, threads: int | None, options: dict, swee
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if out.returncode:
         raise RuntimeError(f"default compress of {path} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    head = json.loads(out.stdout.strip().splitlines()[-1])
+    out = subprocess.run([sys.executable, __file__, "--load", str(workdir / "default.sog")], env=env,
+                         capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"sog.load of the compressed {path} failed:\n{out.stderr[-3000:]}")
+    return {**head, **json.loads(out.stdout.strip().splitlines()[-1])}
+
+
+def run_tool(args: list[str], threads: int | None) -> dict:
+    """One `sog` command in its own process (this script with ``--tool``): seconds, exit status, peak RSS (MB) and
+    its last line of output."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, __file__, "--tool", *args], env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    err = proc.stderr.strip().splitlines()
+    peak = json.loads(err[-1])["peak_rss_mb"] if err and err[-1].startswith('{"peak_rss_mb"') else None
+    lines = proc.stdout.strip().splitlines() or err[:-1]
+    return {"command": "sog " + " ".join(args), "seconds": seconds, "rc": proc.returncode, "peak_rss_mb": peak,
+            "last_line": lines[-1][:300] if lines else ""}
+
+
+def tool_child(args: list[str]) -> int:
+    """Run `sog` with ``args`` in this process; its peak RSS goes to stderr as the last line."""
+    from sog.cli import main
+    try:
+        rc = main(args)
+    except SystemExit as exc:
+        rc = exc.code if isinstance(exc.code, int) else 1
+    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), file=sys.stderr)
+    return rc or 0
+
+
+def tools(path: Path, sog_file: Path, workdir: Path, threads: int | None, views: int, size: int) -> dict:
+    """`sog info`, `sog decompress` and `sog eval` on the written file."""
+    rows = {}
+    for name, args in [("info", ["info", "--json", str(sog_file)]),
+                       ("decompress", ["decompress", str(sog_file), str(workdir / "back.ply"), "--force"]),
+                       ("eval", ["eval", str(path), str(sog_file), "--views", str(views), "--size", str(size),
+                                 "--json", "-q"])]:
+        rows[name] = run_tool(args, threads)
+        r = rows[name]
+        print(f"  sog {name}: rc {r['rc']}, {r['seconds']:.1f} s; {r['last_line'][:160]}", flush=True)
+        if name == "decompress":
+            (workdir / "back.ply").unlink(missing_ok=True)
+    return rows
 
 
 def sweep_rows(path: Path, workdir: Path, seconds: list[float], probe: int) -> list[dict]:
-    """Bytes of the native file per order on the headline's importance layers."""
+    """Bytes of the default profile's file per order on the headline's importance layers."""
     import torch
 
     import sog
@@ -135,15 +204,23 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         print(json.dumps(profile_one(*sys.argv[2:6])))
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "--load":
+        print(json.dumps(load_child(sys.argv[2])))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--tool":
+        sys.exit(tool_child(sys.argv[2:]))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=os.environ.get("SOG_SHARED_DATA", "/work/shared/data"))
     ap.add_argument("--scenes", nargs="+", default=["plant", "tarot", "playbot-125k"],
-                    help=f"of {', '.join(SCENES)}, or 'big' (the file given by --big)")
-    ap.add_argument("--big", default=None, help="a scene file (e.g. from scripts/make_big_scene.py) for 'big'")
+                    help=f"of {', '.join(SCENES)}, or 'big' (each file given by --big)")
+    ap.add_argument("--big", nargs="+", default=[], help="scene files (e.g. from scripts/make_big_scene.py) for 'big'")
     ap.add_argument("--seconds", type=float, nargs="+", default=[1, 5, 20, 60],
                     help="sort seconds whose budgets (runs) the sweep tries")
     ap.add_argument("--probe", type=int, default=10, help="the first budget, timed to convert seconds to runs")
     ap.add_argument("--no-sweep", action="store_true", help="the headline compress only")
+    ap.add_argument("--tools", action="store_true", help="also sog info, decompress and eval on each written file")
+    ap.add_argument("--eval-views", type=int, default=12, help="views of the --tools sog eval")
+    ap.add_argument("--eval-size", type=int, default=512, help="image size of the --tools sog eval")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads, here and in the headline child (default 1: comparable on a shared machine; "
                          "0: torch's default)")
@@ -154,39 +231,54 @@ def main() -> None:
     import torch
     if args.threads:
         torch.set_num_threads(args.threads)
-    results = []
+    jobs = []
     for name in args.scenes:
-        path = Path(args.big) if name == "big" else Path(args.data) / SCENES[name]
+        if name == "big":
+            jobs += [(f"big:{Path(p).stem}", Path(p)) for p in args.big]
+        elif name in SCENES:
+            jobs.append((name, Path(args.data) / SCENES[name]))
+        else:
+            sys.exit(f"bench_speed: unknown scene {name!r} (choose from {', '.join(SCENES)}, big)")
+    results = []
+    for name, path in jobs:
         if not path.exists():
             print(f"{name}: not found at {path}, skipped")
             continue
         with tempfile.TemporaryDirectory(prefix="bench_speed_") as tmp:
             work = Path(tmp)
-            print(f"{name}: default sog compress ...", flush=True)
+            load_before = os.getloadavg()
+            print(f"{name}: default sog compress (load average {load_before[0]:.2f}) ...", flush=True)
             head = headline(path, work, args.threads, json.loads(args.options), not args.no_sweep)
+            head["load_average_before"], head["load_average_after"] = load_before, os.getloadavg()
             st = head["stages"]
             print(f"  default: {head['count']:,} Gaussians, {head['bytes']:,} B in {head['seconds']:.1f} s, "
-                  f"peak RSS {head['peak_rss_mb']:.0f} MB; "
-                  + ", ".join(f"{k} {v:.1f}" for k, v in st.items()), flush=True)
+                  f"peak RSS {head['peak_rss_mb']:.0f} MB, sog.load {head['load_sog_seconds']:.1f} s; "
+                  + ", ".join(f"{k} {v:.1f}" for k, v in st.items())
+                  + f"; load average after {head['load_average_after'][0]:.2f}", flush=True)
+            checks = tools(path, work / "default.sog", work, args.threads, args.eval_views, args.eval_size) \
+                if args.tools else {}
             rows = [] if args.no_sweep else sweep_rows(path, work, args.seconds, args.probe)
-            if name == "big":
-                t0 = time.perf_counter()
-                import sog
-                sog.load(work / "default.sog")
-                head["load_sog_seconds"] = time.perf_counter() - t0
-                print(f"  sog.load of the .sog: {head['load_sog_seconds']:.1f} s")
-            results.append({"scene": name, "path": str(path), "default": head, "sweep": rows})
+            results.append({"scene": name, "path": str(path), "default": head, "tools": checks, "sweep": rows})
 
     print()
-    print("| scene | N | default bytes | s | load | importance | sort | palette | codec trials | encode rest | write"
-          " | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| scene | N | bytes | s | load | importance | sort | palette | WebP/codec | encode rest | write"
+          " | peak RSS MB | sog.load s | load avg |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         d, st = r["default"], r["default"]["stages"]
         print(f"| {r['scene']} | {d['count']:,} | {d['bytes']:,} | {d['seconds']:.1f} | {st.get('load', 0):.1f} | "
               f"{st.get('importance', 0):.1f} | {st.get('sort', 0):.1f} | {st['encode_palette']:.1f} | "
               f"{st['encode_codec_trials']:.1f} | {st['encode_rest']:.1f} | {st.get('write', 0):.1f} | "
-              f"{d['peak_rss_mb']:.0f} |")
+              f"{d['peak_rss_mb']:.0f} | {d['load_sog_seconds']:.1f} | "
+              f"{d['load_average_before'][0]:.2f}-{d['load_average_after'][0]:.2f} |")
+    if any(r["tools"] for r in results):
+        print()
+        print("| scene | command | rc | s | peak RSS MB |")
+        print("|---|---|---|---|---|")
+        for r in results:
+            for t in r["tools"].values():
+                peak = "" if t["peak_rss_mb"] is None else f"{t['peak_rss_mb']:.0f}"
+                print(f"| {r['scene']} | `{t['command']}` | {t['rc']} | {t['seconds']:.1f} | {peak} |")
     if any(r["sweep"] for r in results):
         print()
         print("| scene | order | budget (runs) | sort s | bytes | vs Morton |")

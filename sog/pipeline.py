@@ -108,6 +108,9 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
         layers.append(Layer(splats.permute(torch.as_tensor(index)), width, height, dict(drops)))
     order = torch.cat([torch.as_tensor(index) for index, _ in layout])
     seconds["sort"] = time.perf_counter() - t0
+    sh_degree, unstored = splats.sh_degree, sorted(splats.extras)
+    if target_psnr is None and not isinstance(source, Splats):
+        del splats  # the layers hold every Gaussian (in grid order); the unsorted copy would only add N to the peak
 
     t0 = time.perf_counter()
     rate = None
@@ -126,9 +129,9 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
     size = write_container(meta, files, output, bundle=options.bundle, overwrite=overwrite,
                            compress_meta=profile.compress_meta)
     seconds["write"] = time.perf_counter() - t0
-    return CompressResult(count=n, sh_degree=splats.sh_degree, grid=(layers[0].height, layers[0].width),
+    return CompressResult(count=n, sh_degree=sh_degree, grid=(layers[0].height, layers[0].width),
                           layers=[(layer.height, layer.width) for layer in layers], bytes=size, seconds=seconds,
-                          order=order, unstored=sorted(splats.extras),
+                          order=order, unstored=unstored,
                           layout=[(torch.as_tensor(index), layer.drops) for (index, _), layer in zip(layout, layers)],
                           psnr=None if rate is None else rate.psnr,
                           rate=None if rate is None else {"target": target_psnr, "level": rate.level,
@@ -142,7 +145,8 @@ def _grid_order(splats: Splats, index: torch.Tensor, options: CompressOptions, d
     `grid_shape`): their input indices in grid order. ShuffleSoftSort sorts for the codec's bytes (objective
     "codec") with ``sort_budget`` runs on every grid (a run costs in proportion to the grid's size); an optional
     time cap is shared out by size."""
-    part = splats.permute(index)
+    whole = len(index) == len(splats) and torch.equal(torch.as_tensor(index), torch.arange(len(splats)))
+    part = splats if whole else splats.permute(index)  # one grid of all: no copy of the scene for its features
     sort_options = dict(options.sort_options)
     if options.sort == "shufflesoftsort":
         sort_options.setdefault("objective", "codec")

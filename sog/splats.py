@@ -98,6 +98,8 @@ class Splats:
             raise SogError(f"{what}: shN has shape {tuple(self.shN.shape)}, expected ({n}, K, 3)")
         sh_degree_from_rest(int(self.shN.shape[1]))
         for name, tensor in self.tensors().items():
+            if all_finite(tensor):  # one pass without a mask; the mask only to name the first bad Gaussian
+                continue
             bad = ~torch.isfinite(tensor)
             if bool(bad.any()):
                 rows = bad.reshape(n, -1).any(dim=1).nonzero().flatten()
@@ -139,3 +141,12 @@ class Splats:
             **{name: torch.cat([getattr(p, name) for p in parts]) for name in FIELDS},
             extras={k: torch.cat([p.extras[k] for p in parts]) for k in sorted(keys)},
         )
+
+
+def all_finite(tensor: torch.Tensor) -> bool:
+    """Whether every value of ``tensor`` (any shape, float) is finite: its smallest and largest value are (a NaN
+    makes both NaN). One reduction, no (N, ...) mask."""
+    if tensor.numel() == 0:
+        return True
+    lo, hi = torch.aminmax(tensor.detach())
+    return bool(torch.isfinite(lo) & torch.isfinite(hi))

@@ -13,7 +13,8 @@ from hypothesis.extra.numpy import arrays
 import sog
 from conftest import small_scene
 from sog.codec import playcanvas as pc
-from sog.codec.quantize import codebook_1d, kmeans
+from sog.codec.image import decode_image
+from sog.codec.quantize import codebook_1d, distinct_rows, kmeans
 from sog.io import read_container
 
 finite = st.floats(-1e3, 1e3, allow_nan=False, width=32)
@@ -52,6 +53,20 @@ def test_kmeans_labels_are_valid_and_exact_when_few_distinct_rows(n, k, seed):
     assert labels.shape == (n,) and int(labels.max()) < centroids.shape[0] <= max(k, 1)
     if len(torch.unique(x, dim=0)) <= k:
         assert torch.equal(centroids[labels], x)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 300), st.integers(1, 4), st.integers(1, 60), st.integers(0, 5))
+def test_distinct_rows_is_torch_unique_of_the_rows_when_few_and_none_when_more(n, d, most, seed):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randint(-2, 3, (n, d), generator=gen).float() * 0.5
+    x[torch.rand(n, generator=gen) < 0.3] *= -1  # zeros become -0.0, which torch.unique finds equal to 0.0
+    unique, inverse = torch.unique(x, dim=0, return_inverse=True)
+    got = distinct_rows(x, most)
+    if unique.shape[0] <= most:
+        assert got is not None and torch.equal(got[0], unique) and torch.equal(got[1], inverse)
+    else:
+        assert got is None
 
 
 def test_large_palettes_use_the_tree_and_stay_within_budget():
@@ -119,6 +134,20 @@ def test_unbundled_folder_decodes_like_the_zip(tmp_path):
     a, b = sog.decompress(tmp_path / "a.sog"), sog.decompress(tmp_path / "folder" / "meta.json")
     for name, tensor in a.tensors().items():
         assert torch.equal(tensor, b.tensors()[name])
+
+
+def test_a_palette_label_past_the_palette_count_decodes_to_zero_sh_and_the_rest_to_their_entries(tmp_path):
+    scene = small_scene(300, seed=4, sh_degree=2)
+    sog.compress(scene, tmp_path / "p.sog", sog.CompressOptions(profile="playcanvas", sort="morton"), quiet=True)
+    meta, read = read_container(tmp_path / "p.sog")[:2]
+    full = pc.decode(meta, read)
+    lab = decode_image(read(meta["shN"]["files"][1])).reshape(-1, 4)[:300].astype(np.int64)
+    labels = torch.from_numpy(lab[:, 0] | (lab[:, 1] << 8))
+    count = int(labels.max())  # the entries from the largest label on are cut off
+    cut = pc.decode({**meta, "shN": {**meta["shN"], "count": count}}, read)
+    past = labels >= count
+    assert bool(past.any()) and bool((~past).any())
+    assert torch.all(cut.shN[past] == 0) and torch.equal(cut.shN[~past], full.shN[~past])
 
 
 def test_sorting_changes_the_order_but_never_the_set_of_gaussians(tmp_path):

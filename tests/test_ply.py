@@ -41,6 +41,18 @@ def test_big_endian_files_are_read(tmp_path):
     assert_same(read_ply(tmp_path / "be.ply"), scene)
 
 
+def test_float32_records_read_in_blocks_and_mixed_types_per_column_give_the_same_scene(tmp_path):
+    scene = small_scene(70_000, sh_degree=2)  # more than one 65,536-row block of the all-float32 path
+    write_ply(scene, tmp_path / "f4.ply")
+    v = PlyData.read(str(tmp_path / "f4.ply"))["vertex"].data
+    mixed = np.empty(len(v), [(name, "<f8" if name == "opacity" else "<f4") for name in v.dtype.names])
+    for name in v.dtype.names:
+        mixed[name] = v[name]
+    PlyData([PlyElement.describe(mixed, "vertex")]).write(str(tmp_path / "mixed.ply"))
+    assert_same(read_ply(tmp_path / "f4.ply"), scene)
+    assert_same(read_ply(tmp_path / "mixed.ply"), scene)
+
+
 def test_f_rest_is_channel_major_like_inria(tmp_path):
     scene = small_scene(5, sh_degree=1)
     write_ply(scene, tmp_path / "s.ply")

@@ -57,7 +57,7 @@ from . import native_legacy as legacy
 from .base import Layer, Profile
 from .playcanvas import default_palette_size, inv_log_transform, log_transform
 from .rotation import GIBBS_MAX, canonical_rotations, gibbs_levels, pack_gibbs, unpack_gibbs
-from .quantize import codebook_1d, density_levels, kmeans, label_dtype, nearest_sorted
+from .quantize import codebook_1d, density_levels, distinct_rows, kmeans, label_dtype, nearest_sorted
 
 #: 4: positions may be linear (``"transform"``) and codebooks are integer steps (`codebook_json`); 2: rotations as
 #: canonical Gibbs vectors; 1: smallest-three. All are still read; a reader of 2 refuses 4 instead of misreading it.
@@ -374,9 +374,9 @@ def fit_sh_palette(splats: Splats, options: Options) -> tuple[torch.Tensor, torc
     if options.palette_per > 0:
         size = min(size, 1 << max(8, int(math.log2(max(n // options.palette_per, 1)))))
     if options.exact_palette_per > 0:  # an already palettised source (e.g. a SOG): keep its palette
-        distinct = torch.unique(flat, dim=0).shape[0]
-        if distinct <= min(n // options.exact_palette_per, 65536):
-            size = max(size, distinct)
+        exact = distinct_rows(flat, int(min(n // options.exact_palette_per, 65536)))
+        if exact is not None:
+            size = max(size, exact[0].shape[0])
     weights = torch.from_numpy(splat_weights(splats)) if options.weighted else None
     centroids, labels = kmeans(flat, size, options.kmeans_iters, options.seed, weights)
     return order_palette(centroids, labels)

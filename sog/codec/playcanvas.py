@@ -25,6 +25,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from ..errors import SogError
 from ..splats import SH_REST_COUNT, Splats
@@ -182,10 +183,16 @@ def decode(meta: dict, read) -> Splats:
             return img.reshape(-1, 4)[:n]
 
         mfiles = meta["means"]["files"]
-        lo, hi = plane(mfiles[0]).astype(np.uint32), plane(mfiles[1]).astype(np.uint32)
-        q = (lo[:, :3] | (hi[:, :3] << 8)).astype(np.float64) / 65535
+        q = plane(mfiles[1])[:, :3].astype(np.float64)  # in place from here: (N, 3) float64 temporaries are large
+        q *= 256
+        q += plane(mfiles[0])[:, :3]  # the 16-bit code hi << 8 | lo, exact in float64
+        q /= 65535
         mins, maxs = np.asarray(meta["means"]["mins"], np.float64), np.asarray(meta["means"]["maxs"], np.float64)
-        means = inv_log_transform(mins + (maxs - mins) * q)
+        q *= maxs - mins
+        q += mins
+        means = np.abs(q)
+        np.expm1(means, out=means)
+        means *= np.sign(q)  # inv_log_transform(q), without its temporaries
 
         quats = unpack_quats(plane(meta["quats"]["files"][0]))
         scale_cb = np.asarray(meta["scales"]["codebook"], np.float32)
@@ -200,18 +207,20 @@ def decode(meta: dict, read) -> Splats:
         k = SH_REST_COUNT.get(bands)
         if k is None:
             raise SogError(f"unsupported shN bands {bands}")
-        shN = np.zeros((n, k, 3), np.float32)
+        shN = np.zeros((n, 0, 3), np.float32)
         if k:
             cb = np.asarray(shn_meta["codebook"], np.float32)
             cent = decode_image(read(shn_meta["files"][0]), shn_meta["files"][0])
             if cent.shape[1] != 64 * k:
                 raise SogError(f"shN centroids image is {cent.shape[1]} wide, expected {64 * k}")
             palette = cb[cent.reshape(-1, k, 4)[:, :, :3]]  # (entries, K, 3)
-            lab = plane(shn_meta["files"][1]).astype(np.int64)
-            labels = lab[:, 0] | (lab[:, 1] << 8)
+            lab = plane(shn_meta["files"][1])
+            labels = lab[:, 0].astype(np.int64) | (lab[:, 1].astype(np.int64) << 8)
             count = min(int(shn_meta["count"]), palette.shape[0])
-            ok = labels < count
-            shN[ok] = palette[labels[ok]]
+            # a label past the palette decodes to zeros: a zero row appended, gathered by whole rows in torch (a
+            # boolean-mask assignment of (N, K, 3) took 6.7 of the 15 s of sog.load on 6M Gaussians, np.take 3.4 s)
+            rows = np.concatenate([palette[:count].reshape(count, 3 * k), np.zeros((1, 3 * k), np.float32)])
+            shN = torch.from_numpy(rows)[torch.from_numpy(np.minimum(labels, count))].numpy().reshape(n, k, 3)
     except SogError:
         raise
     except (KeyError, IndexError, TypeError, ValueError) as exc:

@@ -36,6 +36,7 @@ The file's ``meta.json`` is plain version 2 (no ``"profile"`` key): `sog.codec.p
 from __future__ import annotations
 
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -246,7 +247,7 @@ def encode_layers(layers: list[Layer], options: Options | None = None, progress=
     height = sum(layer.height for layer in layers)
     if width > 16383 or height > 16383:
         raise SogError(f"grid {width}x{height} exceeds WebP's 16383-pixel limit")
-    splats = Splats.concat([layer.splats for layer in layers])
+    splats = Splats.concat([layer.splats for layer in layers]) if len(layers) > 1 else layers[0].splats  # no copy
     n = len(splats)
     bounds = np.cumsum([0] + [len(layer.splats) for layer in layers])
     per = [native.layer_options(options, native.layer_drops(options, i, layer)) for i, layer in enumerate(layers)]
@@ -254,14 +255,20 @@ def encode_layers(layers: list[Layer], options: Options | None = None, progress=
         per = [replace(opts, scale_levels=options.scale_levels) for opts in per]
     rows = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
     tick = progress or (lambda name: None)
-    files: dict[str, bytes] = {}
+    # the planes are WebP-encoded in torch's threads while the next ones are computed (Pillow's encoder releases
+    # the GIL); the files keep their order, and each is the bytes one call gives
+    pool = ThreadPoolExecutor(torch.get_num_threads()) if torch.get_num_threads() > 1 else None
+    encoded: dict[str, bytes | Future] = {}
+
+    def image(name: str, array: np.ndarray) -> None:
+        encoded[name] = (pool.submit(encode_image, array, "webp", options.effort) if pool
+                         else encode_image(array, "webp", options.effort))
 
     def plane(name: str, rgba: np.ndarray) -> None:
         img = np.empty((width * height, 4), np.uint8)
         img[:n] = rgba
         img[n:] = rgba[-1]  # padding repeats the last texel: no edge for the predictor (readers stop at count)
-        files[name] = encode_image(img.reshape(height, width, 4), "webp", options.effort)
-        tick(name)
+        image(name, img.reshape(height, width, 4))
 
     # positions: 16-bit codes in log space on a lattice of every step-th code, the finest layer's top code = max
     lmeans = playcanvas.log_transform(splats.means.detach().cpu().double().numpy())
@@ -333,12 +340,19 @@ def encode_layers(layers: list[Layer], options: Options | None = None, progress=
         pal = np.zeros((pal_rows * 64, k, 4), np.uint8)
         pal[..., 3] = 255
         pal[:c, :, :3] = np.asarray(cidx, np.uint8).reshape(c, 3, k).transpose(0, 2, 1)
-        files["shN_centroids.webp"] = encode_image(pal.reshape(pal_rows, 64 * k, 4), "webp", options.effort)
-        lab = labels.numpy().astype(np.uint32)
-        plane("shN_labels.webp", np.stack([lab & 0xFF, lab >> 8, np.zeros_like(lab), np.full_like(lab, 255)],
-                                          1).astype(np.uint8))
+        image("shN_centroids.webp", pal.reshape(pal_rows, 64 * k, 4))
+        lab = labels.numpy()
+        texels = np.empty((n, 4), np.uint8)  # the 16-bit label: low byte in red, high byte in green
+        texels[:, 0], texels[:, 1], texels[:, 2], texels[:, 3] = lab & 0xFF, lab >> 8, 0, 255
+        plane("shN_labels.webp", texels)
         meta["shN"] = {"count": int(c), "bands": splats.sh_degree, "codebook": padded_codebook(cb),
                        "files": ["shN_centroids.webp", "shN_labels.webp"]}
+    files: dict[str, bytes] = {}
+    for name, data in encoded.items():
+        files[name] = data.result() if isinstance(data, Future) else data
+        tick(name)
+    if pool:
+        pool.shutdown()
     return meta, files
 
 

@@ -53,12 +53,21 @@ def read_ply(path: str | os.PathLike) -> Splats:
     sh_degree_from_rest(k)
     n = len(vertex)
 
+    table = _float32_table(vertex)
+
     def cols(keys: list[str]) -> torch.Tensor:
         if not keys:
             return torch.zeros(n, 0)
+        if table is not None:  # one pass over the records gathers the columns, a block of rows at a time
+            idx, out = [names.index(key) for key in keys], np.empty((n, len(keys)), np.float32)
+            for s in range(0, n, 1 << 16):
+                out[s:s + (1 << 16)] = table[s:s + (1 << 16), idx]
+            return torch.from_numpy(out)
         return torch.from_numpy(np.stack([np.asarray(vertex[key], dtype=np.float32) for key in keys], axis=1))
 
     rest_names = [f"f_rest_{i}" for i in range(3 * k)]
+    # shN[:, j, c] = f_rest_{c*K + j}: gathered in that order, no transposed copy
+    sh_names = [f"f_rest_{c * k + j}" for j in range(k) for c in range(3)]
     known = set(REQUIRED) | set(rest_names)
     splats = Splats(
         means=cols(["x", "y", "z"]),
@@ -66,7 +75,7 @@ def read_ply(path: str | os.PathLike) -> Splats:
         quats=cols(["rot_0", "rot_1", "rot_2", "rot_3"]),
         opacities=cols(["opacity"])[:, 0].contiguous(),
         sh0=cols(["f_dc_0", "f_dc_1", "f_dc_2"]).reshape(n, 1, 3),
-        shN=cols(rest_names).reshape(n, 3, k).transpose(1, 2).contiguous(),
+        shN=cols(sh_names).reshape(n, k, 3),
         extras={name: _native_column(vertex, name, path) for name in names if name not in known},
     )
     return splats.validate(f"{path}")
@@ -103,6 +112,18 @@ def write_ply(splats: Splats, path: str | os.PathLike, *, ascii: bool = False,
     element = PlyElement.describe(record, "vertex")
     with atomic_path(path, overwrite) as tmp:
         PlyData([element], text=ascii, byte_order="<").write(str(tmp))
+
+
+def _float32_table(vertex) -> np.ndarray | None:
+    """The vertex records (N,) as an (N, P) float32 array view when all P properties are little-endian float32
+    (as 3DGS trainers write them), else None. Gathering the columns from it takes one pass over the (memory-mapped)
+    records; picking the 59 properties of an SH-3 file one by one took 59 strided passes (12 s at 6M)."""
+    dtype = vertex.dtype
+    fields = [dtype.fields[name] for name in dtype.names or ()]
+    if (not fields or dtype.itemsize != 4 * len(fields) or vertex.ndim != 1
+            or any(f[0] != np.dtype("<f4") or f[1] != 4 * i for i, f in enumerate(fields))):
+        return None
+    return np.asarray(vertex).view(np.float32).reshape(len(vertex), len(fields))
 
 
 def _native_column(vertex, name: str, path) -> torch.Tensor:

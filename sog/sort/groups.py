@@ -113,17 +113,34 @@ def order_slots(xg: torch.Tensor, target: torch.Tensor, groups: torch.Tensor, po
     return groups, start
 
 
-def learn_group_orders(cost: torch.Tensor, cfg: ShuffleSoftSortConfig, start: torch.Tensor | None = None) -> torch.Tensor:
+#: groups per block of `learn_group_orders`: its (G, K, K) temporaries were 72 MB each at 6M in one go (a fresh
+#: mapping and page faults each); 2^17 groups of 6 keep them at 19 MB, in the heap
+LEARN_CHUNK = 1 << 17
+
+
+def learn_group_orders(cost: torch.Tensor, cfg: ShuffleSoftSortConfig, start: torch.Tensor | None = None,
+                       chunk: int = LEARN_CHUNK) -> torch.Tensor:
     """Learn one weight per element of each group so that SoftSort lowers the expected cost.
 
     ``cost`` (G, K, K) as in `group_costs`; the weights start at ``start`` (G, K) (default
     0..K-1, the current order). Returns the hard orders (G, K) long: slot i takes element
-    ``order[g, i]`` (argsort of the weights, a bijection within every group).
+    ``order[g, i]`` (argsort of the weights, a bijection within every group). The groups learn
+    independently, ``chunk`` of them at a time (the gradient is of the mean over all G groups).
     """
-    g, k, _ = cost.shape
+    g = cost.shape[0]
+    if g <= chunk:
+        return _learn_group_orders(cost, cfg, start, g)
+    return torch.cat([_learn_group_orders(cost[s:s + chunk], cfg, None if start is None else start[s:s + chunk], g)
+                      for s in range(0, g, chunk)])
+
+
+def _learn_group_orders(cost: torch.Tensor, cfg: ShuffleSoftSortConfig, start: torch.Tensor | None,
+                        g: int) -> torch.Tensor:
+    """`learn_group_orders` of the groups ``cost`` (G', K, K), ``g`` groups in all."""
+    k = cost.shape[1]
     cost = cost / cost.mean((1, 2), keepdim=True).clamp(min=1e-12)
     if start is None:
-        start = torch.arange(k, dtype=cost.dtype, device=cost.device).expand(g, k)
+        start = torch.arange(k, dtype=cost.dtype, device=cost.device).expand(cost.shape[0], k)
     w = start.clone()
     m, v = torch.zeros_like(w), torch.zeros_like(w)  # Adam moments (betas 0.9, 0.999), updated by hand
     best = torch.argsort(start, dim=-1, stable=True)

@@ -546,6 +546,26 @@ def log_energy(xg: torch.Tensor, shape: tuple[int, int], vertical: float = 0.0) 
     return float(total)
 
 
+#: groups per block of `log_group_costs`: its (G, K, K, S, C) temporaries stay small (432 MB each at 6M in one go)
+COST_CHUNK = 1 << 14
+
+
+def log_group_costs(xg: torch.Tensor, groups: torch.Tensor, nb_all: torch.Tensor, slot_w: torch.Tensor,
+                    chunk: int = COST_CHUNK) -> torch.Tensor:
+    """The "log" polish costs (G, K_i, K_j): element j of group g in cell i against that cell's neighbours
+    ``nb_all`` (N, S) (-1: none), slot s weighted ``slot_w[s]``; ``groups`` (G, K) cells, ``xg`` (N, C) the grid.
+    Computed ``chunk`` groups at a time (each group's costs are its own)."""
+    out = torch.empty(groups.shape[0], groups.shape[1], groups.shape[1], dtype=xg.dtype, device=xg.device)
+    for s in range(0, groups.shape[0], chunk):
+        part = groups[s:s + chunk]
+        nb = nb_all[part]  # (g, K, S) the neighbours of each group cell (none of them in a group)
+        there = (nb >= 0).to(xg.dtype) * slot_w
+        vals = xg[nb.clamp(min=0)]  # (g, K_i, S, C)
+        elems = xg[part]  # (g, K_j, C)
+        out[s:s + chunk] = (log_cost(elems.unsqueeze(1).unsqueeze(3), vals.unsqueeze(2)) * there.unsqueeze(2)).sum(-1)
+    return out
+
+
 def _polish_log(xs: torch.Tensor, xg: torch.Tensor, order: torch.Tensor, shape: tuple[int, int],
                 cfg: ShuffleSoftSortConfig, gen: torch.Generator, budget: Budget | None = None) -> float:
     """The polish on the "log" loss (`log_cost` of neighbours; up-down pairs weighted ``cfg.polish_vertical``):
@@ -573,11 +593,7 @@ def _polish_log(xs: torch.Tensor, xg: torch.Tensor, order: torch.Tensor, shape: 
         groups = draw_groups(shape, n, window, k, gen, dev, parity=run % 2)
         if groups.numel() == 0:
             break
-        nb = nb_all[groups]  # (G, K, S) the neighbours of each group cell (none of them in a group)
-        there = (nb >= 0).to(xs.dtype) * slot_w
-        vals = xg[nb.clamp(min=0)]  # (G, K_i, S, C)
-        elems = xg[groups]  # (G, K_j, C)
-        cost = (log_cost(elems.unsqueeze(1).unsqueeze(3), vals.unsqueeze(2)) * there.unsqueeze(2)).sum(-1)  # (G, K_i, K_j)
+        cost = log_group_costs(xg, groups, nb_all, slot_w)  # (G, K_i, K_j)
         new = learn_group_orders(cost, cfg)
         old_cost = cost.diagonal(dim1=1, dim2=2).sum(1)
         new_cost = cost.gather(2, new.unsqueeze(2)).squeeze(2).sum(1)
