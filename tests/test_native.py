@@ -44,6 +44,24 @@ def test_palette_ordering_relabels_consistently():
     assert bool((proj[1:] >= proj[:-1]).all()) or bool((proj[1:] <= proj[:-1]).all())
 
 
+def test_palette_order_is_the_same_for_any_thread_count():
+    """The palette's order decides the bytes of the centroid and label planes: same entries, same order, however
+    many threads torch (and its BLAS) uses. A torch SVD here once ordered playbot's palette differently with 1 and
+    2 threads."""
+    g = torch.Generator().manual_seed(1)
+    cent = torch.randn(65536, 24, generator=g) * torch.linspace(0.1, 1, 24)
+    labels = torch.randint(0, 65536, (100000,), generator=g)
+    before = torch.get_num_threads()
+    try:
+        orders = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            orders.append(native.order_palette(cent, labels))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(orders[0][0], orders[1][0]) and torch.equal(orders[0][1], orders[1][1])
+
+
 def _round_trip(scene, tmp_path, **profile_options):
     out = tmp_path / "x.sog"
     res = compress(scene, out, CompressOptions(profile="sog", sort="morton", profile_options=profile_options),

@@ -580,12 +580,20 @@ def label_bits(levels: int) -> int:
 
 
 def order_palette(centroids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reorder palette entries (k, D) along their first principal axis; relabel (N,) to match."""
+    """Reorder palette entries (k, D) along their first principal axis; relabel (N,) to match.
+
+    The same order for the same entries on any machine and thread count: float64, numpy's own pairwise sums and
+    einsum loops (no threaded BLAS reduction whose order depends on the thread count), the axis signed so its
+    largest component is positive and rounded to 1e-9, a stable sort. A torch SVD here gave a different order
+    with 1 and with 2 threads, so different bytes."""
     if centroids.shape[0] < 2:
         return centroids, labels
-    centred = centroids - centroids.mean(0)
-    _, _, v = torch.linalg.svd(centred, full_matrices=False)
-    order = torch.argsort(centred @ v[0])
+    c = centroids.detach().cpu().double().numpy()
+    centred = c - c.mean(0)
+    _, vectors = np.linalg.eigh(np.einsum("ki,kj->ij", centred, centred))
+    axis = vectors[:, -1] * (1.0 if vectors[np.abs(vectors[:, -1]).argmax(), -1] >= 0 else -1.0)
+    proj = (centred * np.round(axis, 9)).sum(1)
+    order = torch.from_numpy(np.argsort(proj, kind="stable")).to(centroids.device)
     rank = torch.empty_like(order)
     rank[order] = torch.arange(order.numel())
     return centroids[order], rank[labels]
