@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 
 from .errors import SogError
@@ -19,3 +21,23 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         return torch.device(device)
     except RuntimeError:
         raise SogError(f"unknown device {device!r} (use auto, cpu or cuda)") from None
+
+
+@contextmanager
+def one_cpu_thread(device: str | torch.device = "cpu"):
+    """Run the block with torch on one CPU thread (on a GPU ``device``: unchanged), restoring the count after.
+
+    torch splits its parallel reductions by the thread count, so a float sum, and every decision taken on one (the
+    sorter's learned orders, the SH k-means, the importance plan, the rate search's probes), depended on how many
+    cores the machine has: tarot's default file was 1,189,133 B with one thread and 1,188,703 B with two. One
+    thread gives the same bytes for any core count (not across CPU instruction sets whose vector width changes
+    the order of a sum)."""
+    if resolve_device(device).type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -10,7 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .codec import DEFAULT_PROFILE, Layer, get_profile
-from .device import resolve_device
+from .device import one_cpu_thread, resolve_device
 from .errors import SogError
 from .grid import grid_shape
 from .render.views import importance_views, search_cameras
@@ -81,6 +81,14 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
     profile_options, fixed, target_psnr = profile.options(options.quality, options.target_psnr, overrides)
     check_destination(output, [] if isinstance(source, Splats) else [source], overwrite)  # before any work
     device = resolve_device(options.device)  # fail before any work on a bad --device
+    with one_cpu_thread(device):  # the same bytes for any core count
+        return _compress(source, output, options, profile, profile_options, fixed, target_psnr, device,
+                         overwrite, quiet)
+
+
+def _compress(source, output, options: CompressOptions, profile, profile_options, fixed, target_psnr, device,
+              overwrite: bool, quiet: bool) -> CompressResult:
+    """`compress` once its options are checked: load, plan, sort, encode, write."""
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     splats = load(source) if not isinstance(source, Splats) else check_magnitudes(source.validate(), "scene")

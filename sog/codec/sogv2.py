@@ -36,6 +36,7 @@ The file's ``meta.json`` is plain version 2 (no ``"profile"`` key): `sog.codec.p
 from __future__ import annotations
 
 import math
+import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -255,9 +256,10 @@ def encode_layers(layers: list[Layer], options: Options | None = None, progress=
         per = [replace(opts, scale_levels=options.scale_levels) for opts in per]
     rows = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
     tick = progress or (lambda name: None)
-    # the planes are WebP-encoded in torch's threads while the next ones are computed (Pillow's encoder releases
+    # the planes are WebP-encoded in a few threads while the next ones are computed (Pillow's encoder releases
     # the GIL); the files keep their order, and each is the bytes one call gives
-    pool = ThreadPoolExecutor(torch.get_num_threads()) if torch.get_num_threads() > 1 else None
+    workers = min(4, os.cpu_count() or 1)  # not torch's count: `compress` runs torch on one thread (bytes)
+    pool = ThreadPoolExecutor(workers) if workers > 1 else None
     encoded: dict[str, bytes | Future] = {}
 
     def image(name: str, array: np.ndarray) -> None:
