@@ -183,6 +183,15 @@ def test_sogv2_refuses_layers_that_leave_gaps_in_the_grid():
                              Layer(scene.permute(torch.arange(100, 300)), 18, 12)])
 
 
+def test_sogv2_ladder_only_gets_coarser_and_the_default_sits_on_it():
+    from sog.codec import sogv2
+
+    for finer, coarser in zip(sogv2.LEVELS, sogv2.LEVELS[1:]):        # the rate search walks it one way
+        assert all(coarser[k] <= finer[k] for k in finer) and coarser != finer, (finer, coarser)
+    defaults = sogv2.Options()
+    assert sogv2.LEVELS[sogv2.DEFAULT_LEVEL] == {k: getattr(defaults, k) for k in sogv2.LEVELS[0]}
+
+
 def test_sogv2_psnr_search_reaches_its_target(tmp_path):
     res = sog.compress(small_scene(600, seed=13, sh_degree=1), tmp_path / "p.sog",
                        sog.CompressOptions(sort="morton", target_psnr=40.0), quiet=True)
