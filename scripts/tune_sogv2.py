@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,23 +42,8 @@ from sog.render import render  # noqa: E402
 from sog.render.views import JUDGING_SIZE, JUDGING_VIEWS, tuning_cameras  # noqa: E402
 from sog.sort.curves import point_keys  # noqa: E402
 
-SHARED_DATA = ROOT.parent / "shared" / "data"
-SCENES = {
-    "plant": "marcelpadilla-splats/plant/plant.splat",
-    "tarot": "marcelpadilla-splats/academic_tarot_cards/academic_tarot_cards.splat",
-    "kacytran": "kacytran1122-try/point_cloud/iteration_7000/point_cloud.ply",
-    "playbot2": "playbot/2_0/meta.json",
-}
-
-
-def peer_file(name: str, path: Path, cache: str | None, tmp: Path) -> Path | None:
-    if cache and (Path(cache) / f"{name}_st.sog").exists():
-        return Path(cache) / f"{name}_st.sog"
-    if shutil.which("splat-transform") is None:
-        return None
-    out = tmp / f"{name}_st.sog"
-    subprocess.run(["splat-transform", "-q", "-w", "-g", "cpu", str(path), str(out)], check=True, capture_output=True)
-    return out
+from bench_fidelity import SCENES, SHARED_DATA, peer_sog  # noqa: E402  (the same scenes and peer files)
+from sog.device import one_cpu_thread  # noqa: E402
 
 
 def view_psnrs(ref: torch.Tensor, splats, cams) -> list[float]:
@@ -68,7 +51,7 @@ def view_psnrs(ref: torch.Tensor, splats, cams) -> list[float]:
 
 
 def tune_scene(name: str, path: Path, candidates: list[dict], args, tmp: Path) -> dict | None:
-    peer = peer_file(name, path, args.peer_cache, tmp)
+    peer = peer_sog(name, path, args, tmp)
     if peer is None:
         return None
     scene = sog.load(path)
@@ -132,7 +115,7 @@ def main(argv=None) -> int:
                    "options": {**sogv2.LEVELS[lv], "scale_weight": sw, **({"color_levels": c} if c else {})}}
                   for lv in args.levels for sw in args.scale_weights for c in args.color_levels]
     results = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, one_cpu_thread("cpu"):  # as `sog compress`: the same bytes
         for name in args.scenes:
             path = Path(args.data) / SCENES[name]
             if not path.exists():
