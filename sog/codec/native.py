@@ -79,10 +79,8 @@ class Options:
     --ladder`). With importance layers the first (most sensitive) layer gets 14-bit positions, 7-bit
     rotations, 1024 scale and 181 colour levels and the other two layers less (`layer_options`, in half
     steps). That is `sog.rate.LEVELS[5]`: `LEVELS[4]` (where the rate search landed for splat-transform's PSNR on
-    plant and tarot) with 181 instead of 256 colour levels, a cheap 1.6-1.9 % of the file once the importance
-    layers were bounded by close views; with the entropy-spaced codebooks (`scale_density`, `color_density`) it gives plant 63.78 dB at 0.667x
-    splat-transform's bytes and tarot 58.59 dB at 0.686x, above splat-transform's 62.52 and 58.48 dB
-    (scripts/bench_compress.py).
+    plant and tarot, on the old 8-view orbit) with 181 instead of 256 colour levels, a cheap 1.6-1.9 % of the
+    file once the importance layers were bounded by close views (scripts/bench_compress.py has today's figures).
     """
 
     effort: int = 4                    #: image-codec effort 0..6
