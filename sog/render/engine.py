@@ -34,11 +34,9 @@ The engine's own conventions that differ from sog's CPU renderer (gsplat's) are 
 from __future__ import annotations
 
 import base64
-import http.server
 import os
 import shutil
 import tempfile
-import threading
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +45,7 @@ import numpy as np
 import torch
 
 from ..errors import SogError
+from ..localserver import LocalServer
 from ..splats import Splats
 from .cameras import Camera, parse_size
 
@@ -132,53 +131,32 @@ def engine_camera(camera: Camera, near: float, far: float) -> dict:
     return {"c2w": c2w.T.flatten().tolist(), "proj": proj.T.flatten().tolist()}
 
 
-class _Server:
-    """127.0.0.1 HTTP server on a free port for three things only: the page, playcanvas.mjs and, under
-    ``/scene/``, one folder (holding links to the scenes loaded)."""
+#: content types of what the engine page loads
+TYPES = {".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".json": "application/json",
+         ".webp": "image/webp", ".png": "image/png", ".ply": "application/octet-stream",
+         ".sog": "application/octet-stream"}
 
-    TYPES = {".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".json": "application/json",
-             ".webp": "image/webp", ".png": "image/png", ".ply": "application/octet-stream",
-             ".sog": "application/octet-stream"}
 
-    def __init__(self, playcanvas: Path, scene_dir: Path):
-        routes = {"/": PAGE_DIR / "index.html", "/index.html": PAGE_DIR / "index.html",
-                  "/main.js": PAGE_DIR / "main.js", "/playcanvas.mjs": playcanvas}
-        outer = self
+def _server(playcanvas: Path, scene_dir: Path) -> LocalServer:
+    """A started `sog.localserver.LocalServer` on a free port for three things only: the page, playcanvas.mjs and,
+    under ``/scene/``, one folder (holding links to the scenes loaded)."""
+    routes = {"/": PAGE_DIR / "index.html", "/index.html": PAGE_DIR / "index.html",
+              "/main.js": PAGE_DIR / "main.js", "/playcanvas.mjs": playcanvas}
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's name)
-                path = urllib.parse.unquote(self.path.split("?", 1)[0])
-                target = routes.get(path)
-                if target is None and path.startswith("/scene/"):
-                    parts = [p for p in path[len("/scene/"):].split("/") if p]
-                    if parts and not any(p in (".", "..") or "\\" in p for p in parts):
-                        cand = scene_dir.joinpath(*parts)
-                        if cand.is_file():
-                            target = cand
-                if target is None:
-                    self.send_error(404)
-                    return
-                data = target.read_bytes()
-                self.send_response(200)
-                self.send_header("Content-Type", outer.TYPES.get(target.suffix.lower(), "application/octet-stream"))
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(data)
+    def lookup(raw: str) -> tuple[str, bytes] | None:
+        path = urllib.parse.unquote(raw)
+        target = routes.get(path)
+        if target is None and path.startswith("/scene/"):
+            parts = [p for p in path[len("/scene/"):].split("/") if p]
+            if parts and not any(p in (".", "..") or "\\" in p for p in parts):
+                cand = scene_dir.joinpath(*parts)
+                if cand.is_file():
+                    target = cand
+        if target is None:
+            return None
+        return TYPES.get(target.suffix.lower(), "application/octet-stream"), target.read_bytes()
 
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=10)
+    return LocalServer(lookup).start()
 
 
 def _scene_file(scene, tmp: Path) -> Path:
@@ -256,7 +234,7 @@ class EngineRenderer:
         # planes), so only they are served
         self._served = self._tmp / "served"
         self._served.mkdir()
-        server = _Server(find_playcanvas(cfg.node_modules), self._served)
+        server = _server(find_playcanvas(cfg.node_modules), self._served)
         self._stack.append(server.close)
         ms = int(cfg.timeout_s * 1000)
         try:
@@ -267,7 +245,7 @@ class EngineRenderer:
             self._stack.append(browser.close)
             page = browser.new_page(viewport={"width": max(self.width, 64), "height": max(self.height, 64)})
             page.set_default_timeout(ms)
-            page.goto(server.url + "/index.html", timeout=ms)
+            page.goto(server.url + "index.html", timeout=ms)
             page.wait_for_function("window.sogEngineReady === true", timeout=ms)
             self.info = page.evaluate("o => window.sogEngine.init(o)",
                                       {"width": self.width, "height": self.height, "near": cfg.near, "far": cfg.far,
