@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -59,3 +61,21 @@ def write_cameras_json(cameras, path: Path, name: str = "v{}") -> None:
                         "position": c2w[:3, 3].tolist(), "rotation": c2w[:3, :3].tolist(),
                         "fx": float(c.K[0, 0]), "fy": float(c.K[1, 1])})
     Path(path).write_text(json.dumps(entries))
+
+
+def splat_transform_runner():
+    """A function running PlayCanvas splat-transform (``-q -w -g cpu`` and the given arguments); skips the test
+    when it is not on PATH, and fails it under SOG_REQUIRE_PEERS=1 (as in .ci/run)."""
+    exe = shutil.which("splat-transform")
+    if exe is None:
+        if os.environ.get("SOG_REQUIRE_PEERS") == "1":
+            pytest.fail("splat-transform is not installed (npm install -g @playcanvas/splat-transform)")
+        pytest.skip("splat-transform not installed")
+    return lambda *args, timeout=600: subprocess.run([exe, "-q", "-w", "-g", "cpu", *map(str, args)], check=True,
+                                                     capture_output=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def splat_transform():
+    """`splat_transform_runner` as a fixture."""
+    return splat_transform_runner()

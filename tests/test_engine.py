@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from dataclasses import replace
 
 import pytest
 import torch
 
 import sog
-from conftest import SHARED
+from conftest import SHARED, splat_transform_runner
 from sog.metrics import psnr
 from sog.render import RasterConfig, look_at, orbit_cameras, render
 from sog.render.engine import ENGINE_EPS2D, EngineConfig, EngineRenderer, engine_camera, missing_peers
@@ -60,9 +59,7 @@ def engine():
 @pytest.fixture(scope="module")
 def splat_transform():
     _peers_or_skip("splat-transform")
-    exe = shutil.which("splat-transform")
-    return lambda *args: subprocess.run([exe, "-q", "-w", "-g", "cpu", *map(str, args)], check=True,
-                                        capture_output=True, timeout=600)
+    return splat_transform_runner()
 
 
 def _shared(rel: str):

@@ -117,20 +117,11 @@ WORST_VIEW_MARGIN_DB = 0.1
 
 
 @pytest.fixture(scope="module")
-def plant_st_sog(tmp_path_factory):
+def plant_st_sog(tmp_path_factory, splat_transform):
     """splat-transform's .sog of plant (made once per module; skipped without the peer unless SOG_REQUIRE_PEERS=1)."""
-    import os
-    import shutil
-    import subprocess
-
     path = shared_path("plant")
-    exe = shutil.which("splat-transform")
-    if exe is None:
-        if os.environ.get("SOG_REQUIRE_PEERS") == "1":
-            pytest.fail("splat-transform is not installed (npm install -g @playcanvas/splat-transform)")
-        pytest.skip("splat-transform not installed")
     out = tmp_path_factory.mktemp("peer") / "plant_st.sog"
-    subprocess.run([exe, "-q", "-w", "-g", "cpu", str(path), str(out)], check=True, capture_output=True, timeout=900)
+    splat_transform(path, out, timeout=900)
     return path, out
 
 

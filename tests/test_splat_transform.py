@@ -6,9 +6,6 @@ missing peer is a failure.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -20,17 +17,6 @@ import sog
 from conftest import shared_path, small_scene
 from sog.codec import playcanvas as pc
 from sog.io import read_container
-
-
-@pytest.fixture(scope="module")
-def splat_transform():
-    exe = shutil.which("splat-transform")
-    if exe is None:
-        if os.environ.get("SOG_REQUIRE_PEERS") == "1":
-            pytest.fail("splat-transform is not installed (npm install -g @playcanvas/splat-transform)")
-        pytest.skip("splat-transform not installed")
-    return lambda *args: subprocess.run([exe, "-q", "-w", "-g", "cpu", *map(str, args)], check=True,
-                                        capture_output=True, timeout=600)
 
 
 def assert_equal_scenes(a: sog.Splats, b: sog.Splats, atol: float):

@@ -4,9 +4,7 @@ within SPZ's quantisation, in the PLY frame; broken files raise SogError."""
 from __future__ import annotations
 
 import gzip
-import shutil
 import struct
-import subprocess
 
 import numpy as np
 import pytest
@@ -17,23 +15,18 @@ from conftest import small_scene
 from sog.errors import SogError
 from sog.io.spz import decode_spz, read_spz
 
-needs_st = pytest.mark.skipif(shutil.which("splat-transform") is None, reason="splat-transform not on PATH")
-
-
-def _write_spz(tmp_path, scene, version: int):
+def _write_spz(splat_transform, tmp_path, scene, version: int):
     ply = tmp_path / "in.ply"
     sog.save(scene, ply)
     out = tmp_path / f"out_v{version}.spz"
-    subprocess.run(["splat-transform", "-q", "-w", "-g", "cpu", str(ply), "--spz-version", str(version), str(out)],
-                   check=True, capture_output=True, timeout=120)
+    splat_transform(ply, "--spz-version", version, out, timeout=120)
     return out
 
 
-@needs_st
 @pytest.mark.parametrize("version", [3, 4])
-def test_splat_transform_spz_reads_back_as_its_source_within_spz_steps(tmp_path, version):
+def test_splat_transform_spz_reads_back_as_its_source_within_spz_steps(tmp_path, splat_transform, version):
     scene = small_scene(400, seed=1, sh_degree=3)
-    back = read_spz(_write_spz(tmp_path, scene, version))
+    back = read_spz(_write_spz(splat_transform, tmp_path, scene, version))
     assert len(back) == len(scene) and back.sh_degree == 3
     # positions: fixed point with 12 fractional bits by default
     assert torch.allclose(back.means, scene.means, atol=2 ** -12)
@@ -54,10 +47,9 @@ def test_splat_transform_spz_reads_back_as_its_source_within_spz_steps(tmp_path,
     assert float((back.shN - scene.shN)[inside].abs().max()) < 0.07
 
 
-@needs_st
-def test_spz_is_read_in_the_ply_frame_not_spz_rub(tmp_path):
+def test_spz_is_read_in_the_ply_frame_not_spz_rub(tmp_path, splat_transform):
     scene = small_scene(200, seed=2, sh_degree=1)
-    path = _write_spz(tmp_path, scene, 4)
+    path = _write_spz(splat_transform, tmp_path, scene, 4)
     raw = decode_spz(path.read_bytes(), ply_frame=False)
     assert torch.allclose(raw.means[:, 1], -scene.means[:, 1], atol=2 ** -12)
     assert torch.allclose(read_spz(path).means, scene.means, atol=2 ** -12)
