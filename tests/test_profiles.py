@@ -23,7 +23,9 @@ from conftest import small_scene
 #: its default rung and scale weight were chosen on tuning views (scripts/tune_sogv2.py); both layered ones (the only
 #: cases with an SH palette) once more when the palette's order stopped depending on the thread count
 #: (`native.order_palette`); the native default and layered ones when native's default colour levels went from
-#: 256 to 181; nothing else changed them.
+#: 256 to 181; the sogv2 ones when rotations got bits by Gaussian size (`sogv2.quat_bits_for`: the sample's and the
+#: small scene's Gaussians are large for their position lattice, so they get 7-bit rotations); nothing else changed
+#: them.
 FROZEN = {
     "native default": ("sample", dict(profile="sog"), "879e39bf40435c89"),
     "native high": ("sample", dict(profile="sog", quality="high"), "a696c534e1831d9e"),
@@ -31,9 +33,9 @@ FROZEN = {
     "native layered": ("small", dict(profile="sog", profile_options={"layers": 3, "layer_min": 1000}),
                        "3670983d02e758f8"),
     # recorded when the sogv2 profile was added: same input, options and seed -> same bytes
-    "sogv2 default": ("sample", dict(profile="sogv2"), "57af181b8b3c22f3"),
+    "sogv2 default": ("sample", dict(profile="sogv2"), "383986a82844e977"),
     "sogv2 layered": ("small", dict(profile="sogv2", profile_options={"layers": 3, "layer_min": 1000}),
-                      "c1f8b9cf807ff685"),
+                      "6450ace672338a4a"),
 }
 #: the same through the rate search (a dozen encode/render probes each: slow)
 FROZEN_SLOW = {
@@ -97,7 +99,8 @@ def _planes(path):
 
 def test_sogv2_stores_values_on_coarser_lattices_inside_the_v2_fields(tmp_path):
     scene = small_scene(2000, seed=3)
-    opts = {"means_bits": 13, "quat_bits": 5, "opacity_bits": 6, "scale_levels": 64, "color_levels": 32}
+    opts = {"means_bits": 13, "quat_bits": 5, "opacity_bits": 6, "scale_levels": 64, "color_levels": 32,
+            "quat_step_ratio": None}                                          # the lattices as given
     res = sog.compress(scene, tmp_path / "c.sog", sog.CompressOptions(sort="morton", profile_options=opts),
                        quiet=True)
     scene = scene.permute(res.order)                                           # file order
@@ -129,6 +132,7 @@ def test_sogv2_gives_positions_more_bits_when_the_gaussians_are_small_for_the_la
     assert sogv2.means_bits_for(lmeans, logs - np.log(1e6), 13, ratio) == 16   # at most the 16-bit field
     small = scene.permute(torch.arange(len(scene)))
     small.scales = small.scales - float(np.log(1e6))
+    assert sogv2.quat_bits_for(lmeans, small.scales.double().numpy(), 13, 6, 0.05) == 6  # no extra rotation bits
     sog.compress(small, tmp_path / "s.sog", sog.CompressOptions(sort="morton"), quiet=True)
     _, planes = _planes(tmp_path / "s.sog")
     assert np.any(planes["means_l.webp"][:, :3] % 8)                          # the default's 13 bits were raised
@@ -205,3 +209,27 @@ def test_sogv2_quality_high_is_finer_and_larger(tmp_path):
     sizes = {q: sog.compress(scene, tmp_path / f"{q}.sog", sog.CompressOptions(sort="morton", quality=q),
                              quiet=True).bytes for q in ("default", "high")}
     assert sizes["high"] > sizes["default"]
+
+
+def test_sogv2_gives_rotations_more_bits_when_the_gaussians_are_large_for_the_position_lattice(tmp_path):
+    from sog.codec import playcanvas, sogv2
+
+    scene = small_scene(2000, seed=3)
+    lmeans = playcanvas.log_transform(scene.means.double().numpy())
+    logs = scene.scales.double().numpy()
+    ratio = sogv2.median_step_ratio(lmeans, logs, 13)                          # the rotations are meant for this scene
+    assert sogv2.quat_bits_for(lmeans, logs, 13, 5, None) == 5                 # off: as given
+    assert sogv2.quat_bits_for(lmeans, logs, 13, 5, ratio) == 5
+    assert sogv2.quat_bits_for(lmeans, logs + np.log(2), 13, 5, ratio) == 6    # Gaussians 2x larger: 1 bit more
+    assert sogv2.quat_bits_for(lmeans, logs + np.log(4), 13, 5, ratio) == 7
+    assert sogv2.quat_bits_for(lmeans, logs - np.log(64), 13, 5, ratio) == 5   # never fewer bits than asked
+    assert sogv2.quat_bits_for(lmeans, logs + np.log(1e6), 13, 5, ratio) == 8  # at most every code
+    opts = {"quat_bits": 5, "quat_step_ratio": ratio / 4}                       # this scene at ratio/4: no extra bit
+    sog.compress(scene, tmp_path / "a.sog", sog.CompressOptions(sort="morton", profile_options=opts), quiet=True)
+    _, planes = _planes(tmp_path / "a.sog")
+    assert not np.any((planes["quats.webp"][:, :3].astype(int) - 128) % 4)     # 5 bits: every 4th code
+    opts = {"quat_bits": 5, "quat_step_ratio": ratio * 2}                       # Gaussians large for it: one bit more
+    sog.compress(scene, tmp_path / "b.sog", sog.CompressOptions(sort="morton", profile_options=opts), quiet=True)
+    _, planes = _planes(tmp_path / "b.sog")
+    codes = planes["quats.webp"][:, :3].astype(int) - 128
+    assert not np.any(codes % 2) and np.any(codes % 4)                         # 6 bits: every 2nd code

@@ -86,6 +86,11 @@ class Options:
     #: (`means_bits_for`); this is the median (position step at ``means_bits`` / mean scale) ``means_bits`` is
     #: meant for. None: ``means_bits`` as given
     means_step_ratio: float | None = 0.05
+    #: size-aware rotations: a scene whose Gaussians are large for its position lattice (`median_step_ratio` under
+    #: this) gets whole bits more for rotations (`quat_bits_for`): a rotation error t moves a Gaussian's mass by
+    #: about t x its size, a position error by the step, and the default rung balances the two on scenes at about
+    #: this ratio. None: ``quat_bits`` as given
+    quat_step_ratio: float | None = 0.05
     opacity_bits: float = 8            #: opacity lattice in the sh0 alpha: every 2^(8-bits)-th value, 4..8
     palette_size: int | None = 16384   #: cap on SH palette entries (<= 65536); None = splat-transform's rule
     palette_per: int = 16              #: >0: at most N / palette_per entries (a power of two, >= 256)
@@ -157,6 +162,20 @@ def means_bits_for(lmeans: np.ndarray, log_scales: np.ndarray, bits: float, rati
     r = median_step_ratio(lmeans, log_scales, bits)
     extra = max(0, int(round(math.log2(r / ratio)))) if r > 0 and math.isfinite(r) else 0
     return min(16.0, bits + extra)
+
+
+def quat_bits_for(lmeans: np.ndarray, log_scales: np.ndarray, means_bits: float, quat_bits: float,
+                  ratio: float | None) -> float:
+    """``quat_bits`` plus the whole bits (up to 8, every code) that a scene whose `median_step_ratio` at
+    ``means_bits`` is below ``ratio`` needs to keep rotations as fine as positions: a rotation error t displaces a
+    Gaussian's mass by about t x its size, a position error by the lattice step, so Gaussians 2x larger for the same
+    step need rotation steps half as large (rounded to the nearest bit); never fewer bits. The default rung was
+    chosen on scenes at about 0.05 (plant, tarot); kacytran's large Gaussians are at 0.026."""
+    if ratio is None or len(lmeans) == 0:
+        return quat_bits
+    r = median_step_ratio(lmeans, log_scales, means_bits)
+    extra = max(0, int(round(math.log2(ratio / r)))) if r > 0 and math.isfinite(r) else 0
+    return min(8.0, quat_bits + extra)
 
 
 def lattice_step(bits: float, full: int) -> int:
@@ -274,10 +293,13 @@ def encode_layers(layers: list[Layer], options: Options | None = None, progress=
 
     # positions: 16-bit codes in log space on a lattice of every step-th code, the finest layer's top code = max
     lmeans = playcanvas.log_transform(splats.means.detach().cpu().double().numpy())
-    bits = means_bits_for(lmeans, splats.scales.detach().cpu().double().numpy(), options.means_bits,
-                          options.means_step_ratio)
+    scales64 = splats.scales.detach().cpu().double().numpy()
+    bits = means_bits_for(lmeans, scales64, options.means_bits, options.means_step_ratio)
     if bits != options.means_bits:  # every layer's lattice gets the same extra bits
         per = [replace(opts, means_bits=min(16.0, opts.means_bits + bits - options.means_bits)) for opts in per]
+    qbits = quat_bits_for(lmeans, scales64, options.means_bits, options.quat_bits, options.quat_step_ratio)
+    if qbits != options.quat_bits:
+        per = [replace(opts, quat_bits=min(8.0, opts.quat_bits + qbits - options.quat_bits)) for opts in per]
     mins, maxs = lmeans.min(0), lmeans.max(0)
     span = np.where(maxs > mins, maxs - mins, 1.0)
     step0 = lattice_step(per[0].means_bits, 16)
@@ -293,8 +315,7 @@ def encode_layers(layers: list[Layer], options: Options | None = None, progress=
     plane("means_u.webp", np.concatenate([(q >> 8).astype(np.uint8), ones], 1))
 
     # rotations: canonical (the same covariance with permuted scales), smallest-three codes on a lattice around 128
-    quats, log_scales = canonical_rotations(splats.quats.detach().cpu().double().numpy(),
-                                            splats.scales.detach().cpu().double().numpy())
+    quats, log_scales = canonical_rotations(splats.quats.detach().cpu().double().numpy(), scales64)
     largest = np.abs(quats).argmax(1)
     sign = np.where(quats[np.arange(n), largest] < 0, -1.0, 1.0)
     kept = np.take_along_axis(quats * sign[:, None] * playcanvas.SQRT2, playcanvas.QUAT_KEEP[largest], axis=1)
