@@ -365,3 +365,26 @@ def test_positions_are_stored_linearly_unless_a_few_far_gaussians_stretch_the_bo
     assert torch.equal(again.means, back.means) and torch.equal(again.scales, back.scales)
     with pytest.raises(SogError, match="means_transform"):
         native.encode(scene, 23, 22, native.Options(means_transform="cubic"))
+
+
+def test_the_sh_palette_holds_each_coefficients_colours_in_one_texel_and_version_4_palettes_still_decode():
+    from sog.codec.image import decode_image, encode_image
+
+    scene = small_scene(600, seed=9, sh_degree=2)
+    meta, files = native.encode(scene, 25, 24, native.Options(palette_size=256, palette_per=0))
+    assert meta["version"] == 5 and meta["shN"]["layout"] == "rgb"
+    k, c = 8, meta["shN"]["count"]
+    image = decode_image(files[meta["files"]["shN_centroids"]], "shN_centroids", 3)
+    assert image.shape == (-(-c // 64), 64 * k, 3)
+    new = native.decode(meta, files.__getitem__)
+    # rewrite it as version 4 wrote it: one grey row of 64 entries per coefficient and colour
+    idx = image.reshape(-1, k, 3)[:c].transpose(0, 2, 1).reshape(c, 3 * k)
+    rows = -(-c // 64)
+    pal = np.zeros((rows * 64, 3 * k), np.uint8)
+    pal[:c] = idx
+    grey = pal.reshape(rows, 64, 3 * k).transpose(0, 2, 1).reshape(rows * 3 * k, 64, 1).repeat(3, axis=2)
+    name = meta["files"]["shN_centroids"]
+    v4 = {**meta, "version": 4, "shN": {key: v for key, v in meta["shN"].items() if key != "layout"}}
+    old = native.decode(v4, {**files, name: encode_image(grey, name.rsplit(".", 1)[1])}.__getitem__)
+    assert torch.equal(old.shN, new.shN) and torch.equal(old.sh0, new.sh0)
+    assert float((new.shN - scene.shN).abs().max()) < float(scene.shN.abs().max())  # a palette of the scene's SH

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import sog
 from sog.errors import SogError
@@ -235,16 +236,42 @@ def test_export_html_by_default_loads_the_engine_from_the_pinned_cdn_with_its_ha
 
 # ------------------------------------------------------------------------------------------ in the browser
 
-def test_browser_decoder_equals_sog_load_on_layered_plain_native_and_sog_v2_files(browser, playbot_files):
+def _as_version_4(path, out):
+    """The plain native .sog ``path`` rewritten as version 4 wrote it: its SH palette one grey row of 64 entries per
+    coefficient and colour (version 5 holds a coefficient's colours in one RGB texel)."""
+    from sog.codec.image import decode_image, encode_image
+
+    with zipfile.ZipFile(path) as zf:
+        entries = {name: zf.read(name) for name in zf.namelist()}
+    meta = json.loads(entries["meta.json"])
+    shn, name = meta["shN"], meta["files"]["shN_centroids"]
+    k, c = {1: 3, 2: 8, 3: 15}[shn["bands"]], shn["count"]
+    idx = decode_image(entries[name], name, 3).reshape(-1, k, 3)[:c].transpose(0, 2, 1).reshape(c, 3 * k)
+    rows = -(-c // 64)
+    pal = np.zeros((rows * 64, 3 * k), np.uint8)
+    pal[:c] = idx
+    entries[name] = encode_image(pal.reshape(rows, 64, 3 * k).transpose(0, 2, 1).reshape(rows * 3 * k, 64, 1)
+                                 .repeat(3, axis=2), name.rsplit(".", 1)[1])
+    shn.pop("layout")
+    entries["meta.json"] = json.dumps({**meta, "version": 4}).encode()
+    with zipfile.ZipFile(out, "w") as zf:
+        for key, data in entries.items():
+            zf.writestr(key, data)
+    return out
+
+
+def test_browser_decoder_equals_sog_load_on_layered_plain_native_and_sog_v2_files(browser, playbot_files, tmp_path):
     formats = []
-    for path in (playbot_files["b"], playbot_files["d"], PLAYBOT / "4_0" / "meta.json"):
+    v4 = _as_version_4(playbot_files["d"], tmp_path / "v4.sog")
+    for path in (playbot_files["b"], playbot_files["d"], v4, PLAYBOT / "4_0" / "meta.json"):
         result = _browser_vs_load(browser, path)
         print(path, json.dumps(result))
         _assert_equal_within_float32(result)
         formats.append(result["format"])
-    assert formats == ["sog-native", "sog-native", "sog-v2"]
+    assert formats == ["sog-native", "sog-native", "sog-native", "sog-v2"]
     assert json.loads(zipfile.ZipFile(playbot_files["b"]).read("meta.json"))["version"] == 3  # layered
-    assert json.loads(zipfile.ZipFile(playbot_files["d"]).read("meta.json"))["version"] == 4  # one grid
+    assert json.loads(zipfile.ZipFile(playbot_files["d"]).read("meta.json"))["version"] == 5  # one grid
+    assert torch.equal(sog.load(v4).shN, sog.load(playbot_files["d"]).shN)  # the older palette layout, same values
 
 
 def test_browser_decoder_equals_sog_load_on_kacytran_sh3(browser, tmp_path):

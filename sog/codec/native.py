@@ -59,10 +59,11 @@ from .playcanvas import default_palette_size, inv_log_transform, log_transform
 from .rotation import GIBBS_MAX, canonical_rotations, gibbs_levels, pack_gibbs, unpack_gibbs
 from .quantize import codebook_1d, density_levels, distinct_rows, kmeans, label_dtype, nearest_sorted
 
+#: 5: the SH palette image holds a coefficient's three colours in one RGB texel (``shN.layout`` "rgb", `palette_image`);
 #: 4: positions may be linear (``"transform"``) and codebooks are integer steps (`codebook_json`); 2: rotations as
-#: canonical Gibbs vectors; 1: smallest-three. All are still read; a reader of 2 refuses 4 instead of misreading it.
-VERSION = 4
-READ_VERSIONS = (1, 2, VERSION)  #: plain metas `decode` reads
+#: canonical Gibbs vectors; 1: smallest-three. All are still read; a reader of 4 refuses 5 instead of misreading it.
+VERSION = 5
+READ_VERSIONS = (1, 2, 4, VERSION)  #: plain metas `decode` reads
 LAYERED_VERSION = 3  #: several importance layers, each a plain meta of its own under "layers"
 GENERATOR = "sog (native profile)"  #: meta.json "asset" / "generator"
 #: deflate the .sog zip's meta.json entry (its codebooks are long lists of floats)
@@ -89,7 +90,10 @@ class Options:
     palette_size: int | None = 16384   #: cap on SH palette entries; None = splat-transform's rule
     palette_per: int = 16              #: >0: at most N / palette_per entries (a power of two, >= 256)
     kmeans_iters: int = 10
-    exact_palette_per: int = 4         #: >0: SH rows with at most N / this distinct values (<= 65536) are kept exactly
+    #: >0: SH rows with at most N / this distinct values (<= 65536) are kept exactly. 1.5 as in the sogv2 profile: at 4,
+    #: playbot's 125K level (65,529 distinct rows, N / 1.9) was k-means'ed to N / 16 entries and lost 13 dB on
+    #: tuning views (37.3 / 34.4 dB mean / worst against 50.8 / 47.0 with its palette kept)
+    exact_palette_per: float = 1.5
     quat_bits: float = 7               #: bits per stored rotation component (Gibbs vector), 5..8; may be fractional
     scale_levels: int = 1024           #: entries of the log-scale codebook (2..65536; > 256 adds a low plane)
     #: entries of the sh0 codebook (<= 256). 181, not 256: on tarot and plant (12 tuning views at 512 px) 256 -> 181
@@ -384,18 +388,20 @@ def fit_sh_palette(splats: Splats, options: Options) -> tuple[torch.Tensor, torc
 
 
 def palette_image(centroids: torch.Tensor, k: int, seed: int = 0, levels: int = 256) -> tuple[dict, np.ndarray]:
-    """SH palette (c, 3K) -> ``({"count", "codebook"}, image (rows·3K, pw, 3) uint8)``: indices into a codebook of
-    ``levels`` values, 64 entries per row (wider when 3K rows per 64 entries would pass WebP's height limit)."""
+    """SH palette (c, 3K) -> ``({"count", "codebook", "layout"}, image (rows, pw·K, 3) uint8)``: indices into a
+    codebook of ``levels`` values; entry e's coefficient i is the RGB texel (e // pw, (e % pw)·K + i) holding its
+    three colours (``layout`` "rgb": the image codec's colour transforms see the channels of one coefficient
+    together; on playbot's 65,529-entry palette 14 % fewer bytes than one grey row per coefficient and colour), 64
+    entries per row (wider when the rows would pass WebP's height limit)."""
     c = centroids.shape[0]
     cb, cidx = gridded(codebook_1d(centroids.numpy(), levels, seed=seed)[0], centroids.numpy())  # (c, 3K) uint8
     pw = 64
-    while math.ceil(c / pw) * 3 * k > 16383:
+    while math.ceil(c / pw) > 16383:
         pw *= 2
     rows = math.ceil(c / pw)
-    pal = np.zeros((rows * pw, 3 * k), np.uint8)
-    pal[:c] = cidx
-    image = pal.reshape(rows, pw, 3 * k).transpose(0, 2, 1).reshape(rows * 3 * k, pw, 1).repeat(3, axis=2)
-    return {"count": int(c), "codebook": codebook_json(cb)}, image
+    pal = np.zeros((rows * pw, k, 3), np.uint8)
+    pal[:c] = cidx.reshape(c, 3, k).transpose(0, 2, 1)
+    return {"count": int(c), "codebook": codebook_json(cb), "layout": "rgb"}, pal.reshape(rows, pw * k, 3)
 
 
 def encode(splats: Splats, width: int, height: int, options: Options | None = None, progress=None,
@@ -601,10 +607,19 @@ def order_palette(centroids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.
 
 
 def read_palette(shn_meta: dict, names: dict, read) -> np.ndarray:
-    """The SH palette (c, K, 3) float32 that ``shn_meta`` (``count``, ``codebook``, ``bands``) describes."""
+    """The SH palette (c, K, 3) float32 that ``shn_meta`` (``count``, ``codebook``, ``bands``, ``layout``) describes:
+    ``layout`` "rgb" (version 5, `palette_image`) or, before it, one grey row of 64 entries per coefficient and
+    colour."""
     k = SH_REST_COUNT[int(shn_meta["bands"])]
     c = int(shn_meta["count"])
     cb = codebook_values(shn_meta["codebook"])
+    if shn_meta.get("layout") == "rgb":
+        cent = decode_image(read(names["shN_centroids"]), names["shN_centroids"], 3)
+        pw = cent.shape[1] // k
+        if cent.shape[1] % k or pw % 64 or cent.shape[0] * pw < c:
+            raise SogError(f"shN_centroids image is {cent.shape[1]}x{cent.shape[0]}, too small for {c} entries")
+        idx = cent.reshape(cent.shape[0] * pw, k, 3)[:c]
+        return cb[idx]
     cent = decode_image(read(names["shN_centroids"]), names["shN_centroids"], 3)[..., 0]
     rows, pw = cent.shape[0] // (3 * k), cent.shape[1]
     if pw % 64 or rows * pw < c:

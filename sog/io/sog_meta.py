@@ -73,7 +73,7 @@ def _grid(meta: dict, what: str, n: int, limits: Limits) -> None:
 
 
 def check_native_meta(meta: dict, what: str = "meta.json", limits: Limits = LIMITS) -> int:
-    """Check a native-profile meta (plain version 1, 2, 4 or layered version 3); returns its Gaussian count."""
+    """Check a native-profile meta (plain version 1, 2, 4, 5 or layered version 3); returns its Gaussian count."""
     version = meta.get("version")
     if version == 3:
         n = check_count(meta.get("count"), f"{what}.count", limits)
@@ -96,8 +96,8 @@ def check_native_meta(meta: dict, what: str = "meta.json", limits: Limits = LIMI
         if shn is not None:
             _native_shn(shn, f"{what}.shN", files, limits, top=True)
         return n
-    if version not in (1, 2, 4):
-        raise SogError(f"{what}: unsupported native sog version {version!r} (sog reads 1, 2, 3 and 4)")
+    if version not in (1, 2, 4, 5):
+        raise SogError(f"{what}: unsupported native sog version {version!r} (sog reads 1, 2, 3, 4 and 5)")
     n = check_count(meta.get("count"), f"{what}.count", limits)
     _grid(meta, what, n, limits)
     files = _dict(meta, "files", what)
@@ -136,6 +136,8 @@ def _native_shn(shn: dict, what: str, files: dict, limits: Limits, top: bool) ->
         return
     if "shN_centroids" not in files:
         raise SogError(f"{what}: the file names no shN_centroids plane")
+    if shn.get("layout", "planes") not in ("planes", "rgb"):
+        raise SogError(f"{what}.layout must be 'rgb' (or absent), not {shn.get('layout')!r}")
     _codebook(shn.get("codebook"), f"{what}.codebook", 256, limits)
 
 

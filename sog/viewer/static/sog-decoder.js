@@ -18,7 +18,7 @@ export class SceneError extends Error {
 const SH_REST_COUNT = { 0: 0, 1: 3, 2: 8, 3: 15 };
 const GIBBS_MAX = Math.SQRT2 - 1;
 const QUAT_KEEP = [[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]];
-const NATIVE_READ_VERSIONS = [1, 2, 4];
+const NATIVE_READ_VERSIONS = [1, 2, 4, 5];
 const NATIVE_LAYERED = 3;
 export const RAW_MAGIC = 'SOGRAW01';
 
@@ -246,23 +246,28 @@ function emptyScene(n, k) {
 
 // ---------------------------------------------------------------------------------------------- native profile
 
-/** The native SH palette: Float32Array (c*K*3) of entry e, coefficient i, channel ch at (e*K + i)*3 + ch. */
+/** The native SH palette: Float32Array (c*K*3) of entry e, coefficient i, channel ch at (e*K + i)*3 + ch.
+ *  Layout "rgb" (version 5): coefficient i of entry e is the RGB texel (e / pw, (e % pw)*K + i); before it, one grey
+ *  row of pw entries per coefficient and colour. */
 async function readNativePalette(shn, names, read) {
   const k = SH_REST_COUNT[Number(shn.bands)];
   const c = Number(shn.count);
   if (k === undefined || !(c > 0)) throw new SceneError('malformed sog meta.json (shN bands or count)');
   const cb = codebookValues(shn.codebook);
   const img = await decodeImage(read(names.shN_centroids), names.shN_centroids, 3);
-  const rows = Math.floor(img.height / (3 * k)), pw = img.width;
-  if (pw % 64 || rows * pw < c) {
+  const rgb = shn.layout === 'rgb';
+  const pw = rgb ? Math.floor(img.width / k) : img.width;
+  const rows = rgb ? img.height : Math.floor(img.height / (3 * k));
+  if ((rgb && img.width % k) || pw % 64 || rows * pw < c) {
     throw new SceneError(`shN_centroids image is ${img.width}x${img.height}, too small for ${c} entries`);
   }
   const out = new Float32Array(c * k * 3);
   for (let e = 0; e < c; e++) {
-    const row0 = Math.floor(e / pw) * 3 * k, col = e % pw;
+    const row = Math.floor(e / pw), col = e % pw;
     for (let ch = 0; ch < 3; ch++) {
       for (let i = 0; i < k; i++) {
-        const label = img.data[((row0 + ch * k + i) * pw + col) * 3];
+        const at = rgb ? (row * img.width + col * k + i) * 3 + ch : ((row * 3 * k + ch * k + i) * pw + col) * 3;
+        const label = img.data[at];
         if (label >= cb.length) throw new SceneError(`shN_centroids refers to codebook entry ${label} of ${cb.length}`);
         out[(e * k + i) * 3 + ch] = cb[label];
       }
@@ -274,7 +279,7 @@ async function readNativePalette(shn, names, read) {
 async function decodeNativeLayer(meta, read, palette, progress) {
   const version = meta.version;
   if (!NATIVE_READ_VERSIONS.includes(version)) {
-    throw new SceneError(`unsupported native sog version ${JSON.stringify(version)} (this page reads 1, 2, 4 and 3)`);
+    throw new SceneError(`unsupported native sog version ${JSON.stringify(version)} (this page reads 1, 2, 4, 5 and 3)`);
   }
   const n = Number(meta.count);
   if (!(n > 0) || !Number.isInteger(n)) throw new SceneError('sog file holds zero Gaussians');
@@ -403,7 +408,7 @@ export async function decodeNative(meta, read, progress = () => {}) {
         throw new SceneError('malformed sog meta.json (a layered file needs a non-empty list of layers)');
       }
       if (layers.some((m) => !NATIVE_READ_VERSIONS.includes(m.version))) {
-        throw new SceneError('malformed sog meta.json (each layer must be a version 4 meta)');
+        throw new SceneError('malformed sog meta.json (each layer must be a version 4 or 5 meta)');
       }
       const shared = meta.shN ? await readNativePalette(meta.shN, meta.files || {}, read) : null;
       const parts = [];
