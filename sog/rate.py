@@ -30,7 +30,7 @@ from .grid import grid_shape
 from .splats import Splats
 
 #: bit depths of the native profile, finest (largest file) first, one setting coarser per step, in the order
-#: that costs the least PSNR per byte saved on plant and tarot; index 4 is the default
+#: that costs the least PSNR per byte saved on plant and tarot; index `native.DEFAULT_LEVEL` is the default
 LEVELS: list[dict] = [
     {"means_bits": m, "quat_bits": q, "scale_levels": s, "color_levels": c, "sh_levels": h} for m, q, s, c, h in [
         (16, 8, 2048, 256, 256), (15, 8, 2048, 256, 256), (15, 7, 2048, 256, 256), (15, 7, 1024, 256, 256),

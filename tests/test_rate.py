@@ -83,7 +83,7 @@ def test_each_level_is_one_setting_coarser_and_the_default_sits_on_the_list():
         changed = [k for k in finer if finer[k] != coarser[k]]
         assert len(changed) == 1 and coarser[changed[0]] < finer[changed[0]]
     defaults = native.Options()
-    assert LEVELS[5] == {k: getattr(defaults, k) for k in LEVELS[5]}
+    assert LEVELS[native.DEFAULT_LEVEL] == {k: getattr(defaults, k) for k in LEVELS[native.DEFAULT_LEVEL]}
     assert not set(native.PRESETS["small"]) & set(LEVELS[0])   # the small preset's bit depths come from a search
 
 

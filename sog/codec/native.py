@@ -74,19 +74,18 @@ COMPRESS_META = True
 class Options:
     """Encoder settings for the native profile (stored choices are recorded in meta.json).
 
-    The default bit depths balance the render error between attributes: below 8 or so bits every plane
-    is noise to the image codec, so one bit more on any attribute costs about 3 bits per Gaussian, and
-    the cheapest file at a given PSNR spends them where the error is largest (`scripts/bench_attributes.py
-    --ladder`). With importance layers the first (most sensitive) layer gets 14-bit positions, 7-bit
-    rotations, 1024 scale and 181 colour levels and the other two layers less (`layer_options`, in half
-    steps). That is `sog.rate.LEVELS[5]`: `LEVELS[4]` (where the rate search landed for splat-transform's PSNR on
-    plant and tarot, on the old 8-view orbit) with 181 instead of 256 colour levels, a cheap 1.6-1.9 % of the
-    file once the importance layers were bounded by close views (scripts/bench_compress.py has today's figures).
+    The default is rung `DEFAULT_LEVEL` of `sog.rate.LEVELS` (15-bit positions, 7-bit rotations, 1024 scale and
+    256 colour levels on the first importance layer; the other two layers less, `layer_options`, in half steps)
+    with the scale weight 0.8, chosen by ``scripts/tune_native.py`` on tuning views only: the candidate (rung x
+    layers x scale weight) of smallest mean bytes whose mean *and* worst tuning view are at least
+    splat-transform's on every shared scene. The previous default (14 bits, 181 colour levels, scale weight 2, chosen
+    on far views) was 2-4 dB under splat-transform's on plant's and tarot's close views and is not among the
+    candidates that hold.
     """
 
     effort: int = 4                    #: image-codec effort 0..6
     seed: int = 0
-    means_bits: float = 14             #: bits per position axis, 8..16; fractional: round(2^bits) levels
+    means_bits: float = 15             #: bits per position axis, 8..16; fractional: round(2^bits) levels
     palette_size: int | None = 16384   #: cap on SH palette entries; None = splat-transform's rule
     palette_per: int = 16              #: >0: at most N / palette_per entries (a power of two, >= 256)
     kmeans_iters: int = 10
@@ -96,14 +95,15 @@ class Options:
     exact_palette_per: float = 1.5
     quat_bits: float = 7               #: bits per stored rotation component (Gibbs vector), 5..8; may be fractional
     scale_levels: int = 1024           #: entries of the log-scale codebook (2..65536; > 256 adds a low plane)
-    #: entries of the sh0 codebook (<= 256). 181, not 256: on tarot and plant (12 tuning views at 512 px) 256 -> 181
-    #: saved 1.6-1.9 % of the file for 0.2 dB of the mean and 0.1 dB of the worst view
-    color_levels: int = 181
+    color_levels: int = 256            #: entries of the sh0 codebook (<= 256)
     sh_levels: int = 256               #: entries of the codebook of the SH palette's coefficients (<= 256)
     opacity_bits: int = 8              #: bits of opacity (its own plane), 4..8
     weighted: bool = True              #: weight the SH k-means by opacity x footprint
     sh_degree: int | None = None       #: keep at most this SH degree (None = all)
-    scale_weight: float = 2.0          #: scale codebook weights values by (opacity x scale^2)^this (0: unweighted)
+    #: scale codebook weights values by (opacity x scale^2)^this (0: unweighted). 0.8, as in sogv2 (chosen with the
+    #: rung on tuning views): 2 spends the levels on large, opaque Gaussians, which far views see, and close views
+    #: then show the small ones at the wrong size (plant, 3 layers: 51.1 / 44.8 dB against 57.8 / 53.7 at 0.8)
+    scale_weight: float = 0.8
     color_weight: float = 0.0          #: sh0 codebook weights colours by (opacity x footprint)^this (0: unweighted)
     #: the scale codebook's levels have point density p^a w^b (`quantize.density_levels`: p the log-scales' density,
     #: w their weight); None: Lloyd's algorithm (`fit_levels`)
@@ -121,6 +121,9 @@ class Options:
     #: per layer, steps added to its drops, in the order of `LAYER_STEPPED` (the rate search's per-layer refinement)
     layer_steps: tuple[tuple[float, ...], ...] | None = None
 
+
+#: the rung of `sog.rate.LEVELS` the `Options` defaults are (`scripts/tune_native.py`)
+DEFAULT_LEVEL = 3
 
 #: ``--quality`` presets: overrides of `Options`.
 PRESETS: dict[str, dict] = {

@@ -102,7 +102,7 @@ class Options:
     weighted: bool = True              #: weight the SH k-means by opacity x footprint
     sh_degree: int | None = None       #: keep at most this SH degree (None = all)
     #: scale codebook weights values by (opacity x scale^2)^this. 0.8 (chosen with the default rung on tuning views):
-    #: the native profile's 2 spends the levels on large, opaque Gaussians, right for far views, and close views
+    #: 2 (the native profile's old default) spends the levels on large, opaque Gaussians, right for far views, and close views
     #: then show the small ones' sizes wrong
     scale_weight: float = 0.8
     scale_density: tuple[float, float] = (0.15, 0.3)  #: scale codebook point density p^a w^b (`density_levels`)
