@@ -38,7 +38,7 @@ from sog.render import render  # noqa: E402
 from sog.render.views import JUDGING_SIZE, JUDGING_VIEWS, tuning_cameras  # noqa: E402
 
 from bench_fidelity import SCENES, SHARED_DATA, peer_sog  # noqa: E402  (the same scenes and peer files)
-from tune_sogv2 import choose, view_psnrs  # noqa: E402  (the same rule)
+from tune_sogv2 import report, view_psnrs  # noqa: E402  (the same rule)
 
 
 def compressed(scene, out: Path, profile: str, **kwargs) -> tuple[sog.Splats, int, object]:
@@ -111,20 +111,9 @@ def main(argv=None) -> int:
                   f"{res['ref_psnr_min']:.2f} dB; sogv2 default {res['sogv2_bytes']:,} B, {res['sogv2_psnr']:.2f} / "
                   f"{res['sogv2_psnr_min']:.2f} dB", flush=True)
             results.append(res)
-    if not results:
-        print("no scene could be tuned")
-        return 1
-    pick = choose(results, candidates, args.margin)
     today = native.Options()
-    print(f"\nchosen: {pick['candidate']} (holds on {pick['scenes_held']} of {pick['scenes']} scenes, mean bytes "
-          f"ratio {pick['mean_xst']:.3f}); native default today: {today.means_bits:g}-bit positions, "
-          f"{today.quat_bits:g}-bit rotations, {today.scale_levels} scale / {today.color_levels} colour levels, "
-          f"{today.layers} layers, scale weight {today.scale_weight:g}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"views": args.views, "size": args.size, "margin": args.margin,
-                                               "scenes": results, "chosen": pick}, indent=1))
-    return 0
-
+    return report(results, candidates, args, f"native default today: rung {native.DEFAULT_LEVEL}, {today.layers} "
+                                             f"layers, scale weight {today.scale_weight:g}")
 
 if __name__ == "__main__":
     raise SystemExit(main())

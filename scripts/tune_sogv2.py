@@ -95,6 +95,20 @@ def choose(results: list[dict], candidates: list[dict], margin: float) -> dict:
     return {"candidate": best[2], "scenes_held": best[3], "scenes": len(results), "mean_xst": best[1]}
 
 
+def report(results: list[dict], candidates: list[dict], args, today: str) -> int:
+    """Print the chosen candidate (`choose`) beside ``today``'s default and write ``args.json``; the exit code."""
+    if not results:
+        print("no scene could be tuned")
+        return 1
+    pick = choose(results, candidates, args.margin)
+    print(f"\nchosen: {pick['candidate']} (holds on {pick['scenes_held']} of {pick['scenes']} scenes, "
+          f"mean bytes ratio {pick['mean_xst']:.3f}); {today}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"views": args.views, "size": args.size, "margin": args.margin,
+                                               "scenes": results, "chosen": pick}, indent=1))
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(SHARED_DATA))
@@ -128,17 +142,8 @@ def main(argv=None) -> int:
             print(f"{name}: splat-transform {res['st_bytes']:,} B, tuning views {res['st_psnr']:.2f} / "
                   f"{res['st_psnr_min']:.2f} dB", flush=True)
             results.append(res)
-    if not results:
-        print("no scene could be tuned")
-        return 1
-    pick = choose(results, candidates, args.margin)
-    print(f"\nchosen: {pick['candidate']} (holds on {pick['scenes_held']} of {pick['scenes']} scenes, "
-          f"mean xST {pick['mean_xst']:.3f}); sogv2 default today: L{sogv2.DEFAULT_LEVEL} "
-          f"sw{sogv2.Options().scale_weight:g}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"views": args.views, "size": args.size, "margin": args.margin,
-                                               "scenes": results, "chosen": pick}, indent=1))
-    return 0
+    return report(results, candidates, args, f"sogv2 default today: L{sogv2.DEFAULT_LEVEL} "
+                                             f"sw{sogv2.Options().scale_weight:g}")
 
 
 if __name__ == "__main__":
