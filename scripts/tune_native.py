@@ -8,7 +8,7 @@ protocol allows (README "Evaluation protocol"): it renders only **tuning views**
 Per shared scene the reference is splat-transform's .sog (``--peer-cache DIR/<scene>_st.sog``, else made now with
 ``splat-transform -g cpu``; ``--against sogv2`` or a scene without one: sog's own sogv2 default). The importance
 layers and the Morton order are computed once per scene and layer count (`CompressOptions.layout`; the sort changes
-the bytes a little, never the values); every candidate (a rung x layers x scale weight) is encoded on that layout,
+the bytes a little, never the values); every candidate (a rung x layers x scale weight, optionally another SH codebook size) is encoded on that layout,
 decoded and rendered. The table gives each candidate's bytes over the reference's, its mean and worst tuning-view
 PSNR minus the reference's, and its bytes over the sogv2 default's. The chosen default is the candidate of smallest
 mean bytes ratio whose mean *and* worst tuning view are at least the reference's (``--margin``) on every scene
@@ -91,14 +91,17 @@ def main(argv=None) -> int:
     ap.add_argument("--levels", type=int, nargs="+", default=list(range(1, 9)), help="rungs of sog.rate.LEVELS")
     ap.add_argument("--layers", type=int, nargs="+", default=[1, 3])
     ap.add_argument("--scale-weights", type=float, nargs="+", default=[native.Options().scale_weight])
+    ap.add_argument("--sh-levels", type=int, nargs="+", default=[0],
+                    help="entries of the SH palette's coefficient codebook (0: the rung's own)")
     ap.add_argument("--views", type=int, default=JUDGING_VIEWS)
     ap.add_argument("--size", type=int, default=JUDGING_SIZE)
     ap.add_argument("--margin", type=float, default=0.0, help="dB above the reference a candidate must hold")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    candidates = [{"name": f"L{lv} x{layers} sw{sw:g}",
-                   "options": {**rate.LEVELS[lv], "layers": layers, "scale_weight": sw}}
-                  for lv in args.levels for layers in args.layers for sw in args.scale_weights]
+    candidates = [{"name": f"L{lv} x{layers} sw{sw:g}" + (f" h{h}" if h else ""),
+                   "options": {**rate.LEVELS[lv], "layers": layers, "scale_weight": sw,
+                               **({"sh_levels": h} if h else {})}}
+                  for lv in args.levels for layers in args.layers for sw in args.scale_weights for h in args.sh_levels]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.scenes:
