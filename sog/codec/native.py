@@ -762,7 +762,7 @@ class NativeProfile(Profile):
     only. Its files carry ``"profile": "sog"`` in meta.json."""
 
     name = "native"
-    summary = "sog's own layout: the smallest files, read by sog only"
+    summary = "sog's own layout: free bit depths and codebooks, importance layers, read by sog only"
     Options = Options
     presets = PRESETS
     preset_psnr = PRESET_PSNR
