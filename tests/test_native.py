@@ -388,3 +388,24 @@ def test_the_sh_palette_holds_each_coefficients_colours_in_one_texel_and_version
     old = native.decode(v4, {**files, name: encode_image(grey, name.rsplit(".", 1)[1])}.__getitem__)
     assert torch.equal(old.shN, new.shN) and torch.equal(old.sh0, new.sh0)
     assert float((new.shN - scene.shN).abs().max()) < float(scene.shN.abs().max())  # a palette of the scene's SH
+
+
+def test_a_palettised_real_scene_keeps_its_sh_palette_when_it_has_up_to_n_over_1_5_distinct_rows(tmp_path):
+    import json
+    import zipfile
+
+    from conftest import SHARED
+
+    path = SHARED / "playbot" / "3_0" / "meta.json"  # a SOG level: 31,000 Gaussians, 16,384 distinct SH rows
+    if not path.exists():
+        pytest.skip(f"shared scene not present at {path}")
+    scene = sog.load(path)
+    distinct = torch.unique(scene.shN.reshape(len(scene), -1), dim=0).shape[0]
+    assert len(scene) / 4 < distinct <= len(scene) / 1.5  # at N/4 this was k-means'ed to N/16 entries
+    compress(scene, tmp_path / "n.sog", CompressOptions(profile="native", sort="morton"), quiet=True)
+    with zipfile.ZipFile(tmp_path / "n.sog") as zf:
+        meta = json.loads(zf.read("meta.json"))
+    shn = meta["shN"] if "shN" in meta else meta["layers"][0]["shN"]
+    assert shn["count"] == distinct
+    back = sog.load(tmp_path / "n.sog")
+    assert torch.unique(back.shN.reshape(len(back), -1), dim=0).shape[0] <= distinct
