@@ -7,11 +7,12 @@ protocol allows (README "Evaluation protocol"): it renders only **tuning views**
 
 Per shared scene the reference is splat-transform's .sog (``--peer-cache DIR/<scene>_st.sog``, else made now with
 ``splat-transform -g cpu``; ``--against sogv2`` or a scene without one: sog's own sogv2 default). The importance
-layers and the Morton order are computed once per scene and layer count (`CompressOptions.layout`; the sort changes
-the bytes a little, never the values); every candidate (a rung x layers x scale weight, optionally another SH codebook size) is encoded on that layout,
-decoded and rendered. The table gives each candidate's bytes over the reference's, its mean and worst tuning-view
-PSNR minus the reference's, and its bytes over the sogv2 default's. The chosen default is the candidate of smallest
-mean bytes ratio whose mean *and* worst tuning view are at least the reference's (``--margin``) on every scene
+layers and the Morton order are computed once per scene, layer count and largest drop (`CompressOptions.layout`;
+the sort changes the bytes a little, never the values); every candidate (a rung x layers x largest layer drop x
+scale weight, optionally another SH codebook size) is encoded on that layout, decoded and rendered. The table gives
+each candidate's bytes over the reference's, its mean and worst tuning-view PSNR minus the reference's, and its
+bytes over the sogv2 default's. The chosen default is the candidate of smallest mean bytes ratio whose mean *and*
+worst tuning view are at least the reference's (``--margin``) on every scene
 (`tune_sogv2.choose`). Prints a table and writes JSON.
 
     nice -n 10 python scripts/tune_native.py --peer-cache /work/bench_cache --json tune_native.json
@@ -47,6 +48,10 @@ def compressed(scene, out: Path, profile: str, **kwargs) -> tuple[sog.Splats, in
     return sog.load(out), out.stat().st_size, res
 
 
+def layout_key(options: dict) -> tuple[int, int]:
+    return options["layers"], options.get("layer_max_drop", native.Options().layer_max_drop)
+
+
 def tune_scene(name: str, path: Path, candidates: list[dict], args, tmp: Path) -> dict:
     scene = sog.load(path)
     cams = tuning_cameras(scene, path, views=args.views, size=args.size)
@@ -57,14 +62,15 @@ def tune_scene(name: str, path: Path, candidates: list[dict], args, tmp: Path) -
     against = "splat-transform" if peer is not None else "sogv2 default"
     ref_psnrs = view_psnrs(ref, sog.load(peer), cams) if peer is not None else v2_psnrs
     ref_bytes = peer.stat().st_size if peer is not None else v2_bytes
-    layouts = {}
-    for layers in sorted({c["options"]["layers"] for c in candidates}):
-        layouts[layers] = compressed(scene, tmp / "layout.sog", "native", profile_options={"layers": layers})[2].layout
+    layouts = {}  # the split (and its drops) depends on the layer count and the largest drop only
+    for key in sorted({layout_key(c["options"]) for c in candidates}):
+        layouts[key] = compressed(scene, tmp / "layout.sog", "native",
+                                  profile_options=dict(zip(("layers", "layer_max_drop"), key)))[2].layout
     rows = []
     for cand in candidates:
         t0 = time.perf_counter()
         back, nbytes, _ = compressed(scene, tmp / "c.sog", "native", profile_options=cand["options"],
-                                     layout=layouts[cand["options"]["layers"]])
+                                     layout=layouts[layout_key(cand["options"])])
         psnrs = view_psnrs(ref, back, cams)
         rows.append({"candidate": cand["name"], "bytes": nbytes, "xst": nbytes / ref_bytes, "x_sogv2": nbytes / v2_bytes,
                      "psnr": float(np.mean(psnrs)), "psnr_min": min(psnrs),
@@ -91,6 +97,8 @@ def main(argv=None) -> int:
     ap.add_argument("--levels", type=int, nargs="+", default=list(range(1, 9)), help="rungs of sog.rate.LEVELS")
     ap.add_argument("--layers", type=int, nargs="+", default=[1, 3])
     ap.add_argument("--scale-weights", type=float, nargs="+", default=[native.Options().scale_weight])
+    ap.add_argument("--max-drops", type=int, nargs="+", default=[native.Options().layer_max_drop],
+                    help="most steps a layer is stored coarser than the first (layer_max_drop)")
     ap.add_argument("--sh-levels", type=int, nargs="+", default=[0],
                     help="entries of the SH palette's coefficient codebook (0: the rung's own)")
     ap.add_argument("--views", type=int, default=JUDGING_VIEWS)
@@ -98,10 +106,11 @@ def main(argv=None) -> int:
     ap.add_argument("--margin", type=float, default=0.0, help="dB above the reference a candidate must hold")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    candidates = [{"name": f"L{lv} x{layers} sw{sw:g}" + (f" h{h}" if h else ""),
-                   "options": {**rate.LEVELS[lv], "layers": layers, "scale_weight": sw,
+    candidates = [{"name": f"L{lv} x{layers}" + (f" d{d}" if layers > 1 else "") + f" sw{sw:g}" + (f" h{h}" if h else ""),
+                   "options": {**rate.LEVELS[lv], "layers": layers, "layer_max_drop": d, "scale_weight": sw,
                                **({"sh_levels": h} if h else {})}}
-                  for lv in args.levels for layers in args.layers for sw in args.scale_weights for h in args.sh_levels]
+                  for lv in args.levels for layers in args.layers for d in (args.max_drops if layers > 1 else [3])
+                  for sw in args.scale_weights for h in args.sh_levels]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.scenes:
