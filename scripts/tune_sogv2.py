@@ -117,6 +117,8 @@ def main(argv=None) -> int:
     ap.add_argument("--levels", type=int, nargs="+", default=list(range(2, 10)),
                     help="rungs of sogv2.LEVELS to try")
     ap.add_argument("--scale-weights", type=float, nargs="+", default=[0.5, 1.0, 1.5, 2.0])
+    ap.add_argument("--sh-levels", type=int, nargs="+", default=[0],
+                    help="SH palette codebook entries used (0: the rung's own)")
     ap.add_argument("--color-levels", type=int, nargs="+", default=[0],
                     help="sh0 codebook entries used (0: the rung's own)")
     ap.add_argument("--views", type=int, default=JUDGING_VIEWS)
@@ -124,10 +126,11 @@ def main(argv=None) -> int:
     ap.add_argument("--margin", type=float, default=0.0, help="dB above splat-transform a candidate must hold")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    candidates = [{"name": f"L{lv} sw{sw:g}" + (f" c{c}" if c else ""), "level": lv, "scale_weight": sw,
-                   "color_levels": c or sogv2.LEVELS[lv]["color_levels"],
-                   "options": {**sogv2.LEVELS[lv], "scale_weight": sw, **({"color_levels": c} if c else {})}}
-                  for lv in args.levels for sw in args.scale_weights for c in args.color_levels]
+    candidates = [{"name": f"L{lv} sw{sw:g}" + (f" c{c}" if c else "") + (f" h{h}" if h else ""), "level": lv,
+                   "scale_weight": sw, "color_levels": c or sogv2.LEVELS[lv]["color_levels"],
+                   "options": {**sogv2.LEVELS[lv], "scale_weight": sw, **({"color_levels": c} if c else {}),
+                               **({"sh_levels": h} if h else {})}}
+                  for lv in args.levels for sw in args.scale_weights for c in args.color_levels for h in args.sh_levels]
     results = []
     with tempfile.TemporaryDirectory() as tmp, one_cpu_thread("cpu"):  # as `sog compress`: the same bytes
         for name in args.scenes:
