@@ -36,10 +36,10 @@ import sog  # noqa: E402
 from sog import rate  # noqa: E402
 from sog.codec import native  # noqa: E402
 from sog.render import render  # noqa: E402
-from sog.render.views import JUDGING_SIZE, JUDGING_VIEWS, tuning_cameras  # noqa: E402
+from sog.render.views import tuning_cameras  # noqa: E402
 
-from bench_fidelity import SCENES, SHARED_DATA, peer_sog  # noqa: E402  (the same scenes and peer files)
-from tune_sogv2 import report, view_psnrs  # noqa: E402  (the same rule)
+from bench_fidelity import SCENES, peer_sog  # noqa: E402  (the same scenes and peer files)
+from tune_sogv2 import common_arguments, report, view_psnrs  # noqa: E402  (the same rule and options)
 
 
 def compressed(scene, out: Path, profile: str, **kwargs) -> tuple[sog.Splats, int, object]:
@@ -89,9 +89,7 @@ def tune_scene(name: str, path: Path, candidates: list[dict], args, tmp: Path) -
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=str(SHARED_DATA))
-    ap.add_argument("--scenes", nargs="+", default=["plant", "tarot", "kacytran", "playbot2"], choices=list(SCENES))
-    ap.add_argument("--peer-cache", default=None)
+    common_arguments(ap, ["plant", "tarot", "kacytran", "playbot2"])
     ap.add_argument("--against", choices=["st", "sogv2"], default="st",
                     help="the reference: splat-transform's .sog (the sogv2 default where there is none) or sogv2's")
     ap.add_argument("--levels", type=int, nargs="+", default=list(range(1, 9)), help="rungs of sog.rate.LEVELS")
@@ -99,14 +97,9 @@ def main(argv=None) -> int:
     ap.add_argument("--scale-weights", type=float, nargs="+", default=[native.Options().scale_weight])
     ap.add_argument("--max-drops", type=int, nargs="+", default=[native.Options().layer_max_drop],
                     help="most steps a layer is stored coarser than the first (layer_max_drop)")
-    ap.add_argument("--sh-levels", type=int, nargs="+", default=[0],
-                    help="entries of the SH palette's coefficient codebook (0: the rung's own)")
-    ap.add_argument("--views", type=int, default=JUDGING_VIEWS)
-    ap.add_argument("--size", type=int, default=JUDGING_SIZE)
-    ap.add_argument("--margin", type=float, default=0.0, help="dB above the reference a candidate must hold")
-    ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    candidates = [{"name": f"L{lv} x{layers}" + (f" d{d}" if layers > 1 else "") + f" sw{sw:g}" + (f" h{h}" if h else ""),
+    candidates = [{"name": f"L{lv} x{layers}" + (f" d{d}" if layers > 1 else "") + f" sw{sw:g}"
+                   + (f" h{h}" if h else ""),
                    "options": {**rate.LEVELS[lv], "layers": layers, "layer_max_drop": d, "scale_weight": sw,
                                **({"sh_levels": h} if h else {})}}
                   for lv in args.levels for layers in args.layers for d in (args.max_drops if layers > 1 else [3])

@@ -109,22 +109,27 @@ def report(results: list[dict], candidates: list[dict], args, today: str) -> int
     return 0
 
 
+def common_arguments(ap: argparse.ArgumentParser, scenes: list[str]) -> None:
+    """The options every tuning script takes: scenes, peer cache, tuning views, margin, JSON (``--sh-levels`` too)."""
+    ap.add_argument("--data", default=str(SHARED_DATA))
+    ap.add_argument("--scenes", nargs="+", default=scenes, choices=list(SCENES))
+    ap.add_argument("--peer-cache", default=None)
+    ap.add_argument("--sh-levels", type=int, nargs="+", default=[0],
+                    help="entries of the SH palette's coefficient codebook (0: the rung's own)")
+    ap.add_argument("--views", type=int, default=JUDGING_VIEWS)
+    ap.add_argument("--size", type=int, default=JUDGING_SIZE)
+    ap.add_argument("--margin", type=float, default=0.0, help="dB above the reference a candidate must hold")
+    ap.add_argument("--json", default=None)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=str(SHARED_DATA))
-    ap.add_argument("--scenes", nargs="+", default=["plant", "tarot", "kacytran"], choices=list(SCENES))
-    ap.add_argument("--peer-cache", default=None)
+    common_arguments(ap, ["plant", "tarot", "kacytran"])
     ap.add_argument("--levels", type=int, nargs="+", default=list(range(2, 10)),
                     help="rungs of sogv2.LEVELS to try")
     ap.add_argument("--scale-weights", type=float, nargs="+", default=[0.5, 1.0, 1.5, 2.0])
-    ap.add_argument("--sh-levels", type=int, nargs="+", default=[0],
-                    help="SH palette codebook entries used (0: the rung's own)")
     ap.add_argument("--color-levels", type=int, nargs="+", default=[0],
                     help="sh0 codebook entries used (0: the rung's own)")
-    ap.add_argument("--views", type=int, default=JUDGING_VIEWS)
-    ap.add_argument("--size", type=int, default=JUDGING_SIZE)
-    ap.add_argument("--margin", type=float, default=0.0, help="dB above splat-transform a candidate must hold")
-    ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     candidates = [{"name": f"L{lv} sw{sw:g}" + (f" c{c}" if c else "") + (f" h{h}" if h else ""), "level": lv,
                    "scale_weight": sw, "color_levels": c or sogv2.LEVELS[lv]["color_levels"],
