@@ -126,16 +126,20 @@ def test_sogv2_gives_positions_more_bits_when_the_gaussians_are_small_for_the_la
     scene = small_scene(2000, seed=3)
     lmeans = playcanvas.log_transform(scene.means.double().numpy())
     logs = scene.scales.double().numpy()
-    base = sogv2.means_bits_for(lmeans, logs, 13, None)
+
+    def r(scales):  # how large the Gaussians are for a 13-bit lattice
+        return sogv2.median_step_ratio(lmeans, scales, 13)
+
+    base = sogv2.means_bits_for(r(logs), 13, None)
     assert base == 13                                                          # off: as given
-    ratio = sogv2.median_step_ratio(lmeans, logs, 13)                          # the lattice is meant for this scene
-    assert sogv2.means_bits_for(lmeans, logs, 13, ratio) == 13
-    assert sogv2.means_bits_for(lmeans, logs - np.log(4), 13, ratio) == 15     # Gaussians 4x smaller: 2 bits more
-    assert sogv2.means_bits_for(lmeans, logs + np.log(64), 13, ratio) == 13    # never fewer bits than asked
-    assert sogv2.means_bits_for(lmeans, logs - np.log(1e6), 13, ratio) == 16   # at most the 16-bit field
+    ratio = r(logs)                                                            # the lattice is meant for this scene
+    assert sogv2.means_bits_for(r(logs), 13, ratio) == 13
+    assert sogv2.means_bits_for(r(logs - np.log(4)), 13, ratio) == 15          # Gaussians 4x smaller: 2 bits more
+    assert sogv2.means_bits_for(r(logs + np.log(64)), 13, ratio) == 13         # never fewer bits than asked
+    assert sogv2.means_bits_for(r(logs - np.log(1e6)), 13, ratio) == 16        # at most the 16-bit field
     small = scene.permute(torch.arange(len(scene)))
     small.scales = small.scales - float(np.log(1e6))
-    assert sogv2.quat_bits_for(lmeans, small.scales.double().numpy(), 13, 6, 0.05) == 6  # no extra rotation bits
+    assert sogv2.quat_bits_for(r(small.scales.double().numpy()), 6, 0.05) == 6  # no extra rotation bits
     sog.compress(small, tmp_path / "s.sog", sog.CompressOptions(sort="morton"), quiet=True)
     _, planes = _planes(tmp_path / "s.sog")
     assert np.any(planes["means_l.webp"][:, :3] % 8)                          # the default's 13 bits were raised
@@ -220,13 +224,17 @@ def test_sogv2_gives_rotations_more_bits_when_the_gaussians_are_large_for_the_po
     scene = small_scene(2000, seed=3)
     lmeans = playcanvas.log_transform(scene.means.double().numpy())
     logs = scene.scales.double().numpy()
-    ratio = sogv2.median_step_ratio(lmeans, logs, 13)                          # the rotations are meant for this scene
-    assert sogv2.quat_bits_for(lmeans, logs, 13, 5, None) == 5                 # off: as given
-    assert sogv2.quat_bits_for(lmeans, logs, 13, 5, ratio) == 5
-    assert sogv2.quat_bits_for(lmeans, logs + np.log(2), 13, 5, ratio) == 6    # Gaussians 2x larger: 1 bit more
-    assert sogv2.quat_bits_for(lmeans, logs + np.log(4), 13, 5, ratio) == 7
-    assert sogv2.quat_bits_for(lmeans, logs - np.log(64), 13, 5, ratio) == 5   # never fewer bits than asked
-    assert sogv2.quat_bits_for(lmeans, logs + np.log(1e6), 13, 5, ratio) == 8  # at most every code
+
+    def r(scales):  # how large the Gaussians are for a 13-bit lattice
+        return sogv2.median_step_ratio(lmeans, scales, 13)
+
+    ratio = r(logs)                                                            # the rotations are meant for this scene
+    assert sogv2.quat_bits_for(r(logs), 5, None) == 5                          # off: as given
+    assert sogv2.quat_bits_for(r(logs), 5, ratio) == 5
+    assert sogv2.quat_bits_for(r(logs + np.log(2)), 5, ratio) == 6             # Gaussians 2x larger: 1 bit more
+    assert sogv2.quat_bits_for(r(logs + np.log(4)), 5, ratio) == 7
+    assert sogv2.quat_bits_for(r(logs - np.log(64)), 5, ratio) == 5            # never fewer bits than asked
+    assert sogv2.quat_bits_for(r(logs + np.log(1e6)), 5, ratio) == 8           # at most every code
     opts = {"quat_bits": 5, "quat_step_ratio": ratio / 4}                       # this scene at ratio/4: no extra bit
     sog.compress(scene, tmp_path / "a.sog", sog.CompressOptions(sort="morton", profile_options=opts), quiet=True)
     _, planes = _planes(tmp_path / "a.sog")

@@ -156,29 +156,28 @@ def median_step_ratio(lmeans: np.ndarray, log_scales: np.ndarray, bits: float) -
     return float(np.median(step.max(1) / np.exp(log_scales).mean(1)))
 
 
-def means_bits_for(lmeans: np.ndarray, log_scales: np.ndarray, bits: float, ratio: float | None) -> float:
-    """``bits`` plus the whole bits (up to 16) that bring `median_step_ratio` down to about ``ratio`` (rounded to
-    the nearest bit); never fewer bits. The default rung was chosen on scenes whose ratio is about 0.05 at 13 bits
-    (plant, tarot); playbot's smaller Gaussians have 0.07-0.13."""
-    if ratio is None or len(lmeans) == 0:
-        return bits
-    r = median_step_ratio(lmeans, log_scales, bits)
-    extra = max(0, int(round(math.log2(r / ratio)))) if r > 0 and math.isfinite(r) else 0
-    return min(16.0, bits + extra)
+def extra_bits(r: float, ratio: float | None) -> int:
+    """round(log2(``r`` / ``ratio``)): how many octaves a scene's `median_step_ratio` ``r`` lies above the ``ratio`` a
+    lattice was chosen for (negative: below); 0 when ``ratio`` is None or ``r`` is not a positive number."""
+    if ratio is None or not (r > 0 and math.isfinite(r)):
+        return 0
+    return int(round(math.log2(r / ratio)))
 
 
-def quat_bits_for(lmeans: np.ndarray, log_scales: np.ndarray, means_bits: float, quat_bits: float,
-                  ratio: float | None) -> float:
-    """``quat_bits`` plus the whole bits (up to 8, every code) that a scene whose `median_step_ratio` at
-    ``means_bits`` is below ``ratio`` needs to keep rotations as fine as positions: a rotation error t displaces a
+def means_bits_for(r: float, bits: float, ratio: float | None) -> float:
+    """``bits`` plus the whole bits (up to 16) that bring a scene's `median_step_ratio` ``r`` (at ``bits``) down to
+    about ``ratio`` (`extra_bits`); never fewer bits. The default rung was chosen on scenes whose ratio is about 0.05
+    at 13 bits (plant, tarot); playbot's smaller Gaussians have 0.07-0.13."""
+    return min(16.0, bits + max(0, extra_bits(r, ratio)))
+
+
+def quat_bits_for(r: float, quat_bits: float, ratio: float | None) -> float:
+    """``quat_bits`` plus the whole bits (up to 8, every code) that a scene whose `median_step_ratio` ``r`` (at its
+    position bits) is below ``ratio`` needs to keep rotations as fine as positions: a rotation error t displaces a
     Gaussian's mass by about t x its size, a position error by the lattice step, so Gaussians 2x larger for the same
-    step need rotation steps half as large (rounded to the nearest bit); never fewer bits. The default rung was
-    chosen on scenes at about 0.05 (plant, tarot); kacytran's large Gaussians are at 0.026."""
-    if ratio is None or len(lmeans) == 0:
-        return quat_bits
-    r = median_step_ratio(lmeans, log_scales, means_bits)
-    extra = max(0, int(round(math.log2(ratio / r)))) if r > 0 and math.isfinite(r) else 0
-    return min(8.0, quat_bits + extra)
+    step need rotation steps half as large (`extra_bits`, rounded to the nearest bit); never fewer bits. The default
+    rung was chosen on scenes at about 0.05 (plant, tarot); kacytran's large Gaussians are at 0.026."""
+    return min(8.0, quat_bits + max(0, -extra_bits(r, ratio)))
 
 
 def lattice_step(bits: float, full: int) -> int:
@@ -297,10 +296,12 @@ def encode_layers(layers: list[Layer], options: Options | None = None, progress=
     # positions: 16-bit codes in log space on a lattice of every step-th code, the finest layer's top code = max
     lmeans = playcanvas.log_transform(splats.means.detach().cpu().double().numpy())
     scales64 = splats.scales.detach().cpu().double().numpy()
-    bits = means_bits_for(lmeans, scales64, options.means_bits, options.means_step_ratio)
+    # the lattices' size-aware bits, from one measure of how large the Gaussians are for the position lattice
+    r = median_step_ratio(lmeans, scales64, options.means_bits) if n else math.nan
+    bits = means_bits_for(r, options.means_bits, options.means_step_ratio)
     if bits != options.means_bits:  # every layer's lattice gets the same extra bits
         per = [replace(opts, means_bits=min(16.0, opts.means_bits + bits - options.means_bits)) for opts in per]
-    qbits = quat_bits_for(lmeans, scales64, options.means_bits, options.quat_bits, options.quat_step_ratio)
+    qbits = quat_bits_for(r, options.quat_bits, options.quat_step_ratio)
     if qbits != options.quat_bits:
         per = [replace(opts, quat_bits=min(8.0, opts.quat_bits + qbits - options.quat_bits)) for opts in per]
     mins, maxs = lmeans.min(0), lmeans.max(0)
