@@ -21,7 +21,6 @@ worst tuning view are at least the reference's (``--margin``) on every scene
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -38,8 +37,8 @@ from sog.codec import native  # noqa: E402
 from sog.render import render  # noqa: E402
 from sog.render.views import tuning_cameras  # noqa: E402
 
-from bench_fidelity import SCENES, peer_sog  # noqa: E402  (the same scenes and peer files)
-from tune_sogv2 import common_arguments, report, view_psnrs  # noqa: E402  (the same rule and options)
+from bench_fidelity import peer_sog  # noqa: E402  (the same peer files)
+from tune_sogv2 import common_arguments, report, tune_scenes, view_psnrs  # noqa: E402  (the same rule, options, loop)
 
 
 def compressed(scene, out: Path, profile: str, **kwargs) -> tuple[sog.Splats, int, object]:
@@ -104,21 +103,16 @@ def main(argv=None) -> int:
                                **({"sh_levels": h} if h else {})}}
                   for lv in args.levels for layers in args.layers for d in (args.max_drops if layers > 1 else [3])
                   for sw in args.scale_weights for h in args.sh_levels]
-    results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.scenes:
-            path = Path(args.data) / SCENES[name]
-            if not path.exists():
-                print(f"{name}: {path} missing, skipped")
-                continue
-            res = tune_scene(name, path, candidates, args, Path(tmp))
-            print(f"{name}: reference {res['against']} {res['ref_bytes']:,} B, tuning views {res['ref_psnr']:.2f} / "
-                  f"{res['ref_psnr_min']:.2f} dB; sogv2 default {res['sogv2_bytes']:,} B, {res['sogv2_psnr']:.2f} / "
-                  f"{res['sogv2_psnr_min']:.2f} dB", flush=True)
-            results.append(res)
+        results = tune_scenes(args, lambda name, path: tune_scene(name, path, candidates, args, Path(tmp)),
+                              lambda res: f"reference {res['against']} {res['ref_bytes']:,} B, tuning views "
+                                          f"{res['ref_psnr']:.2f} / {res['ref_psnr_min']:.2f} dB; sogv2 default "
+                                          f"{res['sogv2_bytes']:,} B, {res['sogv2_psnr']:.2f} / "
+                                          f"{res['sogv2_psnr_min']:.2f} dB")
     today = native.Options()
     return report(results, candidates, args, f"native default today: rung {native.DEFAULT_LEVEL}, {today.layers} "
                                              f"layers, scale weight {today.scale_weight:g}")
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

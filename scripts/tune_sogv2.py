@@ -95,6 +95,24 @@ def choose(results: list[dict], candidates: list[dict], margin: float) -> dict:
     return {"candidate": best[2], "scenes_held": best[3], "scenes": len(results), "mean_xst": best[1]}
 
 
+def tune_scenes(args, tune, summary) -> list[dict]:
+    """``tune(name, path)`` on each of ``args.scenes`` that is present (a result of None: no splat-transform .sog,
+    skipped), printing ``summary(result)`` after each; the results."""
+    results = []
+    for name in args.scenes:
+        path = Path(args.data) / SCENES[name]
+        if not path.exists():
+            print(f"{name}: {path} missing, skipped")
+            continue
+        res = tune(name, path)
+        if res is None:
+            print(f"{name}: no splat-transform .sog, skipped")
+            continue
+        print(f"{name}: {summary(res)}", flush=True)
+        results.append(res)
+    return results
+
+
 def report(results: list[dict], candidates: list[dict], args, today: str) -> int:
     """Print the chosen candidate (`choose`) beside ``today``'s default and write ``args.json``; the exit code."""
     if not results:
@@ -136,20 +154,10 @@ def main(argv=None) -> int:
                    "options": {**sogv2.LEVELS[lv], "scale_weight": sw, **({"color_levels": c} if c else {}),
                                **({"sh_levels": h} if h else {})}}
                   for lv in args.levels for sw in args.scale_weights for c in args.color_levels for h in args.sh_levels]
-    results = []
     with tempfile.TemporaryDirectory() as tmp, one_cpu_thread("cpu"):  # as `sog compress`: the same bytes
-        for name in args.scenes:
-            path = Path(args.data) / SCENES[name]
-            if not path.exists():
-                print(f"{name}: {path} missing, skipped")
-                continue
-            res = tune_scene(name, path, candidates, args, Path(tmp))
-            if res is None:
-                print(f"{name}: no splat-transform .sog, skipped")
-                continue
-            print(f"{name}: splat-transform {res['st_bytes']:,} B, tuning views {res['st_psnr']:.2f} / "
-                  f"{res['st_psnr_min']:.2f} dB", flush=True)
-            results.append(res)
+        results = tune_scenes(args, lambda name, path: tune_scene(name, path, candidates, args, Path(tmp)),
+                              lambda res: f"splat-transform {res['st_bytes']:,} B, tuning views "
+                                          f"{res['st_psnr']:.2f} / {res['st_psnr_min']:.2f} dB")
     return report(results, candidates, args, f"sogv2 default today: L{sogv2.DEFAULT_LEVEL} "
                                              f"sw{sogv2.Options().scale_weight:g}")
 
