@@ -1,5 +1,6 @@
 // sog's browser decoder: a .sog zip (the native profile, layered or not, and PlayCanvas SOG v2) or sog's raw
 // float file (what `sog view` serves for PLY, .spz, .splat and LOD inputs) to float attribute arrays.
+// The .sog layouts it reads (SOG v2, native versions 1-5, layered version 3) are specified in docs/formats.md.
 //
 // It mirrors sog/codec/native.py `decode` and sog/codec/playcanvas.py `decode` step by step, in float64 with
 // float32 storage where Python stores float32, so the arrays equal `sog.load` of the same file within float32
