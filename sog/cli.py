@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import signal
 import sys
 import threading
 import time
-from pathlib import Path
 
 from . import __version__
 from .errors import Interrupted, SogError
 from .io.limits import LIMITS, Limits
-from .grid import grid_shape
 from .io.ply import inria_ply_size as ply_bytes
 
 
@@ -34,6 +31,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from .codec import ALIASES, DEFAULT_PROFILE, PROFILES
     from .pipeline import SORT_BUDGET
+    from .render import BACKENDS
+    from .render.cameras import UP_AXES
+    from .render.views import JUDGING_SIZE, JUDGING_VIEWS
     from .sort import SORTERS
 
     parser = argparse.ArgumentParser(prog="sog", description="Self-Organizing Gaussians: compress 3DGS scenes "
@@ -81,8 +81,26 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("input")
     i.add_argument("--json", action="store_true", help="print one JSON object")
 
-    from .evaluate import add_parser as add_eval_parser
-    add_eval_parser(sub)
+    e = sub.add_parser("eval", help="bytes, ratio, bits/Gaussian and PSNR/SSIM of renders of COMPRESSED "
+                       "against renders of ORIGINAL")
+    e.add_argument("original", help="reference scene (.ply/.splat/.sog/.spz/SOG folder)")
+    e.add_argument("compressed", help="scene to evaluate (any format sog reads)")
+    e.add_argument("--views", type=int, default=JUDGING_VIEWS, help=f"number of cameras (default {JUDGING_VIEWS})")
+    e.add_argument("--size", default=str(JUDGING_SIZE), help="image size: N (square, or the longer side for scene "
+                   f"cameras) or WxH (default {JUDGING_SIZE})")
+    e.add_argument("--cameras", default=None, help="cameras.json (INRIA) or COLMAP model folder (its judging "
+                   "subset: every 8th camera); default: one found next to ORIGINAL, else seeded close and orbit views")
+    e.add_argument("--up", default="-y", choices=["auto", *UP_AXES],
+                   help="up axis of the seeded views (default -y, the INRIA/COLMAP/.splat convention; auto = the axis "
+                   "of smallest extent)")
+    e.add_argument("--fov", type=float, default=50.0, help="seeded views' horizontal field of view in degrees")
+    e.add_argument("--backend", default="auto", choices=list(BACKENDS),
+                   help="renderer: gsplat on CUDA when available, else the PyTorch rasteriser")
+    e.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    e.add_argument("--save-views", default=None, metavar="DIR",
+                   help="write side-by-side PNGs (original | compressed | 4x difference) to DIR, worst view first")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
 
     v = sub.add_parser("view", help="look at one scene, or two side by side with their PSNR, in the browser")
     v.add_argument("input", help="any scene sog reads (.ply, .sog, SOG folder/meta.json, .spz, .splat, lod-meta.json)")
@@ -108,10 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     restore = _install_signal_handlers()
     try:
         check_options(args)
-        if args.command == "eval":
-            from .evaluate import run as run_eval
-            return run_eval(args)
-        return {"compress": _compress, "decompress": _decompress, "info": _info, "view": _view,
+        return {"compress": _compress, "decompress": _decompress, "info": _info, "eval": _eval, "view": _view,
                 "export-html": _export_html}[args.command](args)
     except SogError as exc:
         print(f"sog: error: {exc}", file=sys.stderr)
@@ -170,16 +185,6 @@ def check_options(args, limits: Limits = LIMITS) -> None:
     psnr = getattr(args, "psnr", None)
     if psnr is not None and not 0 < psnr < 1000:
         raise SogError(f"--psnr must be a positive number of dB below 1000, not {psnr}")
-    if args.command == "eval":
-        from .render.cameras import parse_size
-
-        if not 1 <= args.views <= limits.max_views:
-            raise SogError(f"--views must be 1..{limits.max_views}, not {args.views}")
-        width, height = parse_size(args.size)
-        if max(width, height) > limits.max_render_side:
-            raise SogError(f"--size {args.size}: at most {limits.max_render_side} pixels a side")
-        if not (math.isfinite(args.fov) and 0 < args.fov < 180):
-            raise SogError(f"--fov must be between 0 and 180 degrees (exclusive), not {args.fov}")
 
 
 def _parse_weights(text: str | None) -> dict[str, float]:
@@ -264,6 +269,30 @@ def _decompress(args) -> int:
     return 0
 
 
+def _eval(args) -> int:
+    from .evaluate import evaluate
+
+    result = evaluate(args.original, args.compressed, views=args.views, size=args.size, save_views=args.save_views,
+                      device=args.device, backend=args.backend, cameras=args.cameras, up=args.up,
+                      fov_deg=args.fov, progress=not (args.quiet or args.json))
+    if args.json:
+        print(json.dumps(result))
+    elif not args.quiet:
+        w, h = result["size"]
+        counts = f"{result['count']:,} Gaussians"
+        if result["count_compressed"] != result["count"]:
+            counts += f" (compressed has {result['count_compressed']:,})"
+        print(f"{args.compressed}: {result['bytes']:,} bytes, {result['bits_per_gaussian']:.2f} bits/Gaussian, "
+              f"{result['ratio']:.2f}x smaller than the {result['ply_bytes']:,}-byte PLY; {counts}")
+        print(f"renders vs {args.original}: PSNR {result['psnr']:.2f} dB (worst view {result['psnr_min']:.2f}, "
+              f"{result['worst_view']}), SSIM {result['ssim']:.4f} (worst {result['ssim_min']:.4f}) over "
+              f"{result['views']} {w}x{h} views ({result['cameras']}, {result['backend']}) in "
+              f"{result['seconds']:.1f} s")
+        if args.save_views:
+            print(f"side-by-side views in {args.save_views}")
+    return 0
+
+
 def _view(args) -> int:
     from .viewer import view
 
@@ -285,33 +314,23 @@ def _export_html(args) -> int:
 
 
 def _info(args) -> int:
-    from .io import detect_format, load
-    from .io.sog_meta import open_sog
+    from .io.info import scene_info
+    from .io.ply import inria_ply_size
 
-    path = Path(args.input)
-    fmt = detect_format(path)
-    splats = load(path)
-    n = len(splats)
-    grids = [list(grid_shape(n))]
-    if fmt == "sog":
-        from .codec import profile_of
-
-        meta, read, size = open_sog(path)  # checked by load already; the reader refuses oversized planes
-        grids = [list(grid) for grid in profile_of(meta).grids(meta, read)]  # one per importance layer
-    else:
-        size = os.path.getsize(path)
-    ply = ply_bytes(n, splats.sh_degree)
-    out = {"input": str(path), "format": fmt, "count": n, "sh_degree": splats.sh_degree, "grid": grids[0],
-           "grids": grids,
-           "bytes": size, "bits_per_gaussian": 8 * size / n, "ratio": ply / size, "ply_bytes": ply,
-           "extras": sorted(splats.extras)}
+    info = scene_info(args.input)
+    n = info.count
+    ply = inria_ply_size(n, info.sh_degree)
+    grids = [list(grid) for grid in info.grids]
+    out = {"input": info.path, "format": info.format, "count": n, "sh_degree": info.sh_degree, "grid": grids[0],
+           "grids": grids, "bytes": info.bytes, "bits_per_gaussian": 8 * info.bytes / n, "ratio": ply / info.bytes,
+           "ply_bytes": ply, "extras": info.extras}
     if args.json:
         print(json.dumps(out))
     else:
         shown = " + ".join(f"{w}x{h}" for h, w in grids)
-        print(f"{path}: {fmt}, {n:,} Gaussians, SH degree {splats.sh_degree}, grid {shown}, "
-              f"{size:,} bytes, {out['bits_per_gaussian']:.1f} bits/Gaussian, {out['ratio']:.2f}x smaller than "
-              f"the {ply:,}-byte PLY")
+        print(f"{info.path}: {info.format}, {n:,} Gaussians, SH degree {info.sh_degree}, grid {shown}, "
+              f"{info.bytes:,} bytes, {out['bits_per_gaussian']:.1f} bits/Gaussian, {out['ratio']:.2f}x smaller "
+              f"than the {ply:,}-byte PLY")
     return 0
 
 

@@ -18,15 +18,15 @@ AlexNet/VGG backbones from the network at run time, which this project cannot re
 
 from __future__ import annotations
 
-import argparse
-import json
+import math
 import os
-import sys
 import time
 from pathlib import Path
 
 import torch
 
+from .errors import SogError
+from .io.limits import LIMITS, Limits
 from .splats import Splats
 
 
@@ -63,6 +63,19 @@ def evaluation_cameras(original_path, splats: Splats, views: int = 12, size=512,
     if isinstance(cameras, (list, tuple)) and all(isinstance(c, Camera) for c in cameras):
         return list(cameras), "given cameras"
     return judging_cameras(splats, original_path, views, size, cameras, up, fov_deg)
+
+
+def check_view_options(views: int, size, fov_deg: float, limits: Limits = LIMITS) -> None:
+    """`SogError` for a view count, image size or field of view `evaluate` would refuse (before any work)."""
+    from .render.cameras import parse_size
+
+    if not 1 <= views <= limits.max_views:
+        raise SogError(f"--views must be 1..{limits.max_views}, not {views}")
+    width, height = parse_size(size)
+    if max(width, height) > limits.max_render_side:
+        raise SogError(f"--size {size}: at most {limits.max_render_side} pixels a side")
+    if not (math.isfinite(fov_deg) and 0 < fov_deg < 180):
+        raise SogError(f"--fov must be between 0 and 180 degrees (exclusive), not {fov_deg}")
 
 
 def _save_views(folder: Path, ref: torch.Tensor, test: torch.Tensor, psnrs: list[float], names: list[str]) -> list[str]:
@@ -102,6 +115,7 @@ def evaluate(original: str | os.PathLike | Splats, compressed: str | os.PathLike
     from .io import load
     from .render import RasterConfig, _pick_backend, render
 
+    check_view_options(views, size, fov_deg)
     t0 = time.perf_counter()
     orig_path = None if isinstance(original, Splats) else original
     comp_path = None if isinstance(compressed, Splats) else compressed
@@ -138,55 +152,3 @@ def evaluate(original: str | os.PathLike | Splats, compressed: str | os.PathLike
         result["saved_views"] = _save_views(Path(save_views), ref, test, psnr_views, [c.name for c in cams])
     result["seconds"] = round(time.perf_counter() - t0, 3)
     return result
-
-
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Add ``sog eval`` to the CLI's subparsers."""
-    from .render.cameras import UP_AXES
-
-    e = subparsers.add_parser("eval", help="bytes, ratio, bits/Gaussian and PSNR/SSIM of renders of COMPRESSED "
-                              "against renders of ORIGINAL")
-    e.add_argument("original", help="reference scene (.ply/.splat/.sog/.spz/SOG folder)")
-    e.add_argument("compressed", help="scene to evaluate (any format sog reads)")
-    e.add_argument("--views", type=int, default=12, help="number of cameras (default 12)")
-    e.add_argument("--size", default="512", help="image size: N (square, or the longer side for scene cameras) "
-                   "or WxH (default 512)")
-    e.add_argument("--cameras", default=None, help="cameras.json (INRIA) or COLMAP model folder (its judging "
-                   "subset: every 8th camera); default: one found next to ORIGINAL, else seeded close and orbit views")
-    e.add_argument("--up", default="-y", choices=["auto", *UP_AXES],
-                   help="up axis of the seeded views (default -y, the INRIA/COLMAP/.splat convention; auto = the axis of "
-                   "smallest extent)")
-    e.add_argument("--fov", type=float, default=50.0, help="seeded views' horizontal field of view in degrees")
-    e.add_argument("--backend", default="auto", choices=["auto", "cpu", "gsplat"],
-                   help="renderer: gsplat on CUDA when available, else the PyTorch rasteriser")
-    e.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    e.add_argument("--save-views", default=None, metavar="DIR",
-                   help="write side-by-side PNGs (original | compressed | 4x difference) to DIR, worst view first")
-    e.add_argument("--json", action="store_true", help="print one JSON object")
-    e.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
-    return e
-
-
-def run(args) -> int:
-    """Run ``sog eval`` from parsed arguments; print the summary (or JSON); return the exit code."""
-    size = args.size
-    result = evaluate(args.original, args.compressed, views=args.views, size=size, save_views=args.save_views,
-                      device=args.device, backend=args.backend, cameras=args.cameras, up=args.up,
-                      fov_deg=args.fov, progress=not (args.quiet or args.json))
-    if args.json:
-        print(json.dumps(result))
-    elif not args.quiet:
-        w, h = result["size"]
-        counts = f"{result['count']:,} Gaussians"
-        if result["count_compressed"] != result["count"]:
-            counts += f" (compressed has {result['count_compressed']:,})"
-        print(f"{args.compressed}: {result['bytes']:,} bytes, {result['bits_per_gaussian']:.2f} bits/Gaussian, "
-              f"{result['ratio']:.2f}x smaller than the {result['ply_bytes']:,}-byte PLY; {counts}")
-        print(f"renders vs {args.original}: PSNR {result['psnr']:.2f} dB (worst view {result['psnr_min']:.2f}, "
-              f"{result['worst_view']}), SSIM {result['ssim']:.4f} (worst {result['ssim_min']:.4f}) over "
-              f"{result['views']} {w}x{h} views ({result['cameras']}, {result['backend']}) in "
-              f"{result['seconds']:.1f} s")
-        if args.save_views:
-            print(f"side-by-side views in {args.save_views}")
-    sys.stdout.flush()
-    return 0

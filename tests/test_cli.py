@@ -208,3 +208,19 @@ def test_layers_flag_is_refused_where_it_cannot_apply(tmp_path, sample_ply, caps
            match="--layers applies to profiles with importance layers")
     _fails(capsys, "compress", sample_ply, tmp_path / "z.sog", "--layers", "0", match="--layers must be 1 or more")
     assert not (tmp_path / "p.sog").exists() and not (tmp_path / "z.sog").exists()
+
+
+def test_info_names_each_importance_layer_grid_from_the_file_itself(tmp_path, capsys):
+    """`sog info` asks the container's profile for its grids: a layered native file reports one grid per layer."""
+    from sog.io.info import scene_info
+
+    scene = small_scene(3000, seed=1)
+    out = tmp_path / "layered.sog"
+    sog_options = dict(profile="native", sort="morton", profile_options={"layers": 3, "layer_min": 1000})
+    import sog
+    result = sog.compress(scene, out, sog.CompressOptions(**sog_options), quiet=True)
+    info = scene_info(out)
+    assert info.count == 3000 and info.format == "sog" and info.bytes == out.stat().st_size
+    assert info.grids == result.layers and len(info.grids) == 3
+    assert run("info", out, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["grids"] == [list(g) for g in result.layers]

@@ -10,6 +10,7 @@ import torch
 
 from conftest import shared_path, small_scene, write_cameras_json
 from sog.cli import main
+from sog.errors import SogError
 from sog.evaluate import evaluate
 from sog.io import write_ply
 from sog.io.ply import inria_ply_size
@@ -145,3 +146,11 @@ def test_on_plant_the_default_files_mean_and_worst_judging_view_hold_against_spl
     worst = {name: min(v) for name, v in views.items()}
     assert worst["ours"] >= worst["splat-transform"] - WORST_VIEW_MARGIN_DB, worst
     assert mean["ours"] >= mean["splat-transform"] - WORST_VIEW_MARGIN_DB, mean
+
+
+@pytest.mark.parametrize("kwargs, word", [({"views": 0}, "--views"), ({"size": 9000}, "--size"),
+                                          ({"fov_deg": 180.0}, "--fov"), ({"fov_deg": float("nan")}, "--fov")])
+def test_evaluate_refuses_bad_view_options_before_reading_anything(tmp_path, kwargs, word):
+    """The Python API and `sog eval` share one check: nothing is loaded (the inputs need not even exist)."""
+    with pytest.raises(SogError, match=word):
+        evaluate(tmp_path / "missing.ply", tmp_path / "missing.sog", **kwargs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import SogError
@@ -13,7 +14,7 @@ from .ply import read_ply, write_ply
 from .splat import read_splat
 
 __all__ = ["load", "read_checked", "save", "read_ply", "write_ply", "read_splat", "read_container", "write_container",
-           "detect_format"]
+           "detect_format", "as_sog_error"]
 
 
 def detect_format(path: str | os.PathLike) -> str:
@@ -50,8 +51,16 @@ def load(path: str | os.PathLike, limits: Limits = LIMITS) -> Splats:
     Every problem with the file is a `SogError` naming it: the readers check declared sizes against the
     data and against `sog.io.limits` before they allocate (`read_checked`), and, as a last resort, any
     decoder error they let through (zlib, image, gzip, zstd, struct, JSON, plyfile) becomes one too."""
-    try:
+    with as_sog_error(path):
         return read_checked(path, limits)
+
+
+@contextmanager
+def as_sog_error(path: str | os.PathLike):
+    """Reading ``path`` inside this block: any decoder's own error (zlib, image, gzip, zstd, struct, JSON,
+    plyfile) on data the checks let through, and running out of memory, become one `SogError` naming the file."""
+    try:
+        yield
     except SogError:
         raise
     except MemoryError:
@@ -65,8 +74,11 @@ def load(path: str | os.PathLike, limits: Limits = LIMITS) -> Splats:
 def read_checked(path: str | os.PathLike, limits: Limits = LIMITS) -> Splats:
     """`load` without its last resort: the format's reader, then the count, finiteness and magnitude checks.
     Any exception but `SogError` from here is a reader bug (the fuzzer, scripts/fuzz_readers.py, counts them)."""
-    fmt = detect_format(path)
-    splats = _read(path, fmt, limits)
+    return checked(_read(path, detect_format(path), limits), path, limits)
+
+
+def checked(splats: Splats, path: str | os.PathLike, limits: Limits = LIMITS) -> Splats:
+    """``splats`` read from ``path``, once its count, finiteness and magnitudes pass (else a `SogError`)."""
     check_count(len(splats), str(path), limits)
     return check_magnitudes(splats.validate(str(path)), str(path), limits)
 

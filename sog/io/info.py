@@ -1,0 +1,48 @@
+"""What ``sog info`` reports about a scene file: format, count, SH degree, grids, stored bytes."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..grid import grid_shape
+from .limits import LIMITS, Limits
+
+
+@dataclass
+class SceneInfo:
+    """A scene file as stored: its format (`sog.io.detect_format`), Gaussians, SH degree, the ``(H, W)`` grid of
+    each layer (a file that is not a SOG container: the grid sog would sort it onto), bytes on disk (a SOG folder:
+    its meta.json plus the planes it names) and the PLY properties a SOG cannot hold."""
+
+    path: str
+    format: str
+    count: int
+    sh_degree: int
+    grids: list[tuple[int, int]]
+    bytes: int
+    extras: list[str] = field(default_factory=list)
+
+
+def scene_info(path: str | os.PathLike, limits: Limits = LIMITS) -> SceneInfo:
+    """Read ``path`` once (checked as `sog.io.load` checks it) and describe it (`SceneInfo`). A SOG container is
+    opened once: its profile decodes the scene and names the grid of each importance layer."""
+    from . import as_sog_error, checked, detect_format, load
+
+    path = Path(path)
+    fmt = detect_format(path)
+    if fmt != "sog":
+        splats = load(path, limits)
+        return SceneInfo(str(path), fmt, len(splats), splats.sh_degree, [grid_shape(len(splats))],
+                         path.stat().st_size, sorted(splats.extras))
+
+    from ..codec import profile_of
+    from .sog_meta import open_sog
+
+    with as_sog_error(path):
+        meta, read, size = open_sog(path, limits)
+        profile = profile_of(meta)
+        splats = checked(profile.decode(meta, read), path, limits)
+        grids = [tuple(grid) for grid in profile.grids(meta, read)]
+    return SceneInfo(str(path), fmt, len(splats), splats.sh_degree, grids, size, sorted(splats.extras))
