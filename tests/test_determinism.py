@@ -105,3 +105,23 @@ def test_the_other_cases_write_the_same_bytes_on_the_fast_variants(plain, varian
     expected = plain(tuple(CASES))
     got = run_cases(cases, VARIANTS[variant])
     assert got == {c: expected[c] for c in cases}, [case for case in cases if got[case] != expected[case]]
+
+
+def test_the_kmeans_assignment_is_the_nearest_centroid_and_the_first_on_a_tie():
+    import torch
+
+    from sog.codec.quantize import _assign
+    from sog.stable import snap
+
+    gen = torch.Generator().manual_seed(0)
+    centroids = torch.randn(64, 45, generator=gen)
+    x = torch.randn(3000, 45, generator=gen) * 0.3
+    x[:1000] = (centroids[torch.arange(1000) % 32] + centroids[32 + torch.arange(1000) % 32]) / 2  # midpoints
+    exact = ((x.double()[:, None, :] - centroids.double()[None]) ** 2).sum(-1)
+    got = _assign(x, centroids, chunk=512)
+    best = exact.min(1, keepdim=True).values
+    assert bool(torch.all(exact.gather(1, got[:, None]) <= best * (1 + 1e-12)))   # a nearest one
+    first = (exact <= best * (1 + 1e-12)).int().argmax(1)
+    tie = (exact <= best * (1 + 1e-9)).sum(1) > 1
+    assert bool(torch.all(got[tie] == first[tie]))                                # the lowest index of a tie
+    assert float(snap(1 / 3)) == float(snap(1 / 3 + 2 ** -50)) != 1 / 3          # 20 bits: a last bit gone

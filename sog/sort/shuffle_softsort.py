@@ -152,9 +152,9 @@ def sort_shuffle_softsort(x: torch.Tensor, shape: tuple[int, int], seed: int = 0
         raise SogError(f"init must be a permutation of 0..{x.shape[0] - 1}")
     n = x.shape[0]
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    # float64, and group costs snapped (`sog.stable.snap_tensor`): the learned orders and accepted moves are then
-    # the same on any CPU, where float32 sums and logs rounded by the SIMD path moved them
-    xs = x.detach().double().to(dev)
+    # on the CPU float64, and group costs snapped (`sog.stable.snap_tensor`): the learned orders and accepted moves
+    # are then the same on any CPU, where float32 sums and logs rounded by the SIMD path moved them
+    xs = x.detach().to(dev, torch.float64 if dev.type == "cpu" else torch.float32)
     xs = (xs - xs.mean(0)) / total_variance(xs).sqrt().clamp(min=1e-12)
     if init is not None:
         order = init.to(dev).long()
