@@ -30,8 +30,8 @@ def one_cpu_thread(device: str | torch.device = "cpu"):
     torch splits its parallel reductions by the thread count, so a float sum, and every decision taken on one (the
     sorter's learned orders, the SH k-means, the importance plan, the rate search's probes), depended on how many
     cores the machine has: tarot's default file was 1,189,133 B with one thread and 1,188,703 B with two. One
-    thread gives the same bytes for any core count (not across CPU instruction sets whose vector width changes
-    the order of a sum)."""
+    thread gives the same bytes for any core count; the values whose last bit the CPU's instruction set changes are
+    made robust where they steer a choice (`sog.stable`)."""
     if resolve_device(device).type != "cpu":
         yield
         return

@@ -51,6 +51,7 @@ import numpy as np
 import torch
 
 from ..errors import SogError
+from ..stable import snap
 from ..splats import SH_REST_COUNT, Splats
 from .image import CODECS, decode_image, encode_image
 from . import native_legacy as legacy
@@ -197,10 +198,15 @@ def dequantize_uniform(q: np.ndarray, lo: np.ndarray, hi: np.ndarray, levels: in
 
 
 def splat_weights(splats: Splats) -> np.ndarray:
-    """(N,) importance of each Gaussian: opacity x screen footprint (exp of twice the mean log scale)."""
-    opacity = torch.sigmoid(splats.opacities.detach().float().cpu())
-    area = torch.exp(2 * splats.scales.detach().float().cpu().mean(1).clamp(-30, 10))
-    w = (opacity * area).double().numpy()
+    """(N,) importance of each Gaussian: opacity x screen footprint (exp of twice the mean log scale).
+
+    In float64 numpy, snapped to 20 significant bits (`sog.stable.snap`): the weights steer the SH k-means'
+    labels, and torch's float32 sigmoid/exp round the last bit differently by CPU instruction set."""
+    logit = splats.opacities.detach().cpu().double().numpy()
+    s = splats.scales.detach().cpu().double().numpy()
+    opacity = 1.0 / (1.0 + np.exp(-logit))
+    area = np.exp(np.clip(2 * ((s[:, 0] + s[:, 1] + s[:, 2]) / 3), -60, 20))  # the columns in a fixed order
+    w = snap(opacity * area)
     cap = np.quantile(w, 0.99) if w.size > 100 else w.max()
     return np.clip(w, cap * 1e-6 + 1e-30, max(cap, 1e-30))
 
@@ -243,10 +249,11 @@ def fit_levels(values: np.ndarray, k: int = 256, weights: np.ndarray | None = No
 
 def scale_weights(log_scales: np.ndarray, opacities: torch.Tensor, power: float) -> np.ndarray:
     """(N, 3) weights of log-scale values in their codebook fit: (opacity x s^2)^power per value, so the
-    largest, most opaque Gaussians (the ones that cover pixels) get the closest levels."""
-    alpha = torch.sigmoid(opacities.detach().cpu().double()).numpy()[:, None]
+    largest, most opaque Gaussians (the ones that cover pixels) get the closest levels. Snapped to 20 significant
+    bits (`sog.stable.snap`): they place the codebook's levels, and exp/log round the last bit by CPU."""
+    alpha = 1.0 / (1.0 + np.exp(-opacities.detach().cpu().double().numpy()))[:, None]
     logw = power * (np.log(np.clip(alpha, 1e-6, 1)) + 2 * log_scales)
-    return np.exp(np.clip(logw - logw.max(), -60, 0))
+    return snap(np.exp(np.clip(logw - logw.max(), -60, 0)))
 
 
 def error_budget(splats: Splats, step_world: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray]:

@@ -222,9 +222,39 @@ def _lloyd(x: torch.Tensor, k: int, iters: int, seed: int, weights: torch.Tensor
 
 
 def _assign(x: torch.Tensor, centroids: torch.Tensor, chunk: int) -> torch.Tensor:
-    c2 = (centroids * centroids).sum(1)
-    out = torch.empty(x.shape[0], dtype=torch.long)
-    for s in range(0, x.shape[0], chunk):
+    """Index of the nearest of ``centroids`` (k, D) for each row of ``x`` (N, D) float32, (N,) long: the same on
+    every CPU. A float32 matrix product ranks the candidates; its rounding (which BLAS code path, in which order)
+    is bounded, so a row whose best candidate leads the next by more than that bound has its true nearest one. The
+    other rows (near-ties) are decided on float64 squared distances summed column by column (exactly rounded
+    operations in a fixed order; the lowest index on a tie)."""
+    n, d = x.shape
+    c64 = centroids.double()
+    c2_64 = torch.zeros(c64.shape[0], dtype=torch.float64)
+    for j in range(d):  # |c|^2 in a fixed order, then rounded once
+        c2_64 += c64[:, j] * c64[:, j]
+    c2 = c2_64.float()
+    # |x.c| <= (|x|^2 + |c|^2) / 2: every rounding of c2 - 2 x.c within `u` (d + 4) (|x|^2 + max |c|^2), times 4
+    unit = 4.0 * (d + 4) * 2.0 ** -24
+    cmax = float(c2_64.max())
+    out = torch.empty(n, dtype=torch.long)
+    for s in range(0, n, chunk):
         part = x[s:s + chunk]
-        out[s:s + chunk] = torch.addmm(c2, part, centroids.t(), alpha=-2).argmin(1)
+        dist = torch.addmm(c2, part, centroids.t(), alpha=-2)
+        if dist.shape[1] < 2:
+            out[s:s + chunk] = 0
+            continue
+        best = torch.topk(dist, 2, dim=1, largest=False)
+        x2 = torch.zeros(part.shape[0], dtype=torch.float64)
+        for j in range(d):
+            x2 += part[:, j].double() * part[:, j].double()
+        bound = unit * (x2 + cmax)
+        labels = best.indices[:, 0].clone()
+        near = torch.nonzero((best.values[:, 1] - best.values[:, 0]).double() <= 3 * bound).flatten()
+        if near.numel():
+            rows = part[near].double()
+            exact = torch.zeros(near.numel(), c64.shape[0], dtype=torch.float64)
+            for j in range(d):
+                exact += (rows[:, j:j + 1] - c64[None, :, j]) ** 2
+            labels[near] = exact.argmin(1)
+        out[s:s + chunk] = labels
     return out

@@ -24,6 +24,7 @@ import torch
 
 from ..errors import SogError
 from ..splats import Splats
+from ..stable import snap
 from .cameras import Camera
 from .cpu import render_one
 
@@ -44,14 +45,17 @@ def sensitivities(splats: Splats, cameras: list[Camera], device: str | torch.dev
     device = torch.device(device)
     s = splats.to(device)
     gen = torch.Generator().manual_seed(seed)
-    values = {name: getattr(s, name).detach().float().clone().requires_grad_(True) for name in SENSITIVE}
-    shN = s.shN.float()
+    # on the CPU a float64 render and gradients: the layers are a ranking of these figures, and float32 ones moved
+    # between CPU instruction sets by far more than a `snap` absorbs; float64 ones by a few ulps, which it removes
+    dtype = torch.float64 if device.type == "cpu" else torch.float32
+    values = {name: getattr(s, name).detach().to(dtype).clone().requires_grad_(True) for name in SENSITIVE}
+    shN = s.shN.to(dtype)
     rows = {name: [] for name in SENSITIVE}
     for cam in cameras:
         total = {name: torch.zeros(len(splats), dtype=torch.float64) for name in SENSITIVE}
         image, _ = render_one(values["means"], values["quats"], torch.exp(values["scales"]),
-                              torch.sigmoid(s.opacities.float()), values["sh0"], shN, cam.viewmat, cam.K,
-                              cam.width, cam.height)
+                              torch.sigmoid(s.opacities.to(dtype)), values["sh0"], shN, cam.viewmat.to(dtype),
+                              cam.K.to(dtype), cam.width, cam.height)
         for k in range(probes):
             probe = (torch.randint(0, 2, image.shape, generator=gen) * 2 - 1).to(image)
             grads = torch.autograd.grad((image * probe).sum(), list(values.values()), allow_unused=True,
@@ -60,6 +64,7 @@ def sensitivities(splats: Splats, cameras: list[Camera], device: str | torch.dev
                 if g is not None:
                     total[name] += g.detach().double().square().reshape(len(splats), -1).sum(1).cpu() / probes
         for name in SENSITIVE:
+            total[name] = torch.from_numpy(snap(total[name].cpu().numpy()))  # 20 bits: exact in float32 too
             rows[name].append(total[name].float() if per_view else total[name])
     if per_view:
         return {name: torch.stack(r) if r else torch.zeros(0, len(splats)) for name, r in rows.items()}
@@ -147,7 +152,7 @@ def _worst_ratio(sens: torch.Tensor, first: torch.Tensor, part: torch.Tensor) ->
     many times less this layer's errors show than the first layer's, in the view where that is least."""
     ratio = float("inf")
     for row in sens:
-        here = float(row[part].mean())
+        here = float(row[part].double().mean())
         if here > 0:
-            ratio = min(ratio, float(row[first].mean()) / here)
+            ratio = min(ratio, float(row[first].double().mean()) / here)
     return ratio

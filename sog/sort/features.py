@@ -14,7 +14,7 @@ DEFAULT_WEIGHTS = {"means": 1.0, "sh0": 0.0, "scales": 0.0, "opacities": 0.0, "q
 
 
 def splat_features(splats: Splats, weights: dict[str, float] | None = None) -> torch.Tensor:
-    """(N, C) float32 features: each attribute group standardised, then scaled by its weight.
+    """(N, C) float64 features: each attribute group standardised, then scaled by its weight.
 
     Positions always come first (columns 0..2) so position-only sorters (Morton) can use them.
     Groups with weight 0 are left out, except positions.
@@ -26,7 +26,7 @@ def splat_features(splats: Splats, weights: dict[str, float] | None = None) -> t
         w = weights.get(name, 0.0)
         if w == 0 and name != "means":
             continue
-        t = getattr(splats, name).detach().float().reshape(n, -1)
+        t = getattr(splats, name).detach().double().reshape(n, -1)  # float64: see `sog.stable`
         if t.shape[1] == 0:
             continue
         if name == "quats":

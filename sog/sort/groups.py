@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..stable import snap_tensor
 from .softsort import softsort_cost_grad, sum_last
 
 if TYPE_CHECKING:
@@ -69,7 +70,8 @@ def draw_feature_groups(xg: torch.Tensor, target: torch.Tensor, k: int, gen: tor
     n, c = xg.shape
     dev = xg.device
     levels = max(math.ceil(math.log2(n / k)), 0)
-    keys = (xg + target) @ torch.randn(c, levels, generator=gen).to(dev)  # (N, levels) a direction per level
+    # (N, levels) a direction per level (float64 randn: float32's is drawn differently by CPU)
+    keys = (xg + target) @ torch.randn(c, levels, generator=gen, dtype=torch.float64).to(dev, xg.dtype)
     lo, hi = keys.min(0).values, keys.max(0).values
     keys = ((keys - lo) / (hi - lo).clamp(min=1e-12)).double()  # in [0, 1]; double: block * 2 + key stays exact
     idx = torch.randperm(n, generator=gen).to(dev)
@@ -87,7 +89,7 @@ def group_costs(xg: torch.Tensor, target: torch.Tensor, groups: torch.Tensor) ->
     a = target[groups]  # (G, K, C) what each cell wants
     b = xg[groups]  # (G, K, C) what the group holds
     cost = sum_last(a * a, keepdim=True) + sum_last(b * b).unsqueeze(-2) - 2 * a @ b.transpose(1, 2)
-    return cost.clamp(min=0)
+    return snap_tensor(cost.clamp(min=0))  # the same on any CPU (`sog.stable`)
 
 
 def order_slots(xg: torch.Tensor, target: torch.Tensor, groups: torch.Tensor, power_iters: int = 3):
@@ -138,7 +140,7 @@ def _learn_group_orders(cost: torch.Tensor, cfg: ShuffleSoftSortConfig, start: t
                         g: int) -> torch.Tensor:
     """`learn_group_orders` of the groups ``cost`` (G', K, K), ``g`` groups in all."""
     k = cost.shape[1]
-    cost = cost / cost.mean((1, 2), keepdim=True).clamp(min=1e-12)
+    cost = cost / snap_tensor(cost.mean((1, 2), keepdim=True).clamp(min=1e-12))
     if start is None:
         start = torch.arange(k, dtype=cost.dtype, device=cost.device).expand(cost.shape[0], k)
     w = start.clone()
@@ -155,7 +157,7 @@ def _learn_group_orders(cost: torch.Tensor, cfg: ShuffleSoftSortConfig, start: t
         # keep the best hard order met on the way (argsort: always a bijection)
         hard = torch.argsort(w, dim=-1, stable=True)
         hard_cost = cost.gather(2, hard.unsqueeze(2)).sum((1, 2))
-        better = hard_cost < best_cost
+        better = hard_cost < best_cost * (1 - 1e-9)  # a tie (a sum's last bit by CPU) keeps the first
         best = torch.where(better.unsqueeze(1), hard, best)
         best_cost = torch.where(better, hard_cost, best_cost)
     return best

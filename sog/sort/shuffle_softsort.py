@@ -56,6 +56,7 @@ from tqdm import tqdm
 
 from ..device import resolve_device
 from ..errors import SogError
+from ..stable import snap_tensor
 from .curves import curve_order, point_keys, quantise
 from .groups import draw_feature_groups, draw_groups, group_costs, learn_group_orders, order_slots, ranks_within
 from .losses import local_dpq_gain, sampled_mean_distance, total_variance
@@ -151,7 +152,9 @@ def sort_shuffle_softsort(x: torch.Tensor, shape: tuple[int, int], seed: int = 0
         raise SogError(f"init must be a permutation of 0..{x.shape[0] - 1}")
     n = x.shape[0]
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    xs = x.detach().float().to(dev)
+    # on the CPU float64, and group costs snapped (`sog.stable.snap_tensor`): the learned orders and accepted moves
+    # are then the same on any CPU, where float32 sums and logs rounded by the SIMD path moved them
+    xs = x.detach().to(dev, torch.float64 if dev.type == "cpu" else torch.float32)
     xs = (xs - xs.mean(0)) / total_variance(xs).sqrt().clamp(min=1e-12)
     if init is not None:
         order = init.to(dev).long()
@@ -265,9 +268,9 @@ def pca_bisection(x: torch.Tensor, shape: tuple[int, int], power_iters: int = 4)
         cap_a = _valid_cells(r0, a_r1, c0, a_c1, n, w)
         # first principal component of each block by a few power iterations
         xb = x[items]
-        mean = torch.zeros(cap.numel(), c, device=dev).index_add_(0, block, xb) / cap.unsqueeze(1)
+        mean = torch.zeros(cap.numel(), c, dtype=x.dtype, device=dev).index_add_(0, block, xb) / cap.unsqueeze(1)
         centred = xb - mean[block]
-        v = torch.randn(cap.numel(), c, generator=gen).to(dev)
+        v = torch.randn(cap.numel(), c, generator=gen, dtype=torch.float64).to(dev, x.dtype)  # float32 randn: by CPU
         for _ in range(power_iters):
             proj = (centred * v[block]).sum(1, keepdim=True)
             v = torch.zeros_like(v).index_add_(0, block, centred * proj)
@@ -563,7 +566,7 @@ def log_group_costs(xg: torch.Tensor, groups: torch.Tensor, nb_all: torch.Tensor
         vals = xg[nb.clamp(min=0)]  # (g, K_i, S, C)
         elems = xg[part]  # (g, K_j, C)
         out[s:s + chunk] = (log_cost(elems.unsqueeze(1).unsqueeze(3), vals.unsqueeze(2)) * there.unsqueeze(2)).sum(-1)
-    return out
+    return snap_tensor(out)
 
 
 def _polish_log(xs: torch.Tensor, xg: torch.Tensor, order: torch.Tensor, shape: tuple[int, int],
