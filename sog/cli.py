@@ -315,11 +315,10 @@ def _export_html(args) -> int:
 
 def _info(args) -> int:
     from .io.info import scene_info
-    from .io.ply import inria_ply_size
 
     info = scene_info(args.input)
     n = info.count
-    ply = inria_ply_size(n, info.sh_degree)
+    ply = ply_bytes(n, info.sh_degree)
     grids = [list(grid) for grid in info.grids]
     out = {"input": info.path, "format": info.format, "count": n, "sh_degree": info.sh_degree, "grid": grids[0],
            "grids": grids, "bytes": info.bytes, "bits_per_gaussian": 8 * info.bytes / n, "ratio": ply / info.bytes,
