@@ -31,14 +31,16 @@ SHARED_DATA = Path(os.environ.get("SOG_SHARED_DATA", Path(__file__).resolve().pa
 
 
 def build_cameras(center, radius, count, size, f, seed, elevation=0.35):
-    from sog.train.dense_render import look_at
+    from sog.render.cameras import look_at
+    height, width = size
+    fov_deg = math.degrees(2 * math.atan(width / (2 * f)))
     g = torch.Generator().manual_seed(seed)
     cams = []
     for i in range(count):
         az = 2 * math.pi * (i + float(torch.rand((), generator=g)) * 0.5) / count
         el = elevation * (2 * float(torch.rand((), generator=g)) - 1)
         d = torch.tensor([math.cos(az) * math.cos(el), math.sin(el), math.sin(az) * math.cos(el)])
-        cams.append(look_at(center + 2.6 * radius * d, center, f, size))
+        cams.append(look_at(center + 2.6 * radius * d, center, (0.0, -1.0, 0.0), width, height, fov_deg))
     return cams
 
 
@@ -48,9 +50,9 @@ def render_params(p, cam):
 
 
 def mean_psnr(p, cams, targets):
-    from sog.train.dense_render import psnr
+    from sog.metrics import psnr
     with torch.no_grad():
-        return sum(psnr(render_params(p, c), t) for c, t in zip(cams, targets)) / len(cams)
+        return sum(float(psnr(render_params(p, c), t)) for c, t in zip(cams, targets)) / len(cams)
 
 
 def train(init, cams, targets, steps, lrs, plugin, seed):

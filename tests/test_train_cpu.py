@@ -7,7 +7,11 @@ import math
 import torch
 
 from sog.train import SelfOrganizingGrid, neighbour_ratio
-from sog.train.dense_render import look_at, psnr, render
+from sog.metrics import psnr
+from sog.render.cameras import look_at
+from sog.train.dense_render import render
+
+UP = (0.0, -1.0, 0.0)
 
 
 def scene(n: int, seed: int):
@@ -23,7 +27,7 @@ def draw(p, cam):
 
 def test_dense_renderer_is_differentiable_in_every_attribute():
     p = {k: v.requires_grad_() for k, v in scene(30, 0).items()}
-    cam = look_at(torch.tensor([0.0, 0.0, -3.0]), torch.zeros(3), 16.0, (12, 12))
+    cam = look_at(torch.tensor([0.0, 0.0, -3.0]), torch.zeros(3), UP, 12, 12, fov_deg=40.0)
     draw(p, cam).sum().backward()
     for k, v in p.items():
         assert v.grad is not None and bool(v.grad.abs().sum() > 0), k
@@ -31,7 +35,7 @@ def test_dense_renderer_is_differentiable_in_every_attribute():
 
 def test_training_with_the_plugin_fits_the_target_and_keeps_every_gaussian():
     target = scene(150, 1)
-    cams = [look_at(3 * torch.tensor([math.cos(a), 0.3, math.sin(a)]), torch.zeros(3), 14.0, (16, 16))
+    cams = [look_at(3 * torch.tensor([math.cos(a), 0.3, math.sin(a)]), torch.zeros(3), UP, 16, 16, fov_deg=60.0)
             for a in torch.linspace(0, 2 * math.pi, 5)[:-1].tolist()]
     with torch.no_grad():
         targets = [draw(target, c) for c in cams]
@@ -41,7 +45,7 @@ def test_training_with_the_plugin_fits_the_target_and_keeps_every_gaussian():
     params = torch.nn.ParameterDict({k: torch.nn.Parameter(v) for k, v in init.items()})
     opts = {k: torch.optim.Adam([params[k]], lr=0.002 if k == "means" else 0.05) for k in params}
     grid = SelfOrganizingGrid(method="morton", sort_every=10, smooth_weight=1e-3)
-    start = sum(psnr(draw(params, c).detach(), t) for c, t in zip(cams, targets)) / len(cams)
+    start = sum(float(psnr(draw(params, c).detach(), t)) for c, t in zip(cams, targets)) / len(cams)
     composed = torch.arange(150)
     for step in range(40):
         if grid.should_sort(step):
@@ -53,7 +57,7 @@ def test_training_with_the_plugin_fits_the_target_and_keeps_every_gaussian():
         loss.backward()
         for o in opts.values():
             o.step()
-    end = sum(psnr(draw(params, c).detach(), t) for c, t in zip(cams, targets)) / len(cams)
+    end = sum(float(psnr(draw(params, c).detach(), t)) for c, t in zip(cams, targets)) / len(cams)
     assert end > start + 3, (start, end)
     assert sorted(composed.tolist()) == list(range(150))
     # positions are (almost) what they were at the start, so each row is traceable to its origin
