@@ -24,10 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sog.viewer import ViewerConfig, ViewerServer, prepare_scene  # noqa: E402
-from sog.viewer.engine import find_local_engine  # noqa: E402
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--no-sandbox"]
+from sog.peers import CHROMIUM_ARGS, find_chromium, find_playcanvas  # noqa: E402
 
 
 def one_run(browser, server, size: tuple[int, int]) -> dict:
@@ -56,14 +53,14 @@ def main() -> int:
     ap.add_argument("--json", default="bench_view.json")
     args = ap.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
-    engine = find_local_engine(ROOT)
+    engine = find_playcanvas(ROOT)
     if engine is None:
         raise SystemExit("needs the local engine: run `npm ci` in the project folder")
     from playwright.sync_api import sync_playwright
 
     rows = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=find_chromium(), args=list(CHROMIUM_ARGS))
         for path in args.files:
             if not Path(path).exists():
                 raise SystemExit(f"{path} does not exist (see the docstring for how to make it)")

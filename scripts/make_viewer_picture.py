@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import sog  # noqa: E402
+from sog.peers import CHROMIUM_ARGS, find_chromium, find_playcanvas  # noqa: E402
 from sog.render.views import judging_cameras  # noqa: E402
 from sog.viewer import ViewerConfig, ViewerServer, prepare_scene  # noqa: E402
-from sog.viewer.engine import find_local_engine  # noqa: E402
 from sog.viewer.poses import camera_pose  # noqa: E402
 
 SHARED = ROOT.parent.parent / "shared" / "data"
@@ -39,7 +39,7 @@ def main() -> int:
     ap.add_argument("--view", type=int, default=0, help="which of sog eval's cameras")
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
-    engine = find_local_engine(ROOT)
+    engine = find_playcanvas(ROOT)
     if engine is None:
         raise SystemExit("needs the local engine: run `npm ci` in the project folder")
     with tempfile.TemporaryDirectory() as tmp:
@@ -56,8 +56,7 @@ def main() -> int:
         scenes = [prepare_scene(args.source), prepare_scene(compressed)]
         with ViewerServer(ViewerConfig(scenes=scenes, size=(w, h)), port=0, engine_path=engine) as server, \
                 sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium",
-                                        args=["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--no-sandbox"])
+            browser = p.chromium.launch(executable_path=find_chromium(), args=list(CHROMIUM_ARGS))
             page = browser.new_page(viewport={"width": 2 * w + 2, "height": h + 60})
             page.goto(server.url)
             page.wait_for_function("window.sogViewer && window.sogViewer.state !== 'loading'", timeout=600_000)

@@ -27,8 +27,8 @@ import torch
 
 import sog
 from sog.errors import SogError
+from sog.peers import CHROMIUM_ARGS, ENGINE_SRI, find_chromium, find_playcanvas, sri
 from sog.viewer import ViewerConfig, ViewerServer, export_html, prepare_scene
-from sog.viewer.engine import ENGINE_SRI, find_local_engine, sri
 from sog.viewer.poses import camera_pose
 from sog.viewer.raw import raw_bytes, read_raw
 from sog.viewer.scenes import Scene, unchecked_scene
@@ -40,20 +40,18 @@ if not SHARED.is_dir():
 PLAYBOT = SHARED / "playbot"
 KACY = SHARED / "kacytran1122-try" / "point_cloud" / "iteration_7000" / "point_cloud.ply"
 PADILLA = SHARED / "marcelpadilla-splats"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--no-sandbox"]
 REQUIRE_PEERS = os.environ.get("SOG_REQUIRE_PEERS") == "1"
 SIZE = 256  # sog eval's default view size
 
 
 def _missing_peer() -> str | None:
-    if not Path(CHROMIUM).exists():
-        return f"{CHROMIUM} is not installed"
+    if find_chromium() is None:
+        return "chromium is not installed"
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         return "playwright (python) is not installed"
-    if find_local_engine(ROOT) is None:
+    if find_playcanvas(ROOT) is None:
         return "node_modules/playcanvas (npm ci) is missing or not the pinned version"
     return None
 
@@ -73,7 +71,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        b = p.chromium.launch(executable_path=find_chromium(), args=list(CHROMIUM_ARGS))
         yield b
         b.close()
 
@@ -95,7 +93,7 @@ def playbot_files(tmp_path_factory):
 
 
 def _server(scenes: list[Scene], size=None) -> ViewerServer:
-    return ViewerServer(ViewerConfig(scenes=scenes, size=size), port=0, engine_path=find_local_engine(ROOT))
+    return ViewerServer(ViewerConfig(scenes=scenes, size=size), port=0, engine_path=find_playcanvas(ROOT))
 
 
 def _reference(path) -> Scene:
@@ -212,7 +210,7 @@ def test_the_server_listens_on_localhost_only_and_serves_nothing_but_its_routes(
 
 
 def test_the_local_engine_is_the_pinned_file():
-    local = find_local_engine(ROOT)
+    local = find_playcanvas(ROOT)
     if local is None:
         if REQUIRE_PEERS:
             pytest.fail("SOG_REQUIRE_PEERS=1 but node_modules/playcanvas (npm ci) is missing")
@@ -366,7 +364,7 @@ def test_a_corrupt_sog_shows_the_decoders_error_on_the_page(browser, playbot_fil
 
 def test_a_file_sog_cannot_read_shows_its_error_on_the_page(browser, tmp_path):
     config = ViewerConfig(error="bad.ply: not a Gaussian-splat file sog can read")
-    with ViewerServer(config, port=0, engine_path=find_local_engine(ROOT)) as server:
+    with ViewerServer(config, port=0, engine_path=find_playcanvas(ROOT)) as server:
         page = _open(browser, server)
         try:
             message = page.locator("#error").inner_text()
@@ -470,7 +468,7 @@ def test_orbit_fly_and_reset_move_the_shared_camera_and_redraw(browser, playbot_
 
 
 def test_the_browser_refuses_an_engine_file_whose_hash_is_not_the_pinned_one(browser, playbot_files):
-    from sog.viewer.engine import EngineSource
+    from sog.viewer.page import EngineSource
 
     with _server([prepare_scene(playbot_files["d"])], size=(64, 48)) as server:
         server.engine = EngineSource(server.engine.url, integrity="sha384-" + "A" * 64)  # what a tampered copy gets

@@ -46,6 +46,7 @@ import torch
 
 from ..errors import SogError
 from ..localserver import LocalServer
+from ..peers import CHROMIUM_ARGS, find_chromium, find_playcanvas
 from ..splats import Splats
 from .cameras import Camera, parse_size
 
@@ -55,8 +56,6 @@ PAGE_DIR = Path(__file__).resolve().parent / "engine_page"
 #: focal length is ``viewport * projection[0][0]`` = 2 fx), i.e. 0.3 / 4 px², where 3DGS, gsplat and sog's CPU
 #: renderer add 0.3 px². ``RasterConfig(eps2d=ENGINE_EPS2D)`` renders sog's way with the engine's dilation.
 ENGINE_EPS2D = 0.3 / 4
-DEFAULT_CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ("--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--no-sandbox")
 
 
 @dataclass
@@ -67,7 +66,8 @@ class EngineConfig:
     *compact* work buffer, 8-bit log scales and 32-bit rotations) instead of the per-asset renderer that reads the
     file's own textures (the default here, so the file's values are what is drawn). ``float_target``: render into
     an RGBA32F target instead of the RGBA8 canvas. ``near``/``far`` clip distances (splat centres are only culled
-    behind the camera). ``timeout_s`` bounds each wait (browser start, page, load, sort, read-back).
+    behind the camera). ``timeout_s`` bounds each wait (browser start, page, load, sort, read-back). ``browser``: the
+    Chromium executable (default: `sog.peers.find_chromium`); the engine is `sog.peers.find_playcanvas`'s.
     """
 
     unified: bool = False
@@ -78,28 +78,6 @@ class EngineConfig:
     settle_frames: int = 3
     min_pixel_size: float | None = None
     browser: str | None = None
-    node_modules: str | os.PathLike | None = None
-
-
-def find_playcanvas(node_modules: str | os.PathLike | None = None) -> Path | None:
-    """``node_modules/playcanvas/build/playcanvas.mjs`` from ``node_modules`` (or ``$SOG_NODE_MODULES``, the
-    repository root, the current directory), or None."""
-    roots = [node_modules, os.environ.get("SOG_NODE_MODULES")]
-    roots += [Path(__file__).resolve().parents[2] / "node_modules", Path.cwd() / "node_modules"]
-    for root in roots:
-        if root:
-            p = Path(root) / "playcanvas" / "build" / "playcanvas.mjs"
-            if p.is_file():
-                return p
-    return None
-
-
-def find_chromium(browser: str | None = None) -> str | None:
-    """The Chromium executable (``browser``, ``$SOG_CHROMIUM``, /usr/bin/chromium, ``chromium`` on PATH) or None."""
-    for cand in (browser, os.environ.get("SOG_CHROMIUM"), DEFAULT_CHROMIUM):
-        if cand and Path(cand).is_file():
-            return str(cand)
-    return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def missing_peers(config: EngineConfig | None = None) -> list[str]:
@@ -112,8 +90,8 @@ def missing_peers(config: EngineConfig | None = None) -> list[str]:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         missing.append("playwright (pip install playwright)")
-    if find_playcanvas(config.node_modules) is None:
-        missing.append("node_modules/playcanvas (npm ci)")
+    if find_playcanvas() is None:
+        missing.append("node_modules/playcanvas of the pinned version (npm ci)")
     return missing
 
 
@@ -234,7 +212,7 @@ class EngineRenderer:
         # planes), so only they are served
         self._served = self._tmp / "served"
         self._served.mkdir()
-        server = _server(find_playcanvas(cfg.node_modules), self._served)
+        server = _server(find_playcanvas(), self._served)
         self._stack.append(server.close)
         ms = int(cfg.timeout_s * 1000)
         try:

@@ -2,7 +2,7 @@
 
 The page (``static/``: our own ES modules, no build step) decodes ``.sog`` files itself (`static/sog-decoder.js`:
 the native profile, layered or not, and SOG v2), gets other formats as raw floats from the server
-(`sog.viewer.raw`), and renders with the PlayCanvas engine (npm ``playcanvas``, pinned; `sog.viewer.engine`).
+(`sog.viewer.raw`), and renders with the PlayCanvas engine (npm ``playcanvas``, pinned; `sog.peers`, `sog.viewer.page`).
 
 * `view`: a local server on 127.0.0.1 (`sog.viewer.server`) and the browser pointed at it.
 * `export_html`: the same page and the scene in a folder for a static web host (`sog.viewer.export`).
@@ -39,7 +39,7 @@ def view(paths: list[str | os.PathLike], port: int = 8765, open_browser: bool = 
     Every file is loaded with `sog.load` first. A file that cannot be read is reported as ``sog: error: ...`` on
     stderr and, when a browser is opened, on the page too (served until the page has loaded or ``error_wait_s``
     passed); the return value is then 2 and nothing is left running."""
-    from .engine import find_local_engine
+    from ..peers import find_playcanvas
 
     if not 1 <= len(paths) <= 2:
         raise SogError("sog view shows one or two scenes")
@@ -50,14 +50,14 @@ def view(paths: list[str | os.PathLike], port: int = 8765, open_browser: bool = 
         print(f"sog: error: {exc}", file=sys.stderr)
         if open_browser:
             config.scenes, config.error = [], str(exc)
-            with ViewerServer(config, port, find_local_engine()) as server:
+            with ViewerServer(config, port, find_playcanvas()) as server:
                 webbrowser.open(server.url)
                 deadline = time.monotonic() + error_wait_s
                 while "/viewer.js" not in server.requests and time.monotonic() < deadline:
                     time.sleep(0.1)
                 time.sleep(0.5)
         return 2
-    engine = find_local_engine()
+    engine = find_playcanvas()
     with ViewerServer(config, port, engine) as server:
         if not quiet:
             for s in config.scenes:

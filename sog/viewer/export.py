@@ -8,8 +8,8 @@ from pathlib import Path
 
 from ..errors import SogError
 from ..io.atomic import atomic_path
-from .engine import EngineSource, cdn_engine, find_local_engine
-from .page import STATIC, STATIC_FILES, page_html
+from ..peers import find_playcanvas
+from .page import STATIC, STATIC_FILES, EngineSource, cdn_engine, page_html
 from .scenes import prepare_scene
 
 
@@ -25,7 +25,7 @@ def export_html(source: str | os.PathLike, out_dir: str | os.PathLike, *, local_
     scene = prepare_scene(source)
     engine, engine_file = cdn_engine(), None
     if local_engine:
-        engine_file = find_local_engine()
+        engine_file = find_playcanvas()
         if engine_file is None:
             raise SogError("--local-engine: no node_modules/playcanvas/build/playcanvas.mjs of the pinned version "
                            "found (run `npm ci` in the project folder, or set SOG_PLAYCANVAS to the file)")

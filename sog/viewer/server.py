@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..localserver import LocalServer
-from .engine import EngineSource, cdn_engine
-from .page import STATIC, STATIC_FILES, page_html
+from .page import STATIC, STATIC_FILES, EngineSource, cdn_engine, page_html
 from .scenes import Scene
 
 LOCAL_ENGINE_URL = "/engine/playcanvas.mjs"
