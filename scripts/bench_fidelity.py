@@ -5,12 +5,12 @@ splat-transform's .sog, on the shared scenes, by mean and worst judging view.
                                                [--sort morton] [--sort-seconds S] [--json bench_fidelity.json]
 
 Per scene and file: bytes, xST (bytes / splat-transform's .sog bytes), mean and worst-view PSNR, views under 40 dB,
-mean and worst-view SSIM, over `sog.evaluate.evaluate`'s default cameras (README "Evaluation protocol": 12 seeded
-views at 512 px, 8 close and 4 orbit, seed 0), against the input scene. splat-transform (``-g cpu``) is run on the
-input unless ``--peer-cache DIR`` holds ``<scene>_st.sog``. ``playbot2`` is playbot's 125,000-Gaussian LOD level
-2_0; ``playbot`` its full 500,000 level 0_0. The sorter changes the bytes, not the values: ``--sort morton`` is a
-quick check of fidelity, the default (ShuffleSoftSort on its work budget) the figure for bytes. Prints a table and
-writes JSON.
+mean and worst-view SSIM, over `sog.evaluate.evaluate`'s default cameras (12 seeded views at 512 px, 8 close and 4
+orbit, seed 0: docs/evaluation.md#evaluation-protocol), against the input scene. splat-transform (``-g cpu``) is
+run on the input unless ``--peer-cache DIR`` holds ``<scene>_st.sog``. ``playbot2`` is playbot's 125,000-Gaussian
+LOD level 2_0; ``playbot`` its full 500,000 level 0_0. The sorter changes the bytes, not the values: ``--sort
+morton`` is a quick check of fidelity, the default (ShuffleSoftSort on its work budget) the figure for bytes. Prints
+a table and writes JSON.
 """
 
 from __future__ import annotations

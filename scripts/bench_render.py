@@ -5,8 +5,8 @@
 
 Scenes: the scene itself (playbot: 500K) and "x2" = the scene concatenated with a copy shifted by half its
 robust extent in x and z (1M Gaussians), built in memory. The cameras are `sog.render.views.judging_cameras`
-(close and orbit views; see README "Evaluation protocol"); the target is 12 views of 1M Gaussians at 512 px in
-60 s or less. Prints a table (seconds for all views, CPU seconds, per view, the slowest view) and writes JSON.
+(close and orbit views; see docs/evaluation.md#evaluation-protocol); the target is 12 views of 1M Gaussians at
+512 px in 60 s or less. Prints a table (seconds for all views, CPU seconds, per view, the slowest view) and writes JSON.
 "cpu s" is the process's CPU time over all threads: wall seconds grow with other load on the machine, CPU
 seconds much less (on an idle machine wall is about cpu s / threads). Peak memory is the process's max RSS
 (Linux), which includes loading the scene. The first render of a process compiles the tiled kernel (numba,

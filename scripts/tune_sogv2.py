@@ -2,7 +2,7 @@
 
 The sogv2 default (`sog.codec.sogv2.DEFAULT_LEVEL`, ``Options.scale_weight``) is a choice of how coarse the lattices
 inside the v2 fields are and how the scale codebook weights its values. This script makes that choice the way the
-evaluation protocol allows (README "Evaluation protocol"): it renders only **tuning views**
+evaluation protocol allows (docs/evaluation.md#evaluation-protocol): it renders only **tuning views**
 (`sog.render.views.tuning_cameras`, 12 views at 512 px, `TUNING_SEED`, disjoint from `sog eval`'s judging views) and
 never a judging view, so the figures `sog eval` and `scripts/bench_fidelity.py` report afterwards are not the ones
 the choice was fitted to.

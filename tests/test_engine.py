@@ -7,8 +7,8 @@ cameras, view-dependent SH colour included.
 Skipped when chromium, playwright, node_modules/playcanvas (``npm ci``) or splat-transform are missing, unless
 SOG_REQUIRE_PEERS=1 (as in .ci/run), where a missing peer is a failure.
 
-Thresholds are the measured values (README "Real-viewer checks", ``scripts/bench_engine.py``) minus a margin
-(SwiftShader is deterministic here, but the margin leaves room for another GPU/driver and for a coarser profile).
+Thresholds are the measured values (docs/evaluation.md#real-viewer-checks, ``scripts/bench_engine.py``) minus a
+margin (SwiftShader is deterministic here, but the margin leaves room for another GPU/driver and for a coarser profile).
 """
 
 from __future__ import annotations

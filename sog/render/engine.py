@@ -27,8 +27,8 @@ default framebuffer is RGBA8, so the canvas (the real viewer's screenshot) clamp
 blend step to 1/255; ``EngineConfig.float_target`` renders into an RGBA32F target instead (no clamp, no
 per-blend rounding: the engine's arithmetic without the screen's quantisation), used to check sog's renderer.
 
-The engine's own conventions that differ from sog's CPU renderer (gsplat's) are listed in the README's
-"Real-viewer checks" and measured by ``scripts/bench_engine.py``.
+The engine's own conventions that differ from sog's CPU renderer (gsplat's) are listed in
+docs/evaluation.md#real-viewer-checks and measured by ``scripts/bench_engine.py``.
 """
 
 from __future__ import annotations
