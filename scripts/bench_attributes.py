@@ -20,26 +20,21 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import sys
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import sog  # noqa: E402
-from bench_compress import SCENES  # noqa: E402
-from sog.codec import native  # noqa: E402
-from sog.codec.rotation import canonical_rotations  # noqa: E402
-from sog.render.views import JUDGING_SIZE, JUDGING_VIEWS, tuning_cameras  # noqa: E402
-from sog.evaluate import evaluate  # noqa: E402
-from sog import metrics  # noqa: E402
-from sog.grid import grid_shape  # noqa: E402
-from sog.render import render  # noqa: E402
-from sog.sort import sort_grid  # noqa: E402
-from sog.sort.features import splat_features  # noqa: E402
+import sog
+from sog import metrics
+from sog.codec import native
+from sog.codec.rotation import canonical_rotations
+from sog.datasets import SCENES, scene_path, shared_data
+from sog.evaluate import evaluate
+from sog.grid import grid_shape
+from sog.render import render
+from sog.render.views import JUDGING_SIZE, JUDGING_VIEWS, tuning_cameras
+from sog.sort import sort_grid
+from sog.sort.features import splat_features
 
 ATTRIBUTES = ["means", "quats", "scales", "opacities", "sh0", "shN"]
 
@@ -86,7 +81,7 @@ def ladder(name: str, scene: sog.Splats, args) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--data", default=str(shared_data()))
     ap.add_argument("--scenes", nargs="+", default=["plant", "tarot", "kacytran"], choices=list(SCENES))
     ap.add_argument("--quality", default="default", choices=list(native.PRESETS))
     ap.add_argument("--views", type=int, default=JUDGING_VIEWS)
@@ -100,7 +95,7 @@ def main() -> None:
 
     results = []
     for name in args.scenes:
-        path = Path(args.data) / SCENES[name][0]
+        path = scene_path(name, args.data)
         if not path.exists():
             print(f"{name}: {path} is missing, skipped")
             continue

@@ -1,15 +1,16 @@
 """Benchmark: sog (the sogv2 default, the native profile) against splat-transform's .sog/.spz and gsplat.
 
-For every scene in ../shared/data (or --data): the PLY size, then one row per method with
+For every shared scene (`sog.datasets`: ../shared/data, or --data): the PLY size, then one row per method with
 bytes, ratio to the PLY, xST (bytes over splat-transform's .sog), mean and worst-view PSNR and SSIM vs
 renders of the original on `sog eval`'s views (`sog.evaluate.evaluate`), encode and decode seconds.
 Prints a table and writes JSON (--json). ``--extra`` adds the playcanvas profile, the native presets and
 the native ``--psnr`` row at splat-transform's PSNR.
 
-    nice -n 10 python scripts/bench_compress.py --peer-cache /work/bench_cache --json bench_compress.json
+    nice -n 10 python scripts/bench_compress.py --peer-cache DIR --json bench_compress.json
 
 Peers: splat-transform is run on the scene's PLY (``-g cpu``) unless ``--peer-cache DIR`` holds
-its outputs and a ``times.txt`` (``name seconds`` lines); such rows are marked ``cached``.
+its outputs (``<scene>_st.sog``, ``<scene>_st.spz``) and a ``times.txt`` (``file seconds`` lines); such rows are
+marked ``cached``.
 The playbot .sog conversion takes about an hour, hence the cache. Our encode time is measured
 from the scene's PLY (the cache's ``<scene>.ply`` when the scene is not a PLY) and includes
 loading and sorting. Each scene is split into importance layers and sorted once, by the first row (the
@@ -34,23 +35,14 @@ import time
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import sog
+from sog.datasets import SCENES, scene_path, shared_data
+from sog.io.ply import inria_ply_size
+from sog.render.views import JUDGING_SIZE, JUDGING_VIEWS  # (sog eval's defaults)
 
-import sog  # noqa: E402
-from sog.io.ply import inria_ply_size  # noqa: E402
-from sog.render.views import JUDGING_SIZE, JUDGING_VIEWS  # noqa: E402  (sog eval's defaults)
-
-#: scene name -> (path under shared data, name of its PLY in the peer cache, peer-cache prefix)
-SCENES = {
-    "playbot": ("playbot/0_0/meta.json", "playbot.ply", "playbot"),
-    # the 125K level: splat-transform's .sog of the full level needs about an hour of CPU (its SH k-means)
-    "playbot@2_0": ("playbot/2_0/meta.json", "playbot2.ply", "playbot2"),
-    "plant": ("marcelpadilla-splats/plant/plant.splat", "plant.ply", "plant"),
-    "tarot": ("marcelpadilla-splats/academic_tarot_cards/academic_tarot_cards.splat", "academic_tarot_cards.ply",
-              "academic_tarot_cards"),
-    "kacytran": ("kacytran1122-try/point_cloud/iteration_7000/point_cloud.ply", None, "kacy"),
-}
+#: the scenes of a default run; playbot-2_0 (125K) because splat-transform's .sog of the full level needs about an
+#: hour of CPU (its SH k-means)
+DEFAULT_SCENES = ["playbot", "playbot-2_0", "plant", "tarot", "kacytran"]
 
 
 def default_sort() -> str:
@@ -112,9 +104,8 @@ def run_ours(name, source, original, profile, extra, args, tmp, reuse=None) -> d
 
 
 def run_peer(name, ply, original, ext, args, tmp) -> dict | None:
-    prefix = SCENES[name][2]
     label = f"splat-transform {ext}"
-    cached = Path(args.peer_cache) / f"{prefix}_st{ext}" if args.peer_cache else None
+    cached = Path(args.peer_cache) / f"{name}_st{ext}" if args.peer_cache else None
     if cached is not None and cached.exists():
         times = dict(line.split() for line in (Path(args.peer_cache) / "times.txt").read_text().splitlines()
                      if len(line.split()) == 2)
@@ -163,11 +154,9 @@ def run_gsplat(name, original, args, tmp) -> dict | None:
 
 
 def bench_scene(name, args, tmp) -> dict:
-    rel, ply_name, _ = SCENES[name]
-    path = Path(args.data) / rel
+    path = scene_path(name, args.data)
     original = sog.load(path)
-    ply = path if path.suffix == ".ply" else (Path(args.peer_cache) / ply_name if args.peer_cache and ply_name
-                                               else None)
+    ply = path if path.suffix == ".ply" else (Path(args.peer_cache) / f"{name}.ply" if args.peer_cache else None)
     if ply is None or not ply.exists():  # no PLY at hand: write one
         ply = Path(tmp) / f"{name}.ply"
         sog.save(original, ply)
@@ -237,7 +226,7 @@ def million(args, tmp) -> list[str]:
     """Decode seconds of 1M Gaussians (playbot plus a shifted copy), native default preset, and sog.load of it."""
     import torch
 
-    src = sog.load(Path(args.data) / SCENES["playbot"][0])
+    src = sog.load(scene_path("playbot", args.data))
     shift = src.means.clone()
     shift[:, 0] += float(src.means[:, 0].max() - src.means[:, 0].min()) * 1.05
     big = sog.Splats(means=torch.cat([src.means, shift]), scales=torch.cat([src.scales] * 2),
@@ -260,8 +249,8 @@ def million(args, tmp) -> list[str]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
-    p.add_argument("--scenes", nargs="*", default=list(SCENES), choices=list(SCENES))
+    p.add_argument("--data", default=str(shared_data()))
+    p.add_argument("--scenes", nargs="*", default=DEFAULT_SCENES, choices=list(SCENES))
     p.add_argument("--peer-cache", default=None, help="folder with splat-transform outputs and times.txt")
     p.add_argument("--no-peer-run", action="store_true",
                    help="never run splat-transform here: a peer output missing from --peer-cache is left out")
@@ -283,13 +272,13 @@ def main(argv=None) -> int:
     results, extra = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.scenes:
-            if not (Path(args.data) / SCENES[name][0]).exists():
+            if not scene_path(name, args.data).exists():
                 print(f"skip {name}: not in {args.data}", file=sys.stderr)
                 continue
             results.append(bench_scene(name, args, tmp))
             Path(args.json).write_text(json.dumps({"partial": True, "sort": args.sort, "results": results},
                                                   indent=1))  # a long run keeps what it has measured
-        if args.million and (Path(args.data) / SCENES["playbot"][0]).exists():
+        if args.million and scene_path("playbot", args.data).exists():
             extra = million(args, tmp)
     text = table(results, extra)
     print(text)

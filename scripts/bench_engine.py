@@ -27,26 +27,16 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import torch
+
+import sog
+from sog.datasets import SCENES, scene_path, shared_data
+from sog.metrics import psnr
+from sog.render import RasterConfig, render
+from sog.render.engine import ENGINE_EPS2D, EngineConfig, EngineRenderer, missing_peers
+from sog.render.views import judging_cameras
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-
-import sog  # noqa: E402
-from sog.metrics import psnr  # noqa: E402
-from sog.render import RasterConfig, render  # noqa: E402
-from sog.render.engine import ENGINE_EPS2D, EngineConfig, EngineRenderer, missing_peers  # noqa: E402
-from sog.render.views import judging_cameras  # noqa: E402
-
-#: scene name -> (path under the shared data, splat-transform cache prefix as in bench_compress.py)
-SCENES = {
-    "kacytran": ("kacytran1122-try/point_cloud/iteration_7000/point_cloud.ply", "kacy"),
-    "plant": ("marcelpadilla-splats/plant/plant.splat", "plant"),
-    "tarot": ("marcelpadilla-splats/academic_tarot_cards/academic_tarot_cards.splat", "academic_tarot_cards"),
-    "playbot-3_0": ("playbot/3_0/meta.json", "playbot_3_0"),
-    "playbot-2_0": ("playbot/2_0/meta.json", "playbot_2_0"),
-    "playbot": ("playbot/0_0/meta.json", "playbot"),
-}
 V2_PROFILES = ("playcanvas",)
 
 
@@ -119,7 +109,7 @@ def _write(path: str, out: dict):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    p.add_argument("--data", default=str(shared_data()))
     p.add_argument("--scenes", default="kacytran,plant,tarot,playbot-3_0,playbot-2_0",
                    help=f"comma-separated, of {', '.join(SCENES)}")
     p.add_argument("--views", type=int, default=3)
@@ -127,7 +117,7 @@ def main(argv=None) -> int:
     p.add_argument("--profiles", default=",".join(V2_PROFILES),
                    help="profiles to compress with; non-v2 ones are decoded to PLY for the engine")
     p.add_argument("--sort", default="morton")
-    p.add_argument("--peer-cache", default=None, help="folder with splat-transform outputs <prefix>_st.sog")
+    p.add_argument("--peer-cache", default=None, help="folder with splat-transform outputs <scene>_st.sog")
     p.add_argument("--skip-judge", action="store_true")
     p.add_argument("--skip-files", action="store_true")
     p.add_argument("--timeout", type=float, default=600.0, help="bound of each engine wait, seconds")
@@ -138,12 +128,10 @@ def main(argv=None) -> int:
         print("bench_engine: missing " + ", ".join(missing), file=sys.stderr)
         return 2
     out = {"views": args.views, "size": args.size, "sort": args.sort, "judge": [], "files": []}
-    data = Path(args.data)
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
         tmp = Path(tmp)
         for name in [n for n in args.scenes.split(",") if n]:
-            rel, prefix = SCENES[name]
-            src = data / rel
+            src = scene_path(name, args.data)
             if not src.exists():
                 print(f"{name}: not present at {src}, skipped")
                 continue
@@ -167,7 +155,7 @@ def main(argv=None) -> int:
                     files.append((f"sog {profile} (decoded PLY)", decoded, path.stat().st_size))
                 else:
                     files.append((f"sog {profile}", path, path.stat().st_size))
-            cached = Path(args.peer_cache) / f"{prefix}_st.sog" if args.peer_cache else None
+            cached = Path(args.peer_cache) / f"{name}_st.sog" if args.peer_cache else None
             if cached is not None and cached.is_file():
                 files.append(("splat-transform .sog", cached, cached.stat().st_size))
             out["files"] += file_rows(name, splats, original, cams, args.size, files, args.timeout)

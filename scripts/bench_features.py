@@ -13,26 +13,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import sog
+from sog.datasets import SCENES, scene_path, shared_data
+from sog.grid import grid_shape
+from sog.sort.features import splat_features
+from sog.sort.losses import neighbour_ratio
 
-import sog  # noqa: E402
-from sog.grid import grid_shape  # noqa: E402
-from sog.sort.features import splat_features  # noqa: E402
-from sog.sort.losses import neighbour_ratio  # noqa: E402
-
-SCENES = {
-    "kacytran": "kacytran1122-try/point_cloud/iteration_7000/point_cloud.ply",
-    "plant": "marcelpadilla-splats/plant/plant.splat",
-    "tarot": "marcelpadilla-splats/academic_tarot_cards/academic_tarot_cards.splat",
-    "playbot-125k": "playbot/2_0/meta.json",  # a coarser LOD level of playbot (SH degree 2)
-}
+#: playbot-2_0: a coarser LOD level of playbot (SH degree 2)
+DEFAULT_SCENES = ["kacytran", "plant", "tarot", "playbot-2_0"]
 
 WEIGHT_SETS = {
     "mix": {"means": 1.0, "sh0": 1.0, "scales": 0.5, "opacities": 0.25, "quats": 0.0, "shN": 0.0},
@@ -46,8 +38,8 @@ WEIGHT_SETS = {
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=os.environ.get("SOG_SHARED_DATA", ROOT.parent / "shared" / "data"))
-    ap.add_argument("--scenes", nargs="+", default=list(SCENES))
+    ap.add_argument("--data", default=str(shared_data()))
+    ap.add_argument("--scenes", nargs="+", default=DEFAULT_SCENES, choices=list(SCENES))
     ap.add_argument("--sets", nargs="+", default=list(WEIGHT_SETS))
     ap.add_argument("--sort-seconds", type=float, default=None, help="time budget of each sort")
     ap.add_argument("--json", default="bench_features.json")
@@ -55,7 +47,7 @@ def main() -> None:
 
     rows = []
     for scene_name in args.scenes:
-        path = Path(args.data) / SCENES[scene_name]
+        path = scene_path(scene_name, args.data)
         if not path.exists():
             print(f"{scene_name}: not found at {path}, skipped")
             continue

@@ -1,14 +1,14 @@
 """Benchmark fidelity as `sog eval` judges it: sog's default (sogv2) file, its native and playcanvas profiles against
 splat-transform's .sog, on the shared scenes, by mean and worst judging view.
 
-    nice -n 10 python scripts/bench_fidelity.py [--scenes plant tarot kacytran playbot2] [--peer-cache DIR]
+    nice -n 10 python scripts/bench_fidelity.py [--scenes plant tarot kacytran playbot-2_0] [--peer-cache DIR]
                                                [--sort morton] [--sort-seconds S] [--json bench_fidelity.json]
 
 Per scene and file: bytes, xST (bytes / splat-transform's .sog bytes), mean and worst-view PSNR, views under 40 dB,
 mean and worst-view SSIM, over `sog.evaluate.evaluate`'s default cameras (12 seeded views at 512 px, 8 close and 4
 orbit, seed 0: docs/evaluation.md#evaluation-protocol), against the input scene. splat-transform (``-g cpu``) is
-run on the input unless ``--peer-cache DIR`` holds ``<scene>_st.sog``. ``playbot2`` is playbot's 125,000-Gaussian
-LOD level 2_0; ``playbot`` its full 500,000 level 0_0. The sorter changes the bytes, not the values: ``--sort
+run on the input unless ``--peer-cache DIR`` holds ``<scene>_st.sog``. ``playbot-2_0`` is playbot's 125,000-Gaussian
+LOD level; ``playbot`` its full 500,000 level 0_0. The sorter changes the bytes, not the values: ``--sort
 morton`` is a quick check of fidelity, the default (ShuffleSoftSort on its work budget) the figure for bytes. Prints
 a table and writes JSON.
 """
@@ -24,19 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-#: the real scenes (../shared/data next to the repository, or $SOG_SHARED_DATA)
-SHARED_DATA = Path(os.environ.get("SOG_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-
-import sog  # noqa: E402
-from sog.evaluate import evaluate  # noqa: E402
-
-SCENES = {
-    "plant": "marcelpadilla-splats/plant/plant.splat",
-    "tarot": "marcelpadilla-splats/academic_tarot_cards/academic_tarot_cards.splat",
-    "kacytran": "kacytran1122-try/point_cloud/iteration_7000/point_cloud.ply",
-    "playbot2": "playbot/2_0/meta.json",
-    "playbot": "playbot/0_0/meta.json",
-}
+import sog
+from sog.datasets import SCENES, scene_path
+from sog.evaluate import evaluate
 
 
 def peer_sog(name: str, path: Path, args, tmp: Path) -> Path | None:
@@ -58,7 +48,7 @@ def judged(original: Path, compressed: Path) -> dict:
 
 
 def bench_scene(name: str, args, tmp: Path) -> list[dict]:
-    path = SHARED_DATA / SCENES[name]
+    path = scene_path(name)
     rows = []
     st = peer_sog(name, path, args, tmp)
     if st is not None:
@@ -92,7 +82,8 @@ def table(rows: list[dict]) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--scenes", nargs="+", default=["plant", "tarot", "kacytran", "playbot2"], choices=list(SCENES))
+    p.add_argument("--scenes", nargs="+", default=["plant", "tarot", "kacytran", "playbot-2_0"],
+                   choices=list(SCENES))
     p.add_argument("--peer-cache", default=None, help="folder holding <scene>_st.sog from splat-transform")
     p.add_argument("--sort", default="shufflesoftsort")
     p.add_argument("--sort-seconds", type=float, default=None, help="opt-in time cap of the sort (default: none, "
@@ -102,7 +93,7 @@ def main(argv=None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.scenes:
-            if not (SHARED_DATA / SCENES[name]).exists():
+            if not scene_path(name).exists():
                 print(f"{name}: not present, skipped")
                 continue
             rows += bench_scene(name, args, Path(tmp))

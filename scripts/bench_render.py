@@ -21,14 +21,10 @@ import os
 import resource
 import time
 
-from pathlib import Path
-
 import torch
 
-#: the real scenes (../shared/data next to the repository, or $SOG_SHARED_DATA)
-SHARED_DATA = Path(os.environ.get("SOG_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-
 import sog
+from sog.datasets import scene_path
 from sog.render import render
 from sog.render.cameras import robust_bounds
 from sog.render.views import judging_cameras
@@ -36,7 +32,7 @@ from sog.render.views import judging_cameras
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scene", default=str(SHARED_DATA / "playbot/0_0/meta.json"))
+    ap.add_argument("--scene", default=str(scene_path("playbot")))
     ap.add_argument("--views", type=int, default=12)
     ap.add_argument("--size", default="512")
     ap.add_argument("--backend", default="auto")

@@ -32,8 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from sog.datasets import scene_path
 
 COLOUR_METHODS = ["softsort", "sinkhorn", "pca", "shufflesoftsort", "shufflesoftsort-long", "shufflesoftsort-dpq",
                   "plas"]
@@ -55,10 +54,6 @@ SPLAT_SIZES = [65536, 262144, 500000, 1000000]
 SPLAT_WEIGHTS = {"means": 1.0, "sh0": 1.0, "scales": 0.5, "opacities": 0.25, "quats": 0.0, "shN": 0.0}
 
 
-def shared_data() -> Path:
-    return Path(os.environ.get("SOG_SHARED_DATA", ROOT.parent / "shared" / "data"))
-
-
 # ---------------------------------------------------------------------------------------------
 # one row, in a child process
 
@@ -71,7 +66,7 @@ def _features(kind: str, n: int, seed: int):
     import sog
     from sog.sort.features import splat_features
 
-    scene = sog.load(shared_data() / "playbot" / "0_0" / "meta.json")
+    scene = sog.load(scene_path("playbot"))
     if n > len(scene):  # playbot plus shifted copies, as a bigger scene
         copies = [scene]
         extent = scene.means.max(0).values - scene.means.min(0).values
@@ -228,8 +223,8 @@ def main() -> None:
                       f"DPQ16 {row['dpq16']:.4f} ratio {row['neighbour_ratio']:.4f} {row['seconds']:.2f} s"),
                       flush=True)
     if args.part in ("splats", "all"):
-        if not (shared_data() / "playbot" / "0_0" / "meta.json").is_file():
-            print(f"no playbot scene under {shared_data()}: the splat part is skipped")
+        if not scene_path("playbot").is_file():
+            print(f"no playbot scene at {scene_path('playbot')}: the splat part is skipped")
         else:
             for n in args.sizes:
                 for method in filter(wanted, SPLAT_METHODS):

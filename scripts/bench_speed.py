@@ -31,15 +31,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from sog.datasets import SCENES, scene_path, shared_data
 
-SCENES = {
-    "plant": "marcelpadilla-splats/plant/plant.splat",
-    "tarot": "marcelpadilla-splats/academic_tarot_cards/academic_tarot_cards.splat",
-    "playbot-125k": "playbot/2_0/meta.json",  # a coarser LOD level of playbot (SH degree 2)
-    "playbot": "playbot/0_0/meta.json",  # the full 500K level
-}
+#: the checkout: the children it starts import its sog (PYTHONPATH)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def profile_one(path: str, out: str, layout_file: str | None, options_json: str) -> dict:
@@ -210,8 +205,8 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--tool":
         sys.exit(tool_child(sys.argv[2:]))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=os.environ.get("SOG_SHARED_DATA", "/work/shared/data"))
-    ap.add_argument("--scenes", nargs="+", default=["plant", "tarot", "playbot-125k"],
+    ap.add_argument("--data", default=str(shared_data()))
+    ap.add_argument("--scenes", nargs="+", default=["plant", "tarot", "playbot-2_0"],
                     help=f"of {', '.join(SCENES)}, or 'big' (each file given by --big)")
     ap.add_argument("--big", nargs="+", default=[], help="scene files (e.g. from scripts/make_big_scene.py) for 'big'")
     ap.add_argument("--seconds", type=float, nargs="+", default=[1, 5, 20, 60],
@@ -236,7 +231,7 @@ def main() -> None:
         if name == "big":
             jobs += [(f"big:{Path(p).stem}", Path(p)) for p in args.big]
         elif name in SCENES:
-            jobs.append((name, Path(args.data) / SCENES[name]))
+            jobs.append((name, scene_path(name, args.data)))
         else:
             sys.exit(f"bench_speed: unknown scene {name!r} (choose from {', '.join(SCENES)}, big)")
     results = []

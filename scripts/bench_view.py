@@ -20,11 +20,10 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from sog.peers import CHROMIUM_ARGS, find_chromium, find_playcanvas
+from sog.viewer import ViewerConfig, ViewerServer, prepare_scene
 
-from sog.viewer import ViewerConfig, ViewerServer, prepare_scene  # noqa: E402
-from sog.peers import CHROMIUM_ARGS, find_chromium, find_playcanvas  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def one_run(browser, server, size: tuple[int, int]) -> dict:

@@ -10,7 +10,7 @@ The result is written as a binary INRIA PLY to a path you give (not into the rep
 data, never committed). Seeded, so the same arguments give the same file.
 
     python scripts/make_big_scene.py /tmp/big_1m.ply --count 1000000
-    python scripts/make_big_scene.py /tmp/big_6m.ply --count 6000000 --source /work/shared/data/playbot/0_0/meta.json
+    python scripts/make_big_scene.py /tmp/big_6m.ply --count 6000000 --source ../shared/data/playbot/0_0/meta.json
 """
 
 from __future__ import annotations
@@ -21,14 +21,15 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
+import sog
+from sog.datasets import scene_path
+from sog.io import write_ply
+from sog.splats import Splats
+
+#: the checkout, which the scene must stay out of
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-
-import sog  # noqa: E402
-from sog.io import write_ply  # noqa: E402
-from sog.splats import Splats  # noqa: E402
 
 #: SH coefficients per degree (bands 1..degree), (degree + 1)^2 - 1
 REST = {0: 0, 1: 3, 2: 8, 3: 15}
@@ -95,7 +96,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("output", help="the PLY to write (outside the repository)")
     ap.add_argument("--count", type=int, default=1_000_000)
-    ap.add_argument("--source", default="/work/shared/data/playbot/0_0/meta.json")
+    ap.add_argument("--source", default=str(scene_path("playbot")), help="default: the shared playbot's full level")
     ap.add_argument("--degree", type=int, default=3, choices=(0, 1, 2, 3))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--force", action="store_true")

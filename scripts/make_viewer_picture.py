@@ -16,23 +16,19 @@ import sys
 import tempfile
 from pathlib import Path
 
+import sog
+from sog.datasets import scene_path
+from sog.peers import CHROMIUM_ARGS, find_chromium, find_playcanvas
+from sog.render.views import judging_cameras
+from sog.viewer import ViewerConfig, ViewerServer, prepare_scene
+from sog.viewer.poses import camera_pose
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import sog  # noqa: E402
-from sog.peers import CHROMIUM_ARGS, find_chromium, find_playcanvas  # noqa: E402
-from sog.render.views import judging_cameras  # noqa: E402
-from sog.viewer import ViewerConfig, ViewerServer, prepare_scene  # noqa: E402
-from sog.viewer.poses import camera_pose  # noqa: E402
-
-SHARED = ROOT.parent.parent / "shared" / "data"
-if not SHARED.is_dir():
-    SHARED = Path("/work/shared/data")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--source", default=str(SHARED / "playbot" / "2_0" / "meta.json"))
+    ap.add_argument("--source", default=str(scene_path("playbot-2_0")))
     ap.add_argument("--compressed", default=None)
     ap.add_argument("--out", default=str(ROOT / "docs" / "viewer.png"))
     ap.add_argument("--size", default="420x360", help="each canvas, WxH pixels")

@@ -22,12 +22,9 @@ import sys
 import tempfile
 import time
 
-from pathlib import Path
-
 import torch
 
-#: the real scenes (../shared/data next to the repository, or $SOG_SHARED_DATA)
-SHARED_DATA = Path(os.environ.get("SOG_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+from sog.datasets import scene_path
 
 
 def build_cameras(center, radius, count, size, f, seed, elevation=0.35):
@@ -79,7 +76,7 @@ def train(init, cams, targets, steps, lrs, plugin, seed):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scene", default=str(SHARED_DATA / "marcelpadilla-splats/plant/plant.splat"))
+    ap.add_argument("--scene", default=str(scene_path("plant")))
     ap.add_argument("--count", type=int, default=2000)
     ap.add_argument("--size", type=int, default=48)
     ap.add_argument("--steps", type=int, default=150)

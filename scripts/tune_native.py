@@ -15,30 +15,26 @@ bytes over the sogv2 default's. The chosen default is the candidate of smallest 
 worst tuning view are at least the reference's (``--margin``) on every scene
 (`tune_sogv2.choose`). Prints a table and writes JSON.
 
-    nice -n 10 python scripts/tune_native.py --peer-cache /work/bench_cache --json tune_native.json
+    nice -n 10 python scripts/tune_native.py --peer-cache DIR --json tune_native.json
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
+import sog
+from sog import rate
+from sog.codec import native
+from sog.render import render
+from sog.render.views import tuning_cameras
 
-import sog  # noqa: E402
-from sog import rate  # noqa: E402
-from sog.codec import native  # noqa: E402
-from sog.render import render  # noqa: E402
-from sog.render.views import tuning_cameras  # noqa: E402
-
-from bench_fidelity import peer_sog  # noqa: E402  (the same peer files)
-from tune_sogv2 import common_arguments, report, tune_scenes, view_psnrs  # noqa: E402  (the same rule, options, loop)
+from bench_fidelity import peer_sog  # (the same peer files)
+from tune_sogv2 import common_arguments, report, tune_scenes, view_psnrs  # (the same rule, options, loop)
 
 
 def compressed(scene, out: Path, profile: str, **kwargs) -> tuple[sog.Splats, int, object]:
@@ -88,7 +84,7 @@ def tune_scene(name: str, path: Path, candidates: list[dict], args, tmp: Path) -
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    common_arguments(ap, ["plant", "tarot", "kacytran", "playbot2"])
+    common_arguments(ap, ["plant", "tarot", "kacytran", "playbot-2_0"])
     ap.add_argument("--against", choices=["st", "sogv2"], default="st",
                     help="the reference: splat-transform's .sog (the sogv2 default where there is none) or sogv2's")
     ap.add_argument("--levels", type=int, nargs="+", default=list(range(1, 9)), help="rungs of sog.rate.LEVELS")

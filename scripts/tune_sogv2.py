@@ -15,35 +15,32 @@ splat-transform's are tabulated. The chosen default is the candidate with the sm
 mean *and* worst tuning view are at least splat-transform's (plus ``--margin`` dB) on every scene; when none is,
 the one that holds on the most scenes. Prints a table and writes JSON.
 
-    nice -n 10 python scripts/tune_sogv2.py --peer-cache /work/bench_cache --json tune_sogv2.json
+    nice -n 10 python scripts/tune_sogv2.py --peer-cache DIR --json tune_sogv2.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import sog
+from sog import metrics
+from sog.codec import sogv2
+from sog.codec.base import Layer
+from sog.datasets import SCENES, scene_path, shared_data
+from sog.device import one_cpu_thread
+from sog.grid import grid_shape
+from sog.render import render
+from sog.render.views import JUDGING_SIZE, JUDGING_VIEWS, tuning_cameras
+from sog.sort.curves import point_keys
 
-import sog  # noqa: E402
-from sog import metrics  # noqa: E402
-from sog.codec import sogv2  # noqa: E402
-from sog.codec.base import Layer  # noqa: E402
-from sog.grid import grid_shape  # noqa: E402
-from sog.render import render  # noqa: E402
-from sog.render.views import JUDGING_SIZE, JUDGING_VIEWS, tuning_cameras  # noqa: E402
-from sog.sort.curves import point_keys  # noqa: E402
-
-from bench_fidelity import SCENES, SHARED_DATA, peer_sog  # noqa: E402  (the same scenes and peer files)
-from sog.device import one_cpu_thread  # noqa: E402
+from bench_fidelity import peer_sog  # (the same peer files)
 
 
 def view_psnrs(ref: torch.Tensor, splats, cams) -> list[float]:
@@ -100,7 +97,7 @@ def tune_scenes(args, tune, summary) -> list[dict]:
     skipped), printing ``summary(result)`` after each; the results."""
     results = []
     for name in args.scenes:
-        path = Path(args.data) / SCENES[name]
+        path = scene_path(name, args.data)
         if not path.exists():
             print(f"{name}: {path} missing, skipped")
             continue
@@ -129,7 +126,7 @@ def report(results: list[dict], candidates: list[dict], args, today: str) -> int
 
 def common_arguments(ap: argparse.ArgumentParser, scenes: list[str]) -> None:
     """The options every tuning script takes: scenes, peer cache, tuning views, margin, JSON (``--sh-levels`` too)."""
-    ap.add_argument("--data", default=str(SHARED_DATA))
+    ap.add_argument("--data", default=str(shared_data()))
     ap.add_argument("--scenes", nargs="+", default=scenes, choices=list(SCENES))
     ap.add_argument("--peer-cache", default=None)
     ap.add_argument("--sh-levels", type=int, nargs="+", default=[0],

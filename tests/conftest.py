@@ -5,33 +5,29 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from sog.datasets import scene_path, shared_data, synthetic_scene
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
 
-#: The real trained scenes (see ../shared/data/README.md); override with SOG_SHARED_DATA.
-SHARED = Path(os.environ.get("SOG_SHARED_DATA", ROOT.parent / "shared" / "data"))
-
-SHARED_SCENES = {
-    "kacytran": "kacytran1122-try/point_cloud/iteration_7000/point_cloud.ply",
-    "plant": "marcelpadilla-splats/plant/plant.splat",
-    "tarot": "marcelpadilla-splats/academic_tarot_cards/academic_tarot_cards.splat",
-    "playbot": "playbot/0_0/meta.json",
-}
+#: The real trained scenes (`sog.datasets`: ../shared/data beside the checkout, or $SOG_SHARED_DATA).
+SHARED = shared_data()
+#: the scenes `shared_scene` runs a test on, one of each format (playbot: its full level)
+SHARED_SCENES = ("kacytran", "plant", "tarot", "playbot")
 
 
 def shared_path(name: str) -> Path:
-    path = SHARED / SHARED_SCENES[name]
+    """The file of shared scene ``name`` (a `sog.datasets.SCENES` name); skips the test when it is absent."""
+    path = scene_path(name)
     if not path.exists():
         pytest.skip(f"shared scene {name} not present at {path}")
     return path
 
 
-@pytest.fixture(params=list(SHARED_SCENES))
+@pytest.fixture(params=SHARED_SCENES)
 def shared_scene(request) -> tuple[str, Path]:
     """Each real scene in turn, as (name, path)."""
     return request.param, shared_path(request.param)
@@ -43,8 +39,8 @@ def sample_ply() -> Path:
 
 
 def small_scene(n: int = 300, seed: int = 0, sh_degree: int = 3):
-    from make_sample import make_scene
-    return make_scene(n, seed).with_sh_degree(sh_degree)
+    """`sog.datasets.synthetic_scene` of ``n`` Gaussians at SH degree ``sh_degree``."""
+    return synthetic_scene(n, seed).with_sh_degree(sh_degree)
 
 
 def write_cameras_json(cameras, path: Path, name: str = "v{}") -> None:

@@ -36,7 +36,7 @@ VARIANTS = {
 #: variants of the default run (the others are slow)
 FAST_VARIANTS = ("mkl avx2", "aten default")
 
-#: case -> (source: "sample" = data/sample.ply or "small" = make_scene(3000, seed=1), CompressOptions keywords);
+#: case -> (source: "sample" = data/sample.ply or "small" = synthetic_scene(3000, seed=1), CompressOptions keywords);
 #: the frozen cases of test_profiles plus the default sorter
 CASES = {
     "native default": ("sample", dict(profile="sog")),
@@ -55,12 +55,11 @@ CHILD = r"""
 import hashlib, json, sys, tempfile
 from pathlib import Path
 root = Path(sys.argv[1])
-sys.path[:0] = [str(root), str(root / "scripts")]
-import sog
-from make_sample import make_scene
+import sog  # this checkout's: the child runs in it (python -c puts the working directory first)
+from sog.datasets import synthetic_scene
 out, tmp = {}, Path(tempfile.mkdtemp())
 for case, (source, options) in json.loads(sys.argv[2]).items():
-    scene = root / "data" / "sample.ply" if source == "sample" else make_scene(3000, seed=1).with_sh_degree(3)
+    scene = root / "data" / "sample.ply" if source == "sample" else synthetic_scene(3000, seed=1).with_sh_degree(3)
     sog.compress(scene, tmp / "out.sog", sog.CompressOptions(**{"sort": "morton", **options}), overwrite=True,
                  quiet=True)
     out[case] = hashlib.sha256((tmp / "out.sog").read_bytes()).hexdigest()

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 import sog
-from conftest import SHARED, splat_transform_runner
+from conftest import shared_path, splat_transform_runner
 from sog.metrics import psnr
 from sog.render import RasterConfig, look_at, orbit_cameras, render
 from sog.render.engine import ENGINE_EPS2D, EngineConfig, EngineRenderer, engine_camera, missing_peers
@@ -62,13 +62,6 @@ def splat_transform():
     return splat_transform_runner()
 
 
-def _shared(rel: str):
-    path = SHARED / rel
-    if not path.exists():
-        pytest.skip(f"shared scene not present at {path}")
-    return path
-
-
 def _coverage(images: torch.Tensor) -> list[float]:
     """Per view, the fraction of pixels brighter than 0.05 in some channel (black background)."""
     return (images.amax(-1) > 0.05).float().mean((1, 2)).tolist()
@@ -103,7 +96,7 @@ def test_engine_camera_projects_points_where_the_sog_camera_does():
 
 @pytest.mark.parametrize("profile", V2_PROFILES)
 def test_the_engine_opens_our_sog_v2_and_it_looks_like_the_original(tmp_path, engine, splat_transform, profile):
-    src = _shared("playbot/3_0/meta.json")          # 31,000 Gaussians, SH 2
+    src = shared_path("playbot-3_0")          # 31,000 Gaussians, SH 2
     splats = sog.load(src)
     sog.save(splats, tmp_path / "original.ply")
     out = tmp_path / "out.sog"
@@ -125,11 +118,12 @@ def test_the_engine_opens_our_sog_v2_and_it_looks_like_the_original(tmp_path, en
 
 
 #: sog's CPU renderer vs the engine (float target, no size culling), one orbit view at 256 px, both with the
-#: engine's 2D dilation (`ENGINE_EPS2D`): (scene, bound, measured). The rest of the gap is the engine's kernel
-#: (cut at 2.83 sigma and rescaled to reach 0 there); with that emulated too the renders agree to 55-69 dB.
+#: engine's 2D dilation (`ENGINE_EPS2D`): scene -> PSNR bound (what was measured in the comment). The rest of the
+#: gap is the engine's kernel (cut at 2.83 sigma and rescaled to reach 0 there); with that emulated too the renders
+#: agree to 55-69 dB.
 JUDGE_SCENES = {
-    "playbot-3_0": ("playbot/3_0/meta.json", 42.0),   # SH 2; measured 45.3 and 44.4 dB on 2 views
-    "kacytran": ("kacytran1122-try/point_cloud/iteration_7000/point_cloud.ply", 37.0),   # SH 3; 40.8, 39.4 dB
+    "playbot-3_0": 42.0,   # SH 2; measured 45.3 and 44.4 dB on 2 views
+    "kacytran": 37.0,      # SH 3; 40.8, 39.4 dB
 }
 #: How much better the engine agrees with sog's SH colour than with the same scene rendered without its higher
 #: bands, or with band 1's signs flipped (measured: playbot 12-17 dB, kacytran 2.5-6.7 dB).
@@ -141,8 +135,8 @@ DILATION_GAIN = {"playbot-3_0": 8.0, "kacytran": 0.5}
 @pytest.mark.parametrize("scene", [
     "playbot-3_0", pytest.param("kacytran", marks=pytest.mark.slow)])
 def test_sog_cpu_renderer_agrees_with_the_engine_sh_included(engine, scene):
-    rel, bound = JUDGE_SCENES[scene]
-    splats = sog.load(_shared(rel))
+    bound = JUDGE_SCENES[scene]
+    splats = sog.load(shared_path(scene))
     cams = orbit_cameras(splats.means, 1, 256)
     with EngineRenderer(splats, 256, EngineConfig(float_target=True, min_pixel_size=0)) as r:
         reference = r.render(cams)

@@ -1,6 +1,6 @@
 """Every mutated input of every format sog reads ends in a `SogError` or a valid `Splats`, within a time
-and memory bound: no other exception, no hang, no memory blow-up (scripts/fuzz_corpus.py makes the seeds
-and the mutations; scripts/fuzz_readers.py prints the counts of a long run)."""
+and memory bound: no other exception, no hang, no memory blow-up (tests/fuzz_corpus.py makes the seeds
+and the mutations; tests/fuzz_readers.py prints the counts of a long run)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def test_quick_fuzz_every_case_ends_in_sog_error_or_valid_splats(seeds, tmp_path
 @pytest.mark.slow
 def test_long_fuzz_thousands_of_cases_per_format_under_a_memory_cap(tmp_path):
     out = tmp_path / "fuzz.json"
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "fuzz_readers.py"), "--cases", "2000", "--seed", "0",
+    subprocess.run([sys.executable, str(ROOT / "tests" / "fuzz_readers.py"), "--cases", "2000", "--seed", "0",
                     "--json", str(out), "--memory-gb", "4"], check=True, timeout=3600)
     results = json.loads(out.read_text())["formats"]
     for fmt in FORMATS:

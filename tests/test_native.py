@@ -394,11 +394,7 @@ def test_a_palettised_real_scene_keeps_its_sh_palette_when_it_has_up_to_n_over_1
     import json
     import zipfile
 
-    from conftest import SHARED
-
-    path = SHARED / "playbot" / "3_0" / "meta.json"  # a SOG level: 31,000 Gaussians, 16,384 distinct SH rows
-    if not path.exists():
-        pytest.skip(f"shared scene not present at {path}")
+    path = shared_path("playbot-3_0")  # a SOG level: 31,000 Gaussians, 16,384 distinct SH rows
     scene = sog.load(path)
     distinct = torch.unique(scene.shN.reshape(len(scene), -1), dim=0).shape[0]
     assert len(scene) / 4 < distinct <= len(scene) / 1.5  # at N/4 this was k-means'ed to N/16 entries

@@ -4,14 +4,16 @@ within SPZ's quantisation, in the PLY frame; broken files raise SogError."""
 from __future__ import annotations
 
 import gzip
+import os
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import sog
-from conftest import small_scene
+from conftest import shared_path, small_scene
 from sog.errors import SogError
 from sog.io.spz import decode_spz, read_spz
 
@@ -80,13 +82,12 @@ def test_broken_spz_files_raise_a_one_line_sog_error(data, message):
 
 
 def test_shared_spz_peer_output_matches_its_source_when_cached():
-    from pathlib import Path
-    cache = Path("/work/bench_cache")
-    from conftest import shared_path
+    """splat-transform's .spz of kacytran from a benchmark peer cache (``$SOG_PEER_CACHE/kacytran_st.spz``, the
+    folder bench_compress.py's ``--peer-cache`` fills)."""
     src = shared_path("kacytran")
-    spz = cache / "kacy_st.spz"
-    if not spz.exists():
-        pytest.skip("no cached splat-transform .spz of the kacytran scene")
+    spz = Path(os.environ.get("SOG_PEER_CACHE", "")) / "kacytran_st.spz"
+    if not os.environ.get("SOG_PEER_CACHE") or not spz.exists():
+        pytest.skip("no cached splat-transform .spz of the kacytran scene ($SOG_PEER_CACHE)")
     a, b = sog.load(src), sog.load(spz)
     assert len(a) == len(b)
     assert torch.allclose(a.means, b.means, atol=2 ** -12)

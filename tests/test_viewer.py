@@ -26,6 +26,8 @@ import pytest
 import torch
 
 import sog
+from conftest import shared_path
+from sog.datasets import scene_path
 from sog.errors import SogError
 from sog.peers import CHROMIUM_ARGS, ENGINE_SRI, find_chromium, find_playcanvas, sri
 from sog.viewer import ViewerConfig, ViewerServer, export_html, prepare_scene
@@ -34,12 +36,8 @@ from sog.viewer.raw import raw_bytes, read_raw
 from sog.viewer.scenes import Scene, unchecked_scene
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent.parent / "shared" / "data"
-if not SHARED.is_dir():
-    SHARED = Path("/work/shared/data")
-PLAYBOT = SHARED / "playbot"
-KACY = SHARED / "kacytran1122-try" / "point_cloud" / "iteration_7000" / "point_cloud.ply"
-PADILLA = SHARED / "marcelpadilla-splats"
+#: playbot's 8,406-Gaussian LOD level (its SOG folder's meta.json)
+PLAYBOT_4 = scene_path("playbot-4_0")
 REQUIRE_PEERS = os.environ.get("SOG_REQUIRE_PEERS") == "1"
 SIZE = 256  # sog eval's default view size
 
@@ -54,11 +52,6 @@ def _missing_peer() -> str | None:
     if find_playcanvas(ROOT) is None:
         return "node_modules/playcanvas (npm ci) is missing or not the pinned version"
     return None
-
-
-def _need(path: Path):
-    if not path.exists():
-        pytest.skip(f"{path} is not here (shared data)")
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +73,8 @@ def browser():
 def playbot_files(tmp_path_factory):
     """playbot's 8,406-Gaussian level as (a) a PLY, (b) our native .sog of it (3 importance layers: the layered
     version-3 file), (c) `sog decompress` of (b), and (d) a plain single-grid native .sog."""
-    _need(PLAYBOT / "4_0" / "meta.json")
     d = tmp_path_factory.mktemp("playbot")
-    splats = sog.load(PLAYBOT / "4_0" / "meta.json")
+    splats = sog.load(shared_path("playbot-4_0"))
     sog.save(splats, d / "a.ply")
     sog.compress(d / "a.ply", d / "b.sog", sog.CompressOptions(profile="native", sort="morton", profile_options={
         "layers": 3, "layer_min": 2000}), quiet=True)
@@ -164,12 +156,12 @@ def test_sog_files_are_served_as_they_are_and_other_formats_as_raw_floats(playbo
     assert native.count == 8406 and native.sh_degree == 2 and native.bytes == playbot_files["b"].stat().st_size
     ply = prepare_scene(playbot_files["a"])
     assert ply.kind == "raw" and read_raw(ply.data).means.shape == (8406, 3)
-    folder = prepare_scene(PLAYBOT / "4_0")  # a SOG folder: its files bundled into a stored zip, byte for byte
+    folder = prepare_scene(PLAYBOT_4.parent)  # a SOG folder: its files bundled into a stored zip, byte for byte
     assert folder.kind == "sog" and folder.profile == "playcanvas"
     with zipfile.ZipFile(io.BytesIO(folder.data)) as zf:
         for info in zf.infolist():
             assert info.compress_type == zipfile.ZIP_STORED
-            assert zf.read(info) == (PLAYBOT / "4_0" / info.filename).read_bytes()
+            assert zf.read(info) == (PLAYBOT_4.parent / info.filename).read_bytes()
 
 
 def test_a_bad_file_is_a_sog_error_before_anything_is_served(playbot_files, tmp_path):
@@ -261,7 +253,7 @@ def _as_version_4(path, out):
 def test_browser_decoder_equals_sog_load_on_layered_plain_native_and_sog_v2_files(browser, playbot_files, tmp_path):
     formats = []
     v4 = _as_version_4(playbot_files["d"], tmp_path / "v4.sog")
-    for path in (playbot_files["b"], playbot_files["d"], v4, PLAYBOT / "4_0" / "meta.json"):
+    for path in (playbot_files["b"], playbot_files["d"], v4, PLAYBOT_4):
         result = _browser_vs_load(browser, path)
         print(path, json.dumps(result))
         _assert_equal_within_float32(result)
@@ -273,9 +265,9 @@ def test_browser_decoder_equals_sog_load_on_layered_plain_native_and_sog_v2_file
 
 
 def test_browser_decoder_equals_sog_load_on_kacytran_sh3(browser, tmp_path):
-    _need(KACY)
+    kacy = shared_path("kacytran")
     out = tmp_path / "kacy.sog"
-    sog.compress(KACY, out, sog.CompressOptions(profile="native", sort="morton"), quiet=True)
+    sog.compress(kacy, out, sog.CompressOptions(profile="native", sort="morton"), quiet=True)
     result = _browser_vs_load(browser, out)
     print(json.dumps(result))
     assert result["K"] == 15
@@ -400,14 +392,10 @@ def test_an_exported_folder_works_from_a_plain_static_web_server(browser, playbo
 
 # ------------------------------------------------------------------------------------------ the big scenes
 
-BIG = [PADILLA / "plant" / "plant.splat", PADILLA / "academic_tarot_cards" / "academic_tarot_cards.splat",
-       PLAYBOT / "2_0" / "meta.json"]
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("source", BIG, ids=["plant", "tarot", "playbot-125k"])
-def test_browser_decoder_equals_sog_load_on_the_big_shared_scenes(browser, source, tmp_path):
-    _need(source)
+@pytest.mark.parametrize("name", ["plant", "tarot", "playbot-2_0"])
+def test_browser_decoder_equals_sog_load_on_the_big_shared_scenes(browser, name, tmp_path):
+    source = shared_path(name)
     out = tmp_path / "big.sog"
     # default layers: 3 for these
     sog.compress(source, out, sog.CompressOptions(profile="native", sort="morton"), quiet=True)
@@ -417,9 +405,9 @@ def test_browser_decoder_equals_sog_load_on_the_big_shared_scenes(browser, sourc
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("source", [BIG[0], BIG[2]], ids=["plant", "playbot-125k"])
-def test_big_scenes_in_the_browser_render_as_their_decompressed_ply(browser, source, tmp_path):
-    _need(source)
+@pytest.mark.parametrize("name", ["plant", "playbot-2_0"])
+def test_big_scenes_in_the_browser_render_as_their_decompressed_ply(browser, name, tmp_path):
+    source = shared_path(name)
     sog.save(sog.load(source), tmp_path / "a.ply")
     sog.compress(tmp_path / "a.ply", tmp_path / "b.sog", sog.CompressOptions(profile="native", sort="morton"),
                  quiet=True)

@@ -73,7 +73,7 @@ def as_sog_error(path: str | os.PathLike):
 
 def read_checked(path: str | os.PathLike, limits: Limits = LIMITS) -> Splats:
     """`load` without its last resort: the format's reader, then the count, finiteness and magnitude checks.
-    Any exception but `SogError` from here is a reader bug (the fuzzer, scripts/fuzz_readers.py, counts them)."""
+    Any exception but `SogError` from here is a reader bug (the fuzzer, tests/fuzz_readers.py, counts them)."""
     return checked(_read(path, detect_format(path), limits), path, limits)
 
 

@@ -1,5 +1,5 @@
 """A seeded mutation fuzzer for sog's readers: valid seed files of every format sog reads, mutations of
-them, and a bounded run of one case. Used by tests/test_fuzz.py and scripts/fuzz_readers.py.
+them, and a bounded run of one case. Used by tests/test_fuzz.py, tests/test_bad_input.py and tests/fuzz_readers.py.
 
 Seeds (`make_seeds`): the first ``n`` Gaussians of ``data/sample.ply`` written by sog's own writers (binary,
 ASCII and big-endian PLY, native ``.sog`` one layer and layered, SOG v2 zip and folder) and by the small

@@ -2,7 +2,7 @@
 a time bound, with the peak memory measured and the process capped (RLIMIT_AS), so a blow-up is counted,
 not a crash of the machine. Prints the per-format counts and writes JSON.
 
-    nice -n 10 python scripts/fuzz_readers.py --cases 2000 --seed 0 --json fuzz.json
+    nice -n 10 python tests/fuzz_readers.py --cases 2000 --seed 0 --json fuzz.json
 
 Columns: cases, clean errors (`SogError`), valid loads (finite `Splats`), escapes (any other exception),
 hangs (over --seconds), memory (over --case-mb of RSS growth), the slowest case and the largest RSS growth.
@@ -19,10 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from fuzz_corpus import FORMATS, fuzz, make_seeds  # noqa: E402
+from fuzz_corpus import FORMATS, fuzz, make_seeds  # noqa: E402  (after the thread setting; beside this file)
 
 
 def _cap_memory(gigabytes: float) -> None:
