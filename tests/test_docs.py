@@ -106,3 +106,24 @@ def test_links_of_the_readme_and_docs_pages_exist_with_their_anchors():
             elif anchor and file.suffix == ".md" and anchor[1:] not in anchors(file):
                 broken.append(f"{page.name}: {target}{anchor}")
     assert not broken, f"links to missing files or headings: {broken}"
+
+
+def layout_block() -> str:
+    """The fenced block under the README's ``## Layout`` heading."""
+    lines = readme_lines()
+    start = lines.index("## Layout")
+    return "\n".join(next(body for at, body in code_blocks(lines) if at > start))
+
+
+def test_the_layout_names_every_room_and_each_room_says_what_it_owns():
+    import ast
+
+    layout = layout_block()
+    rooms = [p / "__init__.py" for p in sorted((ROOT / "sog").iterdir()) if (p / "__init__.py").is_file()]
+    rooms += [p for p in sorted((ROOT / "sog").glob("*.py")) if p.name != "__init__.py"]
+    unnamed = [r.parent.name + "/" if r.name == "__init__.py" else r.name for r in rooms]
+    unnamed = [name for name in unnamed if name not in layout]
+    assert not unnamed, f"rooms of sog/ missing from the README's layout: {unnamed}"
+    silent = [str(r.relative_to(ROOT)) for r in rooms
+              if not (ast.get_docstring(ast.parse(r.read_text(encoding="utf-8"))) or "").strip()]
+    assert not silent, f"rooms without a docstring saying what they own: {silent}"

@@ -1,4 +1,7 @@
-"""Reading and writing scenes: `load` any supported file, `save` a PLY."""
+"""Scene files: every format's reader and writer, input limits, atomic outputs; `load` any file, `save` a PLY.
+
+Streamed LOD output (a writer beside `lod`'s reader) belongs here too.
+"""
 
 from __future__ import annotations
 

@@ -1,10 +1,11 @@
-"""Reference renderer: render a `Splats` scene from cameras with gsplat (CUDA) or a pure-PyTorch rasteriser.
+"""Rendering: the reference renderer (CPU rasteriser, gsplat on CUDA), cameras, views, importance, engine renders.
 
     from sog.render import render, orbit_cameras
     cams = orbit_cameras(splats.means, views=8, size=256)
     images = render(splats, cams)              # (C, H, W, 3) float32 in [0, 1+]
 
-Both backends share gsplat's conventions (see `sog.render.cpu`), so their images agree closely.
+Both backends share gsplat's conventions (see `sog.render.cpu`), so their images agree closely. The
+differentiable renderer (for the fine-tune) belongs here too.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Self-Organizing Gaussians inside a training loop: sort and smooth while a scene trains."""
+"""Training: the Self-Organizing Gaussians plugin that sorts and smooths while a scene trains.
+
+The fine-tune of a compressed scene belongs here too (the differentiable renderer it needs goes in `sog.render`).
+"""
 
 from .permute import permute_params_
 from .plugin import SelfOrganizingGrid
