@@ -30,6 +30,7 @@ from conftest import shared_path
 from sog.datasets import scene_path
 from sog.errors import SogError
 from sog.peers import CHROMIUM_ARGS, ENGINE_SRI, find_chromium, find_playcanvas, sri
+from sog.render.engine import missing_peers
 from sog.viewer import ViewerConfig, ViewerServer, export_html, prepare_scene
 from sog.viewer.poses import camera_pose
 from sog.viewer.raw import raw_bytes, read_raw
@@ -42,25 +43,13 @@ REQUIRE_PEERS = os.environ.get("SOG_REQUIRE_PEERS") == "1"
 SIZE = 256  # sog eval's default view size
 
 
-def _missing_peer() -> str | None:
-    if find_chromium() is None:
-        return "chromium is not installed"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "playwright (python) is not installed"
-    if find_playcanvas(ROOT) is None:
-        return "node_modules/playcanvas (npm ci) is missing or not the pinned version"
-    return None
-
-
 @pytest.fixture(scope="module")
 def browser():
-    missing = _missing_peer()
+    missing = ", ".join(missing_peers())        # the engine renderer's peers are the page's: one check
     if missing:
         if REQUIRE_PEERS:
-            pytest.fail(f"SOG_REQUIRE_PEERS=1 but {missing}")
-        pytest.skip(missing)
+            pytest.fail(f"SOG_REQUIRE_PEERS=1 but missing {missing}")
+        pytest.skip(f"missing {missing}")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
