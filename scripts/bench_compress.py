@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import peers  # noqa: E402  (scripts/peers.py: the pinned splat-transform)
 import sog  # noqa: E402
 from sog.io.ply import inria_ply_size  # noqa: E402
 from sog.render.views import JUDGING_SIZE, JUDGING_VIEWS  # noqa: E402  (sog eval's defaults)
@@ -120,12 +120,16 @@ def run_peer(name, ply, original, ext, args, tmp) -> dict | None:
                      if len(line.split()) == 2)
         out, enc, is_cached = cached, float(times.get(cached.name, "nan")), True
     else:
-        if shutil.which("splat-transform") is None or ply is None or args.no_peer_run:
+        if ply is None or args.no_peer_run:
+            return None
+        try:
+            command = peers.splat_transform_command()  # the pinned release under the pinned Node 22
+        except peers.PeerMissing as e:
+            print(f"{label} left out: {e}", file=sys.stderr)
             return None
         out = Path(tmp) / f"{name}_st{ext}"
         t0 = time.perf_counter()
-        subprocess.run(["splat-transform", "-q", "-w", "-g", "cpu", str(ply), str(out)], check=True,
-                       capture_output=True)
+        subprocess.run([*command, "-q", "-w", "-g", "cpu", str(ply), str(out)], check=True, capture_output=True)
         enc, is_cached = time.perf_counter() - t0, False
     t0 = time.perf_counter()
     decoded = sog.load(out)

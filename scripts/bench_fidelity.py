@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +27,7 @@ from pathlib import Path
 #: the real scenes (../shared/data next to the repository, or $SOG_SHARED_DATA)
 SHARED_DATA = Path(os.environ.get("SOG_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
+import peers  # noqa: E402  (scripts/peers.py: the pinned splat-transform)
 import sog  # noqa: E402
 from sog.evaluate import evaluate  # noqa: E402
 
@@ -43,10 +44,13 @@ def peer_sog(name: str, path: Path, args, tmp: Path) -> Path | None:
     """splat-transform's .sog of the scene: from the peer cache, else made now (None without splat-transform)."""
     if args.peer_cache and (Path(args.peer_cache) / f"{name}_st.sog").exists():
         return Path(args.peer_cache) / f"{name}_st.sog"
-    if shutil.which("splat-transform") is None:
+    try:
+        command = peers.splat_transform_command()  # the pinned release under the pinned Node 22
+    except peers.PeerMissing as e:
+        print(f"{name}: no splat-transform .sog: {e}", file=sys.stderr)
         return None
     out = tmp / f"{name}_st.sog"
-    subprocess.run(["splat-transform", "-q", "-w", "-g", "cpu", str(path), str(out)], check=True, capture_output=True)
+    subprocess.run([*command, "-q", "-w", "-g", "cpu", str(path), str(out)], check=True, capture_output=True)
     return out
 
 
