@@ -132,7 +132,8 @@ def run_peer(name, ply, original, ext, args, tmp) -> dict | None:
         subprocess.run([*command, "-q", "-w", "-g", "cpu", str(ply), str(out)], check=True, capture_output=True)
         enc, is_cached = time.perf_counter() - t0, False
     t0 = time.perf_counter()
-    decoded = sog.load(out)
+    # a .spz has no frame marker, and 2.7.1 (RUB) and 3.x (the PLY's axes) differ: read it in the source's frame
+    decoded = peers.read_peer_spz(out, original) if ext == ".spz" else sog.load(out)
     dec = time.perf_counter() - t0
     row = {"method": label, "bytes": out.stat().st_size, "encode_s": enc, "decode_s": dec, "sort": "theirs",
            "cached": is_cached, "planes": plane_bytes(out) if ext == ".sog" else {}}

@@ -93,6 +93,23 @@ def run_splat_transform(*args, timeout: float | None = 600, **kwargs) -> subproc
     return subprocess.run([*splat_transform_command(), *map(str, args)], timeout=timeout, **kwargs)
 
 
+def read_peer_spz(path, source):
+    """A splat-transform ``.spz`` as `Splats`, in ``source``'s frame (``source``: the `Splats` it was made from).
+
+    The format carries no frame marker and the releases differ: 2.7.1 turned the PLY's axes into SPZ's RUB (sog's
+    default reading turns them back), 3.x writes them unturned (docs/peers.md). Of the two readings, the one whose
+    sorted per-axis positions are nearer the source's is returned (order-free, so a reordering writer is fine)."""
+    import torch
+
+    from sog.io.spz import read_spz
+
+    def distance(splats) -> float:
+        a, b = (torch.sort(t.means.double(), dim=0).values for t in (splats, source))
+        return float((a - b).abs().mean()) if a.shape == b.shape else float("inf")
+
+    return min((read_spz(path, ply_frame=frame) for frame in (True, False)), key=distance)
+
+
 def _version(cmd: list[str], pattern: str) -> str:
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     found = re.search(pattern, out.stdout + out.stderr)

@@ -4,10 +4,13 @@ error naming `npm ci`, never a silent fallback to whatever is on PATH."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import platform
+import struct
 
+import numpy as np
 import pytest
 
 import peers
@@ -69,3 +72,31 @@ def test_the_installed_peers_are_the_pinned_ones():
         pytest.skip(str(e))
     pins = peers.pins()
     assert found == {"node": pins[peers.node_package()], "splat-transform": pins[peers.SPLAT_TRANSFORM]}
+
+
+def write_test_spz(means, path, frac: int = 12) -> None:
+    """A minimal v2 ``.spz`` holding ``means`` (N, 3) as they are (no frame turn), SH degree 0."""
+    n = len(means)
+    fixed = np.round(means.double().numpy() * (1 << frac)).astype(np.int64) & 0xFFFFFF
+    pos = np.stack([fixed & 0xFF, (fixed >> 8) & 0xFF, fixed >> 16], -1).astype(np.uint8).tobytes()
+    body = struct.pack("<IIIBBBB", 0x5053474E, 2, n, 0, frac, 0, 0) + pos
+    body += bytes([128] * n) + bytes([128] * 3 * n) + bytes([160] * 3 * n) + bytes([128] * 3 * n)
+    path.write_bytes(gzip.compress(body))
+
+
+def test_a_peer_spz_is_read_in_its_sources_frame_whichever_release_wrote_it(tmp_path):
+    """2.7.1's .spz (RUB: y and z negated) and 3.x's (unturned) both come back as the source (docs/peers.md)."""
+    import torch
+
+    from conftest import small_scene
+    from sog.io.spz import decode_spz
+
+    scene = small_scene(300, seed=3, sh_degree=0)
+    unturned = tmp_path / "unturned.spz"
+    write_test_spz(scene.means, unturned)
+    rub = tmp_path / "rub.spz"
+    turned = scene.means * torch.tensor([1.0, -1.0, -1.0])
+    write_test_spz(turned, rub)
+    for path in (unturned, rub):
+        assert torch.allclose(peers.read_peer_spz(path, scene).means, scene.means, atol=2 ** -11), path
+    assert torch.allclose(decode_spz(rub.read_bytes(), ply_frame=False).means, turned, atol=2 ** -11)
