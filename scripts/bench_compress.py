@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ import zipfile
 from pathlib import Path
 
 import sog
+from sog import peers  # the pinned splat-transform
 from sog.datasets import SCENES, scene_path, shared_data
 from sog.io.ply import inria_ply_size
 from sog.render.views import JUDGING_SIZE, JUDGING_VIEWS  # (sog eval's defaults)
@@ -111,15 +111,20 @@ def run_peer(name, ply, original, ext, args, tmp) -> dict | None:
                      if len(line.split()) == 2)
         out, enc, is_cached = cached, float(times.get(cached.name, "nan")), True
     else:
-        if shutil.which("splat-transform") is None or ply is None or args.no_peer_run:
+        if ply is None or args.no_peer_run:
+            return None
+        try:
+            command = peers.splat_transform_command()  # the pinned release under the pinned Node 22
+        except peers.PeerMissing as e:
+            print(f"{label} left out: {e}", file=sys.stderr)
             return None
         out = Path(tmp) / f"{name}_st{ext}"
         t0 = time.perf_counter()
-        subprocess.run(["splat-transform", "-q", "-w", "-g", "cpu", str(ply), str(out)], check=True,
-                       capture_output=True)
+        subprocess.run([*command, "-q", "-w", "-g", "cpu", str(ply), str(out)], check=True, capture_output=True)
         enc, is_cached = time.perf_counter() - t0, False
     t0 = time.perf_counter()
-    decoded = sog.load(out)
+    # a .spz has no frame marker, and 2.7.1 (RUB) and 3.x (the PLY's axes) differ: read it in the source's frame
+    decoded = peers.read_peer_spz(out, original) if ext == ".spz" else sog.load(out)
     dec = time.perf_counter() - t0
     row = {"method": label, "bytes": out.stat().st_size, "encode_s": enc, "decode_s": dec, "sort": "theirs",
            "cached": is_cached, "planes": plane_bytes(out) if ext == ".sog" else {}}

@@ -18,13 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import sog
+from sog import peers  # the pinned splat-transform
 from sog.datasets import SCENES, scene_path
 from sog.evaluate import evaluate
 
@@ -33,10 +34,13 @@ def peer_sog(name: str, path: Path, args, tmp: Path) -> Path | None:
     """splat-transform's .sog of the scene: from the peer cache, else made now (None without splat-transform)."""
     if args.peer_cache and (Path(args.peer_cache) / f"{name}_st.sog").exists():
         return Path(args.peer_cache) / f"{name}_st.sog"
-    if shutil.which("splat-transform") is None:
+    try:
+        command = peers.splat_transform_command()  # the pinned release under the pinned Node 22
+    except peers.PeerMissing as e:
+        print(f"{name}: no splat-transform .sog: {e}", file=sys.stderr)
         return None
     out = tmp / f"{name}_st.sog"
-    subprocess.run(["splat-transform", "-q", "-w", "-g", "cpu", str(path), str(out)], check=True, capture_output=True)
+    subprocess.run([*command, "-q", "-w", "-g", "cpu", str(path), str(out)], check=True, capture_output=True)
     return out
 
 

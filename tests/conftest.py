@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -60,15 +59,19 @@ def write_cameras_json(cameras, path: Path, name: str = "v{}") -> None:
 
 
 def splat_transform_runner():
-    """A function running PlayCanvas splat-transform (``-q -w -g cpu`` and the given arguments); skips the test
-    when it is not on PATH, and fails it under SOG_REQUIRE_PEERS=1 (as in .ci/run)."""
-    exe = shutil.which("splat-transform")
-    if exe is None:
+    """A function running the pinned PlayCanvas splat-transform under the pinned Node 22 (sog/peers.py;
+    ``-q -w -g cpu`` and the given arguments); skips the test when they are not installed (``npm ci``), and fails
+    it under SOG_REQUIRE_PEERS=1 (as in .ci/run)."""
+    from sog import peers
+
+    try:
+        command = peers.splat_transform_command()
+    except peers.PeerMissing as e:
         if os.environ.get("SOG_REQUIRE_PEERS") == "1":
-            pytest.fail("splat-transform is not installed (npm install -g @playcanvas/splat-transform)")
-        pytest.skip("splat-transform not installed")
-    return lambda *args, timeout=600: subprocess.run([exe, "-q", "-w", "-g", "cpu", *map(str, args)], check=True,
-                                                     capture_output=True, timeout=timeout)
+            pytest.fail(str(e))
+        pytest.skip(str(e))
+    return lambda *args, timeout=600: subprocess.run([*command, "-q", "-w", "-g", "cpu", *map(str, args)],
+                                                     check=True, capture_output=True, timeout=timeout)
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,8 @@ Issue 17: the engine's own loader opens sog's SOG v2 output, and its screenshot 
 original PLY. Issue 21 (item 4): sog's CPU renderer (the judge of ``sog eval``) agrees with the engine on the same
 cameras, view-dependent SH colour included.
 
-Skipped when chromium, playwright, node_modules/playcanvas (``npm ci``) or splat-transform are missing, unless
-SOG_REQUIRE_PEERS=1 (as in .ci/run), where a missing peer is a failure.
+Skipped when chromium, playwright, node_modules/playcanvas or the pinned splat-transform (``npm ci``; sog/peers.py)
+are missing, unless SOG_REQUIRE_PEERS=1 (as in .ci/run), where a missing peer is a failure.
 
 Thresholds are the measured values (docs/evaluation.md#real-viewer-checks, ``scripts/bench_engine.py``) minus a
 margin (SwiftShader is deterministic here, but the margin leaves room for another GPU/driver and for a coarser profile).
@@ -14,7 +14,6 @@ margin (SwiftShader is deterministic here, but the margin leaves room for anothe
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import replace
 
 import pytest
@@ -39,11 +38,8 @@ V2_MIN_PSNR = 48.0
 MIN_COVERAGE = 0.10
 
 
-def _peers_or_skip(*extra: str):
+def _peers_or_skip():
     missing = missing_peers()
-    for exe in extra:
-        if shutil.which(exe) is None:
-            missing.append(exe)
     if missing:
         message = "missing peers: " + ", ".join(missing)
         if os.environ.get("SOG_REQUIRE_PEERS") == "1":
@@ -58,8 +54,8 @@ def engine():
 
 @pytest.fixture(scope="module")
 def splat_transform():
-    _peers_or_skip("splat-transform")
-    return splat_transform_runner()
+    _peers_or_skip()
+    return splat_transform_runner()  # the pinned one under the pinned Node 22 (sog/peers.py)
 
 
 def _coverage(images: torch.Tensor) -> list[float]:

@@ -1,7 +1,8 @@
 """A real outside reader: PlayCanvas splat-transform reads our .sog files, and we read theirs.
 
-Skipped when `splat-transform` is not on PATH, unless SOG_REQUIRE_PEERS=1 (as in .ci/run), where a
-missing peer is a failure.
+The peer is the splat-transform release pinned in package.json, run by the pinned Node 22 (sog/peers.py,
+docs/peers.md). Skipped when they are not installed (``npm ci``), unless SOG_REQUIRE_PEERS=1 (as in .ci/run),
+where a missing peer is a failure.
 """
 
 from __future__ import annotations

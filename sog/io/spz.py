@@ -15,7 +15,9 @@ Layout facts (from the public format description and splat-transform's reader; i
 
 SPZ stores scenes in the RUB (OpenGL) frame, PLY files in RDF: by default the reader turns the
 scene back to the PLY frame (a 180° turn about x: y and z negated in positions, quaternions and
-the odd SH basis functions), which is how splat-transform's writer and reader round-trip a PLY.
+the odd SH basis functions), which is how splat-transform 2.7.1's writer and reader round-trip a
+PLY. splat-transform 3.x writes the PLY's axes unturned (the file says neither): read those with
+``ply_frame=False``.
 """
 
 from __future__ import annotations
