@@ -41,9 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sog {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    c = sub.add_parser("compress", help="scene (.ply/.splat/.sog/.spz) -> .sog zip or SOG folder")
+    from .io import WRITERS
+
+    c = sub.add_parser("compress", help="scene (.ply/.splat/.sog/.spz/...) -> .sog zip, SOG folder or another "
+                       "compressed format, chosen by OUT's extension")
     c.add_argument("input")
-    c.add_argument("output", help="OUT.sog for a zip; a folder or folder/meta.json for the unbundled form")
+    c.add_argument("output", help="OUT.sog for a zip; a path without an extension or folder/meta.json for the "
+                   "unbundled form; " + ", ".join(e for w in WRITERS.values() for e in w.endings if e != ".ply")
+                   + " for those formats (any other extension is refused)")
+    c.add_argument("--format", default=None, choices=[f for f in WRITERS if f != "ply"],
+                   help="the output format whatever OUT's extension (default: from the extension)")
     c.add_argument("--profile", default=DEFAULT_PROFILE, choices=[*PROFILES, *ALIASES],
                    help="; ".join(f"{p.name}: {p.summary}" for p in PROFILES.values())
                    + f" (default {DEFAULT_PROFILE}; " + ", ".join(f"{a} = {n}" for a, n in ALIASES.items()) + ")")
@@ -227,7 +234,8 @@ def _compress(args) -> int:
                               sort_seconds=args.sort_seconds,
                               sort_budget=SORT_BUDGET if args.sort_budget is None else args.sort_budget,
                               sort_weights=_parse_weights(args.sort_weights),
-                              profile_options={} if args.layers is None else {"layers": args.layers})
+                              profile_options={} if args.layers is None else {"layers": args.layers},
+                              format=args.format)
     result = compress(args.input, args.output, options, overwrite=args.force, quiet=args.quiet)
     seconds = time.perf_counter() - t0
     ply = ply_bytes(result.count, result.sh_degree)
@@ -238,8 +246,14 @@ def _compress(args) -> int:
                "stages": {k: round(v, 3) for k, v in result.seconds.items()}, "unstored": result.unstored}
     if result.rate is not None:
         summary.update(psnr=result.psnr, rate=result.rate)
+    if result.format not in ("sog", "sog-folder"):
+        summary.update(format=result.format, grid=None, layers=[])
     if args.json:
         print(json.dumps(summary))
+    elif not args.quiet and result.format not in ("sog", "sog-folder"):
+        print(f"{args.output}: {result.count:,} Gaussians as {result.format}, {result.bytes:,} bytes "
+              f"({summary['bits_per_gaussian']:.1f} bits/Gaussian, {summary['ratio']:.1f}x smaller than PLY) in "
+              f"{seconds:.1f} s")
     elif not args.quiet:
         grids = " + ".join(f"{w}x{h}" for h, w in result.layers)
         print(f"{args.output}: {result.count:,} Gaussians on {grids}, "

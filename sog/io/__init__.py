@@ -1,9 +1,12 @@
-"""Reading and writing scenes: `load` any supported file, `save` a PLY."""
+"""Reading and writing scenes: `load` any supported file (`detect_format` picks the reader), `save` a PLY, and
+`output_format` / `WRITERS`, the one registry of what sog writes (an output's extension picks the writer)."""
 
 from __future__ import annotations
 
+import importlib
 import os
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SogError
@@ -14,7 +17,7 @@ from .ply import read_ply, write_ply
 from .splat import read_splat
 
 __all__ = ["load", "read_checked", "save", "read_ply", "write_ply", "read_splat", "read_container", "write_container",
-           "detect_format", "as_sog_error"]
+           "detect_format", "as_sog_error", "WRITERS", "Writer", "output_format", "get_writer"]
 
 
 def detect_format(path: str | os.PathLike) -> str:
@@ -108,3 +111,56 @@ def _one_line(exc: BaseException) -> str:
 def save(splats: Splats, path: str | os.PathLike, overwrite: bool = False) -> None:
     """Write `Splats` to a PLY file (the only float format sog writes)."""
     write_ply(splats, path, overwrite=overwrite)
+
+
+@dataclass(frozen=True)
+class Writer:
+    """One output format: the file-name endings that choose it and the function that writes it.
+
+    ``function`` is ``"module:function"`` with the signature ``fn(splats, path, *, overwrite=False, **options)``
+    (writing atomically: all or nothing), imported on first use; None for the SOG forms, which a codec profile
+    encodes (`sog.pipeline.compress`)."""
+
+    endings: tuple[str, ...]
+    function: str | None
+    summary: str
+
+
+#: output format -> its writer; a new format is one module beside its reader plus one line here
+WRITERS: dict[str, Writer] = {
+    "sog": Writer((".sog",), None, "SOG zip (the codec profiles; PlayCanvas reads v2)"),
+    "sog-folder": Writer((), None, "unbundled SOG: a folder of meta.json and image planes (a path with no "
+                                   "extension, or .../meta.json)"),
+    "ply": Writer((".ply",), "sog.io.ply:write_ply", "plain 3DGS PLY, float32 (convert/decompress only)"),
+}
+
+#: formats that hold the scene uncompressed: `compress` refuses them (use `sog convert` or `sog decompress`)
+UNCOMPRESSED = ("ply",)
+
+
+def output_format(path: str | os.PathLike, format: str | None = None) -> str:
+    """The name in `WRITERS` of the format ``path`` is written in: ``format`` when given, else the longest
+    registered ending of the file name (``.compressed.ply`` before ``.ply``); ``meta.json`` or a name without an
+    extension is the SOG folder. Any other extension is a `SogError` (before anything is written)."""
+    if format is not None:
+        if format not in WRITERS:
+            raise SogError(f"unknown output format {format!r} (choose from {', '.join(WRITERS)})")
+        return format
+    name = Path(path).name.lower()
+    if name == "meta.json":
+        return "sog-folder"
+    found = [(len(end), fmt) for fmt, writer in WRITERS.items() for end in writer.endings if name.endswith(end)]
+    if found:
+        return max(found)[1]
+    suffix = Path(path).suffix
+    if not suffix:
+        return "sog-folder"
+    endings = ", ".join(end for writer in WRITERS.values() for end in writer.endings)
+    raise SogError(f"{path}: sog cannot write {suffix} files (it writes {endings}, or a SOG folder: a path with no "
+                   "extension or .../meta.json; --format chooses one)")
+
+
+def get_writer(format: str):
+    """The function writing ``format`` (a name in `WRITERS` with a writer function)."""
+    module, func = WRITERS[format].function.split(":")
+    return getattr(importlib.import_module(module), func)
