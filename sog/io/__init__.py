@@ -131,6 +131,7 @@ WRITERS: dict[str, Writer] = {
     "sog": Writer((".sog",), None, "SOG zip (the codec profiles; PlayCanvas reads v2)"),
     "sog-folder": Writer((), None, "unbundled SOG: a folder of meta.json and image planes (a path with no "
                                    "extension, or .../meta.json)"),
+    "spz": Writer((".spz",), "sog.io.spz_writer:write_spz", "Niantic SPZ v3 (gzip), per-scene fractional bits"),
     "ply": Writer((".ply",), "sog.io.ply:write_ply", "plain 3DGS PLY, float32 (convert/decompress only)"),
 }
 

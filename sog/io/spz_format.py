@@ -41,9 +41,16 @@ def turn_x180(means: np.ndarray, quats: np.ndarray, shN: np.ndarray):
 
 # positions: signed 24-bit fixed point, little endian, 3 bytes per coordinate
 
+def _float(x) -> np.ndarray:
+    """``x`` as a float array, float32 kept as it is (the writer's inputs: half the memory traffic), else float64."""
+    x = np.asarray(x)
+    return x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
+
+
 def quantise_positions(means: np.ndarray, fractional_bits: int) -> np.ndarray:
-    """(N, 3) float -> (N, 3) int32 fixed point ``round(x * 2^frac)``; the caller checks the range (`position_limit`)."""
-    return np.rint(np.asarray(means, np.float64) * (1 << fractional_bits)).astype(np.int64).astype(np.int32)
+    """(N, 3) float -> (N, 3) int32 fixed point ``round(x * 2^frac)`` (exact in float32 too: a power-of-two
+    product); the caller checks the range (`position_limit`)."""
+    return np.rint(_float(means) * (1 << fractional_bits)).astype(np.int32)
 
 
 def position_limit(fractional_bits: int) -> float:
@@ -146,13 +153,21 @@ def dequantise_rotations(words: np.ndarray) -> np.ndarray:
 
 # SH: u8 of 128 + 128 sh, on a lattice of 2^(8 - bits) codes
 
-def quantise_sh(shN: np.ndarray, bits: int = 8) -> np.ndarray:
+def quantise_sh(shN: np.ndarray, bits: int = 8, signs: np.ndarray | None = None) -> np.ndarray:
     """(N, K, 3) -> (N, K, 3) uint8 ``128 + 128 sh`` rounded to the nearest multiple of 2^(8 - bits) (``bits``
-    1..8), clamped to 0..255 (a value past the top lattice point goes to the top one, not to 255)."""
+    1..8), clamped to 0..255 (a value past the top lattice point goes to the top one, not to 255). ``signs`` (K,)
+    multiplies coefficient k first (a frame turn, `RUB_TO_RDF_SH`) in the same pass."""
+    shN = _float(shN)
     step = 1 << (8 - bits)
-    top = 255 // step * step
-    code = np.rint((np.asarray(shN, np.float64) * 128 + 128) / step) * step
-    return np.clip(code, 0, top).astype(np.uint8)
+    scale = np.full((shN.shape[1], 1), 128 / step, shN.dtype)
+    if signs is not None:
+        scale = scale * np.asarray(signs, shN.dtype)[:, None]
+    levels = np.multiply(shN, scale)
+    levels += 128 / step
+    np.rint(levels, out=levels)
+    np.clip(levels, 0, 255 // step, out=levels)
+    codes = levels.astype(np.uint8)
+    return codes * np.uint8(step) if step > 1 else codes
 
 
 def dequantise_sh(codes: np.ndarray) -> np.ndarray:
