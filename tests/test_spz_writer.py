@@ -134,3 +134,11 @@ def test_splat_transform_reads_our_spz_with_every_gaussian(tmp_path, splat_trans
     theirs = sog.load(tmp_path / "theirs.ply")
     assert len(theirs) == len(scene) and theirs.sh_degree == 3
     assert torch.allclose(theirs.means, read_spz(tmp_path / "ours.spz").means, atol=1e-5)
+
+
+def test_a_count_beyond_the_header_is_refused_before_writing(tmp_path, monkeypatch):
+    from sog.io import spz_writer
+    monkeypatch.setattr(spz_writer, "MAX_COUNT", 10)
+    with pytest.raises(SogError, match="at most 10 Gaussians"):
+        write_spz(small_scene(11, sh_degree=0), tmp_path / "s.spz")
+    assert list(tmp_path.iterdir()) == []

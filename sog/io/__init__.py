@@ -132,6 +132,8 @@ WRITERS: dict[str, Writer] = {
     "sog-folder": Writer((), None, "unbundled SOG: a folder of meta.json and image planes (a path with no "
                                    "extension, or .../meta.json)"),
     "spz": Writer((".spz",), "sog.io.spz_writer:write_spz", "Niantic SPZ v3 (gzip), per-scene fractional bits"),
+    "compressed-ply": Writer((".compressed.ply",), "sog.io.compressed_ply_writer:write_compressed_ply",
+                             "PlayCanvas/SuperSplat compressed PLY: chunks of 256, packed words, 8-bit SH"),
     "ply": Writer((".ply",), "sog.io.ply:write_ply", "plain 3DGS PLY, float32 (convert/decompress only)"),
 }
 
