@@ -21,7 +21,7 @@ __all__ = ["load", "read_checked", "save", "read_ply", "write_ply", "read_splat"
 
 
 def detect_format(path: str | os.PathLike) -> str:
-    """One of ``ply``, ``splat``, ``sog`` (zip, folder or meta.json), ``lod`` (lod-meta.json), ``spz``."""
+    """One of ``ply``, ``splat``, ``sog`` (zip, folder or meta.json), ``lod`` (lod-meta.json), ``spz``, ``glb``."""
     path = Path(path)
     if not path.exists():
         raise SogError(f"{path}: no such file or folder")
@@ -40,11 +40,13 @@ def detect_format(path: str | os.PathLike) -> str:
         return "ply"
     if head[:4] == b"PK\x03\x04":
         return "sog"
+    if head[:4] == b"glTF":
+        return "glb"
     if head[:2] == b"\x1f\x8b" or path.suffix.lower() == ".spz":
         return "spz"
     if path.suffix.lower() == ".splat":
         return "splat"
-    raise SogError(f"{path}: not a Gaussian-splat file sog can read (expected .ply, .splat, .sog, .spz, "
+    raise SogError(f"{path}: not a Gaussian-splat file sog can read (expected .ply, .splat, .sog, .spz, .glb, "
                    "a SOG folder/meta.json or lod-meta.json)")
 
 
@@ -97,6 +99,9 @@ def _read(path, fmt: str, limits: Limits) -> Splats:
     if fmt == "spz":
         from .spz import read_spz
         return read_spz(path)
+    if fmt == "glb":
+        from .glb import read_glb
+        return read_glb(path)
     from ..codec import decode_container
     from .sog_meta import open_sog
     meta, read, _ = open_sog(path, limits)
@@ -134,6 +139,7 @@ WRITERS: dict[str, Writer] = {
     "spz": Writer((".spz",), "sog.io.spz_writer:write_spz", "Niantic SPZ v3 (gzip), per-scene fractional bits"),
     "compressed-ply": Writer((".compressed.ply",), "sog.io.compressed_ply_writer:write_compressed_ply",
                              "PlayCanvas/SuperSplat compressed PLY: chunks of 256, packed words, 8-bit SH"),
+    "glb": Writer((".glb",), "sog.io.glb_writer:write_glb", "binary glTF with KHR_gaussian_splatting (float32)"),
     "ply": Writer((".ply",), "sog.io.ply:write_ply", "plain 3DGS PLY, float32 (convert/decompress only)"),
 }
 
