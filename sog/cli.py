@@ -1,4 +1,4 @@
-"""Command line: ``sog compress``, ``sog decompress``, ``sog info``, ``sog eval``, ``sog view``, ``sog export-html``.
+"""Command line: ``sog compress``, ``sog convert``, ``sog decompress``, ``sog info``, ``sog eval``, ``sog view``, ``sog export-html``.
 
 Every user-facing problem is a `SogError`; it is printed as one line ``sog: error: ...``
 and the exit code is 2 (numeric options are range-checked first: `check_options`). Outputs are
@@ -84,6 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("output")
     _common(d)
 
+    t = sub.add_parser("convert", help="any scene sog reads -> any format it writes (by OUT's extension), "
+                       "changing no more than the target needs")
+    t.add_argument("input")
+    t.add_argument("output", help="OUT" + ", OUT".join(e for w in WRITERS.values() for e in w.endings)
+                   + ", or a path without an extension (SOG folder)")
+    t.add_argument("--format", default=None, choices=list(WRITERS),
+                   help="the output format whatever OUT's extension (default: from the extension)")
+    t.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    _common(t)
+
     i = sub.add_parser("info", help="count, SH degree, grid, bytes, bits per Gaussian, ratio to PLY")
     i.add_argument("input")
     i.add_argument("--json", action="store_true", help="print one JSON object")
@@ -133,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     restore = _install_signal_handlers()
     try:
         check_options(args)
-        return {"compress": _compress, "decompress": _decompress, "info": _info, "eval": _eval, "view": _view,
+        return {"compress": _compress, "convert": _convert, "decompress": _decompress, "info": _info, "eval": _eval, "view": _view,
                 "export-html": _export_html}[args.command](args)
     except SogError as exc:
         print(f"sog: error: {exc}", file=sys.stderr)
@@ -280,6 +290,22 @@ def _decompress(args) -> int:
     if not args.quiet:
         print(f"{args.output}: {len(splats):,} Gaussians, SH degree {splats.sh_degree}, "
               f"{os.path.getsize(args.output):,} bytes in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _convert(args) -> int:
+    from .pipeline import convert
+
+    t0 = time.perf_counter()
+    result = convert(args.input, args.output, format=args.format, overwrite=args.force, quiet=args.quiet)
+    summary = {"input": str(args.input), "output": str(args.output), "format": result.format,
+               "count": result.count, "bytes": result.bytes, "how": result.how,
+               "seconds": round(time.perf_counter() - t0, 3)}
+    if args.json:
+        print(json.dumps(summary))
+    elif not args.quiet:
+        print(f"{args.output}: {result.count:,} Gaussians as {result.format}, {result.bytes:,} bytes "
+              f"({result.how}) in {summary['seconds']:.1f} s")
     return 0
 
 

@@ -259,5 +259,54 @@ def decompress(source: str | os.PathLike, output: str | os.PathLike | None = Non
     return splats
 
 
+@dataclass
+class ConvertResult:
+    count: int
+    format: str      #: the name in `sog.io.WRITERS` written
+    bytes: int
+    #: "copied" (the same format: the bytes as they are), "repackaged" (SOG zip <-> folder: the same planes),
+    #: "encoded" (a SOG from another format: the default profile, as `compress`), or "written" (decoded, then
+    #: written by the target's writer)
+    how: str
+
+
+def convert(source: str | os.PathLike, output: str | os.PathLike, *, format: str | None = None,
+            overwrite: bool = False, quiet: bool = True) -> ConvertResult:
+    """Any scene sog reads to any format it writes (`sog.io.WRITERS`, chosen by ``output``'s extension or
+    ``format``), changing no more than the target needs: the same format is copied, a SOG zip and folder swap
+    containers with the planes untouched, a SOG from another format is encoded as `compress` does by default, and
+    anything else is decoded and written with the target's own quantisation (in Morton order for a compressed PLY,
+    whose chunk bounds need neighbours together; in the input's order otherwise)."""
+    from .io import detect_format
+    from .io.container import named_files
+    from .io.atomic import PLANE_SUFFIXES, atomic_path
+
+    fmt = output_format(output, format)
+    check_destination(output, [source], overwrite)
+    kind = detect_format(source)
+    sog_target = WRITERS[fmt].function is None
+    if kind == fmt and kind in ("spz", "glb"):
+        splats = load(source)  # only a file sog reads is copied
+        data = open(source, "rb").read()
+        with atomic_path(output, overwrite) as tmp:
+            tmp.write_bytes(data)
+        return ConvertResult(len(splats), fmt, len(data), "copied")
+    if sog_target and kind == "sog":
+        splats = load(source)
+        meta, read, _ = read_container(source)
+        files = {name: read(name) for name in named_files(meta) if name.lower().endswith(PLANE_SUFFIXES)}
+        size = write_container(meta, files, output, bundle=fmt == "sog", overwrite=overwrite,
+                               compress_meta=meta.get("profile") == "sog")
+        return ConvertResult(len(splats), fmt, size, "repackaged")
+    if sog_target:
+        result = compress(source, output, CompressOptions(format=fmt), overwrite=overwrite, quiet=quiet)
+        return ConvertResult(result.count, fmt, result.bytes, "encoded")
+    splats = load(source)
+    if fmt == "compressed-ply":
+        splats = splats.permute(stream_order(splats))
+    get_writer(fmt)(splats, output, overwrite=overwrite)
+    return ConvertResult(len(splats), fmt, os.path.getsize(output), "written")
+
+
 def container_bytes(path: str | os.PathLike) -> int:
     return read_container(path)[2]

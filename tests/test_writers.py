@@ -3,10 +3,12 @@ cannot write is refused before anything is created."""
 
 from __future__ import annotations
 
+import json
 import zipfile
 
 import pytest
 
+import sog
 from conftest import small_scene
 from sog.cli import main
 from sog.errors import SogError
@@ -76,3 +78,42 @@ def test_sog_outputs_are_a_zip_for_sog_and_a_folder_without_an_extension(tmp_pat
     assert run("compress", scene_ply, tmp_path / "d.bin", "--format", "sog", "--sort", "none", "--effort", "0",
                "-q") == 0
     assert zipfile.is_zipfile(tmp_path / "d.bin")
+
+
+def test_convert_goes_between_every_format_with_every_gaussian(tmp_path, scene_ply, capsys):
+    chain = ["a.spz", "b.glb", "c.compressed.ply", "d.ply", "e.sog", "f"]
+    source = scene_ply
+    for name in chain:
+        assert run("convert", source, tmp_path / name, "-q") == 0, capsys.readouterr().err
+        assert len(sog.load(tmp_path / name)) == 300, name
+        source = tmp_path / name
+    assert zipfile.is_zipfile(tmp_path / "e.sog") and (tmp_path / "f" / "meta.json").is_file()
+
+
+def test_convert_between_sog_containers_keeps_the_planes_byte_for_byte(tmp_path, scene_ply, capsys):
+    assert run("compress", scene_ply, tmp_path / "a.sog", "--sort", "none", "--effort", "0", "-q") == 0
+    assert run("convert", tmp_path / "a.sog", tmp_path / "folder", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["how"] == "repackaged"
+    with zipfile.ZipFile(tmp_path / "a.sog") as zf:
+        planes = {name: zf.read(name) for name in zf.namelist() if name != "meta.json"}
+    assert planes and all((tmp_path / "folder" / name).read_bytes() == data for name, data in planes.items())
+
+
+def test_convert_to_the_same_format_copies_the_bytes(tmp_path, scene_ply, capsys):
+    assert run("convert", scene_ply, tmp_path / "a.spz", "-q") == 0
+    assert run("convert", tmp_path / "a.spz", tmp_path / "b.spz", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["how"] == "copied"
+    assert (tmp_path / "a.spz").read_bytes() == (tmp_path / "b.spz").read_bytes()
+
+
+def test_convert_refuses_an_unknown_extension_and_creates_nothing(tmp_path, scene_ply, capsys):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    _fails(capsys, "convert", scene_ply, out_dir / "scene.xyz", match="cannot write .xyz")
+    assert list(out_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["s.spz", "s.glb", "s.compressed.ply"])
+def test_compress_options_that_only_sog_has_are_refused_for_other_formats(tmp_path, scene_ply, capsys, name):
+    _fails(capsys, "compress", scene_ply, tmp_path / name, "--psnr", "40", "-q", match="apply to SOG outputs")
+    assert not (tmp_path / name).exists()
