@@ -2,7 +2,7 @@
 
 Every POINTS primitive carrying the extension is read and they are concatenated in mesh order (node transforms are
 not applied: a splat file from splat-transform or sog has one primitive under an identity node). The scene is turned
-from glTF's +Y-up frame back to the PLY frame. Declared sizes (chunks, views, accessors) are checked against the
+from glTF's +Y-up frame back to the PLY frame (`glb_format.turn_z180`). Declared sizes (chunks, views, accessors) are checked against the
 bytes there before anything is read; a ``.gltf`` with external buffers is refused.
 """
 
@@ -17,7 +17,6 @@ from ..errors import SogError
 from ..splats import Splats, sh_degree_from_rest
 from . import glb_format as fmt
 from .limits import LIMITS, check_count, parse_json
-from .spz_format import turn_x180
 
 
 def read_glb(path: str | os.PathLike) -> Splats:
@@ -136,7 +135,7 @@ def decode_glb(data: bytes, name: str = "glb") -> Splats:
             if np.any(~(scale > 0)):
                 raise SogError(f"{name}: SCALE holds values that are not positive (it is linear, not log)")
             quats = cols[fmt.PREFIX + "ROTATION"][:, [3, 0, 1, 2]]
-            means, quats, shN = turn_x180(cols["POSITION"], quats, shN)
+            means, quats, shN = fmt.turn_z180(cols["POSITION"], quats, shN)
             alpha = np.clip(cols[fmt.PREFIX + "OPACITY"][:, 0], 1e-6, 1 - 1e-6)
             parts.append(Splats.from_arrays(means, np.log(scale), quats, np.log(alpha / (1 - alpha)),
                                             cols[fmt.PREFIX + "SH_DEGREE_0_COEF_0"], shN))

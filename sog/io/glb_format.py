@@ -13,8 +13,10 @@ Facts from the glTF 2.0 specification and the extension's (independent code):
   coefficient as in a PLY) and, per higher degree l, ``:SH_DEGREE_l_COEF_n`` for n = 0 .. 2l (VEC3, r g b).
   (The extension's review draft called SCALE log-space; the ratified text, PlayCanvas and splat-transform store it
   linear, as here.)
-* glTF's frame is +Y up (RUB, as SPZ): a PLY scene (RDF) is turned 180° about x on the way in and out
-  (`sog.io.spz_format.turn_x180`).
+* glTF's frame is +Y up. A PLY scene (y down) is turned 180° about z on the way in and out (`turn_z180`: x and y
+  negated), as splat-transform's writer and the PlayCanvas engine place a PLY scene (checked against
+  splat-transform 3.10's .glb in tests/test_glb.py); the 180° turn about x that SPZ's RUB frame asks for would
+  also put +Y up, but show the scene from behind.
 * Accessor component types: 5120 byte, 5121 unsigned byte, 5122 short, 5123 unsigned short, 5125 unsigned int,
   5126 float; ``normalized`` integers map to [-1, 1] (signed, max(c / (2^(b-1) - 1), -1)) or [0, 1] (unsigned).
 """
@@ -43,6 +45,17 @@ TYPES = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}
 PREFIX = EXTENSION + ":"
 ATTRIBUTES = {"POSITION": "VEC3", PREFIX + "ROTATION": "VEC4", PREFIX + "SCALE": "VEC3",
               PREFIX + "OPACITY": "SCALAR", PREFIX + "SH_DEGREE_0_COEF_0": "VEC3"}
+
+
+#: Sign of each higher SH coefficient (bands 1..3, 3DGS order) under the turn x -> -x, y -> -y.
+Z180_SH = np.array([-1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1], np.float64)
+
+
+def turn_z180(means: np.ndarray, quats: np.ndarray, shN: np.ndarray):
+    """The 180° turn about z between a PLY scene and its glTF frame: means (N, 3), quats (N, 4) wxyz, shN (N, K, 3)
+    -> the same three, turned (its own inverse; a diagonal turn, so the quaternion's x and y just change sign)."""
+    k = shN.shape[1]
+    return means * [-1, -1, 1], quats * [1, -1, -1, 1], shN * Z180_SH[:k, None]
 
 
 def sh_attributes(degree: int) -> list[str]:

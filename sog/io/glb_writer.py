@@ -13,7 +13,6 @@ from ..errors import SogError
 from ..splats import Splats
 from . import glb_format as fmt
 from .atomic import atomic_path
-from .spz_format import turn_x180
 
 MAX_COUNT = (1 << 31) - 1
 MAX_BYTES = (1 << 32) - 1  #: a GLB's u32 length
@@ -28,7 +27,7 @@ def encode_glb(splats: Splats, generator: str = "sog") -> bytes:
         raise SogError(f"a .glb holds at most {MAX_COUNT:,} Gaussians, not {n:,}")
     if splats.sh_degree > fmt.MAX_SH_DEGREE:
         raise SogError(f"KHR_gaussian_splatting holds SH degree up to {fmt.MAX_SH_DEGREE}, not {splats.sh_degree}")
-    means, quats, shN = turn_x180(splats.means.detach().cpu().double().numpy(),
+    means, quats, shN = fmt.turn_z180(splats.means.detach().cpu().double().numpy(),
                                   splats.quats.detach().cpu().double().numpy(),
                                   splats.shN.detach().cpu().double().numpy())
     quats = quats / np.linalg.norm(quats, axis=1, keepdims=True)
