@@ -46,11 +46,18 @@ def scene_path(name: str, data: Path) -> Path | None:
     return path if path.exists() else None
 
 
-def measure(original: Path, out: Path, evaluate: bool, device: str) -> dict:
+def measure(original: Path, out: Path, evaluate: bool, device: str, peer: str | None = None) -> dict:
+    """Bytes and count of ``out`` and, with ``evaluate``, its PSNR against ``original``. With ``peer`` the file is
+    decoded by splat-transform (to a PLY) before rendering: splat-transform 3.10 reads .spz without the RUB turn
+    sog's reader applies, so its own reading is the fair one for its files."""
     row = {"bytes": out.stat().st_size, "count": len(sog.load(out))}
     if evaluate:
         from sog.evaluate import evaluate as sog_eval
-        result = sog_eval(original, out, views=JUDGING_VIEWS, size=JUDGING_SIZE, device=device)
+        decoded = out
+        if peer is not None:
+            decoded = out.with_name(out.name + ".decoded.ply")
+            subprocess.run([peer, "-q", "-w", "-g", "cpu", str(out), str(decoded)], check=True, capture_output=True)
+        result = sog_eval(original, decoded, views=JUDGING_VIEWS, size=JUDGING_SIZE, device=device)
         row.update(psnr=result["psnr"], psnr_min=result["psnr_min"])
     return row
 
@@ -75,7 +82,7 @@ def run_scene(name: str, path: Path, work: Path, evaluate: bool, device: str) ->
             t0 = time.perf_counter()
             subprocess.run([peer, "-q", "-w", "-g", "cpu", str(ply), str(theirs)], check=True, capture_output=True)
             row["st_seconds"] = time.perf_counter() - t0
-            row["st"] = measure(ply, theirs, evaluate, device)
+            row["st"] = measure(ply, theirs, evaluate, device, peer)
             row["ratio"] = row["sog"]["bytes"] / row["st"]["bytes"]
             row["target"] = TARGETS[fmt]
         rows.append(row)

@@ -9,6 +9,9 @@ sog's choices inside the format's rules:
   overflows;
 * SH on coarser lattices of the 8-bit codes (band 1 on `sh_bits[0]`, bands 2-3 on `sh_bits[1]` bits), as Niantic's
   own encoder does: fewer distinct bytes for gzip;
+* canonical rotations (`sog.codec.rotation.canonical_rotations`: of the 24 rotations that give a Gaussian the same
+  covariance, with its scales permuted to match, the one closest to the identity): the smallest-three words then
+  always drop w and hold small components, a little more alike for gzip (renders unchanged);
 * the caller orders the Gaussians (`sog.pipeline.stream_order`: Morton) so that neighbours in the stream are
   neighbours in space, which gzip's matches gain from.
 """
@@ -62,8 +65,11 @@ def encode_spz(splats: Splats, fractional_bits: int | None = None,
         raise SogError(f"SPZ v{VERSION} holds SH degree up to {fmt.MAX_SH_DEGREE}, not {splats.sh_degree}")
     if not all(1 <= b <= 8 for b in sh_bits):
         raise SogError(f"SPZ SH bits must be 1..8, not {sh_bits}")
+    from ..codec.rotation import canonical_rotations
+
     means = splats.means.detach().cpu().numpy() * np.float32([1, -1, -1])  # to SPZ's frame (`fmt.turn_x180`)
-    quats = splats.quats.detach().cpu().double().numpy() * [1, 1, -1, -1]
+    quats, scales = canonical_rotations(splats.quats.detach().cpu().double().numpy() * [1, 1, -1, -1],
+                                        splats.scales.detach().cpu().numpy())
     shN = splats.shN.detach().cpu().numpy()  # turned inside `quantise_sh`
     if fractional_bits is None:
         fractional_bits = choose_fractional_bits(means, splats.scales.detach().cpu().double().numpy())
@@ -79,7 +85,7 @@ def encode_spz(splats: Splats, fractional_bits: int | None = None,
         fmt.pack_positions(fmt.quantise_positions(means, frac)),
         fmt.quantise_alpha(splats.opacities.detach().cpu().numpy()).tobytes(),
         fmt.quantise_colour(splats.sh0.detach().cpu().numpy().reshape(n, 3)).tobytes(),
-        fmt.quantise_scales(splats.scales.detach().cpu().numpy()).tobytes(),
+        fmt.quantise_scales(scales).tobytes(),
         fmt.quantise_rotations(quats).astype("<u4").tobytes(),
     ]
     if k:
