@@ -1,4 +1,4 @@
-"""Command line: ``sog compress``, ``sog decompress``, ``sog info``, ``sog eval``, ``sog view``, ``sog export-html``.
+"""Command line: ``sog compress``, ``sog convert``, ``sog decompress``, ``sog info``, ``sog eval``, ``sog view``, ``sog export-html``.
 
 Every user-facing problem is a `SogError`; it is printed as one line ``sog: error: ...``
 and the exit code is 2 (numeric options are range-checked first: `check_options`). Outputs are
@@ -41,9 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sog {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    c = sub.add_parser("compress", help="scene (.ply/.splat/.sog/.spz) -> .sog zip or SOG folder")
+    from .io import WRITERS
+
+    c = sub.add_parser("compress", help="scene (.ply/.splat/.sog/.spz/...) -> .sog zip, SOG folder or another "
+                       "compressed format, chosen by OUT's extension")
     c.add_argument("input")
-    c.add_argument("output", help="OUT.sog for a zip; a folder or folder/meta.json for the unbundled form")
+    c.add_argument("output", help="OUT.sog for a zip; a path without an extension or folder/meta.json for the "
+                   "unbundled form; " + ", ".join(e for w in WRITERS.values() for e in w.endings if e != ".ply")
+                   + " for those formats (any other extension is refused)")
+    c.add_argument("--format", default=None, choices=[f for f in WRITERS if f != "ply"],
+                   help="the output format whatever OUT's extension (default: from the extension)")
     c.add_argument("--profile", default=DEFAULT_PROFILE, choices=[*PROFILES, *ALIASES],
                    help="; ".join(f"{p.name}: {p.summary}" for p in PROFILES.values())
                    + f" (default {DEFAULT_PROFILE}; " + ", ".join(f"{a} = {n}" for a, n in ALIASES.items()) + ")")
@@ -76,6 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("input")
     d.add_argument("output")
     _common(d)
+
+    t = sub.add_parser("convert", help="any scene sog reads -> any format it writes (by OUT's extension), "
+                       "changing no more than the target needs")
+    t.add_argument("input")
+    t.add_argument("output", help="OUT" + ", OUT".join(e for w in WRITERS.values() for e in w.endings)
+                   + ", or a path without an extension (SOG folder)")
+    t.add_argument("--format", default=None, choices=list(WRITERS),
+                   help="the output format whatever OUT's extension (default: from the extension)")
+    t.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    _common(t)
 
     i = sub.add_parser("info", help="count, SH degree, grid, bytes, bits per Gaussian, ratio to PLY")
     i.add_argument("input")
@@ -126,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     restore = _install_signal_handlers()
     try:
         check_options(args)
-        return {"compress": _compress, "decompress": _decompress, "info": _info, "eval": _eval, "view": _view,
+        return {"compress": _compress, "convert": _convert, "decompress": _decompress, "info": _info, "eval": _eval, "view": _view,
                 "export-html": _export_html}[args.command](args)
     except SogError as exc:
         print(f"sog: error: {exc}", file=sys.stderr)
@@ -227,7 +244,8 @@ def _compress(args) -> int:
                               sort_seconds=args.sort_seconds,
                               sort_budget=SORT_BUDGET if args.sort_budget is None else args.sort_budget,
                               sort_weights=_parse_weights(args.sort_weights),
-                              profile_options={} if args.layers is None else {"layers": args.layers})
+                              profile_options={} if args.layers is None else {"layers": args.layers},
+                              format=args.format)
     result = compress(args.input, args.output, options, overwrite=args.force, quiet=args.quiet)
     seconds = time.perf_counter() - t0
     ply = ply_bytes(result.count, result.sh_degree)
@@ -238,8 +256,14 @@ def _compress(args) -> int:
                "stages": {k: round(v, 3) for k, v in result.seconds.items()}, "unstored": result.unstored}
     if result.rate is not None:
         summary.update(psnr=result.psnr, rate=result.rate)
+    if result.format not in ("sog", "sog-folder"):
+        summary.update(format=result.format, grid=None, layers=[])
     if args.json:
         print(json.dumps(summary))
+    elif not args.quiet and result.format not in ("sog", "sog-folder"):
+        print(f"{args.output}: {result.count:,} Gaussians as {result.format}, {result.bytes:,} bytes "
+              f"({summary['bits_per_gaussian']:.1f} bits/Gaussian, {summary['ratio']:.1f}x smaller than PLY) in "
+              f"{seconds:.1f} s")
     elif not args.quiet:
         grids = " + ".join(f"{w}x{h}" for h, w in result.layers)
         print(f"{args.output}: {result.count:,} Gaussians on {grids}, "
@@ -266,6 +290,22 @@ def _decompress(args) -> int:
     if not args.quiet:
         print(f"{args.output}: {len(splats):,} Gaussians, SH degree {splats.sh_degree}, "
               f"{os.path.getsize(args.output):,} bytes in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _convert(args) -> int:
+    from .pipeline import convert
+
+    t0 = time.perf_counter()
+    result = convert(args.input, args.output, format=args.format, overwrite=args.force, quiet=args.quiet)
+    summary = {"input": str(args.input), "output": str(args.output), "format": result.format,
+               "count": result.count, "bytes": result.bytes, "how": result.how,
+               "seconds": round(time.perf_counter() - t0, 3)}
+    if args.json:
+        print(json.dumps(summary))
+    elif not args.quiet:
+        print(f"{args.output}: {result.count:,} Gaussians as {result.format}, {result.bytes:,} bytes "
+              f"({result.how}) in {summary['seconds']:.1f} s")
     return 0
 
 

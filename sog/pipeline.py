@@ -1,4 +1,7 @@
-"""The whole job in two functions: `compress` (load → sort → encode → write) and `decompress`."""
+"""The whole job in a few functions: `compress` (load → sort → encode → write), `decompress` and `convert`.
+
+The output's format comes from its extension (`sog.io.output_format`): a SOG (zip or folder) is sorted onto a grid
+and encoded by a codec profile; every other format is written by its module in `sog.io` (`sog.io.WRITERS`)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -14,8 +18,8 @@ from .device import one_cpu_thread, resolve_device
 from .errors import SogError
 from .grid import grid_shape
 from .render.views import importance_views, search_cameras
-from .io import load, read_container, write_container, write_ply
-from .io.atomic import check_destination
+from .io import UNCOMPRESSED, WRITERS, get_writer, load, output_format, read_container, write_container, write_ply
+from .io.atomic import check_destination, check_not_input
 from .io.limits import check_magnitudes
 from .sort import sort_grid
 from .sort.features import splat_features
@@ -36,7 +40,11 @@ class CompressOptions:
     seed: int = 0
     device: str = "auto"
     effort: int = 4
-    bundle: bool | None = None          #: None: zip for a .sog path, folder otherwise
+    bundle: bool | None = None          #: SOG outputs: True zip, False folder; None: from `format`
+    #: a name in `sog.io.WRITERS` (None: from the output's extension, `sog.io.output_format`)
+    format: str | None = None
+    #: options of a non-SOG format's writer (e.g. ``{"fractional_bits": 12}`` for SPZ; see its module)
+    format_options: dict = field(default_factory=dict)
     sort_weights: dict[str, float] = field(default_factory=dict)  #: features to sort on (sort.features)
     sort_options: dict = field(default_factory=dict)  #: options of the sorter (see its config dataclass)
     #: work budget of ShuffleSoftSort in runs per grid (None: until it converges); the same bytes on any machine
@@ -54,7 +62,7 @@ class CompressOptions:
 class CompressResult:
     count: int
     sh_degree: int
-    grid: tuple[int, int]                #: (H, W) of the (first) grid
+    grid: tuple[int, int]                #: (H, W) of the (first) grid; (1, N) for formats without one
     bytes: int
     seconds: dict[str, float]
     order: torch.Tensor  #: (N,) long: the input index of the i-th Gaussian of the file (layer by layer)
@@ -68,12 +76,24 @@ class CompressResult:
     rate: dict | None = None
     #: per layer: the input indices in grid order (N_k,) and the drops (`CompressOptions.layout` reuses it)
     layout: list[tuple[torch.Tensor, dict[str, float]]] = field(default_factory=list)
+    format: str = "sog"  #: the name in `sog.io.WRITERS` of what was written
 
 
 def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, options: CompressOptions | None = None,
              *, overwrite: bool = False, quiet: bool = False) -> CompressResult:
-    """Sort ``source`` onto a grid and write it as a ``.sog`` (zip) or a SOG folder."""
+    """Sort ``source`` onto a grid and write it as a ``.sog`` (zip) or a SOG folder, or write it in another
+    compressed format chosen by the output's extension (``.spz``, ``.compressed.ply``, ``.glb``: `sog.io.WRITERS`).
+    A plain ``.ply`` output is refused (it is not compressed: `convert` or `decompress` write one)."""
     options = options or CompressOptions()
+    fmt = output_format(output, options.format) if options.bundle is None else (
+        "sog" if options.bundle else "sog-folder")
+    if fmt in UNCOMPRESSED:
+        check_not_input(output, [] if isinstance(source, Splats) else [source])  # the more basic mistake first
+        compressed = ", ".join(end for name, w in WRITERS.items() if name not in UNCOMPRESSED for end in w.endings)
+        raise SogError(f"{output}: a .{fmt} output is the uncompressed scene; write it with `sog convert` or "
+                       f"`sog decompress` (or choose {compressed} or a SOG folder)")
+    if WRITERS[fmt].function is not None:
+        return _compress_to_file(source, output, fmt, options, overwrite)
     profile = get_profile(options.profile)
     if options.target_psnr is not None and not 0 < options.target_psnr < 1000:  # also catches NaN
         raise SogError(f"--psnr must be a positive number of dB, not {options.target_psnr}")
@@ -82,12 +102,12 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
     check_destination(output, [] if isinstance(source, Splats) else [source], overwrite)  # before any work
     device = resolve_device(options.device)  # fail before any work on a bad --device
     with one_cpu_thread(device):  # the same bytes for any core count
-        return _compress(source, output, options, profile, profile_options, fixed, target_psnr, device,
+        return _compress(source, output, fmt, options, profile, profile_options, fixed, target_psnr, device,
                          overwrite, quiet)
 
 
-def _compress(source, output, options: CompressOptions, profile, profile_options, fixed, target_psnr, device,
-              overwrite: bool, quiet: bool) -> CompressResult:
+def _compress(source, output, fmt: str, options: CompressOptions, profile, profile_options, fixed, target_psnr,
+              device, overwrite: bool, quiet: bool) -> CompressResult:
     """`compress` once its options are checked: load, plan, sort, encode, write."""
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -134,7 +154,7 @@ def _compress(source, output, options: CompressOptions, profile, profile_options
             meta, files = profile.encode(layers, profile_options, progress=lambda name: bar.update(1))
     seconds["encode"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    size = write_container(meta, files, output, bundle=options.bundle, overwrite=overwrite,
+    size = write_container(meta, files, output, bundle=fmt == "sog", overwrite=overwrite,
                            compress_meta=profile.compress_meta)
     seconds["write"] = time.perf_counter() - t0
     return CompressResult(count=n, sh_degree=sh_degree, grid=(layers[0].height, layers[0].width),
@@ -177,6 +197,57 @@ def _check_layout(layout, n: int, profile) -> None:
                        f"the layout has {len(layout)} layers")
 
 
+def _compress_to_file(source, output, fmt: str, options: CompressOptions, overwrite: bool) -> CompressResult:
+    """`compress` to a format with a writer of its own: load, order (`stream_order`), write."""
+    if options.target_psnr is not None or options.quality is not None or options.profile_options:
+        raise SogError(f"--psnr, --quality and --layers apply to SOG outputs, not {fmt}; the {fmt} writer's own "
+                       "choices are in docs/formats.md")
+    check_destination(output, [] if isinstance(source, Splats) else [source], overwrite)  # before any work
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    splats = load(source) if not isinstance(source, Splats) else check_magnitudes(source.validate(), "scene")
+    seconds["load"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    order = stream_order(splats, options.sort)
+    splats = splats.permute(order)
+    seconds["sort"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    get_writer(fmt)(splats, output, overwrite=overwrite, **options.format_options)
+    seconds["write"] = time.perf_counter() - t0
+    n = len(splats)
+    return CompressResult(count=n, sh_degree=splats.sh_degree, grid=(1, n), layers=[(1, n)],
+                          bytes=os.path.getsize(output), seconds=seconds, order=order,
+                          unstored=sorted(splats.extras), format=fmt)
+
+
+def stream_order(splats: Splats, sort: str = "morton") -> torch.Tensor:
+    """(N,) long: the order a format without a grid stores the Gaussians in. Its entropy coder (gzip, zstd) and
+    chunk bounds gain from neighbours in the file being neighbours in space, so every sorter but ``"none"`` (the
+    input order) means the 3D Morton order of the positions here: the grid sorters' row-major order jumps across
+    the scene at every row's end."""
+    if sort == "none":
+        return torch.arange(len(splats))
+    return torch.from_numpy(np.argsort(morton3(splats.means.detach().cpu().numpy()), kind="stable"))
+
+
+def _spread3(v: np.ndarray) -> np.ndarray:
+    """(N,) uint64 of 21-bit values -> each bit i moved to bit 3i (the standard magic-number interleave)."""
+    v = v & np.uint64(0x1FFFFF)
+    for shift, mask in ((32, 0x1F00000000FFFF), (16, 0x1F0000FF0000FF), (8, 0x100F00F00F00F00F),
+                        (4, 0x10C30C30C30C30C3), (2, 0x1249249249249249)):
+        v = (v | (v << np.uint64(shift))) & np.uint64(mask)
+    return v
+
+
+def morton3(points: np.ndarray) -> np.ndarray:
+    """(N,) uint64 Z-order codes of ``points`` (N, 3), each axis quantised to 21 bits over the bounding box (the
+    order of `sog.sort.morton`, computed with five mask steps per axis instead of one per bit)."""
+    p = np.asarray(points, np.float64)
+    lo, hi = p.min(0), p.max(0)
+    q = ((p - lo) / np.where(hi > lo, hi - lo, 1.0) * ((1 << 21) - 1)).astype(np.uint64)
+    return _spread3(q[:, 0]) | (_spread3(q[:, 1]) << np.uint64(1)) | (_spread3(q[:, 2]) << np.uint64(2))
+
+
 def decompress(source: str | os.PathLike, output: str | os.PathLike | None = None, *,
                overwrite: bool = False) -> Splats:
     """Decode a ``.sog`` (zip, folder or meta.json) to `Splats`; also write a PLY when ``output`` is given."""
@@ -186,6 +257,55 @@ def decompress(source: str | os.PathLike, output: str | os.PathLike | None = Non
     if output is not None:
         write_ply(splats, output, overwrite=overwrite)
     return splats
+
+
+@dataclass
+class ConvertResult:
+    count: int
+    format: str      #: the name in `sog.io.WRITERS` written
+    bytes: int
+    #: "copied" (the same format: the bytes as they are), "repackaged" (SOG zip <-> folder: the same planes),
+    #: "encoded" (a SOG from another format: the default profile, as `compress`), or "written" (decoded, then
+    #: written by the target's writer)
+    how: str
+
+
+def convert(source: str | os.PathLike, output: str | os.PathLike, *, format: str | None = None,
+            overwrite: bool = False, quiet: bool = True) -> ConvertResult:
+    """Any scene sog reads to any format it writes (`sog.io.WRITERS`, chosen by ``output``'s extension or
+    ``format``), changing no more than the target needs: the same format is copied, a SOG zip and folder swap
+    containers with the planes untouched, a SOG from another format is encoded as `compress` does by default, and
+    anything else is decoded and written with the target's own quantisation (in Morton order for a compressed PLY,
+    whose chunk bounds need neighbours together; in the input's order otherwise)."""
+    from .io import detect_format
+    from .io.container import named_files
+    from .io.atomic import PLANE_SUFFIXES, atomic_path
+
+    fmt = output_format(output, format)
+    check_destination(output, [source], overwrite)
+    kind = detect_format(source)
+    sog_target = WRITERS[fmt].function is None
+    if kind == fmt and kind in ("spz", "glb"):
+        splats = load(source)  # only a file sog reads is copied
+        data = open(source, "rb").read()
+        with atomic_path(output, overwrite) as tmp:
+            tmp.write_bytes(data)
+        return ConvertResult(len(splats), fmt, len(data), "copied")
+    if sog_target and kind == "sog":
+        splats = load(source)
+        meta, read, _ = read_container(source)
+        files = {name: read(name) for name in named_files(meta) if name.lower().endswith(PLANE_SUFFIXES)}
+        size = write_container(meta, files, output, bundle=fmt == "sog", overwrite=overwrite,
+                               compress_meta=meta.get("profile") == "sog")
+        return ConvertResult(len(splats), fmt, size, "repackaged")
+    if sog_target:
+        result = compress(source, output, CompressOptions(format=fmt), overwrite=overwrite, quiet=quiet)
+        return ConvertResult(result.count, fmt, result.bytes, "encoded")
+    splats = load(source)
+    if fmt == "compressed-ply":
+        splats = splats.permute(stream_order(splats))
+    get_writer(fmt)(splats, output, overwrite=overwrite)
+    return ConvertResult(len(splats), fmt, os.path.getsize(output), "written")
 
 
 def container_bytes(path: str | os.PathLike) -> int:

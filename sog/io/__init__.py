@@ -1,12 +1,16 @@
-"""Scene files: every format's reader and writer, input limits, atomic outputs; `load` any file, `save` a PLY.
+"""Scene files: every format's reader and writer, input limits, atomic outputs; `load` any file (`detect_format`
+picks the reader), `save` a PLY, and `output_format` / `WRITERS`, the one registry of what sog writes (an output's
+extension picks the writer).
 
 Streamed LOD output (a writer beside `lod`'s reader) belongs here too.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SogError
@@ -17,11 +21,11 @@ from .ply import read_ply, write_ply
 from .splat import read_splat
 
 __all__ = ["load", "read_checked", "save", "read_ply", "write_ply", "read_splat", "read_container", "write_container",
-           "detect_format", "as_sog_error"]
+           "detect_format", "as_sog_error", "WRITERS", "Writer", "output_format", "get_writer"]
 
 
 def detect_format(path: str | os.PathLike) -> str:
-    """One of ``ply``, ``splat``, ``sog`` (zip, folder or meta.json), ``lod`` (lod-meta.json), ``spz``."""
+    """One of ``ply``, ``splat``, ``sog`` (zip, folder or meta.json), ``lod`` (lod-meta.json), ``spz``, ``glb``."""
     path = Path(path)
     if not path.exists():
         raise SogError(f"{path}: no such file or folder")
@@ -40,11 +44,13 @@ def detect_format(path: str | os.PathLike) -> str:
         return "ply"
     if head[:4] == b"PK\x03\x04":
         return "sog"
+    if head[:4] == b"glTF":
+        return "glb"
     if head[:2] == b"\x1f\x8b" or path.suffix.lower() == ".spz":
         return "spz"
     if path.suffix.lower() == ".splat":
         return "splat"
-    raise SogError(f"{path}: not a Gaussian-splat file sog can read (expected .ply, .splat, .sog, .spz, "
+    raise SogError(f"{path}: not a Gaussian-splat file sog can read (expected .ply, .splat, .sog, .spz, .glb, "
                    "a SOG folder/meta.json or lod-meta.json)")
 
 
@@ -97,6 +103,9 @@ def _read(path, fmt: str, limits: Limits) -> Splats:
     if fmt == "spz":
         from .spz import read_spz
         return read_spz(path)
+    if fmt == "glb":
+        from .glb import read_glb
+        return read_glb(path)
     from ..codec import decode_container
     from .sog_meta import open_sog
     meta, read, _ = open_sog(path, limits)
@@ -111,3 +120,60 @@ def _one_line(exc: BaseException) -> str:
 def save(splats: Splats, path: str | os.PathLike, overwrite: bool = False) -> None:
     """Write `Splats` to a PLY file (the only float format sog writes)."""
     write_ply(splats, path, overwrite=overwrite)
+
+
+@dataclass(frozen=True)
+class Writer:
+    """One output format: the file-name endings that choose it and the function that writes it.
+
+    ``function`` is ``"module:function"`` with the signature ``fn(splats, path, *, overwrite=False, **options)``
+    (writing atomically: all or nothing), imported on first use; None for the SOG forms, which a codec profile
+    encodes (`sog.pipeline.compress`)."""
+
+    endings: tuple[str, ...]
+    function: str | None
+    summary: str
+
+
+#: output format -> its writer; a new format is one module beside its reader plus one line here
+WRITERS: dict[str, Writer] = {
+    "sog": Writer((".sog",), None, "SOG zip (the codec profiles; PlayCanvas reads v2)"),
+    "sog-folder": Writer((), None, "unbundled SOG: a folder of meta.json and image planes (a path with no "
+                                   "extension, or .../meta.json)"),
+    "spz": Writer((".spz",), "sog.io.spz_writer:write_spz", "Niantic SPZ v3 (gzip), per-scene fractional bits"),
+    "compressed-ply": Writer((".compressed.ply",), "sog.io.compressed_ply_writer:write_compressed_ply",
+                             "PlayCanvas/SuperSplat compressed PLY: chunks of 256, packed words, 8-bit SH"),
+    "glb": Writer((".glb",), "sog.io.glb_writer:write_glb", "binary glTF with KHR_gaussian_splatting (float32)"),
+    "ply": Writer((".ply",), "sog.io.ply:write_ply", "plain 3DGS PLY, float32 (convert/decompress only)"),
+}
+
+#: formats that hold the scene uncompressed: `compress` refuses them (use `sog convert` or `sog decompress`)
+UNCOMPRESSED = ("ply",)
+
+
+def output_format(path: str | os.PathLike, format: str | None = None) -> str:
+    """The name in `WRITERS` of the format ``path`` is written in: ``format`` when given, else the longest
+    registered ending of the file name (``.compressed.ply`` before ``.ply``); ``meta.json`` or a name without an
+    extension is the SOG folder. Any other extension is a `SogError` (before anything is written)."""
+    if format is not None:
+        if format not in WRITERS:
+            raise SogError(f"unknown output format {format!r} (choose from {', '.join(WRITERS)})")
+        return format
+    name = Path(path).name.lower()
+    if name == "meta.json":
+        return "sog-folder"
+    found = [(len(end), fmt) for fmt, writer in WRITERS.items() for end in writer.endings if name.endswith(end)]
+    if found:
+        return max(found)[1]
+    suffix = Path(path).suffix
+    if not suffix:
+        return "sog-folder"
+    endings = ", ".join(end for writer in WRITERS.values() for end in writer.endings)
+    raise SogError(f"{path}: sog cannot write {suffix} files (it writes {endings}, or a SOG folder: a path with no "
+                   "extension or .../meta.json; --format chooses one)")
+
+
+def get_writer(format: str):
+    """The function writing ``format`` (a name in `WRITERS` with a writer function)."""
+    module, func = WRITERS[format].function.split(":")
+    return getattr(importlib.import_module(module), func)

@@ -1,6 +1,6 @@
-"""The PlayCanvas/SuperSplat ``.compressed.ply``: chunks of 256 Gaussians with per-chunk bounds and
-packed 32-bit vertex words (11-10-11 position and scale, 2+10-10-10 smallest-three rotation,
-8-8-8-8 colour/opacity), plus optional 8-bit SH in an ``sh`` element."""
+"""Reader of the PlayCanvas/SuperSplat ``.compressed.ply``: chunks of 256 Gaussians with per-chunk bounds and
+packed 32-bit vertex words, plus optional 8-bit SH in an ``sh`` element; the layout is
+`sog.io.compressed_ply_format`."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from plyfile import PlyData
 
 from ..errors import SogError
 from ..splats import SH_C0, Splats, sh_degree_from_rest
-
-CHUNK = 256
-PACKED = ("packed_position", "packed_rotation", "packed_scale", "packed_color")
+from . import compressed_ply_format as fmt
+from .compressed_ply_format import CHUNK, CHUNK_BOUNDS, CHUNK_COLOURS, PACKED
 
 
 def is_compressed_ply(ply: PlyData) -> bool:
@@ -20,23 +19,11 @@ def is_compressed_ply(ply: PlyData) -> bool:
         p in (ply["vertex"].data.dtype.names or ()) for p in PACKED)
 
 
-def _unorm(value: np.ndarray, shift: int, bits: int) -> np.ndarray:
-    return ((value >> np.uint32(shift)) & np.uint32((1 << bits) - 1)).astype(np.float64) / ((1 << bits) - 1)
-
-
 def _lerp_111011(value, chunk, prefix: str, names: tuple[str, str, str]) -> np.ndarray:
-    parts = [_unorm(value, 21, 11), _unorm(value, 11, 10), _unorm(value, 0, 11)]
-    out = []
-    for t, axis in zip(parts, names):
-        lo, hi = chunk[f"min_{prefix}{axis}"].astype(np.float64), chunk[f"max_{prefix}{axis}"].astype(np.float64)
-        out.append(lo * (1 - t) + hi * t)
-    return np.stack(out, 1)
-
-
-#: chunk properties every compressed PLY has; the colour range (min_r .. max_b) is all there or all absent
-CHUNK_BOUNDS = tuple(f"{end}_{prefix}{axis}" for prefix in ("", "scale_") for end in ("min", "max")
-                     for axis in "xyz")
-CHUNK_COLOURS = tuple(f"{end}_{c}" for end in ("min", "max") for c in "rgb")
+    t = fmt.unpack_111011(value)
+    return np.stack([fmt.lerp(chunk[f"min_{prefix}{axis}"].astype(np.float64),
+                              chunk[f"max_{prefix}{axis}"].astype(np.float64), t[:, i])
+                     for i, axis in enumerate(names)], 1)
 
 
 def check_chunks(names, path: str) -> None:
@@ -80,24 +67,12 @@ def read_compressed_ply(ply: PlyData, path: str) -> Splats:
     means = _lerp_111011(words["packed_position"], chunk, "", ("x", "y", "z"))
     scales = _lerp_111011(words["packed_scale"], chunk, "scale_", ("x", "y", "z"))
 
-    rot = words["packed_rotation"]
-    norm = 1.0 / (np.sqrt(2) * 0.5)
-    abc = np.stack([(_unorm(rot, s, 10) - 0.5) * norm for s in (20, 10, 0)], 1)
-    largest = (rot >> np.uint32(30)).astype(np.int64)
-    m = np.sqrt(np.clip(1 - (abc ** 2).sum(1), 0, None))
-    quats = np.empty((n, 4))
-    for which in range(4):
-        sel = largest == which
-        others = [i for i in range(4) if i != which]
-        quats[np.ix_(sel, others)] = abc[sel]
-        quats[sel, which] = m[sel]
-
-    col = words["packed_color"]
-    rgba = np.stack([_unorm(col, s, 8) for s in (24, 16, 8, 0)], 1)
+    quats = fmt.unpack_rotations(words["packed_rotation"])
+    rgba = fmt.unpack_colour(words["packed_color"])
     if "min_r" in chunk:
         for i, c in enumerate("rgb"):
             lo, hi = chunk[f"min_{c}"].astype(np.float64), chunk[f"max_{c}"].astype(np.float64)
-            rgba[:, i] = lo * (1 - rgba[:, i]) + hi * rgba[:, i]
+            rgba[:, i] = fmt.lerp(lo, hi, rgba[:, i])
     alpha = np.clip(rgba[:, 3], 1e-6, 1 - 1e-6)
 
     shN = np.zeros((n, 0, 3))
@@ -108,8 +83,7 @@ def read_compressed_ply(ply: PlyData, path: str) -> Splats:
         if count % 3 or sh_degree_from_rest(k) == 0:
             raise SogError(f"{path}: compressed PLY 'sh' element has {count} properties (expected 9, 24 or 45)")
         raw = np.stack([np.asarray(sh[f"f_rest_{i}"], np.float64) for i in range(count)], 1)
-        unit = np.where(raw == 0, 0.0, np.where(raw == 255, 1.0, (raw + 0.5) / 256))
-        shN = ((unit - 0.5) * 8).reshape(n, 3, k).transpose(0, 2, 1)
+        shN = fmt.dequantise_sh(raw).reshape(n, 3, k).transpose(0, 2, 1)
 
     return Splats.from_arrays(means, scales, quats, np.log(alpha / (1 - alpha)), (rgba[:, :3] - 0.5) / SH_C0,
                               shN).validate(path)

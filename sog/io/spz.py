@@ -1,4 +1,4 @@
-"""Reader for Niantic's ``.spz`` (versions 2, 3 and 4).
+"""Reader for Niantic's ``.spz`` (versions 2, 3 and 4); the format's shape is `sog.io.spz_format`.
 
 Layout facts (from the public format description and splat-transform's reader; independent code):
 
@@ -16,7 +16,7 @@ Layout facts (from the public format description and splat-transform's reader; i
 SPZ stores scenes in the RUB (OpenGL) frame, PLY files in RDF: by default the reader turns the
 scene back to the PLY frame (a 180° turn about x: y and z negated in positions, quaternions and
 the odd SH basis functions), which is how splat-transform 2.7.1's writer and reader round-trip a
-PLY. splat-transform 3.x writes the PLY's axes unturned (the file says neither): read those with
+PLY, and how `sog.io.spz_writer` writes. splat-transform 3.x writes the PLY's axes unturned (the file says neither): read those with
 ``ply_frame=False``.
 """
 
@@ -31,14 +31,9 @@ import numpy as np
 
 from ..errors import SogError
 from ..splats import SH_REST_COUNT, Splats
+from . import spz_format as fmt
 from .limits import LIMITS, check_count
-
-MAGIC = 0x5053474E
-COLOR_SCALE = 0.15
-
-
-#: Sign of each higher SH coefficient (bands 1..3, 3DGS order) under the turn y -> -y, z -> -z.
-RUB_TO_RDF_SH = np.array([-1, -1, 1, -1, 1, 1, -1, 1, -1, 1, -1, -1, 1, -1, 1], np.float64)
+from .spz_format import MAGIC
 
 
 def read_spz(path: str | os.PathLike, ply_frame: bool = True) -> Splats:
@@ -67,13 +62,10 @@ def _header(data: bytes, name: str) -> tuple[int, int, int, int, list[int]]:
     if n == 0:
         raise SogError(f"{name}: .spz holds zero Gaussians")
     check_count(n, f"{name}: .spz header")
-    if frac > 30:
-        raise SogError(f"{name}: .spz declares {frac} fractional bits of position (at most 30)")
-    k = SH_REST_COUNT[degree]
-    sizes = [9 * n, n, 3 * n, 3 * n, (3 if version == 2 else 4) * n]
-    if k:
-        sizes.append(3 * k * n)
-    return version, n, degree, frac, sizes
+    if frac > fmt.MAX_FRACTIONAL_BITS:
+        raise SogError(f"{name}: .spz declares {frac} fractional bits of position (at most "
+                       f"{fmt.MAX_FRACTIONAL_BITS})")
+    return version, n, degree, frac, fmt.block_sizes(n, SH_REST_COUNT[degree], version)
 
 
 def _gunzip(data: bytes, name: str) -> bytes:
@@ -115,24 +107,17 @@ def decode_spz(data: bytes, name: str = "spz", ply_frame: bool = True) -> Splats
     blocks = _streams_v4(data, sizes, name) if version >= 4 else _blocks_v23(data, sizes, name)
     pos, alpha, color, scale, rot = blocks[:5]
 
-    p = np.frombuffer(pos, np.uint8).reshape(n, 3, 3).astype(np.int32)
-    fixed = p[..., 0] | (p[..., 1] << 8) | (p[..., 2] << 16)
-    fixed = np.where(fixed & 0x800000, fixed - (1 << 24), fixed)
-    means = fixed.astype(np.float64) / (1 << frac)
-
-    a = np.clip(np.frombuffer(alpha, np.uint8).astype(np.float64) / 255, 1e-6, 1 - 1e-6)
-    opacities = np.log(a / (1 - a))
-    sh0 = (np.frombuffer(color, np.uint8).reshape(n, 3).astype(np.float64) / 255 - 0.5) / COLOR_SCALE
-    scales = np.frombuffer(scale, np.uint8).reshape(n, 3).astype(np.float64) / 16 - 10
+    means = fmt.dequantise_positions(fmt.unpack_positions(pos, n), frac)
+    opacities = fmt.dequantise_alpha(np.frombuffer(alpha, np.uint8))
+    sh0 = fmt.dequantise_colour(np.frombuffer(color, np.uint8).reshape(n, 3))
+    scales = fmt.dequantise_scales(np.frombuffer(scale, np.uint8).reshape(n, 3))
     quats = _rotations(rot, n, version)
     shN = np.zeros((n, k, 3))
     if k:
-        shN = (np.frombuffer(blocks[5], np.uint8).reshape(n, k, 3).astype(np.float64) - 128) / 128
+        shN = fmt.dequantise_sh(np.frombuffer(blocks[5], np.uint8).reshape(n, k, 3))
 
     if ply_frame:
-        means = means * [1, -1, -1]
-        quats = quats * [1, 1, -1, -1]
-        shN = shN * RUB_TO_RDF_SH[:k, None]
+        means, quats, shN = fmt.turn_x180(means, quats, shN)
 
     return Splats.from_arrays(means, scales, quats, opacities, sh0, shN)
 
@@ -186,19 +171,4 @@ def _rotations(rot: bytes, n: int, version: int) -> np.ndarray:
         xyz = np.frombuffer(rot, np.uint8).reshape(n, 3).astype(np.float64) / 127.5 - 1
         w = np.sqrt(np.clip(1 - (xyz ** 2).sum(1), 0, None))
         return np.concatenate([w[:, None], xyz], 1)
-    packed = np.frombuffer(rot, "<u4").astype(np.int64)
-    largest = packed >> 30
-    xyzw = np.zeros((n, 4))
-    mask = (1 << 9) - 1
-    bits = packed.copy()
-    filled = np.zeros(n)
-    for j in (3, 2, 1, 0):  # stored components, last one in the lowest bits
-        here = largest != j
-        mag = bits & mask
-        neg = (bits >> 9) & 1
-        v = np.sqrt(0.5) * mag / mask * np.where(neg == 1, -1.0, 1.0)
-        xyzw[here, j] = v[here]
-        filled += np.where(here, v * v, 0.0)
-        bits = np.where(here, bits >> 10, bits)
-    xyzw[np.arange(n), largest] = np.sqrt(np.clip(1 - filled, 0, None))
-    return xyzw[:, [3, 0, 1, 2]]
+    return fmt.dequantise_rotations(np.frombuffer(rot, "<u4"))
