@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -27,7 +30,7 @@ from sog.sort.shuffle_softsort import (ShuffleSoftSortConfig, _polish, log_energ
 from sog.sort.sinkhorn import gumbel_sinkhorn, hungarian
 from sog.sort.softsort import harden, softsort, softsort_cost_grad
 
-from conftest import shared_path
+from conftest import ROOT, shared_path
 
 
 def colours(n: int, seed: int = 0) -> torch.Tensor:
@@ -412,3 +415,81 @@ def test_bad_budget_and_objective_are_one_line_errors():
         sort_grid(colours(100), (10, 10), "shufflesoftsort", device="cpu", objective="fast")
     with pytest.raises(SogError, match="start"):
         sort_grid(colours(100), (10, 10), "shufflesoftsort", device="cpu", start="random")
+
+
+# --- frozen orders: a refactor of the sorters must not change what they return ------------------
+
+#: case -> (features, sorter, options). Features: "sample" is `splat_features` of data/sample.ply (10,000 rows,
+#: positions only), ("mix", n) its first n rows with the weights means 1, sh0 1, scales 0.5, opacities 0.25, and
+#: ("colours", n, seed) `colours`. ``init`` "shuffled" is a seeded random warm start.
+ORDER_CASES = {
+    "shufflesoftsort codec": ("sample", "shufflesoftsort", dict(objective="codec", budget=8)),
+    "shufflesoftsort smooth": ("sample", "shufflesoftsort", dict(budget=10)),
+    "shufflesoftsort smooth mix": (("mix", 2000), "shufflesoftsort", dict(budget=30)),
+    "shufflesoftsort colours": (("colours", 700, 1), "shufflesoftsort", {}),
+    "shufflesoftsort dpq options": (("colours", 300, 2), "shufflesoftsort",
+                                    dict(radius_decay=0.7, assign_runs=3, feature_groups=2, restarts=1,
+                                         rank_polish_runs=10, budget=80)),
+    "shufflesoftsort warm start": (("colours", 500, 3), "shufflesoftsort",
+                                   dict(init="shuffled", radius_start=2, max_runs=3)),
+    "shufflesoftsort morton start": (("colours", 400, 4), "shufflesoftsort",
+                                     dict(start="morton", polish_loss="log", budget=6)),
+    "shufflesoftsort hilbert2d start": (("colours", 400, 5), "shufflesoftsort",
+                                        dict(objective="codec", start="hilbert2d", polish_bits=0, budget=6)),
+    "morton": ("sample", "morton", {}),
+    "none": ("sample", "none", {}),
+    "softsort": (("colours", 64, 6), "softsort", dict(steps=30)),
+    "sinkhorn": (("colours", 64, 7), "sinkhorn", dict(steps=20)),
+}
+
+#: sha256 of each case's order (int64 bytes), recorded before the sorter's modules were split up
+FROZEN_ORDERS = {
+    "shufflesoftsort codec": "40ba9788c62c94741f2d2d99ffd10fd60cae5e12240a5de0b35402f7ee8f9613",
+    "shufflesoftsort smooth": "1b62179a43a754e2f71ce9f00274671ab6525fd2f2f3c6daeaf8d8b603ae2402",
+    "shufflesoftsort smooth mix": "f85ac3d26bb812b64534818a76623e1fa677efa2f0f5f31834962a35968ce7e5",
+    "shufflesoftsort colours": "bc656c05a606f32c8a503f7afa6a82c2fa2f893286c298df6e1bce53f16d5e7d",
+    "shufflesoftsort dpq options": "7d9459123b076bea41704bd49209ee7a50f3715e7f60705ba0db1b3c5c626034",
+    "shufflesoftsort warm start": "e58e98805a71e899a0d97c0c1853d0d9c2be3c1e0da8d2e7d942f6cdfa695526",
+    "shufflesoftsort morton start": "5f27475cb2901c5a011b3e02ac063d057210d5a904739ee3bbfcb0e4d49f2b73",
+    "shufflesoftsort hilbert2d start": "6eb0ec6419d518bb2941500106117d8748d10d31efde9ee14bbb9a43c0045a7d",
+    "morton": "a297da81dfc7d0aa5819c1dc330994d5fd441daeb1573f9c03939a6c328dda48",
+    "none": "9e1c19b3fdc185411bd1a987deb6a9fda2531116aac060a84c4d878854d1c099",
+    "softsort": "83ea43408d3a78167367883ff0845601c33d48603eed6299c7b69f7d6390fc09",
+    "sinkhorn": "87b0422e0424b7327676eda67d58c68e1f409a22bd64f70555d24d4a216287b4",
+}
+#: sha256 of the order `test_compress_sorts_to_its_frozen_order` compresses data/sample.ply to
+FROZEN_COMPRESS_ORDER = "7ed2d98a39dea34957b7016b1b65b71a683ceab0fb3fc1fbd6389757e64bfebe"
+
+
+def order_case(case: str) -> torch.Tensor:
+    """The order (H*W,) that ``ORDER_CASES[case]`` gives, on one CPU thread with seed 3."""
+    from sog.device import one_cpu_thread
+
+    features, method, options = ORDER_CASES[case]
+    if features == "sample" or features[0] == "mix":
+        scene = sog.load(ROOT / "data" / "sample.ply")
+        x = splat_features(scene) if features == "sample" else splat_features(
+            scene.permute(torch.arange(features[1])), {"means": 1, "sh0": 1, "scales": 0.5, "opacities": 0.25})
+    else:
+        x = colours(features[1], features[2])
+    options = dict(options)
+    if options.get("init") == "shuffled":
+        options["init"] = torch.randperm(len(x), generator=torch.Generator().manual_seed(8))
+    with one_cpu_thread("cpu"):
+        return sort_grid(x, grid_shape(len(x)), method, seed=3, device="cpu", **options)
+
+
+@pytest.mark.parametrize("case", list(ORDER_CASES))
+def test_every_sorter_returns_its_frozen_order(case):
+    got = hashlib.sha256(order_case(case).to(torch.int64).numpy().tobytes()).hexdigest()
+    assert got == FROZEN_ORDERS[case]
+
+
+def test_compress_sorts_to_its_frozen_order(sample_ply):
+    """The pipeline's way into the sorter (features, weights, objective "codec", the budget) on data/sample.ply."""
+    options = sog.CompressOptions(sort_budget=6, seed=2, device="cpu", sort_weights={"sh0": 0.5},
+                                  sort_options={"polish_group": 4})
+    with tempfile.TemporaryDirectory() as tmp:
+        order = sog.compress(sample_ply, Path(tmp) / "o.sog", options, quiet=True).order
+    assert hashlib.sha256(order.to(torch.int64).numpy().tobytes()).hexdigest() == FROZEN_COMPRESS_ORDER
+
