@@ -22,7 +22,7 @@ from ..stable import snap_tensor
 from .softsort import softsort_cost_grad, sum_last
 
 if TYPE_CHECKING:
-    from .shuffle_softsort import ShuffleSoftSortConfig
+    from .config import ShuffleSoftSortConfig
 
 
 def ranks_within(sizes: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ from .losses import (dpq_rank_weights, neighbour_distances, neighbour_table, ran
                      ring_offsets, sampled_mean_distance)
 
 if TYPE_CHECKING:
-    from .shuffle_softsort import ShuffleSoftSortConfig
+    from .config import ShuffleSoftSortConfig
 
 
 @torch.no_grad()
@@ -29,7 +29,7 @@ def rank_polish(xs: torch.Tensor, order: torch.Tensor, shape: tuple[int, int], c
     weights from `losses.dpq_rank_weights`), the loss DPQ_p is most sensitive to. Returns the new
     order (N,) for the normalised features ``xs`` (N, C); every run keeps a permutation and never
     raises the loss (its weights are fixed when the stage starts). ``budget`` (a
-    `sog.sort.shuffle_softsort.Budget`, optional) is spent one run at a time.
+    `sog.sort.budget.Budget`, optional) is spent one run at a time.
 
     A cell's loss depends on its ``cfg.rank_rings`` nearest rings of neighbours (reach r cells), so
     a run's groups come from ``rank_window``-wide windows 2r cells apart: no cell's loss sees two

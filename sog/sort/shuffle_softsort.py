@@ -35,11 +35,8 @@ into the grid ("smooth"), or the 3D Hilbert order of the positions folded row-ma
 `sog compress` uses: the native file's bytes follow the runs of its high position byte); or a given
 order, ``init``, as a warm start during training.
 
-Budget: counted in work, ``budget`` runs (one run = one group update over the grid) shared equally by
-the stages, so the same input, options and seed give the same order on any machine, however busy;
-``max_seconds`` is an opt-in wall-clock cap on top. Every run keeps a permutation and only accepts
-group moves that lower its cost, so any budget returns a complete order no worse (in that loss) than
-its start.
+Budget: counted in work, ``budget`` runs shared equally by the stages (`sog.sort.budget`).
+Schedule and options: `sog.sort.config`.
 
 Shapes: ``x`` (N, C) features; the grid is (H, W) with ``H*W >= N``; an *order* (N,) holds the
 input index for cells 0..N-1 in row-major order (the empty cells are the last ``H*W - N``).
@@ -48,8 +45,7 @@ input index for cells 0..N-1 in row-major order (the empty cells are the last ``
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 
 import torch
 from tqdm import tqdm
@@ -57,76 +53,12 @@ from tqdm import tqdm
 from ..device import resolve_device
 from ..errors import SogError
 from ..stable import snap_tensor
+from .budget import Budget
+from .config import ShuffleSoftSortConfig
 from .curves import curve_order, point_keys, quantise
 from .groups import draw_feature_groups, draw_groups, group_costs, learn_group_orders, order_slots, ranks_within
 from .losses import local_dpq_gain, sampled_mean_distance, total_variance
 from .rank_polish import rank_polish
-
-
-@dataclass
-class ShuffleSoftSortConfig:
-    """Schedule of the sorter. Radii are in grid cells; tau is in units of the weight spacing (1)."""
-
-    objective: str = "smooth"  #: "smooth" (any features; 2D-smooth grid) or "codec" (positions; the .sog's bytes), see `resolved`
-    budget: int | None = None  #: work budget: runs (group updates of the whole grid) over all stages; None: each stage's caps
-    group: int = 4  #: K, elements per SoftSort group
-    steps: int = 2  #: gradient steps per run
-    lr: float = 0.5  #: Adam learning rate of the weights
-    tau_start: float = 1.0
-    tau_end: float = 0.1
-    p: int = 2  #: power of the SoftSort distance
-    coarse: bool | None = None  #: run the blur-radius stages (default: with objective "smooth" only)
-    radius_start: float | None = None  #: first blur radius; default max(H, W) / 2, or warm_radius with ``init``
-    warm_radius: float = 8.0  #: first radius of a warm start: keep the given order's large-scale layout
-    radius_end: float = 1.0
-    radius_decay: float = 0.8  #: next radius = decay * radius
-    window_factor: float = 1.5  #: group windows are about this many radii wide
-    assign_runs: int = 0  #: >0: blur once per radius step and run this many runs against that fixed target (see `refine`)
-    feature_groups: int = 0  #: every this many runs (0: never), draw the groups in feature space (`draw_feature_groups`)
-    min_runs: int = 2  #: runs at each radius before a plateau may stop it
-    max_runs: int = 45  #: runs at each radius at most
-    improvement_break: float = 1e-4  #: stop a radius when a run lowers the cost by less than this fraction
-    max_seconds: float | None = None  #: opt-in wall-clock cap (the order stays valid, but then depends on the machine)
-    axis_start: bool = True  #: weights start at the 1D matching along each group's main axis (`order_slots`)
-    blur_passes: int = 1  #: box blurs that make the target (more tend to a Gaussian)
-    include_self: bool = True  #: the target averages the cell itself too (measured better)
-    start: str | None = None  #: first order without ``init``: a key of `STARTS` (default: "pca" for "smooth", "hilbert" for "codec")
-    polish_runs: int = 600  #: runs of the final stage on the exact 4-neighbour loss at most (0: none)
-    polish_vertical: float | None = None  #: weight of the vertical neighbours in the polish loss (horizontal: 1); default 1 "smooth", 0 "codec"
-    polish_bits: int | None = None  #: >0: polish on the positions (columns 0-2) cut to 2^bits cells per axis; default 0 "smooth", 8 "codec"
-    polish_loss: str | None = None  #: "squared" (default "smooth") or "log": sum of log2(1 + |difference|) per channel (default "codec")
-    polish_group: int = 6  #: K of the polish stage
-    polish_window: int = 8  #: its group windows, in cells
-    polish_break: float = 1e-5  #: stop polishing when two runs lower the neighbour loss by less than this fraction
-    restarts: int = 0  #: warm restarts after the schedule: redo it from ``restart_radius``, keep what `local_dpq_gain` prefers
-    restart_radius: float = 4.0  #: first radius of a warm restart
-    rank_polish_runs: int = 0  #: >0: a last stage of at most this many runs on the ranked neighbour loss (`rank_polish`)
-    rank_polish_seconds: float | None = None  #: with ``max_seconds``: the part of it kept for that stage
-    rank_rings: int = 4  #: distance rings that loss looks at (4: the 20 nearest cells)
-    rank_group: int = 4  #: K of that stage
-    rank_window: int = 3  #: its group windows, in cells
-
-    def resolved(self) -> "ShuffleSoftSortConfig":
-        """The defaults left open (None) filled in by ``objective``.
-
-        ``"smooth"``: a recursive PCA bisection, the coarse-to-fine blur radii, then the polish on
-        the 4-neighbour loss of the features: a grid smooth in both directions (training, any
-        features). ``"codec"`` (what `sog compress` uses; features = positions first): start from the
-        3D Hilbert order folded row-major into the grid and polish on the left-right "log" loss
-        (`log_cost`) of the positions cut to the 256 cells per axis of the .sog's high position byte. The native
-        codec's bytes follow that plane (a 2D-smooth layout of the positions makes it larger: plant,
-        scripts/bench_speed.py), and the coarse radii only undo the curve's runs.
-        """
-        if self.objective not in ("smooth", "codec"):
-            raise SogError(f"unknown shufflesoftsort objective {self.objective!r} (smooth or codec)")
-        codec = self.objective == "codec"
-        return replace(
-            self,
-            start=self.start if self.start is not None else ("hilbert" if codec else "pca"),
-            coarse=self.coarse if self.coarse is not None else not codec,
-            polish_vertical=self.polish_vertical if self.polish_vertical is not None else (0.0 if codec else 1.0),
-            polish_bits=self.polish_bits if self.polish_bits is not None else (8 if codec else 0),
-            polish_loss=self.polish_loss if self.polish_loss is not None else ("log" if codec else "squared"))
 
 
 def sort_shuffle_softsort(x: torch.Tensor, shape: tuple[int, int], seed: int = 0, device="auto",
@@ -137,15 +69,9 @@ def sort_shuffle_softsort(x: torch.Tensor, shape: tuple[int, int], seed: int = 0
     ``init`` (N,) is an optional starting order (warm start); otherwise ``config.start`` decides.
     ``options`` are fields of `ShuffleSoftSortConfig`.
     """
-    known = {f.name for f in fields(ShuffleSoftSortConfig)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise SogError(f"unknown shufflesoftsort option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    cfg = ShuffleSoftSortConfig(**options).resolved()
+    cfg = ShuffleSoftSortConfig.from_options(options)
     if cfg.start not in STARTS:
         raise SogError(f"unknown shufflesoftsort start {cfg.start!r} (choose from {', '.join(STARTS)})")
-    if cfg.budget is not None and cfg.budget < 0:
-        raise SogError(f"the sort budget must be 0 or more runs, not {cfg.budget}")
     dev = resolve_device(device)
     if init is not None and (init.shape != (x.shape[0],)
                              or not torch.equal(torch.sort(init.cpu().long()).values, torch.arange(x.shape[0]))):
@@ -174,42 +100,6 @@ def sort_shuffle_softsort(x: torch.Tensor, shape: tuple[int, int], seed: int = 0
     else:
         order = refine(xs, order, shape, cfg, gen, progress, budget)
     return order.cpu()
-
-
-class Budget:
-    """What a sort may still spend: ``runs`` (work: one run = one group update over the grid; None:
-    no limit) and, only when asked for, wall-clock ``seconds``. The order a budget of runs gives
-    does not depend on the machine; a time cap does, so it is off unless set. A share (`share`,
-    `part`) spends from its parent too."""
-
-    def __init__(self, runs: int | None = None, seconds: float | None = None, *, end: float | None = None,
-                 parent: "Budget | None" = None):
-        self.runs = runs
-        self.end = end if seconds is None else time.perf_counter() + seconds
-        self.parent = parent
-
-    def part(self, keep_runs: int, keep_seconds: float | None = None) -> "Budget":
-        """This budget less ``keep_runs`` runs (at most half of it) and ``keep_seconds`` kept for later."""
-        runs = None if self.runs is None else self.runs - min(keep_runs, self.runs // 2)
-        end = self.end - keep_seconds if self.end is not None and keep_seconds else self.end
-        return Budget(runs, end=end, parent=self)
-
-    def share(self, stages_left: int) -> "Budget":
-        """An equal share of what is left for the next of ``stages_left`` stages (runs and seconds)."""
-        k = max(stages_left, 1)
-        runs = None if self.runs is None else max(self.runs, 0) // k
-        end = None if self.end is None else time.perf_counter() + (self.end - time.perf_counter()) / k
-        return Budget(runs, end=end, parent=self)
-
-    def spend(self, runs: int = 1) -> None:
-        if self.runs is not None:
-            self.runs -= runs
-        if self.parent is not None:
-            self.parent.spend(runs)
-
-    @property
-    def spent(self) -> bool:
-        return (self.runs is not None and self.runs <= 0) or (self.end is not None and time.perf_counter() > self.end)
 
 
 #: first orders (features ``xs`` (N, C) normalised, grid shape) -> order (N,)
