@@ -105,7 +105,7 @@ def run_row(spec: dict) -> dict:
     from sog.grid import grid_shape
     from sog.sort import check_bijection, sort_grid
     from sog.sort.losses import dpq, neighbour_ratio
-    from sog.sort.shuffle_softsort import pca_bisection
+    from sog.sort.starts import pca_bisection
 
     torch.set_num_threads(int(spec.get("threads") or torch.get_num_threads()))
     n, method, seed = spec["n"], spec["method"], spec["seed"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import itertools
 import tempfile
@@ -23,10 +24,11 @@ from sog.sort.losses import (as_grid, dpq, dpq_rank_weights, local_dpq_gain, nei
                              neighbour_sq_dists, neighbour_table, rank_neighbours, ranked_energy, ranked_neighbour_loss,
                              ring_offsets)
 from sog.sort.groups import draw_feature_groups, draw_groups
-from sog.sort.rank_polish import rank_polish
+from sog.sort.config import ShuffleSoftSortConfig
 from sog.sort.curves import curve_cells, curve_order, hilbert_keys, point_keys
-from sog.sort.shuffle_softsort import (ShuffleSoftSortConfig, _polish, log_energy, neighbourhood_mean,
-                                       pca_bisection, polish_features)
+from sog.sort.neighbourhood import log_energy, neighbourhood_mean
+from sog.sort.polish import polish, polish_features, rank_polish
+from sog.sort.starts import pca_bisection
 from sog.sort.sinkhorn import gumbel_sinkhorn, hungarian
 from sog.sort.softsort import harden, softsort, softsort_cost_grad
 
@@ -215,7 +217,7 @@ def test_polish_lowers_the_exact_neighbour_loss_by_what_it_reports():
     order = pca_bisection(xs, shape)
     before, _ = neighbour_sq_dists(*as_grid(xs, order, shape))
     xg = xs[order]
-    tracked = _polish(xs, xg, order, shape, ShuffleSoftSortConfig(polish_runs=40, polish_break=0),
+    tracked = polish(xs, xg, order, shape, ShuffleSoftSortConfig(polish_runs=40, polish_break=0),
                       torch.Generator().manual_seed(0))
     check_bijection(order, n)
     assert torch.equal(xg, xs[order])
@@ -377,7 +379,7 @@ def test_the_codec_polish_only_accepts_moves_that_lower_its_log_loss_by_what_it_
     losses = [log_energy(xq[order], shape)]
     for _ in range(6):
         xg = xq[order]
-        reported = _polish(xq, xg, order, shape, cfg, gen)
+        reported = polish(xq, xg, order, shape, cfg, gen)
         losses.append(log_energy(xq[order], shape))
         assert reported == pytest.approx(losses[-1], rel=1e-4)
     assert all(b <= a for a, b in zip(losses, losses[1:])) and losses[-1] < losses[0]
@@ -493,3 +495,56 @@ def test_compress_sorts_to_its_frozen_order(sample_ply):
         order = sog.compress(sample_ply, Path(tmp) / "o.sog", options, quiet=True).order
     assert hashlib.sha256(order.to(torch.int64).numpy().tobytes()).hexdigest() == FROZEN_COMPRESS_ORDER
 
+
+
+# --- the package's structure -------------------------------------------------------------------
+
+def sort_imports() -> dict[str, set[str]]:
+    """module -> the modules of sog/sort it imports ("__init__" is the package), read from the source (every
+    import statement, also inside functions and ``if TYPE_CHECKING:``)."""
+    package = ROOT / "sog" / "sort"
+    modules = {p.stem for p in package.glob("*.py")}
+    found: dict[str, set[str]] = {}
+    for path in package.glob("*.py"):
+        edges = found.setdefault(path.stem, set())
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                parts = (node.module or "").split(".") if node.level == 0 else \
+                    ["sog", "sort"][:3 - node.level] + (node.module.split(".") if node.module else [])
+                if parts[:2] != ["sog", "sort"]:
+                    continue
+                if len(parts) == 2:  # from sog.sort import x / from . import x: a submodule or the package
+                    edges.update(a.name if a.name in modules else "__init__" for a in node.names)
+                else:
+                    edges.add(parts[2])
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    parts = alias.name.split(".")
+                    if parts[:2] == ["sog", "sort"]:
+                        edges.add(parts[2] if len(parts) > 2 else "__init__")
+        edges.discard(path.stem)
+    return found
+
+
+def import_circle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One circle of ``graph`` (module -> modules it imports) as [a, b, ..., a], or None."""
+    state: dict[str, str] = {}
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        state[module] = "open"
+        for other in sorted(graph.get(module, ())):
+            if state.get(other) == "open":
+                return path[path.index(other):] + [other]
+            if other not in state and (circle := visit(other, path + [other])):
+                return circle
+        state[module] = "done"
+        return None
+
+    return next((c for m in sorted(graph) if m not in state and (c := visit(m, [m]))), None)
+
+
+def test_sog_sort_has_no_import_circle():
+    graph = sort_imports()
+    assert {"config", "polish", "starts"} <= graph["shuffle_softsort"]  # the reader sees the imports
+    assert import_circle(graph) is None, " -> ".join(import_circle(graph))
+    assert import_circle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 
 from ..errors import SogError
+from .starts import STARTS
 
 
 def config_from_options(cls, options: dict, sorter: str):
@@ -72,6 +73,8 @@ class ShuffleSoftSortConfig:
         cfg = config_from_options(cls, options, "shufflesoftsort").resolved()
         if cfg.budget is not None and cfg.budget < 0:
             raise SogError(f"the sort budget must be 0 or more runs, not {cfg.budget}")
+        if cfg.start not in STARTS:
+            raise SogError(f"unknown shufflesoftsort start {cfg.start!r} (choose from {', '.join(STARTS)})")
         return cfg
 
     def resolved(self) -> "ShuffleSoftSortConfig":
