@@ -303,6 +303,20 @@ def test_every_registered_sorter_keeps_every_item(tmp_path):
         check_bijection(sort_grid(x, grid_shape(50), method, device="cpu", **options)[:50], 50)
 
 
+def test_each_sorter_checks_its_options_once_on_the_way_in():
+    with pytest.raises(SogError, match="unknown softsort option"):
+        sort_grid(colours(10), (4, 4), "softsort", device="cpu", stepz=3)
+    with pytest.raises(SogError, match="morton sorter takes no options"):
+        sort_grid(colours(10), (4, 4), "morton", budget=3)
+    cfg = SORTERS["shufflesoftsort"].configure({"objective": "codec", "budget": 3})
+    assert (cfg.start, cfg.polish_loss, cfg.budget) == ("hilbert", "log", 3)  # resolved by the objective
+    x = colours(200)
+    assert torch.equal(sort_grid(x, grid_shape(200), config=cfg, device="cpu"),
+                       sort_grid(x, grid_shape(200), device="cpu", objective="codec", budget=3))
+    with pytest.raises(SogError, match="not both"):
+        sort_grid(x, grid_shape(200), config=cfg, budget=3)
+
+
 def test_sorting_real_splats_beats_morton_order():
     scene = sog.load(shared_path("plant"))
     keep = torch.randperm(len(scene), generator=torch.Generator().manual_seed(0))[:16384]

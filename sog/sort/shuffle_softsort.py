@@ -29,10 +29,10 @@ to DPQ16.
 How a run draws its groups and how a group learns its SoftSort: `sog.sort.groups`; the targets and
 neighbour losses: `sog.sort.neighbourhood`.
 
-Start (`sog.sort.starts`): by ``objective`` (`ShuffleSoftSortConfig.resolved`): a recursive PCA bisection of the features
-into the grid ("smooth"), or the 3D Hilbert order of the positions folded row-major ("codec", what
-`sog compress` uses: the native file's bytes follow the runs of its high position byte); or a given
-order, ``init``, as a warm start during training.
+Start (`sog.sort.starts`): by ``objective`` (`ShuffleSoftSortConfig.resolved`): a recursive PCA
+bisection of the features into the grid ("smooth"), or the 3D Hilbert order of the positions folded
+row-major ("codec", what `sog compress` uses: the native file's bytes follow the runs of its high
+position byte); or a given order, ``init``, as a warm start during training.
 
 Budget: counted in work, ``budget`` runs shared equally by the stages (`sog.sort.budget`).
 Schedule and options: `sog.sort.config`.
@@ -49,8 +49,6 @@ from dataclasses import replace
 import torch
 from tqdm import tqdm
 
-from ..device import resolve_device
-from ..errors import SogError
 from .budget import Budget
 from .config import ShuffleSoftSortConfig
 from .groups import draw_feature_groups, draw_groups, learn_and_apply
@@ -60,33 +58,28 @@ from .polish import polish, rank_polish
 from .starts import STARTS
 
 
-def sort_shuffle_softsort(x: torch.Tensor, shape: tuple[int, int], seed: int = 0, device="auto",
-                          progress: bool = False, init: torch.Tensor | None = None,
-                          **options) -> torch.Tensor:
+def sort_shuffle_softsort(x: torch.Tensor, shape: tuple[int, int], cfg: ShuffleSoftSortConfig, *, seed: int,
+                          device: torch.device, progress: bool = False, init: torch.Tensor | None = None
+                          ) -> torch.Tensor:
     """Arrange ``x`` (N, C) on the (H, W) grid; returns the order (N,) long (a permutation of 0..N-1).
 
-    ``init`` (N,) is an optional starting order (warm start); otherwise ``config.start`` decides.
-    ``options`` are fields of `ShuffleSoftSortConfig`.
+    ``cfg`` is resolved and checked (`ShuffleSoftSortConfig.from_options`). ``init`` (N,) is an optional
+    starting order (a warm start, a permutation); otherwise ``cfg.start`` decides.
     """
-    cfg = ShuffleSoftSortConfig.from_options(options)
-    dev = resolve_device(device)
-    if init is not None and (init.shape != (x.shape[0],)
-                             or not torch.equal(torch.sort(init.cpu().long()).values, torch.arange(x.shape[0]))):
-        raise SogError(f"init must be a permutation of 0..{x.shape[0] - 1}")
     n = x.shape[0]
     gen = torch.Generator(device="cpu").manual_seed(seed)
     # on the CPU float64, and group costs snapped (`sog.stable.snap_tensor`): the learned orders and accepted moves
     # are then the same on any CPU, where float32 sums and logs rounded by the SIMD path moved them
-    xs = x.detach().to(dev, torch.float64 if dev.type == "cpu" else torch.float32)
+    xs = x.detach().to(device, torch.float64 if device.type == "cpu" else torch.float32)
     xs = (xs - xs.mean(0)) / total_variance(xs).sqrt().clamp(min=1e-12)
     if init is not None:
-        order = init.to(dev).long()
+        order = init.to(device).long()
         if cfg.radius_start is None:
-            cfg.radius_start = min(cfg.warm_radius, max(shape) / 2)
+            cfg = replace(cfg, radius_start=min(cfg.warm_radius, max(shape) / 2))
     elif n > 1:
         order = STARTS[cfg.start](xs, shape)
     else:
-        order = torch.arange(n, device=dev)
+        order = torch.arange(n, device=device)
     if n < 4:
         return order.cpu()
     budget = Budget(cfg.budget, cfg.max_seconds)
