@@ -19,7 +19,7 @@ import sog
 from sog.errors import SogError
 from sog.grid import grid_shape
 from sog.sort import SORTERS, check_bijection, sort_grid
-from sog.sort.features import splat_features
+from sog.sort.features import splat_features, standardise
 from sog.sort.losses import (as_grid, dpq, dpq_rank_weights, local_dpq_gain, neighbour_distances, neighbour_ratio,
                              neighbour_sq_dists, neighbour_table, rank_neighbours, ranked_energy, ranked_neighbour_loss,
                              ring_offsets)
@@ -161,7 +161,7 @@ def test_local_dpq_gain_ranks_arrangements_as_dpq_does():
 
 def test_shufflesoftsort_refinement_improves_its_start_and_a_warm_start():
     x = colours(4096, 1)
-    xs = (x - x.mean(0)) / x.var(0, unbiased=False).sum().sqrt()
+    xs = standardise(x, torch.device("cpu"), torch.float32)
     start = pca_bisection(xs, (64, 64))
     refined = sort_grid(x, (64, 64), "shufflesoftsort", seed=0, device="cpu", max_runs=5)
     assert neighbour_ratio(x, refined, (64, 64)) < 0.7 * neighbour_ratio(x, start, (64, 64))
@@ -213,7 +213,7 @@ def test_polish_groups_never_hold_two_neighbours():
 def test_polish_lowers_the_exact_neighbour_loss_by_what_it_reports():
     n, shape = 1000, (32, 32)  # a ragged last row: border and empty cells count too
     x = colours(n, 3)
-    xs = (x - x.mean(0)) / x.var(0, unbiased=False).sum().sqrt()
+    xs = standardise(x, torch.device("cpu"), torch.float32)
     order = pca_bisection(xs, shape)
     before, _ = neighbour_sq_dists(*as_grid(xs, order, shape))
     xg = xs[order]
@@ -266,7 +266,7 @@ def test_spaced_groups_take_one_group_per_window_and_keep_their_distance():
 def test_rank_polish_lowers_the_ranked_loss_and_raises_dpq():
     n, shape = 1000, (32, 32)  # a ragged last row
     x = colours(n, 3)
-    xs = (x - x.mean(0)) / x.var(0, unbiased=False).sum().sqrt()
+    xs = standardise(x, torch.device("cpu"), torch.float32)
     start = sort_grid(x, shape, "shufflesoftsort", seed=0, device="cpu", max_runs=5)[:n]
     order = rank_polish(xs, start, shape, ShuffleSoftSortConfig(rank_polish_runs=300), torch.Generator().manual_seed(0))
     check_bijection(order, n)
@@ -315,6 +315,16 @@ def test_each_sorter_checks_its_options_once_on_the_way_in():
                        sort_grid(x, grid_shape(200), device="cpu", objective="codec", budget=3))
     with pytest.raises(SogError, match="not both"):
         sort_grid(x, grid_shape(200), config=cfg, budget=3)
+
+
+@pytest.mark.parametrize("method,options", [("shufflesoftsort", {"budget": 6}), ("softsort", {"steps": 5})])
+def test_learning_sorters_see_standardised_features_so_the_scale_does_not_matter(method, options):
+    # a power-of-two scale is exact in floats, so the standardised features, and the orders, are bitwise the same
+    x = colours(150, 3)
+    orders = [sort_grid(x * scale, grid_shape(150), method, seed=1, device="cpu", **options) for scale in (1, 64)]
+    assert torch.equal(*orders)
+    xs = standardise(x, torch.device("cpu"), torch.float64)
+    assert float(xs.mean(0).abs().max()) < 1e-12 and float(xs.var(0, unbiased=False).sum()) == pytest.approx(1)
 
 
 def test_sorting_real_splats_beats_morton_order():

@@ -2,8 +2,9 @@
 
 `sort_grid` is the one entry point; `SORTERS` is the registry it reads (the CLI's ``--sort`` choices too). A
 sorter is a `Sorter`: its ``run`` function ``run(x (N, C), shape (H, W), config, *, seed, device, progress, init)
--> order (N,)`` returning the input indices for grid cells 0..N-1 in row-major order, and the dataclass of its
-options. A new sorter is one module plus one entry in `SORTERS`.
+-> order (N,)`` returning the input indices for grid cells 0..N-1 in row-major order, the dataclass of its
+options, and whether it learns on standardised features (`sort_grid` standardises them once, on the way in). A
+new sorter is one module plus one entry in `SORTERS`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 from ..device import resolve_device
 from ..errors import SogError
 from .config import ShuffleSoftSortConfig, config_from_options
+from .features import standardise
 from .identity import sort_none
 from .morton import sort_morton
 from .shuffle_softsort import sort_shuffle_softsort
@@ -33,6 +35,16 @@ class Sorter:
     run: Callable[..., torch.Tensor]
     #: the dataclass of its options (None: it takes none); ``from_options``, where it has one, checks them further
     config: type | None = None
+    #: ``run`` gets the features standardised (`features.standardise`), in float32; otherwise as they are
+    standardised: bool = False
+    #: ... in float64 on the CPU (on a GPU float32): ShuffleSoftSort's orders are then the same on any CPU
+    float64_on_cpu: bool = False
+
+    def features(self, x: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """What ``run`` learns on: ``x`` (N, C) standardised once here if it asks for that, else as given."""
+        if not self.standardised:
+            return x
+        return standardise(x, device, torch.float64 if self.float64_on_cpu and device.type == "cpu" else torch.float32)
 
     def configure(self, options: dict) -> Any:
         """The sorter's config built from a user's ``options`` (its field names), checked once: a `SogError`
@@ -50,9 +62,9 @@ class Sorter:
 SORTERS: dict[str, Sorter] = {s.name: s for s in (
     Sorter("none", sort_none),
     Sorter("morton", sort_morton),
-    Sorter("shufflesoftsort", sort_shuffle_softsort, ShuffleSoftSortConfig),
-    Sorter("softsort", sort_softsort, SoftSortConfig),  # dense N x N baseline, small N only
-    Sorter("sinkhorn", sort_sinkhorn, SinkhornConfig),  # N^2-parameter baseline, small N only
+    Sorter("shufflesoftsort", sort_shuffle_softsort, ShuffleSoftSortConfig, standardised=True, float64_on_cpu=True),
+    Sorter("softsort", sort_softsort, SoftSortConfig, standardised=True),  # dense N x N baseline, small N only
+    Sorter("sinkhorn", sort_sinkhorn, SinkhornConfig, standardised=True),  # N^2-parameter baseline, small N only
 )}
 
 
@@ -88,7 +100,7 @@ def sort_grid(x: torch.Tensor, shape: tuple[int, int], method: str = "shufflesof
     if init is not None and (init.shape != (n,) or not torch.equal(torch.sort(init.cpu().long()).values,
                                                                   torch.arange(n))):
         raise SogError(f"init must be a permutation of 0..{n - 1}")
-    order = sorter.run(x, (h, w), cfg, seed=seed, device=dev, progress=progress, init=init).cpu().long()
+    order = sorter.run(sorter.features(x, dev), (h, w), cfg, seed=seed, device=dev, progress=progress, init=init).cpu().long()
     check_bijection(order, n)
     perm = torch.full((h * w,), -1, dtype=torch.long)
     perm[:n] = order

@@ -52,26 +52,26 @@ from tqdm import tqdm
 from .budget import Budget
 from .config import ShuffleSoftSortConfig
 from .groups import draw_feature_groups, draw_groups, learn_and_apply
-from .losses import local_dpq_gain, sampled_mean_distance, total_variance
+from .losses import local_dpq_gain, sampled_mean_distance
 from .neighbourhood import neighbourhood_mean
 from .polish import polish, rank_polish
 from .starts import STARTS
 
 
-def sort_shuffle_softsort(x: torch.Tensor, shape: tuple[int, int], cfg: ShuffleSoftSortConfig, *, seed: int,
+def sort_shuffle_softsort(xs: torch.Tensor, shape: tuple[int, int], cfg: ShuffleSoftSortConfig, *, seed: int,
                           device: torch.device, progress: bool = False, init: torch.Tensor | None = None
                           ) -> torch.Tensor:
-    """Arrange ``x`` (N, C) on the (H, W) grid; returns the order (N,) long (a permutation of 0..N-1).
+    """Arrange ``xs`` (N, C) on the (H, W) grid; returns the order (N,) long (a permutation of 0..N-1).
+
+    ``xs`` is standardised (`sog.sort.features.standardise`), on the CPU in float64: with the group costs snapped
+    (`sog.stable.snap_tensor`), the learned orders and accepted moves are then the same on any CPU, where float32
+    sums and logs rounded by the SIMD path moved them.
 
     ``cfg`` is resolved and checked (`ShuffleSoftSortConfig.from_options`). ``init`` (N,) is an optional
     starting order (a warm start, a permutation); otherwise ``cfg.start`` decides.
     """
-    n = x.shape[0]
+    n = xs.shape[0]
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    # on the CPU float64, and group costs snapped (`sog.stable.snap_tensor`): the learned orders and accepted moves
-    # are then the same on any CPU, where float32 sums and logs rounded by the SIMD path moved them
-    xs = x.detach().to(device, torch.float64 if device.type == "cpu" else torch.float32)
-    xs = (xs - xs.mean(0)) / total_variance(xs).sqrt().clamp(min=1e-12)
     if init is not None:
         order = init.to(device).long()
         if cfg.radius_start is None:

@@ -106,8 +106,7 @@ def sort_softsort(x: torch.Tensor, shape: tuple[int, int], cfg: SoftSortConfig, 
         raise SogError(f"softsort is dense (N x N); {n} items is more than max_n={cfg.max_n}")
     h, wd = shape
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    xs = x.detach().float().to(device)
-    xs = (xs - xs.mean(0)) / total_variance(xs).sqrt().clamp(min=1e-12)
+    xs = x  # standardised, float32 (`sog.sort.features.standardise`)
     var = total_variance(xs)
     mask = (torch.arange(h * wd, device=device) < n).reshape(h, wd)
     w = torch.randperm(n, generator=gen).float().to(device).requires_grad_(True)
