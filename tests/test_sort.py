@@ -327,6 +327,25 @@ def test_learning_sorters_see_standardised_features_so_the_scale_does_not_matter
     assert float(xs.mean(0).abs().max()) < 1e-12 and float(xs.var(0, unbiased=False).sum()) == pytest.approx(1)
 
 
+def test_compress_options_check_the_sort_options_once_and_build_the_sorters_config():
+    from dataclasses import replace
+
+    from sog.pipeline import SORT_BUDGET
+
+    cfg = sog.CompressOptions().sort_config
+    assert (cfg.objective, cfg.budget, cfg.start) == ("codec", SORT_BUDGET, "hilbert")
+    assert replace(sog.CompressOptions(), sort_budget=7).sort_config.budget == 7  # rebuilt from the new options
+    assert sog.CompressOptions(sort_options={"objective": "smooth"}).sort_config.objective == "smooth"
+    assert sog.CompressOptions(sort="morton").sort_config is None
+    for bad, match in ((dict(sort_budget=-1), "--sort-budget must be 0 or more"),
+                       (dict(sort_seconds=float("nan")), "--sort-seconds must be a positive"),
+                       (dict(sort="quick"), "unknown sort method"),
+                       (dict(sort_options={"grup": 4}), "unknown shufflesoftsort option"),
+                       (dict(sort="morton", sort_options={"budget": 3}), "takes no options")):
+        with pytest.raises(SogError, match=match):
+            sog.CompressOptions(**bad)
+
+
 def test_sorting_real_splats_beats_morton_order():
     scene = sog.load(shared_path("plant"))
     keep = torch.randperm(len(scene), generator=torch.Generator().manual_seed(0))[:16384]
