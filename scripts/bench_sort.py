@@ -100,7 +100,8 @@ def run_row(spec: dict) -> dict:
     from sog.grid import grid_shape
     from sog.sort import check_bijection, sort_grid
     from sog.sort.losses import dpq, neighbour_ratio
-    from sog.sort.shuffle_softsort import pca_bisection
+    from sog.sort.features import standardise
+    from sog.sort.starts import pca_bisection
 
     torch.set_num_threads(int(spec.get("threads") or torch.get_num_threads()))
     n, method, seed = spec["n"], spec["method"], spec["seed"]
@@ -117,8 +118,7 @@ def run_row(spec: dict) -> dict:
     if method == "plas":
         order = _plas(x, shape)
     elif method == "pca":
-        xs = (x - x.mean(0)) / x.var(0, unbiased=False).sum().sqrt()
-        order = pca_bisection(xs, shape)
+        order = pca_bisection(standardise(x, x.device, x.dtype), shape)
     else:
         order = sort_grid(x, shape, sorter, seed=seed, device=spec.get("device", "auto"), **options)[:n]
     seconds = time.perf_counter() - t0

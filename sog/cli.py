@@ -228,10 +228,6 @@ def _parse_weights(text: str | None) -> dict[str, float]:
 def _compress(args) -> int:
     from .pipeline import SORT_BUDGET, CompressOptions, compress
 
-    if args.sort_seconds is not None and not args.sort_seconds > 0:  # also catches NaN
-        raise SogError(f"--sort-seconds must be a positive number of seconds, not {args.sort_seconds}")
-    if args.sort_budget is not None and args.sort_budget < 0:
-        raise SogError(f"--sort-budget must be 0 or more runs, not {args.sort_budget}")
     from .codec import get_profile
 
     if args.layers is not None and get_profile(args.profile).max_layers() == 1:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +22,8 @@ from .render.views import importance_views, search_cameras
 from .io import UNCOMPRESSED, WRITERS, get_writer, load, output_format, read_container, write_container, write_ply
 from .io.atomic import check_destination, check_not_input
 from .io.limits import check_magnitudes
-from .sort import sort_grid
+from .sort import get_sorter, sort_grid
+from .sort.config import ShuffleSoftSortConfig
 from .sort.features import splat_features
 from .splats import Splats
 
@@ -56,6 +58,23 @@ class CompressOptions:
     target_psnr: float | None = None    #: the smallest file whose renders reach this PSNR (`Profile.encode_to_psnr`)
     #: reuse an earlier result's split and sort (`CompressResult.layout`) of the same scene: no importance, no sort
     layout: list[tuple[torch.Tensor, dict[str, float]]] | None = None
+    #: the sorter's config, built from ``sort``, ``sort_options`` and ``sort_budget`` when the options are made
+    sort_config: Any = field(init=False, repr=False, compare=False, default=None)
+
+    def __post_init__(self) -> None:
+        """Check the sort options once, before any work, and build the sorter's config from them: ShuffleSoftSort
+        sorts for the codec's bytes (objective "codec") with ``sort_budget`` runs on every grid, unless
+        ``sort_options`` say otherwise."""
+        sorter = get_sorter(self.sort)
+        if self.sort_budget is not None and self.sort_budget < 0:
+            raise SogError(f"--sort-budget must be 0 or more runs, not {self.sort_budget}")
+        if self.sort_seconds is not None and not self.sort_seconds > 0:  # also catches NaN
+            raise SogError(f"--sort-seconds must be a positive number of seconds, not {self.sort_seconds}")
+        options = dict(self.sort_options)
+        if sorter.config is ShuffleSoftSortConfig:
+            options.setdefault("objective", "codec")
+            options.setdefault("budget", self.sort_budget)
+        self.sort_config = sorter.configure(options)
 
 
 @dataclass
@@ -170,19 +189,16 @@ def _compress(source, output, fmt: str, options: CompressOptions, profile, profi
 def _grid_order(splats: Splats, index: torch.Tensor, options: CompressOptions, device, quiet: bool,
                 shape: tuple[int, int] | None = None) -> torch.Tensor:
     """The Gaussians ``index`` (n_k,) of ``splats`` sorted onto their grid (``shape`` (H, W); default
-    `grid_shape`): their input indices in grid order. ShuffleSoftSort sorts for the codec's bytes (objective
-    "codec") with ``sort_budget`` runs on every grid (a run costs in proportion to the grid's size); an optional
-    time cap is shared out by size."""
+    `grid_shape`): their input indices in grid order, sorted with ``options.sort_config`` (the same budget of runs on
+    every grid: a run costs in proportion to the grid's size); an optional time cap is shared out by size."""
     whole = len(index) == len(splats) and torch.equal(torch.as_tensor(index), torch.arange(len(splats)))
     part = splats if whole else splats.permute(index)  # one grid of all: no copy of the scene for its features
-    sort_options = dict(options.sort_options)
-    if options.sort == "shufflesoftsort":
-        sort_options.setdefault("objective", "codec")
-        sort_options.setdefault("budget", options.sort_budget)
-        if options.sort_seconds is not None:
-            sort_options.setdefault("max_seconds", options.sort_seconds * len(part) / len(splats))
+    config = options.sort_config
+    if isinstance(config, ShuffleSoftSortConfig) and options.sort_seconds is not None \
+            and "max_seconds" not in options.sort_options:
+        config = replace(config, max_seconds=options.sort_seconds * len(part) / len(splats))
     perm = sort_grid(splat_features(part, options.sort_weights), shape or grid_shape(len(part)), options.sort,
-                     seed=options.seed, device=device, progress=not quiet, **sort_options)
+                     seed=options.seed, device=device, progress=not quiet, config=config)
     return index[perm[:len(part)]]
 
 

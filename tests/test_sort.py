@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+import hashlib
 import itertools
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,19 +19,20 @@ import sog
 from sog.errors import SogError
 from sog.grid import grid_shape
 from sog.sort import SORTERS, check_bijection, sort_grid
-from sog.sort.features import splat_features
+from sog.sort.features import splat_features, standardise
 from sog.sort.losses import (as_grid, dpq, dpq_rank_weights, local_dpq_gain, neighbour_distances, neighbour_ratio,
                              neighbour_sq_dists, neighbour_table, rank_neighbours, ranked_energy, ranked_neighbour_loss,
                              ring_offsets)
 from sog.sort.groups import draw_feature_groups, draw_groups
-from sog.sort.rank_polish import rank_polish
+from sog.sort.config import ShuffleSoftSortConfig
 from sog.sort.curves import curve_cells, curve_order, hilbert_keys, point_keys
-from sog.sort.shuffle_softsort import (ShuffleSoftSortConfig, _polish, log_energy, neighbourhood_mean,
-                                       pca_bisection, polish_features)
+from sog.sort.neighbourhood import log_energy, neighbourhood_mean
+from sog.sort.polish import polish, polish_features, rank_polish
+from sog.sort.starts import pca_bisection
 from sog.sort.sinkhorn import gumbel_sinkhorn, hungarian
 from sog.sort.softsort import harden, softsort, softsort_cost_grad
 
-from conftest import shared_path
+from conftest import ROOT, shared_path
 
 
 def colours(n: int, seed: int = 0) -> torch.Tensor:
@@ -156,7 +161,7 @@ def test_local_dpq_gain_ranks_arrangements_as_dpq_does():
 
 def test_shufflesoftsort_refinement_improves_its_start_and_a_warm_start():
     x = colours(4096, 1)
-    xs = (x - x.mean(0)) / x.var(0, unbiased=False).sum().sqrt()
+    xs = standardise(x, torch.device("cpu"), torch.float32)
     start = pca_bisection(xs, (64, 64))
     refined = sort_grid(x, (64, 64), "shufflesoftsort", seed=0, device="cpu", max_runs=5)
     assert neighbour_ratio(x, refined, (64, 64)) < 0.7 * neighbour_ratio(x, start, (64, 64))
@@ -208,11 +213,11 @@ def test_polish_groups_never_hold_two_neighbours():
 def test_polish_lowers_the_exact_neighbour_loss_by_what_it_reports():
     n, shape = 1000, (32, 32)  # a ragged last row: border and empty cells count too
     x = colours(n, 3)
-    xs = (x - x.mean(0)) / x.var(0, unbiased=False).sum().sqrt()
+    xs = standardise(x, torch.device("cpu"), torch.float32)
     order = pca_bisection(xs, shape)
     before, _ = neighbour_sq_dists(*as_grid(xs, order, shape))
     xg = xs[order]
-    tracked = _polish(xs, xg, order, shape, ShuffleSoftSortConfig(polish_runs=40, polish_break=0),
+    tracked = polish(xs, xg, order, shape, ShuffleSoftSortConfig(polish_runs=40, polish_break=0),
                       torch.Generator().manual_seed(0))
     check_bijection(order, n)
     assert torch.equal(xg, xs[order])
@@ -261,7 +266,7 @@ def test_spaced_groups_take_one_group_per_window_and_keep_their_distance():
 def test_rank_polish_lowers_the_ranked_loss_and_raises_dpq():
     n, shape = 1000, (32, 32)  # a ragged last row
     x = colours(n, 3)
-    xs = (x - x.mean(0)) / x.var(0, unbiased=False).sum().sqrt()
+    xs = standardise(x, torch.device("cpu"), torch.float32)
     start = sort_grid(x, shape, "shufflesoftsort", seed=0, device="cpu", max_runs=5)[:n]
     order = rank_polish(xs, start, shape, ShuffleSoftSortConfig(rank_polish_runs=300), torch.Generator().manual_seed(0))
     check_bijection(order, n)
@@ -296,6 +301,49 @@ def test_every_registered_sorter_keeps_every_item(tmp_path):
     for method in SORTERS:
         options = {"steps": 5} if method in ("softsort", "sinkhorn") else {}
         check_bijection(sort_grid(x, grid_shape(50), method, device="cpu", **options)[:50], 50)
+
+
+def test_each_sorter_checks_its_options_once_on_the_way_in():
+    with pytest.raises(SogError, match="unknown softsort option"):
+        sort_grid(colours(10), (4, 4), "softsort", device="cpu", stepz=3)
+    with pytest.raises(SogError, match="morton sorter takes no options"):
+        sort_grid(colours(10), (4, 4), "morton", budget=3)
+    cfg = SORTERS["shufflesoftsort"].configure({"objective": "codec", "budget": 3})
+    assert (cfg.start, cfg.polish_loss, cfg.budget) == ("hilbert", "log", 3)  # resolved by the objective
+    x = colours(200)
+    assert torch.equal(sort_grid(x, grid_shape(200), config=cfg, device="cpu"),
+                       sort_grid(x, grid_shape(200), device="cpu", objective="codec", budget=3))
+    with pytest.raises(SogError, match="not both"):
+        sort_grid(x, grid_shape(200), config=cfg, budget=3)
+
+
+@pytest.mark.parametrize("method,options", [("shufflesoftsort", {"budget": 6}), ("softsort", {"steps": 5})])
+def test_learning_sorters_see_standardised_features_so_the_scale_does_not_matter(method, options):
+    # a power-of-two scale is exact in floats, so the standardised features, and the orders, are bitwise the same
+    x = colours(150, 3)
+    orders = [sort_grid(x * scale, grid_shape(150), method, seed=1, device="cpu", **options) for scale in (1, 64)]
+    assert torch.equal(*orders)
+    xs = standardise(x, torch.device("cpu"), torch.float64)
+    assert float(xs.mean(0).abs().max()) < 1e-12 and float(xs.var(0, unbiased=False).sum()) == pytest.approx(1)
+
+
+def test_compress_options_check_the_sort_options_once_and_build_the_sorters_config():
+    from dataclasses import replace
+
+    from sog.pipeline import SORT_BUDGET
+
+    cfg = sog.CompressOptions().sort_config
+    assert (cfg.objective, cfg.budget, cfg.start) == ("codec", SORT_BUDGET, "hilbert")
+    assert replace(sog.CompressOptions(), sort_budget=7).sort_config.budget == 7  # rebuilt from the new options
+    assert sog.CompressOptions(sort_options={"objective": "smooth"}).sort_config.objective == "smooth"
+    assert sog.CompressOptions(sort="morton").sort_config is None
+    for bad, match in ((dict(sort_budget=-1), "--sort-budget must be 0 or more"),
+                       (dict(sort_seconds=float("nan")), "--sort-seconds must be a positive"),
+                       (dict(sort="quick"), "unknown sort method"),
+                       (dict(sort_options={"grup": 4}), "unknown shufflesoftsort option"),
+                       (dict(sort="morton", sort_options={"budget": 3}), "takes no options")):
+        with pytest.raises(SogError, match=match):
+            sog.CompressOptions(**bad)
 
 
 def test_sorting_real_splats_beats_morton_order():
@@ -374,7 +422,7 @@ def test_the_codec_polish_only_accepts_moves_that_lower_its_log_loss_by_what_it_
     losses = [log_energy(xq[order], shape)]
     for _ in range(6):
         xg = xq[order]
-        reported = _polish(xq, xg, order, shape, cfg, gen)
+        reported = polish(xq, xg, order, shape, cfg, gen)
         losses.append(log_energy(xq[order], shape))
         assert reported == pytest.approx(losses[-1], rel=1e-4)
     assert all(b <= a for a, b in zip(losses, losses[1:])) and losses[-1] < losses[0]
@@ -412,3 +460,134 @@ def test_bad_budget_and_objective_are_one_line_errors():
         sort_grid(colours(100), (10, 10), "shufflesoftsort", device="cpu", objective="fast")
     with pytest.raises(SogError, match="start"):
         sort_grid(colours(100), (10, 10), "shufflesoftsort", device="cpu", start="random")
+
+
+# --- frozen orders: a refactor of the sorters must not change what they return ------------------
+
+#: case -> (features, sorter, options). Features: "sample" is `splat_features` of data/sample.ply (10,000 rows,
+#: positions only), ("mix", n) its first n rows with the weights means 1, sh0 1, scales 0.5, opacities 0.25, and
+#: ("colours", n, seed) `colours`. ``init`` "shuffled" is a seeded random warm start.
+ORDER_CASES = {
+    "shufflesoftsort codec": ("sample", "shufflesoftsort", dict(objective="codec", budget=8)),
+    "shufflesoftsort smooth": ("sample", "shufflesoftsort", dict(budget=10)),
+    "shufflesoftsort smooth mix": (("mix", 2000), "shufflesoftsort", dict(budget=30)),
+    "shufflesoftsort colours": (("colours", 700, 1), "shufflesoftsort", {}),
+    "shufflesoftsort dpq options": (("colours", 300, 2), "shufflesoftsort",
+                                    dict(radius_decay=0.7, assign_runs=3, feature_groups=2, restarts=1,
+                                         rank_polish_runs=10, budget=80)),
+    "shufflesoftsort warm start": (("colours", 500, 3), "shufflesoftsort",
+                                   dict(init="shuffled", radius_start=2, max_runs=3)),
+    "shufflesoftsort morton start": (("colours", 400, 4), "shufflesoftsort",
+                                     dict(start="morton", polish_loss="log", budget=6)),
+    "shufflesoftsort hilbert2d start": (("colours", 400, 5), "shufflesoftsort",
+                                        dict(objective="codec", start="hilbert2d", polish_bits=0, budget=6)),
+    "morton": ("sample", "morton", {}),
+    "none": ("sample", "none", {}),
+    "softsort": (("colours", 64, 6), "softsort", dict(steps=30)),
+    "sinkhorn": (("colours", 64, 7), "sinkhorn", dict(steps=20)),
+}
+
+#: sha256 of each case's order (int64 bytes), recorded before the sorter's modules were split up
+FROZEN_ORDERS = {
+    "shufflesoftsort codec": "40ba9788c62c94741f2d2d99ffd10fd60cae5e12240a5de0b35402f7ee8f9613",
+    "shufflesoftsort smooth": "1b62179a43a754e2f71ce9f00274671ab6525fd2f2f3c6daeaf8d8b603ae2402",
+    "shufflesoftsort smooth mix": "f85ac3d26bb812b64534818a76623e1fa677efa2f0f5f31834962a35968ce7e5",
+    "shufflesoftsort colours": "bc656c05a606f32c8a503f7afa6a82c2fa2f893286c298df6e1bce53f16d5e7d",
+    "shufflesoftsort dpq options": "7d9459123b076bea41704bd49209ee7a50f3715e7f60705ba0db1b3c5c626034",
+    "shufflesoftsort warm start": "e58e98805a71e899a0d97c0c1853d0d9c2be3c1e0da8d2e7d942f6cdfa695526",
+    "shufflesoftsort morton start": "5f27475cb2901c5a011b3e02ac063d057210d5a904739ee3bbfcb0e4d49f2b73",
+    "shufflesoftsort hilbert2d start": "6eb0ec6419d518bb2941500106117d8748d10d31efde9ee14bbb9a43c0045a7d",
+    "morton": "a297da81dfc7d0aa5819c1dc330994d5fd441daeb1573f9c03939a6c328dda48",
+    "none": "9e1c19b3fdc185411bd1a987deb6a9fda2531116aac060a84c4d878854d1c099",
+    "softsort": "83ea43408d3a78167367883ff0845601c33d48603eed6299c7b69f7d6390fc09",
+    "sinkhorn": "87b0422e0424b7327676eda67d58c68e1f409a22bd64f70555d24d4a216287b4",
+}
+#: sha256 of the order `test_compress_sorts_to_its_frozen_order` compresses data/sample.ply to
+FROZEN_COMPRESS_ORDER = "7ed2d98a39dea34957b7016b1b65b71a683ceab0fb3fc1fbd6389757e64bfebe"
+
+
+def order_case(case: str) -> torch.Tensor:
+    """The order (H*W,) that ``ORDER_CASES[case]`` gives, on one CPU thread with seed 3."""
+    from sog.device import one_cpu_thread
+
+    features, method, options = ORDER_CASES[case]
+    if features == "sample" or features[0] == "mix":
+        scene = sog.load(ROOT / "data" / "sample.ply")
+        x = splat_features(scene) if features == "sample" else splat_features(
+            scene.permute(torch.arange(features[1])), {"means": 1, "sh0": 1, "scales": 0.5, "opacities": 0.25})
+    else:
+        x = colours(features[1], features[2])
+    options = dict(options)
+    if options.get("init") == "shuffled":
+        options["init"] = torch.randperm(len(x), generator=torch.Generator().manual_seed(8))
+    with one_cpu_thread("cpu"):
+        return sort_grid(x, grid_shape(len(x)), method, seed=3, device="cpu", **options)
+
+
+@pytest.mark.parametrize("case", list(ORDER_CASES))
+def test_every_sorter_returns_its_frozen_order(case):
+    got = hashlib.sha256(order_case(case).to(torch.int64).numpy().tobytes()).hexdigest()
+    assert got == FROZEN_ORDERS[case]
+
+
+def test_compress_sorts_to_its_frozen_order(sample_ply):
+    """The pipeline's way into the sorter (features, weights, objective "codec", the budget) on data/sample.ply."""
+    options = sog.CompressOptions(sort_budget=6, seed=2, device="cpu", sort_weights={"sh0": 0.5},
+                                  sort_options={"polish_group": 4})
+    with tempfile.TemporaryDirectory() as tmp:
+        order = sog.compress(sample_ply, Path(tmp) / "o.sog", options, quiet=True).order
+    assert hashlib.sha256(order.to(torch.int64).numpy().tobytes()).hexdigest() == FROZEN_COMPRESS_ORDER
+
+
+
+# --- the package's structure -------------------------------------------------------------------
+
+def sort_imports() -> dict[str, set[str]]:
+    """module -> the modules of sog/sort it imports ("__init__" is the package), read from the source (every
+    import statement, also inside functions and ``if TYPE_CHECKING:``)."""
+    package = ROOT / "sog" / "sort"
+    modules = {p.stem for p in package.glob("*.py")}
+    found: dict[str, set[str]] = {}
+    for path in package.glob("*.py"):
+        edges = found.setdefault(path.stem, set())
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                parts = (node.module or "").split(".") if node.level == 0 else \
+                    ["sog", "sort"][:3 - node.level] + (node.module.split(".") if node.module else [])
+                if parts[:2] != ["sog", "sort"]:
+                    continue
+                if len(parts) == 2:  # from sog.sort import x / from . import x: a submodule or the package
+                    edges.update(a.name if a.name in modules else "__init__" for a in node.names)
+                else:
+                    edges.add(parts[2])
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    parts = alias.name.split(".")
+                    if parts[:2] == ["sog", "sort"]:
+                        edges.add(parts[2] if len(parts) > 2 else "__init__")
+        edges.discard(path.stem)
+    return found
+
+
+def import_circle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One circle of ``graph`` (module -> modules it imports) as [a, b, ..., a], or None."""
+    state: dict[str, str] = {}
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        state[module] = "open"
+        for other in sorted(graph.get(module, ())):
+            if state.get(other) == "open":
+                return path[path.index(other):] + [other]
+            if other not in state and (circle := visit(other, path + [other])):
+                return circle
+        state[module] = "done"
+        return None
+
+    return next((c for m in sorted(graph) if m not in state and (c := visit(m, [m]))), None)
+
+
+def test_sog_sort_has_no_import_circle():
+    graph = sort_imports()
+    assert {"config", "polish", "starts"} <= graph["shuffle_softsort"]  # the reader sees the imports
+    assert import_circle(graph) is None, " -> ".join(import_circle(graph))
+    assert import_circle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]

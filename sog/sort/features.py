@@ -1,10 +1,12 @@
-"""What to sort splats on: a weighted, normalised feature vector per Gaussian."""
+"""What to sort on: a weighted, normalised feature vector per Gaussian (`splat_features`), and the one
+standardisation of any features on their way into a sorter (`standardise`)."""
 
 from __future__ import annotations
 
 import torch
 
 from ..splats import Splats
+from .losses import total_variance
 
 #: Default weight per attribute group (relative importance in the neighbour loss). Positions only:
 #: scripts/bench_features.py measured the native .sog 2.4-3.0% smaller than with the mix
@@ -36,3 +38,11 @@ def splat_features(splats: Splats, weights: dict[str, float] | None = None) -> t
         scale = t.pow(2).sum(1).mean().sqrt().clamp(min=1e-12)  # unit RMS norm per group
         parts.append(t / scale * (w if w > 0 else 1.0))
     return torch.cat(parts, 1)
+
+
+def standardise(x: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """``x`` (N, C) on ``device`` in ``dtype``, centred and scaled to a total variance (the sum of the per-channel
+    variances) of 1; (N, C). `sog.sort.sort_grid` calls it once for the sorters that learn on distances
+    (`sog.sort.Sorter.standardised`), so their losses and step sizes mean the same for features of any scale."""
+    xs = x.detach().to(device, dtype)
+    return (xs - xs.mean(0)) / total_variance(xs).sqrt().clamp(min=1e-12)

@@ -5,7 +5,7 @@ A *group* is K grid cells; a run draws many disjoint groups (`draw_groups`: cell
 window; `draw_feature_groups`: cells whose elements are alike in feature space). Each group holds
 K learnable weights, one per element; `learn_group_orders` trains them with a few Adam steps on
 the expected cost of the SoftSort permutation and hardens them by ``argsort`` (a bijection within
-every group by construction).
+every group by construction); `learn_and_apply` is one run: learn, keep the groups whose cost went down.
 
 Shapes: ``xg`` (N, C) the items in grid order (cell i holds ``xg[i]``); ``groups`` (G, K) cell
 indices; ``cost`` (G, K, K) with entry [g, i, j] the cost of element j of group g in its cell i.
@@ -14,15 +14,23 @@ indices; ``cost`` (G, K, K) with entry [g, i, j] the cost of element j of group 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 
 from ..stable import snap_tensor
 from .softsort import softsort_cost_grad, sum_last
 
-if TYPE_CHECKING:
-    from .shuffle_softsort import ShuffleSoftSortConfig
+
+class Schedule(Protocol):
+    """What the group SoftSorts read of a config (a `sog.sort.config.ShuffleSoftSortConfig` is one)."""
+
+    steps: int  #: gradient steps per run
+    lr: float  #: Adam learning rate of the weights
+    tau_start: float
+    tau_end: float
+    p: int  #: power of the SoftSort distance
+    axis_start: bool  #: `learn_and_apply` starts the weights at `order_slots`' 1D matching
 
 
 def ranks_within(sizes: torch.Tensor) -> torch.Tensor:
@@ -120,7 +128,7 @@ def order_slots(xg: torch.Tensor, target: torch.Tensor, groups: torch.Tensor, po
 LEARN_CHUNK = 1 << 17
 
 
-def learn_group_orders(cost: torch.Tensor, cfg: ShuffleSoftSortConfig, start: torch.Tensor | None = None,
+def learn_group_orders(cost: torch.Tensor, cfg: Schedule, start: torch.Tensor | None = None,
                        chunk: int = LEARN_CHUNK) -> torch.Tensor:
     """Learn one weight per element of each group so that SoftSort lowers the expected cost.
 
@@ -136,7 +144,7 @@ def learn_group_orders(cost: torch.Tensor, cfg: ShuffleSoftSortConfig, start: to
                       for s in range(0, g, chunk)])
 
 
-def _learn_group_orders(cost: torch.Tensor, cfg: ShuffleSoftSortConfig, start: torch.Tensor | None,
+def _learn_group_orders(cost: torch.Tensor, cfg: Schedule, start: torch.Tensor | None,
                         g: int) -> torch.Tensor:
     """`learn_group_orders` of the groups ``cost`` (G', K, K), ``g`` groups in all."""
     k = cost.shape[1]
@@ -161,3 +169,33 @@ def _learn_group_orders(cost: torch.Tensor, cfg: ShuffleSoftSortConfig, start: t
         best = torch.where(better.unsqueeze(1), hard, best)
         best_cost = torch.where(better, hard_cost, best_cost)
     return best
+
+
+def learn_and_apply(xs: torch.Tensor, xg: torch.Tensor, order: torch.Tensor, target: torch.Tensor,
+                    groups: torch.Tensor, cfg: Schedule, cell_weight: torch.Tensor | None = None
+                    ) -> tuple[float, float]:
+    """One run on the drawn ``groups`` (G, K): learn each group's SoftSort against ``target`` (N, C),
+    keep the groups whose hard cost went down, and update ``order`` (N,) and ``xg`` (N, C) in place.
+    ``cell_weight`` (N,) scales the cost of each cell. Returns (cost before, cost removed) of the groups."""
+    start = None
+    if cfg.axis_start:
+        groups, start = order_slots(xg, target, groups)
+    cost = group_costs(xg, target, groups)
+    if cell_weight is not None:
+        cost = cost * cell_weight[groups].unsqueeze(2)
+    new = learn_group_orders(cost, cfg, start)
+    old_cost = cost.diagonal(dim1=1, dim2=2).sum(1)
+    new_cost = cost.gather(2, new.unsqueeze(2)).squeeze(2).sum(1)
+    accept = new_cost < old_cost * (1 - 1e-6)
+    apply_moves(xs, xg, order, groups, new, accept)
+    return float(old_cost.sum()), float((old_cost - new_cost)[accept].sum())
+
+
+def apply_moves(xs: torch.Tensor, xg: torch.Tensor, order: torch.Tensor, groups: torch.Tensor, new: torch.Tensor,
+                accept: torch.Tensor) -> None:
+    """Give the groups with ``accept`` (G,) their learned orders ``new`` (G, K) (slot i of group g takes its
+    element ``new[g, i]``): ``order`` (N,) and ``xg = xs[order]`` (N, C) updated in place."""
+    cells = groups[accept]
+    moved = cells.gather(1, new[accept])
+    order[cells.reshape(-1)] = order[moved.reshape(-1)].clone()
+    xg[cells.reshape(-1)] = xs[order[cells.reshape(-1)]]

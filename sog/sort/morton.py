@@ -17,6 +17,6 @@ def morton_codes(x: torch.Tensor, bits: int = 21) -> torch.Tensor:
     return code
 
 
-def sort_morton(x: torch.Tensor, shape: tuple[int, int], seed: int = 0, device="auto", **_) -> torch.Tensor:
-    """Indices of ``x`` (N, C) in Morton order of its first 3 columns; (N,) long."""
+def sort_morton(x: torch.Tensor, shape: tuple[int, int], config=None, **_) -> torch.Tensor:
+    """Indices of ``x`` (N, C) in Morton order of its first 3 columns; (N,) long. No options, no seed."""
     return torch.argsort(morton_codes(x), stable=True)

@@ -10,10 +10,8 @@ construction, and a group keeps its new order only if its hard cost went down, s
 improves (never worsens) the arrangement. Windows and blur radius shrink over the runs (coarse
 to fine); each radius stops on a plateau.
 
-Last, a *polish* stage learns the same group SoftSorts on the exact grid neighbourhood loss: the
-target of a cell is the mean of its 4-neighbours, its cost is weighted by their number, and a
-run's groups hold cells of one checkerboard colour only (never two neighbours), so a group's
-cost change is exactly the change of the sum of squared 4-neighbour distances.
+Last, a *polish* stage (`sog.sort.polish`) learns the same group SoftSorts on the exact grid
+neighbourhood loss.
 
 Options for quality over speed (off by default; the ``shufflesoftsort-dpq`` row of
 scripts/bench_sort.py uses them): ``assign_runs`` blurs the target once per radius step and runs
@@ -23,23 +21,21 @@ feature space (`draw_feature_groups`: a random k-d tree of element plus target),
 far-apart cells meet in a group; ``restarts``
 redoes the schedule from ``restart_radius`` on the best order so far and keeps a result only if
 `sog.sort.losses.local_dpq_gain` (a local, O(N) form of DPQ) rates it higher; ``rank_polish_runs``
-adds a last stage (`sog.sort.rank_polish`) on the *ranked* neighbour loss
+adds a last stage (`sog.sort.polish.rank_polish`) on the *ranked* neighbour loss
 (`sog.sort.losses.ranked_energy`), which rewards a cell for its nearest neighbour most, as DPQ
 does, where the squared losses above reward smoothness. On 1024 random colours it adds about 0.003
 to DPQ16.
 
-How a run draws its groups and how a group learns its SoftSort: `sog.sort.groups`.
+How a run draws its groups and how a group learns its SoftSort: `sog.sort.groups`; the targets and
+neighbour losses: `sog.sort.neighbourhood`.
 
-Start: by ``objective`` (`ShuffleSoftSortConfig.resolved`): a recursive PCA bisection of the features
-into the grid ("smooth"), or the 3D Hilbert order of the positions folded row-major ("codec", what
-`sog compress` uses: the native file's bytes follow the runs of its high position byte); or a given
-order, ``init``, as a warm start during training.
+Start (`sog.sort.starts`): by ``objective`` (`ShuffleSoftSortConfig.resolved`): a recursive PCA
+bisection of the features into the grid ("smooth"), or the 3D Hilbert order of the positions folded
+row-major ("codec", what `sog compress` uses: the native file's bytes follow the runs of its high
+position byte); or a given order, ``init``, as a warm start during training.
 
-Budget: counted in work, ``budget`` runs (one run = one group update over the grid) shared equally by
-the stages, so the same input, options and seed give the same order on any machine, however busy;
-``max_seconds`` is an opt-in wall-clock cap on top. Every run keeps a permutation and only accepts
-group moves that lower its cost, so any budget returns a complete order no worse (in that loss) than
-its start.
+Budget: counted in work, ``budget`` runs shared equally by the stages (`sog.sort.budget`).
+Schedule and options: `sog.sort.config`.
 
 Shapes: ``x`` (N, C) features; the grid is (H, W) with ``H*W >= N``; an *order* (N,) holds the
 input index for cells 0..N-1 in row-major order (the empty cells are the last ``H*W - N``).
@@ -48,122 +44,42 @@ input index for cells 0..N-1 in row-major order (the empty cells are the last ``
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 
 import torch
 from tqdm import tqdm
 
-from ..device import resolve_device
-from ..errors import SogError
-from ..stable import snap_tensor
-from .curves import curve_order, point_keys, quantise
-from .groups import draw_feature_groups, draw_groups, group_costs, learn_group_orders, order_slots, ranks_within
-from .losses import local_dpq_gain, sampled_mean_distance, total_variance
-from .rank_polish import rank_polish
+from .budget import Budget
+from .config import ShuffleSoftSortConfig
+from .groups import draw_feature_groups, draw_groups, learn_and_apply
+from .losses import local_dpq_gain, sampled_mean_distance
+from .neighbourhood import neighbourhood_mean
+from .polish import polish, rank_polish
+from .starts import STARTS
 
 
-@dataclass
-class ShuffleSoftSortConfig:
-    """Schedule of the sorter. Radii are in grid cells; tau is in units of the weight spacing (1)."""
+def sort_shuffle_softsort(xs: torch.Tensor, shape: tuple[int, int], cfg: ShuffleSoftSortConfig, *, seed: int,
+                          device: torch.device, progress: bool = False, init: torch.Tensor | None = None
+                          ) -> torch.Tensor:
+    """Arrange ``xs`` (N, C) on the (H, W) grid; returns the order (N,) long (a permutation of 0..N-1).
 
-    objective: str = "smooth"  #: "smooth" (any features; 2D-smooth grid) or "codec" (positions; the .sog's bytes), see `resolved`
-    budget: int | None = None  #: work budget: runs (group updates of the whole grid) over all stages; None: each stage's caps
-    group: int = 4  #: K, elements per SoftSort group
-    steps: int = 2  #: gradient steps per run
-    lr: float = 0.5  #: Adam learning rate of the weights
-    tau_start: float = 1.0
-    tau_end: float = 0.1
-    p: int = 2  #: power of the SoftSort distance
-    coarse: bool | None = None  #: run the blur-radius stages (default: with objective "smooth" only)
-    radius_start: float | None = None  #: first blur radius; default max(H, W) / 2, or warm_radius with ``init``
-    warm_radius: float = 8.0  #: first radius of a warm start: keep the given order's large-scale layout
-    radius_end: float = 1.0
-    radius_decay: float = 0.8  #: next radius = decay * radius
-    window_factor: float = 1.5  #: group windows are about this many radii wide
-    assign_runs: int = 0  #: >0: blur once per radius step and run this many runs against that fixed target (see `refine`)
-    feature_groups: int = 0  #: every this many runs (0: never), draw the groups in feature space (`draw_feature_groups`)
-    min_runs: int = 2  #: runs at each radius before a plateau may stop it
-    max_runs: int = 45  #: runs at each radius at most
-    improvement_break: float = 1e-4  #: stop a radius when a run lowers the cost by less than this fraction
-    max_seconds: float | None = None  #: opt-in wall-clock cap (the order stays valid, but then depends on the machine)
-    axis_start: bool = True  #: weights start at the 1D matching along each group's main axis (`order_slots`)
-    blur_passes: int = 1  #: box blurs that make the target (more tend to a Gaussian)
-    include_self: bool = True  #: the target averages the cell itself too (measured better)
-    start: str | None = None  #: first order without ``init``: a key of `STARTS` (default: "pca" for "smooth", "hilbert" for "codec")
-    polish_runs: int = 600  #: runs of the final stage on the exact 4-neighbour loss at most (0: none)
-    polish_vertical: float | None = None  #: weight of the vertical neighbours in the polish loss (horizontal: 1); default 1 "smooth", 0 "codec"
-    polish_bits: int | None = None  #: >0: polish on the positions (columns 0-2) cut to 2^bits cells per axis; default 0 "smooth", 8 "codec"
-    polish_loss: str | None = None  #: "squared" (default "smooth") or "log": sum of log2(1 + |difference|) per channel (default "codec")
-    polish_group: int = 6  #: K of the polish stage
-    polish_window: int = 8  #: its group windows, in cells
-    polish_break: float = 1e-5  #: stop polishing when two runs lower the neighbour loss by less than this fraction
-    restarts: int = 0  #: warm restarts after the schedule: redo it from ``restart_radius``, keep what `local_dpq_gain` prefers
-    restart_radius: float = 4.0  #: first radius of a warm restart
-    rank_polish_runs: int = 0  #: >0: a last stage of at most this many runs on the ranked neighbour loss (`rank_polish`)
-    rank_polish_seconds: float | None = None  #: with ``max_seconds``: the part of it kept for that stage
-    rank_rings: int = 4  #: distance rings that loss looks at (4: the 20 nearest cells)
-    rank_group: int = 4  #: K of that stage
-    rank_window: int = 3  #: its group windows, in cells
+    ``xs`` is standardised (`sog.sort.features.standardise`), on the CPU in float64: with the group costs snapped
+    (`sog.stable.snap_tensor`), the learned orders and accepted moves are then the same on any CPU, where float32
+    sums and logs rounded by the SIMD path moved them.
 
-    def resolved(self) -> "ShuffleSoftSortConfig":
-        """The defaults left open (None) filled in by ``objective``.
-
-        ``"smooth"``: a recursive PCA bisection, the coarse-to-fine blur radii, then the polish on
-        the 4-neighbour loss of the features: a grid smooth in both directions (training, any
-        features). ``"codec"`` (what `sog compress` uses; features = positions first): start from the
-        3D Hilbert order folded row-major into the grid and polish on the left-right "log" loss
-        (`log_cost`) of the positions cut to the 256 cells per axis of the .sog's high position byte. The native
-        codec's bytes follow that plane (a 2D-smooth layout of the positions makes it larger: plant,
-        scripts/bench_speed.py), and the coarse radii only undo the curve's runs.
-        """
-        if self.objective not in ("smooth", "codec"):
-            raise SogError(f"unknown shufflesoftsort objective {self.objective!r} (smooth or codec)")
-        codec = self.objective == "codec"
-        return replace(
-            self,
-            start=self.start if self.start is not None else ("hilbert" if codec else "pca"),
-            coarse=self.coarse if self.coarse is not None else not codec,
-            polish_vertical=self.polish_vertical if self.polish_vertical is not None else (0.0 if codec else 1.0),
-            polish_bits=self.polish_bits if self.polish_bits is not None else (8 if codec else 0),
-            polish_loss=self.polish_loss if self.polish_loss is not None else ("log" if codec else "squared"))
-
-
-def sort_shuffle_softsort(x: torch.Tensor, shape: tuple[int, int], seed: int = 0, device="auto",
-                          progress: bool = False, init: torch.Tensor | None = None,
-                          **options) -> torch.Tensor:
-    """Arrange ``x`` (N, C) on the (H, W) grid; returns the order (N,) long (a permutation of 0..N-1).
-
-    ``init`` (N,) is an optional starting order (warm start); otherwise ``config.start`` decides.
-    ``options`` are fields of `ShuffleSoftSortConfig`.
+    ``cfg`` is resolved and checked (`ShuffleSoftSortConfig.from_options`). ``init`` (N,) is an optional
+    starting order (a warm start, a permutation); otherwise ``cfg.start`` decides.
     """
-    known = {f.name for f in fields(ShuffleSoftSortConfig)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise SogError(f"unknown shufflesoftsort option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    cfg = ShuffleSoftSortConfig(**options).resolved()
-    if cfg.start not in STARTS:
-        raise SogError(f"unknown shufflesoftsort start {cfg.start!r} (choose from {', '.join(STARTS)})")
-    if cfg.budget is not None and cfg.budget < 0:
-        raise SogError(f"the sort budget must be 0 or more runs, not {cfg.budget}")
-    dev = resolve_device(device)
-    if init is not None and (init.shape != (x.shape[0],)
-                             or not torch.equal(torch.sort(init.cpu().long()).values, torch.arange(x.shape[0]))):
-        raise SogError(f"init must be a permutation of 0..{x.shape[0] - 1}")
-    n = x.shape[0]
+    n = xs.shape[0]
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    # on the CPU float64, and group costs snapped (`sog.stable.snap_tensor`): the learned orders and accepted moves
-    # are then the same on any CPU, where float32 sums and logs rounded by the SIMD path moved them
-    xs = x.detach().to(dev, torch.float64 if dev.type == "cpu" else torch.float32)
-    xs = (xs - xs.mean(0)) / total_variance(xs).sqrt().clamp(min=1e-12)
     if init is not None:
-        order = init.to(dev).long()
+        order = init.to(device).long()
         if cfg.radius_start is None:
-            cfg.radius_start = min(cfg.warm_radius, max(shape) / 2)
+            cfg = replace(cfg, radius_start=min(cfg.warm_radius, max(shape) / 2))
     elif n > 1:
         order = STARTS[cfg.start](xs, shape)
     else:
-        order = torch.arange(n, device=dev)
+        order = torch.arange(n, device=device)
     if n < 4:
         return order.cpu()
     budget = Budget(cfg.budget, cfg.max_seconds)
@@ -176,183 +92,6 @@ def sort_shuffle_softsort(x: torch.Tensor, shape: tuple[int, int], seed: int = 0
     return order.cpu()
 
 
-class Budget:
-    """What a sort may still spend: ``runs`` (work: one run = one group update over the grid; None:
-    no limit) and, only when asked for, wall-clock ``seconds``. The order a budget of runs gives
-    does not depend on the machine; a time cap does, so it is off unless set. A share (`share`,
-    `part`) spends from its parent too."""
-
-    def __init__(self, runs: int | None = None, seconds: float | None = None, *, end: float | None = None,
-                 parent: "Budget | None" = None):
-        self.runs = runs
-        self.end = end if seconds is None else time.perf_counter() + seconds
-        self.parent = parent
-
-    def part(self, keep_runs: int, keep_seconds: float | None = None) -> "Budget":
-        """This budget less ``keep_runs`` runs (at most half of it) and ``keep_seconds`` kept for later."""
-        runs = None if self.runs is None else self.runs - min(keep_runs, self.runs // 2)
-        end = self.end - keep_seconds if self.end is not None and keep_seconds else self.end
-        return Budget(runs, end=end, parent=self)
-
-    def share(self, stages_left: int) -> "Budget":
-        """An equal share of what is left for the next of ``stages_left`` stages (runs and seconds)."""
-        k = max(stages_left, 1)
-        runs = None if self.runs is None else max(self.runs, 0) // k
-        end = None if self.end is None else time.perf_counter() + (self.end - time.perf_counter()) / k
-        return Budget(runs, end=end, parent=self)
-
-    def spend(self, runs: int = 1) -> None:
-        if self.runs is not None:
-            self.runs -= runs
-        if self.parent is not None:
-            self.parent.spend(runs)
-
-    @property
-    def spent(self) -> bool:
-        return (self.runs is not None and self.runs <= 0) or (self.end is not None and time.perf_counter() > self.end)
-
-
-#: first orders (features ``xs`` (N, C) normalised, grid shape) -> order (N,)
-STARTS = {
-    "hilbert": lambda xs, shape: torch.argsort(point_keys(xs, "hilbert"), stable=True),  # 1D curve, row-major
-    "morton": lambda xs, shape: torch.argsort(point_keys(xs, "morton"), stable=True),
-    "hilbert2d": lambda xs, shape: curve_order(xs, shape, "hilbert"),  # both image directions local
-    "pca": lambda xs, shape: pca_bisection(xs, shape),
-    "identity": lambda xs, shape: torch.arange(xs.shape[0], device=xs.device),
-}
-
-
-# ----------------------------------------------------------------------------------------------
-# start: recursive PCA bisection
-
-
-def _valid_cells(r0, r1, c0, c1, n: int, w: int) -> torch.Tensor:
-    """Number of filled cells (row-major index < n) in the blocks rows [r0, r1) x cols [c0, c1); all (B,)."""
-    full_rows, rem = n // w, n % w
-    full = (torch.minimum(r1, torch.full_like(r1, full_rows)) - r0).clamp(min=0) * (c1 - c0)
-    partial_row = (r0 <= full_rows) & (full_rows < r1)
-    part = (torch.full_like(c0, rem) - c0).clamp(min=0).minimum(c1 - c0)
-    return full + torch.where(partial_row, part, torch.zeros_like(part))
-
-
-@torch.no_grad()
-def pca_bisection(x: torch.Tensor, shape: tuple[int, int], power_iters: int = 4) -> torch.Tensor:
-    """A quick 2D-local order for ``x`` (N, C): split the grid's longer side in half and the items
-    at the matching quantile of their first principal component, recursively (all blocks of a
-    level at once, so about log2(N) vectorised steps). Returns the order (N,) long."""
-    n, c = x.shape
-    h, w = shape
-    dev = x.device
-    one = lambda v: torch.full((1,), v, dtype=torch.long, device=dev)  # noqa: E731
-    r0, r1, c0, c1, cap = one(0), one(h), one(0), one(w), one(n)
-    items = torch.arange(n, device=dev)  # the items of block b, blocks one after another
-    result = torch.full((h * w,), -1, dtype=torch.long, device=dev)
-    gen = torch.Generator(device="cpu").manual_seed(0)
-    while cap.numel():
-        # a block with one item is finished: its item goes to the block's first cell (row-major),
-        # which is filled because the filled cells are a row-major prefix of the grid
-        start = torch.cumsum(cap, 0) - cap
-        done = cap == 1
-        result[r0[done] * w + c0[done]] = items[start[done]]
-        split = cap > 1
-        items = items[torch.repeat_interleave(start[split], cap[split]) + ranks_within(cap[split])]
-        r0, r1, c0, c1, cap = r0[split], r1[split], c0[split], c1[split], cap[split]
-        if not cap.numel():
-            break
-        block = torch.repeat_interleave(torch.arange(cap.numel(), device=dev), cap)
-        # split each block along its longer side; child a gets as many items as it has filled cells
-        by_rows = (r1 - r0) >= (c1 - c0)
-        mid_r, mid_c = r0 + (r1 - r0) // 2, c0 + (c1 - c0) // 2
-        a_r1, a_c1 = torch.where(by_rows, mid_r, r1), torch.where(by_rows, c1, mid_c)
-        b_r0, b_c0 = torch.where(by_rows, mid_r, r0), torch.where(by_rows, c0, mid_c)
-        cap_a = _valid_cells(r0, a_r1, c0, a_c1, n, w)
-        # first principal component of each block by a few power iterations
-        xb = x[items]
-        mean = torch.zeros(cap.numel(), c, dtype=x.dtype, device=dev).index_add_(0, block, xb) / cap.unsqueeze(1)
-        centred = xb - mean[block]
-        v = torch.randn(cap.numel(), c, generator=gen, dtype=torch.float64).to(dev, x.dtype)  # float32 randn: by CPU
-        for _ in range(power_iters):
-            proj = (centred * v[block]).sum(1, keepdim=True)
-            v = torch.zeros_like(v).index_add_(0, block, centred * proj)
-            v = v / v.norm(dim=1, keepdim=True).clamp(min=1e-20)
-        proj = (centred * v[block]).sum(1)
-        idx = torch.argsort(proj, stable=True)
-        idx = idx[torch.argsort(block[idx], stable=True)]  # by block, then projection
-        items = items[idx]
-        r0 = torch.stack([r0, b_r0], 1).reshape(-1)
-        r1 = torch.stack([a_r1, r1], 1).reshape(-1)
-        c0 = torch.stack([c0, b_c0], 1).reshape(-1)
-        c1 = torch.stack([a_c1, c1], 1).reshape(-1)
-        cap = torch.stack([cap_a, cap - cap_a], 1).reshape(-1)
-    return result[:n]
-
-
-# ----------------------------------------------------------------------------------------------
-# refinement: shuffled groups, SoftSort of N weights, accept only what lowers the cost
-
-
-def _box_sum(grid: torch.Tensor, k: int) -> torch.Tensor:
-    """Sum of ``grid`` (H, W, C) over the (2k+1)^2 window around every cell, clipped at the borders; O(HWC)."""
-    def along(t: torch.Tensor, dim: int) -> torch.Tensor:
-        size = t.shape[dim]
-        cs = torch.cumsum(t, dim)
-        pad_shape = list(t.shape)
-        pad_shape[dim] = 1
-        cs = torch.cat([torch.zeros(pad_shape, dtype=t.dtype, device=t.device), cs], dim)
-        idx = torch.arange(size, device=t.device)
-        hi = (idx + k + 1).clamp(max=size)
-        lo = (idx - k).clamp(min=0)
-        return cs.index_select(dim, hi) - cs.index_select(dim, lo)
-    return along(along(grid, 0), 1)
-
-
-def _counted_grid(xg: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """Cells 0..N-1 of an (H, W) grid holding ``xg`` (N, C), plus a last channel that is 1 where a
-    cell is filled; (H*W, C+1), zeros in the empty cells. Sums over it give counts too."""
-    n, c = xg.shape
-    grid = torch.zeros(shape[0] * shape[1], c + 1, dtype=xg.dtype, device=xg.device)
-    grid[:n, :c] = xg
-    grid[:n, c] = 1
-    return grid
-
-
-def neighbourhood_mean(xg: torch.Tensor, shape: tuple[int, int], k: int, passes: int = 1,
-                       include_self: bool = False) -> torch.Tensor:
-    """For cells 0..N-1 holding ``xg`` (N, C), the mean of the other filled cells within Chebyshev
-    distance ``k`` (a box blur that leaves the cell itself out); (N, C). ``passes`` > 1 repeats
-    the box blur (radius k / passes each), which tends to a Gaussian."""
-    n, c = xg.shape
-    h, w = shape
-    grid = _counted_grid(xg, shape)
-    if passes > 1:
-        kk = max(int(round(k / passes)), 1)
-        for _ in range(passes - 1):
-            sums = _box_sum(grid.reshape(h, w, c + 1), kk).reshape(h * w, c + 1)
-            grid = torch.cat([sums[:, :c] / sums[:, c:].clamp(min=1), grid[:, c:]], 1) * grid[:, c:]
-        k = kk
-    sums = _box_sum(grid.reshape(h, w, c + 1), k).reshape(h * w, c + 1)[:n]
-    if include_self:
-        return sums[:, :c] / sums[:, c:].clamp(min=1)
-    return (sums[:, :c] - grid[:n, :c]) / (sums[:, c:] - 1).clamp(min=1)
-
-
-def neighbour_sums(xg: torch.Tensor, shape: tuple[int, int], vertical: float = 1.0
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """For cells 0..N-1 holding ``xg`` (N, C): the sum of their filled 4-neighbours (N, C) and how
-    many there are (N,); the neighbours above and below count ``vertical`` times (weights)."""
-    n, c = xg.shape
-    h, w = shape
-    grid = _counted_grid(xg, shape).reshape(h, w, c + 1)
-    sums = torch.zeros_like(grid)
-    if vertical:
-        sums[1:] += vertical * grid[:-1]
-        sums[:-1] += vertical * grid[1:]
-    sums[:, 1:] += grid[:, :-1]
-    sums[:, :-1] += grid[:, 1:]
-    sums = sums.reshape(h * w, c + 1)[:n]
-    return sums[:, :c], sums[:, c]
-
-
 def _radii(cfg: ShuffleSoftSortConfig, shape: tuple[int, int]) -> list[int]:
     r = cfg.radius_start if cfg.radius_start is not None else max(shape) / 2
     out = []
@@ -363,29 +102,6 @@ def _radii(cfg: ShuffleSoftSortConfig, shape: tuple[int, int]) -> list[int]:
     if cfg.assign_runs:  # every step blurs anew, so repeated (rounded) radii are steps too
         return out
     return [v for i, v in enumerate(out) if i == 0 or v != out[i - 1]] or [1]
-
-
-def _learn_and_apply(xs: torch.Tensor, xg: torch.Tensor, order: torch.Tensor, target: torch.Tensor,
-                     groups: torch.Tensor, cfg: ShuffleSoftSortConfig, cell_weight: torch.Tensor | None = None
-                     ) -> tuple[float, float]:
-    """One run on the drawn ``groups`` (G, K): learn each group's SoftSort against ``target`` (N, C),
-    keep the groups whose hard cost went down, and update ``order`` (N,) and ``xg`` (N, C) in place.
-    ``cell_weight`` (N,) scales the cost of each cell. Returns (cost before, cost removed) of the groups."""
-    start = None
-    if cfg.axis_start:
-        groups, start = order_slots(xg, target, groups)
-    cost = group_costs(xg, target, groups)
-    if cell_weight is not None:
-        cost = cost * cell_weight[groups].unsqueeze(2)
-    new = learn_group_orders(cost, cfg, start)
-    old_cost = cost.diagonal(dim1=1, dim2=2).sum(1)
-    new_cost = cost.gather(2, new.unsqueeze(2)).squeeze(2).sum(1)
-    accept = new_cost < old_cost * (1 - 1e-6)
-    cells = groups[accept]
-    moved = cells.gather(1, new[accept])
-    order[cells.reshape(-1)] = order[moved.reshape(-1)].clone()
-    xg[cells.reshape(-1)] = xs[order[cells.reshape(-1)]]
-    return float(old_cost.sum()), float((old_cost - new_cost)[accept].sum())
 
 
 @torch.no_grad()
@@ -407,7 +123,7 @@ def refine(xs: torch.Tensor, order: torch.Tensor, shape: tuple[int, int], cfg: S
         # (which matter most) are always reached
         share = budget.share(len(stages) - i)
         if radius == "polish":
-            _polish(xs, xg, order, shape, cfg, gen, share)
+            polish(xs, xg, order, shape, cfg, gen, share)
         else:
             window = max(int(math.ceil(cfg.window_factor * radius)), int(math.ceil(math.sqrt(k))) + 1)
             removed_last = float("inf")
@@ -422,7 +138,7 @@ def refine(xs: torch.Tensor, order: torch.Tensor, shape: tuple[int, int], cfg: S
                     groups = draw_groups(shape, n, window, k, gen, dev)
                 if groups.numel() == 0:
                     break
-                before, removed = _learn_and_apply(xs, xg, order, target, groups, cfg)
+                before, removed = learn_and_apply(xs, xg, order, target, groups, cfg)
                 share.spend()
                 # a plateau: with feature groups, over the last two runs (the two kinds of groups)
                 recent = removed + (removed_last if cfg.feature_groups else 0.0)
@@ -454,161 +170,3 @@ def _restart(xs: torch.Tensor, order: torch.Tensor, shape: tuple[int, int], cfg:
         if gain > best:
             best, order = gain, tried
     return order
-
-
-def _polish(xs: torch.Tensor, xg: torch.Tensor, order: torch.Tensor, shape: tuple[int, int],
-            cfg: ShuffleSoftSortConfig, gen: torch.Generator, budget: Budget | None = None) -> float:
-    """The last stage: group SoftSorts on the exact neighbour loss (see the module docstring);
-    updates ``order`` (N,) and ``xg`` (N, C) in place. Returns the loss it ends at (the sum of
-    squared distances over left-right pairs plus ``cfg.polish_vertical`` times that over up-down
-    pairs, as tracked from the cost each run removed). With ``cfg.polish_bits``, the loss is on the
-    positions (columns 0-2 of ``xs``) cut to 2^bits cells per axis (`polish_features`)."""
-    if cfg.polish_bits:
-        xq = polish_features(xs, cfg.polish_bits)
-        xgq = xq[order]
-        energy = _polish(xq, xgq, order, shape, replace(cfg, polish_bits=0), gen, budget)
-        xg.copy_(xs[order])
-        return energy
-    if cfg.polish_loss == "log":
-        return _polish_log(xs, xg, order, shape, cfg, gen, budget)
-    budget = budget or Budget()
-    n = xs.shape[0]
-    k = min(cfg.polish_group, (n + 1) // 2)
-    vertical = 1.0 if cfg.polish_vertical is None else cfg.polish_vertical
-    energy = neighbour_energy(xg, shape, vertical)
-    if k < 2:
-        return energy
-    window = max(cfg.polish_window, int(math.ceil(math.sqrt(2 * k))) + 1)
-    removed_last = float("inf")
-    for run in range(cfg.polish_runs):
-        if budget.spent:
-            break
-        # element j at cell i costs sum over i's neighbours nb of weight_nb |x_j - x_nb|^2
-        # = (sum of weights) |x_j - weighted mean_nb|^2 + (a constant of the cell)
-        sums, degree = neighbour_sums(xg, shape, vertical)
-        target = sums / degree.clamp(min=1e-12).unsqueeze(1)
-        groups = draw_groups(shape, n, window, k, gen, xs.device, parity=run % 2)
-        if groups.numel() == 0:
-            break
-        _, removed = _learn_and_apply(xs, xg, order, target, groups, cfg, cell_weight=degree)
-        budget.spend()
-        energy -= removed
-        if run % 2 == 1 and removed + removed_last < cfg.polish_break * energy:
-            break
-        removed_last = removed
-    return energy
-
-
-def polish_features(xs: torch.Tensor, bits: int) -> torch.Tensor:
-    """The positions (columns 0-2 of ``xs`` (N, C)) as the index of their cell when each axis is cut into
-    2^bits equal steps over its range, like the high byte of a .sog's positions; (N, 3) float.
-    Within a cell the loss sees no difference, so the polish keeps the curve's runs of equal bytes."""
-    q = quantise(xs[:, :3], 16)
-    return torch.div(q, 2 ** (16 - bits), rounding_mode="floor").to(xs.dtype)
-
-
-def neighbour_energy(xg: torch.Tensor, shape: tuple[int, int], vertical: float = 1.0) -> float:
-    """Sum of squared distances over the left-right pairs of filled cells holding ``xg`` (N, C), plus
-    ``vertical`` times that over the up-down pairs."""
-    n, c = xg.shape
-    h, w = shape
-    grid = _counted_grid(xg, shape).reshape(h, w, c + 1)
-    val, filled = grid[..., :c], grid[..., c]
-    horiz = ((val[:, 1:] - val[:, :-1]).pow(2).sum(-1) * filled[:, 1:] * filled[:, :-1]).sum()
-    vert = ((val[1:] - val[:-1]).pow(2).sum(-1) * filled[1:] * filled[:-1]).sum()
-    return float(horiz + vertical * vert)
-
-
-def log_cost(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """The "log" polish loss of neighbours holding ``a`` and ``b`` (..., C): sum over channels of
-    log2(1 + |a - b|); (...). Like the bits an image codec spends on a residual: equal values cost
-    nothing, and one large step costs less than several small ones."""
-    return torch.log2(1 + (a - b).abs()).sum(-1)
-
-
-def _neighbour_cells(shape: tuple[int, int], n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """For cells 0..n-1: their left, right, up and down neighbours (n, 4) (-1 where empty or off the grid)
-    and whether each is vertical (4,)."""
-    h, w = shape
-    cells = torch.arange(n, device=device)
-    r, c = cells // w, cells % w
-    nb = torch.stack([torch.where(c > 0, cells - 1, -1), torch.where(c < w - 1, cells + 1, -1),
-                      torch.where(r > 0, cells - w, -1), cells + w], 1)
-    nb = torch.where(nb < n, nb, -1)
-    return nb, torch.tensor([False, False, True, True], device=device)
-
-
-def log_energy(xg: torch.Tensor, shape: tuple[int, int], vertical: float = 0.0) -> float:
-    """The "log" polish loss of the grid holding ``xg`` (N, C): `log_cost` summed over left-right
-    pairs of filled cells plus ``vertical`` times over up-down pairs."""
-    nb, is_vertical = _neighbour_cells(shape, xg.shape[0], xg.device)
-    right, down = nb[:, 1], nb[:, 3]
-    total = log_cost(xg[right >= 0], xg[right[right >= 0]]).sum()
-    if vertical:
-        total = total + vertical * log_cost(xg[down >= 0], xg[down[down >= 0]]).sum()
-    return float(total)
-
-
-#: groups per block of `log_group_costs`: its (G, K, K, S, C) temporaries stay small (432 MB each at 6M in one go)
-COST_CHUNK = 1 << 14
-
-
-def log_group_costs(xg: torch.Tensor, groups: torch.Tensor, nb_all: torch.Tensor, slot_w: torch.Tensor,
-                    chunk: int = COST_CHUNK) -> torch.Tensor:
-    """The "log" polish costs (G, K_i, K_j): element j of group g in cell i against that cell's neighbours
-    ``nb_all`` (N, S) (-1: none), slot s weighted ``slot_w[s]``; ``groups`` (G, K) cells, ``xg`` (N, C) the grid.
-    Computed ``chunk`` groups at a time (each group's costs are its own)."""
-    out = torch.empty(groups.shape[0], groups.shape[1], groups.shape[1], dtype=xg.dtype, device=xg.device)
-    for s in range(0, groups.shape[0], chunk):
-        part = groups[s:s + chunk]
-        nb = nb_all[part]  # (g, K, S) the neighbours of each group cell (none of them in a group)
-        there = (nb >= 0).to(xg.dtype) * slot_w
-        vals = xg[nb.clamp(min=0)]  # (g, K_i, S, C)
-        elems = xg[part]  # (g, K_j, C)
-        out[s:s + chunk] = (log_cost(elems.unsqueeze(1).unsqueeze(3), vals.unsqueeze(2)) * there.unsqueeze(2)).sum(-1)
-    return snap_tensor(out)
-
-
-def _polish_log(xs: torch.Tensor, xg: torch.Tensor, order: torch.Tensor, shape: tuple[int, int],
-                cfg: ShuffleSoftSortConfig, gen: torch.Generator, budget: Budget | None = None) -> float:
-    """The polish on the "log" loss (`log_cost` of neighbours; up-down pairs weighted ``cfg.polish_vertical``):
-    group SoftSorts whose cost of element j in cell i is its loss against the neighbours of cell i. A run's
-    groups hold cells of one checkerboard colour, so no two cells of a group are neighbours and the
-    cost a group removes is exactly what the grid's loss loses. Updates ``order`` and ``xg`` in place;
-    returns the loss it ends at."""
-    budget = budget or Budget()
-    n = xs.shape[0]
-    dev = xs.device
-    k = min(cfg.polish_group, (n + 1) // 2)
-    vertical = cfg.polish_vertical or 0.0
-    energy = log_energy(xg, shape, vertical)
-    if k < 2:
-        return energy
-    nb_all, is_vertical = _neighbour_cells(shape, n, dev)
-    slot_w = torch.where(is_vertical, vertical, 1.0).to(xs.dtype)
-    used = slot_w > 0
-    nb_all, slot_w = nb_all[:, used], slot_w[used]
-    window = max(cfg.polish_window, int(math.ceil(math.sqrt(2 * k))) + 1)
-    removed_last = float("inf")
-    for run in range(cfg.polish_runs):
-        if budget.spent:
-            break
-        groups = draw_groups(shape, n, window, k, gen, dev, parity=run % 2)
-        if groups.numel() == 0:
-            break
-        cost = log_group_costs(xg, groups, nb_all, slot_w)  # (G, K_i, K_j)
-        new = learn_group_orders(cost, cfg)
-        old_cost = cost.diagonal(dim1=1, dim2=2).sum(1)
-        new_cost = cost.gather(2, new.unsqueeze(2)).squeeze(2).sum(1)
-        accept = new_cost < old_cost - 1e-9
-        cells = groups[accept]
-        moved = cells.gather(1, new[accept])
-        order[cells.reshape(-1)] = order[moved.reshape(-1)].clone()
-        xg[cells.reshape(-1)] = xs[order[cells.reshape(-1)]]
-        removed = float((old_cost - new_cost)[accept].sum())
-        budget.spend()
-        energy -= removed
-        if run % 2 == 1 and removed + removed_last < cfg.polish_break * energy:
-            break
-        removed_last = removed
-    return energy

@@ -11,10 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 from tqdm import tqdm
 
-from ..device import resolve_device
 from ..errors import SogError
 from .losses import column_sum_loss, neighbour_loss, std_loss, total_variance
 
@@ -38,6 +36,8 @@ def gumbel_sinkhorn(log_alpha: torch.Tensor, tau: float = 1.0, n_iter: int = 20,
 
 def hungarian(scores: torch.Tensor) -> torch.Tensor:
     """The permutation maximising ``sum_i scores[i, perm[i]]`` for ``scores`` (N, N); (N,) long, a bijection."""
+    from scipy.optimize import linear_sum_assignment  # scipy only when this baseline runs (the registry imports it)
+
     rows, cols = linear_sum_assignment(scores.detach().cpu().double().numpy(), maximize=True)
     out = np.empty_like(cols)
     out[rows] = cols
@@ -57,31 +57,28 @@ class SinkhornConfig:
     max_n: int = 4096
 
 
-def sort_sinkhorn(x: torch.Tensor, shape: tuple[int, int], seed: int = 0, device="auto", progress: bool = False,
-                  **options) -> torch.Tensor:
+def sort_sinkhorn(x: torch.Tensor, shape: tuple[int, int], cfg: SinkhornConfig, *, seed: int,
+                  device: torch.device, progress: bool = False, **_) -> torch.Tensor:
     """Learn N x N logits whose Gumbel-Sinkhorn matrix lays ``x`` (N, C) out smoothly; (N,) long.
 
     Row i of the soft permutation is grid slot i. The loss is the neighbour loss of the soft grid
     plus the std-preservation term; hardened by the Hungarian algorithm on the final logits.
     """
-    cfg = SinkhornConfig(**options)
     n = x.shape[0]
     if n > cfg.max_n:
         raise SogError(f"sinkhorn has N^2 parameters; {n} items is more than max_n={cfg.max_n}")
-    dev = resolve_device(device)
     h, wd = shape
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    xs = x.detach().float().to(dev)
-    xs = (xs - xs.mean(0)) / total_variance(xs).sqrt().clamp(min=1e-12)
+    xs = x  # standardised, float32 (`sog.sort.features.standardise`)
     var = total_variance(xs)
-    mask = (torch.arange(h * wd, device=dev) < n).reshape(h, wd)
-    log_alpha = (0.01 * torch.randn(n, n, generator=gen)).to(dev).requires_grad_(True)
+    mask = (torch.arange(h * wd, device=device) < n).reshape(h, wd)
+    log_alpha = (0.01 * torch.randn(n, n, generator=gen)).to(device).requires_grad_(True)
     opt = torch.optim.Adam([log_alpha], lr=cfg.lr)
     for step in tqdm(range(cfg.steps), desc="sinkhorn", disable=not progress, leave=False):
         tau = cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** (step / max(cfg.steps - 1, 1))
         p = gumbel_sinkhorn(log_alpha, tau, cfg.n_iter, cfg.noise, gen)
         soft = p @ xs
-        grid = torch.zeros(h * wd, xs.shape[1], device=dev).index_copy(0, torch.arange(n, device=dev), soft)
+        grid = torch.zeros(h * wd, xs.shape[1], device=device).index_copy(0, torch.arange(n, device=device), soft)
         loss = neighbour_loss(grid.reshape(h, wd, -1), mask, var) + cfg.std_weight * std_loss(soft, xs) \
             + cfg.colsum_weight * column_sum_loss(p)
         opt.zero_grad()

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from ..device import resolve_device
 from ..errors import SogError
 from .losses import column_sum_loss, neighbour_loss, std_loss, total_variance
 
@@ -95,32 +94,29 @@ class SoftSortConfig:
     max_n: int = 8192
 
 
-def sort_softsort(x: torch.Tensor, shape: tuple[int, int], seed: int = 0, device="auto", progress: bool = False,
-                  **options) -> torch.Tensor:
+def sort_softsort(x: torch.Tensor, shape: tuple[int, int], cfg: SoftSortConfig, *, seed: int,
+                  device: torch.device, progress: bool = False, **_) -> torch.Tensor:
     """Learn N weights so that ``softsort(w) @ x`` laid on the grid minimises the neighbour loss; (N,) long.
 
     The baseline of the ShuffleSoftSort paper: one weight per element, a dense N x N soft
     permutation, tau annealed geometrically, hardened by ``argsort(w)``.
     """
-    cfg = SoftSortConfig(**options)
     n = x.shape[0]
     if n > cfg.max_n:
         raise SogError(f"softsort is dense (N x N); {n} items is more than max_n={cfg.max_n}")
-    dev = resolve_device(device)
     h, wd = shape
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    xs = x.detach().float().to(dev)
-    xs = (xs - xs.mean(0)) / total_variance(xs).sqrt().clamp(min=1e-12)
+    xs = x  # standardised, float32 (`sog.sort.features.standardise`)
     var = total_variance(xs)
-    mask = (torch.arange(h * wd, device=dev) < n).reshape(h, wd)
-    w = torch.randperm(n, generator=gen).float().to(dev).requires_grad_(True)
+    mask = (torch.arange(h * wd, device=device) < n).reshape(h, wd)
+    w = torch.randperm(n, generator=gen).float().to(device).requires_grad_(True)
     opt = torch.optim.Adam([w], lr=cfg.lr)
     for step in tqdm(range(cfg.steps), desc="softsort", disable=not progress, leave=False):
         tau = cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** (step / max(cfg.steps - 1, 1))
         p = softsort(w, tau, cfg.p)
         soft = p @ xs
-        grid = torch.zeros(h * wd, xs.shape[1], device=dev)
-        grid = grid.index_copy(0, torch.arange(n, device=dev), soft).reshape(h, wd, -1)
+        grid = torch.zeros(h * wd, xs.shape[1], device=device)
+        grid = grid.index_copy(0, torch.arange(n, device=device), soft).reshape(h, wd, -1)
         loss = neighbour_loss(grid, mask, var) + cfg.std_weight * std_loss(soft, xs) \
             + cfg.colsum_weight * column_sum_loss(p)
         opt.zero_grad()
