@@ -56,6 +56,7 @@ from ..splats import SH_REST_COUNT, Splats
 from .image import CODECS, decode_image, encode_image
 from . import native_legacy as legacy
 from .base import Layer, Profile
+from .options import CodecOptions, check_options
 from .playcanvas import default_palette_size, inv_log_transform, log_transform
 from .rotation import GIBBS_MAX, canonical_rotations, gibbs_levels, pack_gibbs, unpack_gibbs
 from .quantize import codebook_1d, density_levels, distinct_rows, kmeans, label_dtype, nearest_sorted
@@ -71,59 +72,27 @@ GENERATOR = "sog (native profile)"  #: meta.json "asset" / "generator"
 COMPRESS_META = True
 
 
-@dataclass
-class Options:
-    """Encoder settings for the native profile (stored choices are recorded in meta.json).
+@dataclass(kw_only=True)
+class Options(CodecOptions):
+    """Encoder settings for the native profile (stored choices are recorded in meta.json); the shared ones are
+    `CodecOptions`'. The defaults are rung `DEFAULT_LEVEL` of `sog.rate.LEVELS` with three importance layers,
+    chosen by ``scripts/tune_native.py`` on tuning views only (docs/profiles.md)."""
 
-    The default is rung `DEFAULT_LEVEL` of `sog.rate.LEVELS` (15-bit positions, 7-bit rotations, 1024 scale and
-    256 colour levels and a 128-level codebook for the SH palette's coefficients on the first importance layer; the
-    other two layers less, `layer_options`, in half steps)
-    with the scale weight 0.8, chosen by ``scripts/tune_native.py`` on tuning views only: the candidate (rung x
-    layers x scale weight) of smallest mean bytes whose mean *and* worst tuning view are at least
-    splat-transform's on every shared scene. The previous default (14 bits, 181 colour levels, scale weight 2, chosen
-    on far views) was 2-4 dB under splat-transform's on plant's and tarot's close views and is not among the
-    candidates that hold.
-    """
-
-    effort: int = 4                    #: image-codec effort 0..6
-    seed: int = 0
     means_bits: float = 15             #: bits per position axis, 8..16; fractional: round(2^bits) levels
-    palette_size: int | None = 16384   #: cap on SH palette entries; None = splat-transform's rule
-    palette_per: int = 16              #: >0: at most N / palette_per entries (a power of two, >= 256)
-    kmeans_iters: int = 10
-    #: >0: SH rows with at most N / this distinct values (<= 65536) are kept exactly. 1.5 as in the sogv2 profile: at 4,
-    #: playbot's 125K level (65,529 distinct rows, N / 1.9) was k-means'ed to N / 16 entries and lost 13 dB on
-    #: tuning views (37.3 / 34.4 dB mean / worst against 50.8 / 47.0 with its palette kept)
-    exact_palette_per: float = 1.5
-    quat_bits: float = 7               #: bits per stored rotation component (Gibbs vector), 5..8; may be fractional
+    quat_bits: float = 7               #: bits per stored rotation component (Gibbs vector), 4..8; may be fractional
     scale_levels: int = 1024           #: entries of the log-scale codebook (2..65536; > 256 adds a low plane)
     color_levels: int = 256            #: entries of the sh0 codebook (<= 256)
-    #: entries of the codebook of the SH palette's coefficients (<= 256). 128: on playbot 2_0 (tuning views, 3 layers)
-    #: 256 -> 128 saved 200 KB (8 %) for 0.7 / 0.5 dB of the mean / worst view, the cheapest step there
-    sh_levels: int = 128
+    sh_levels: int = 128               #: entries of the codebook of the SH palette's coefficients (<= 256)
     opacity_bits: int = 8              #: bits of opacity (its own plane), 4..8
-    weighted: bool = True              #: weight the SH k-means by opacity x footprint
-    sh_degree: int | None = None       #: keep at most this SH degree (None = all)
-    #: scale codebook weights values by (opacity x scale^2)^this (0: unweighted). 0.8, as in sogv2 (chosen with the
-    #: rung on tuning views): 2 spends the levels on large, opaque Gaussians, which far views see, and close views
-    #: then show the small ones at the wrong size (plant, 3 layers: 51.1 / 44.8 dB against 57.8 / 53.7 at 0.8)
-    scale_weight: float = 0.8
     color_weight: float = 0.0          #: sh0 codebook weights colours by (opacity x footprint)^this (0: unweighted)
-    #: the scale codebook's levels have point density p^a w^b (`quantize.density_levels`: p the log-scales' density,
-    #: w their weight); None: Lloyd's algorithm (`fit_levels`)
+    #: None: Lloyd's algorithm (`fit_levels`) instead of `CodecOptions.scale_density`'s point density
     scale_density: tuple[float, float] | None = (0.15, 0.3)
-    #: the same for the sh0 codebook (w: its weights, if any; (0, 0): evenly spaced); None: k-means (`codebook_1d`)
+    #: (0, 0): evenly spaced; None: k-means (`codebook_1d`)
     color_density: tuple[float, float] | None = (0.15, 0.0)
     tolerance: float | None = None     #: render-error budget in uniform position steps (None: uniform bits)
     codecs: tuple[str, ...] = ("webp", "png")  #: try these per plane, keep the smallest
     means_transform: str = "auto"      #: positions quantised after "log", "linear" or "auto" (`position_transform`)
     layers: int = 3                    #: split the Gaussians into up to this many importance layers (1: one grid)
-    layer_min: int = 16384             #: ... of at least this many Gaussians each (smaller scenes: fewer layers)
-    layer_max_drop: int = 3            #: a layer's settings are at most this many steps coarser than the first's
-    #: relative layer sizes, most important first (None: `importance.DEFAULT_SHARES`, or equal parts)
-    layer_shares: tuple[float, ...] | None = None
-    #: per layer, steps added to its drops, in the order of `LAYER_STEPPED` (the rate search's per-layer refinement)
-    layer_steps: tuple[tuple[float, ...], ...] | None = None
 
 
 #: the rung of `sog.rate.LEVELS` the `Options` defaults are (`scripts/tune_native.py`)
@@ -743,15 +712,6 @@ def decode(meta: dict, read, palette: np.ndarray | None = None) -> Splats:
         raise SogError(f"malformed sog meta.json ({type(exc).__name__}: {exc})") from None
 
     return Splats.from_arrays(means, scales, quats, opacities, sh0, shN)
-
-
-def check_options(options: Options) -> None:
-    """Raise `SogError` for layer settings the pipeline would trip over after the slow work."""
-    if options.layers < 1:
-        raise SogError(f"layers must be 1 or more, not {options.layers}")
-    if options.layer_shares is not None:
-        from ..render.importance import check_layer_shares
-        check_layer_shares(options.layer_shares, options.layers)
 
 
 def plan_importance_layers(splats: Splats, options, cameras, device, seed: int) -> list:

@@ -47,6 +47,8 @@ from ..errors import SogError
 from ..splats import Splats
 from . import native, playcanvas
 from .base import Layer, Profile
+from .options import CodecOptions
+from .options import check_options as check_shared
 from .image import encode_image
 from .quantize import codebook_1d, density_levels, nearest_sorted
 from .rotation import canonical_rotations
@@ -74,12 +76,11 @@ LEVELS: list[dict] = [
 DEFAULT_LEVEL = 9
 
 
-@dataclass
-class Options:
-    """Encoder settings of the sogv2 profile. None of them changes the format: every value is a v2 code."""
+@dataclass(kw_only=True)
+class Options(CodecOptions):
+    """Encoder settings of the sogv2 profile (the shared ones are `CodecOptions`'). None of them changes the
+    format: every value is a v2 code. The defaults are rung `DEFAULT_LEVEL` of `LEVELS`."""
 
-    effort: int = 4                    #: WebP effort 0..6
-    seed: int = 0
     means_bits: float = LEVELS[DEFAULT_LEVEL]["means_bits"]  #: position lattice: every 2^(16-bits)-th code, 8..16
     quat_bits: float = LEVELS[DEFAULT_LEVEL]["quat_bits"]    #: rotation lattice: every 2^(7-bits)-th code, 4..8
     scale_levels: int = LEVELS[DEFAULT_LEVEL]["scale_levels"]  #: scale codebook entries used, 2..256
@@ -91,34 +92,12 @@ class Options:
     means_step_ratio: float | None = 0.05
     #: size-aware rotations: a scene whose Gaussians are large for its position lattice (`median_step_ratio` under
     #: this) gets whole bits more for rotations (`quat_bits_for`): a rotation error t moves a Gaussian's mass by
-    #: about t x its size, a position error by the step, and the default rung balances the two on scenes at about
-    #: this ratio. None: ``quat_bits`` as given
+    #: about t x its size, a position error by the step. None: ``quat_bits`` as given
     quat_step_ratio: float | None = 0.05
     opacity_bits: float = 8            #: opacity lattice in the sh0 alpha: every 2^(8-bits)-th value, 4..8
-    palette_size: int | None = 16384   #: cap on SH palette entries (<= 65536); None = splat-transform's rule
-    palette_per: int = 16              #: >0: at most N / palette_per entries (a power of two, >= 256)
-    kmeans_iters: int = 10
-    #: >0: SH rows with at most N / this distinct values (<= 65536) are kept exactly. 1.5, not the native 4: playbot's
-    #: 125K level holds 65,529 distinct rows (N / 1.9), and k-means to N / 16 entries cost it 16 dB (41.96 against
-    #: splat-transform's 58.12, which keeps them); a scene that is not palettised has N distinct rows
-    exact_palette_per: float = 1.5
-    weighted: bool = True              #: weight the SH k-means by opacity x footprint
-    sh_degree: int | None = None       #: keep at most this SH degree (None = all)
-    #: scale codebook weights values by (opacity x scale^2)^this. 0.8 (chosen with the default rung on tuning views):
-    #: 2 (the native profile's old default) spends the levels on large, opaque Gaussians, right for far views, and close views
-    #: then show the small ones' sizes wrong
-    scale_weight: float = 0.8
-    scale_density: tuple[float, float] = (0.15, 0.3)  #: scale codebook point density p^a w^b (`density_levels`)
-    color_density: tuple[float, float] = (0.15, 0.0)  #: the same for the sh0 codebook
     layers: int = 1                    #: importance layers (row blocks of the grid; 1: one grid, the default)
-    layer_min: int = 16384             #: ... of at least this many Gaussians each
-    layer_max_drop: int = 3            #: a layer is at most this many steps coarser than the first
-    layer_shares: tuple[float, ...] | None = None  #: relative layer sizes (None: `importance.DEFAULT_SHARES`)
-    #: store coarser layers' scales with fewer levels of their own. Off: v2's 256 entries are few already (the native
-    #: profile drops from 1024), and on plant the drops cost 6.5 dB for 3 % of the bytes
+    #: store coarser layers' scales with fewer levels of their own (off: v2's 256 entries are few already)
     layer_scale_drops: bool = False
-    #: per layer, steps added to its drops, in the order of `native.LAYER_STEPPED` (the rate search's refinement)
-    layer_steps: tuple[tuple[float, ...], ...] | None = None
 
 
 PRESETS: dict[str, dict] = {
@@ -135,7 +114,7 @@ def check_options(options: Options) -> None:
             and 2 <= options.sh_levels <= 256):
         raise SogError("sogv2: means_bits must be 8..16, quat_bits and opacity_bits 4..8, scale, color and SH "
                        "levels 2..256")
-    native.check_options(options)
+    check_shared(options)
 
 
 def band_limited(splats: Splats, options: Options) -> Splats:
