@@ -13,6 +13,7 @@ from .codec import DEFAULT_PROFILE, Layer, get_profile
 from .device import one_cpu_thread, resolve_device
 from .errors import SogError
 from .grid import grid_shape
+from .render.importance import sensitivities
 from .render.views import importance_views, search_cameras
 from .io import load, read_container, write_container, write_ply
 from .io.atomic import check_destination
@@ -102,8 +103,10 @@ def _compress(source, output, options: CompressOptions, profile, profile_options
         _check_layout(options.layout, n, profile)
     elif profile.wants_layers(n, profile_options):
         t0 = time.perf_counter()
-        groups = profile.plan_layers(splats, profile_options, importance_views(splats, source_path), device,
-                                     options.seed)
+        # each Gaussian's render sensitivity in each importance view (the worst view bounds a layer's drops)
+        sensitivity = sensitivities(splats, importance_views(splats, source_path), device, seed=options.seed,
+                                    per_view=True)
+        groups = profile.plan_layers(splats, sensitivity, profile_options)
         seconds["importance"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -14,7 +14,7 @@ coarser on its own (`coarser`: half a bit, or the levels over sqrt 2) and moves 
 reaches the target and saves the most bytes per dB given up (which leaves PSNR to spend on the next
 round: on playbot the scale and rotation half steps saved 640 and 390 KB per dB, the SH codebook's 125), for
 ``refine_rounds`` rounds. With importance layers, a third stage (`rebalance`, ``layer_rounds`` rounds) steps one
-attribute of one layer at a time (`layer_step`, stored as `native.Options.layer_steps`): the layers' drops come
+attribute of one layer at a time (`layer_step`, stored as ``Options.layer_steps``): the layers' drops come
 from a small-error estimate, and the measured bytes per dB of a half step differ between layers (tarot: 59 KB
 per dB for the first layer's scales, 15 for the last layer's colours). When no such step reaches the target on its
 own, it trades: a step that saves many bytes per dB, paid for by a finer step where a dB saves few. Then one round
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from .codec import native
 from .codec.base import RateResult
+from .codec.layers import LAYER_STEPPED, layer_drops, layer_options
 from .grid import grid_shape
 from .splats import Splats
 
@@ -49,10 +50,10 @@ STEPPED = ("means_bits", "quat_bits", "scale_levels", "color_levels", "sh_levels
 
 
 def layer_step(settings: dict, layers: int, k: int, name: str, size: float) -> dict:
-    """``settings`` with attribute ``name`` (one of `native.LAYER_STEPPED`) of layer ``k`` of ``layers`` stored ``size``
+    """``settings`` with attribute ``name`` (one of `LAYER_STEPPED`) of layer ``k`` of ``layers`` stored ``size``
     steps coarser (negative: finer) than its drop says, through ``layer_steps``."""
-    steps = [list(row) for row in settings.get("layer_steps") or [[0.0] * len(native.LAYER_STEPPED)] * layers]
-    steps[k][native.LAYER_STEPPED.index(name)] += size
+    steps = [list(row) for row in settings.get("layer_steps") or [[0.0] * len(LAYER_STEPPED)] * layers]
+    steps[k][LAYER_STEPPED.index(name)] += size
     return {**settings, "layer_steps": tuple(tuple(row) for row in steps)}
 
 
@@ -90,7 +91,7 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
     requested effort. ``tried`` reports the probes' bytes.
 
     ``codec``: the profile module searched (``Options``, ``encode_layers``, ``decode``, ``band_limited``,
-    ``fit_sh_palette``; its options have the fields of `STEPPED` and the native layer fields, so `native.layer_options`
+    ``fit_sh_palette``; its options have the fields of `STEPPED` and the native layer fields, so `sog.codec.layers.layer_options`
     applies); ``ladder``: its levels, finest first (default `LEVELS`)."""
     from . import metrics
     from .errors import SogError
@@ -168,7 +169,7 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
     def stored(settings: dict) -> tuple:
         """What each layer is stored with under ``settings`` (two settings that store the same: one file)."""
         opts = codec.Options(**settings)
-        return tuple(tuple(getattr(native.layer_options(opts, native.layer_drops(opts, i, layer)), name)
+        return tuple(tuple(getattr(layer_options(opts, layer_drops(opts, i, layer)), name)
                            for name in ("means_bits", "quat_bits", "scale_levels", "color_levels"))
                      for i, layer in enumerate(layers))
 
@@ -180,7 +181,7 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
             now = stored(chosen)
             moves = []  # (settings, layer, attribute) of each coarser step that changes the file
             for k in range(len(layers)):
-                for name in native.LAYER_STEPPED:
+                for name in LAYER_STEPPED:
                     settings = layer_step(chosen, len(layers), k, name, 0.5)
                     if stored(settings) != now:
                         probe(settings)

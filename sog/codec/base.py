@@ -10,17 +10,19 @@ The pipeline calls, in this order:
 1. `Profile.options` — the profile's option dataclass from a ``--quality`` preset, ``--psnr`` and the caller's
    overrides; bad values raise `SogError` here, before any slow work.
 2. `Profile.wants_layers` — whether this scene is split into importance layers; only then does the pipeline
-   resolve the importance cameras (`sog.render.views.importance_views`) and call
-3. `Profile.plan_layers` — ``[(index (n_k,) long, drops), ...]``: which Gaussians go to which layer (every
-   Gaussian exactly once) and how much coarser each layer's attributes may be stored. The pipeline sorts each
-   layer onto the grid `Profile.layer_shape` gives it and hands the profile a list of `Layer` s.
+   resolve the importance cameras (`sog.render.views.importance_views`), measure each Gaussian's render
+   sensitivity from them (`sog.render.importance.sensitivities`, per view) and call
+3. `Profile.plan_layers` with those figures — ``[(index (n_k,) long, drops), ...]``: which Gaussians go to which
+   layer (every Gaussian exactly once) and how much coarser each layer's attributes may be stored
+   (`sog.codec.layers`). The pipeline sorts each layer onto the grid `Profile.layer_shape` gives it and hands
+   the profile a list of `Layer` s.
 4. `Profile.encode` — ``(meta, files)``; or, with a PSNR target, `Profile.encode_to_psnr` with the search cameras
    (`sog.render.views.search_cameras`) the pipeline resolved: the profile never chooses cameras.
 
 Reading: `sog.codec.decode_container` asks each profile `Profile.claims` about a ``meta.json`` and calls the
 claiming profile's `Profile.decode`; `Profile.grids` gives ``sog info`` the grid of each layer.
 
-A profile may not read files, render from cameras of its own choosing, or import the CLI or `sog.evaluate`.
+A profile may not read files, render (the pipeline measures what it needs), or import the CLI or `sog.evaluate`.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ LayerPlan = list[tuple[torch.Tensor, dict[str, float]]]
 @dataclass
 class Layer:
     """One importance layer: Gaussians already in grid order on a ``width`` x ``height`` grid, each attribute
-    stored ``drops[name]`` steps coarser than the options (the native profile's `layer_options`)."""
+    stored ``drops[name]`` steps coarser than the options (`sog.codec.layers.layer_options`)."""
 
     splats: Splats
     width: int
@@ -119,8 +121,9 @@ class Profile(ABC):
         importance cameras and calls `plan_layers`). Default: one grid."""
         return False
 
-    def plan_layers(self, splats: Splats, options, cameras, device, seed: int) -> LayerPlan:
-        """The layers of ``splats`` (see `LayerPlan`), measured from ``cameras``; only called when `wants_layers`."""
+    def plan_layers(self, splats: Splats, sensitivity: dict[str, torch.Tensor], options) -> LayerPlan:
+        """The layers of ``splats`` (see `LayerPlan`) from ``sensitivity`` (attribute -> (V, N): each Gaussian's
+        render sensitivity in each importance view); only called when `wants_layers`."""
         raise NotImplementedError
 
     def layer_shape(self, layer_count: int, total: int) -> tuple[int, int]:

@@ -56,6 +56,7 @@ from ..splats import SH_REST_COUNT, Splats
 from .image import CODECS, decode_image, encode_image
 from . import native_legacy as legacy
 from .base import Layer, Profile
+from .layers import layer_drops, layer_options, plan_importance_layers, wants_layers
 from .options import CodecOptions, check_options
 from .playcanvas import default_palette_size, inv_log_transform, log_transform
 from .rotation import GIBBS_MAX, canonical_rotations, gibbs_levels, pack_gibbs, unpack_gibbs
@@ -121,31 +122,6 @@ def preset_options(quality: str, **overrides) -> dict:
         raise SogError(f"unknown quality preset {quality!r} (choose from {', '.join(PRESETS)})")
     known = {f.name for f in fields(Options)}
     return {k: v for k, v in {**PRESETS[quality], **overrides}.items() if k in known}
-
-
-#: the fewest levels (bits for rotations) a coarser layer gets: below these the render error grows much faster
-#: than the sensitivity (a small-error estimate) says (tarot, first layer at 128 scale levels, 16 in its last: 37.9
-#: dB against 47.2 at 256; a floor of 64 instead of 32 cost plant's small file 35 KB for 0.5 dB). Rotations: 4 bits
-#: (5 before: tarot's last two layers sat on it, and their half step to 4.5 bits saved 30-80 KB per dB, more than
-#: any other step; its file at splat-transform's PSNR became 1.1 % smaller)
-LAYER_FLOOR = {"scales": 32, "sh0": 8, "quats": 4}
-#: the attributes whose per-layer drops `layer_options` applies (the order of `Options.layer_steps`)
-LAYER_STEPPED = ("means", "quats", "scales", "sh0")
-
-
-def layer_options(options: Options, drops: dict[str, float]) -> Options:
-    """``options`` made coarser by ``drops`` (``means``, ``quats``, ``scales``, ``sh0``: steps, may be half steps):
-    one bit less per step on positions and rotations, half the scale and colour levels. Opacity and the SH
-    palette rule are unchanged, and no setting goes below its smallest allowed value."""
-    d = {name: max(0.0, float(drops.get(name, 0))) for name in ("means", "quats", "scales", "sh0")}
-
-    def fewer(levels: int, steps: float, floor: int) -> int:
-        return min(levels, max(floor, int(round(levels / 2.0 ** steps))))
-
-    return replace(options, means_bits=min(options.means_bits, max(8, options.means_bits - d["means"])),
-                   quat_bits=min(options.quat_bits, max(LAYER_FLOOR["quats"], options.quat_bits - d["quats"])),
-                   scale_levels=fewer(options.scale_levels, d["scales"], LAYER_FLOOR["scales"]),
-                   color_levels=fewer(options.color_levels, d["sh0"], LAYER_FLOOR["sh0"]))
 
 
 def level_count(bits: float) -> int:
@@ -509,18 +485,6 @@ def encode(splats: Splats, width: int, height: int, options: Options | None = No
     return meta, files
 
 
-def layer_drops(options: Options, index: int, layer: Layer) -> dict[str, float]:
-    """The drops layer ``index`` is stored with: its own (`Layer.drops`) plus ``options.layer_steps[index]``."""
-    drops = dict(layer.drops)
-    if options.layer_steps is not None:
-        if len(options.layer_steps) <= index or len(options.layer_steps[index]) != len(LAYER_STEPPED):
-            raise SogError(f"layer_steps needs {len(LAYER_STEPPED)} steps (one per attribute of LAYER_STEPPED) "
-                           f"for layer {index}")
-        for name, step in zip(LAYER_STEPPED, options.layer_steps[index]):
-            drops[name] = drops.get(name, 0) + step
-    return drops
-
-
 def encode_layers(layers: list[Layer], options: Options | None = None, progress=None,
                   sh_palette: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[dict, dict[str, bytes]]:
     """Encode importance layers (finest first) into one file; returns ``(meta, files)``.
@@ -714,16 +678,6 @@ def decode(meta: dict, read, palette: np.ndarray | None = None) -> Splats:
     return Splats.from_arrays(means, scales, quats, opacities, sh0, shN)
 
 
-def plan_importance_layers(splats: Splats, options, cameras, device, seed: int) -> list:
-    """Importance layers of ``splats`` from render sensitivities seen from ``cameras`` (`sog.render.importance`);
-    ``options`` has ``layers``, ``layer_min``, ``layer_max_drop`` and ``layer_shares``. Shared by the profiles that
-    store layers."""
-    from ..render.importance import importance_layers, sensitivities
-    sensitivity = sensitivities(splats, cameras, device, seed=seed, per_view=True)  # (V, N) each: the worst view bounds
-    return importance_layers(sensitivity, options.layers, options.layer_min, options.layer_max_drop,
-                             options.layer_shares)
-
-
 class NativeProfile(Profile):
     """The native profile (`--profile native`, formerly ``sog``): the smallest files, read by sog and its viewer
     only. Its files carry ``"profile": "sog"`` in meta.json."""
@@ -740,10 +694,10 @@ class NativeProfile(Profile):
         check_options(options)
 
     def wants_layers(self, count: int, options: Options) -> bool:
-        return options.layers > 1 and count >= 2 * options.layer_min
+        return wants_layers(count, options)
 
-    def plan_layers(self, splats, options, cameras, device, seed):
-        return plan_importance_layers(splats, options, cameras, device, seed)
+    def plan_layers(self, splats, sensitivity, options):
+        return plan_importance_layers(sensitivity, options)
 
     def max_layers(self):
         return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import SogError
+from .layers import check_layer_shares
 
 
 @dataclass(kw_only=True)
@@ -59,5 +60,4 @@ def check_options(options: CodecOptions) -> None:
     if options.layers < 1:
         raise SogError(f"layers must be 1 or more, not {options.layers}")
     if options.layer_shares is not None:
-        from ..render.importance import check_layer_shares
         check_layer_shares(options.layer_shares, options.layers)

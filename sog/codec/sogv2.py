@@ -47,6 +47,7 @@ from ..errors import SogError
 from ..splats import Splats
 from . import native, playcanvas
 from .base import Layer, Profile
+from .layers import layer_drops, layer_options, plan_importance_layers, wants_layers
 from .options import CodecOptions
 from .options import check_options as check_shared
 from .image import encode_image
@@ -238,8 +239,8 @@ def check_blocks(layers: list[Layer]) -> int:
 def encode_layers(layers: list[Layer], options: Options | None = None, progress=None,
                   sh_palette: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[dict, dict[str, bytes]]:
     """Encode ``layers`` (finest first, each in grid order, stacked as row blocks of one grid) into one SOG v2 file;
-    returns ``(meta, files)``. Layer k is stored with ``native.layer_options(options, drops_k)``
-    (`native.layer_drops`: its own drops plus ``options.layer_steps[k]``). ``sh_palette``: the palette already
+    returns ``(meta, files)``. Layer k is stored with ``layers.layer_options(options, drops_k)``
+    (`layers.layer_drops`: its own drops plus ``options.layer_steps[k]``). ``sh_palette``: the palette already
     fitted on the layers' concatenation (band-limited), as the rate search passes it."""
     options = options or Options()
     check_options(options)
@@ -251,7 +252,7 @@ def encode_layers(layers: list[Layer], options: Options | None = None, progress=
     splats = Splats.concat([layer.splats for layer in layers]) if len(layers) > 1 else layers[0].splats  # no copy
     n = len(splats)
     bounds = np.cumsum([0] + [len(layer.splats) for layer in layers])
-    per = [native.layer_options(options, native.layer_drops(options, i, layer)) for i, layer in enumerate(layers)]
+    per = [layer_options(options, layer_drops(options, i, layer)) for i, layer in enumerate(layers)]
     if not options.layer_scale_drops:  # every layer labels over the one 256-entry scale codebook
         per = [replace(opts, scale_levels=options.scale_levels) for opts in per]
     rows = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
@@ -368,7 +369,7 @@ def decode(meta: dict, read) -> Splats:
 
 
 def row_blocks(plan: list[tuple[torch.Tensor, dict]], count: int) -> list[tuple[torch.Tensor, dict]]:
-    """``plan`` (layers most important first, `native.plan_importance_layers`) with its boundaries moved to whole
+    """``plan`` (layers most important first, `layers.plan_importance_layers`) with its boundaries moved to whole
     rows of the ``count``-Gaussian grid (the nearest multiple of its width W); a layer left empty is dropped."""
     width = playcanvas_width(count)
     every = torch.cat([index for index, _ in plan])
@@ -403,10 +404,10 @@ class SogV2Profile(Profile):
         check_options(options)
 
     def wants_layers(self, count: int, options: Options) -> bool:
-        return options.layers > 1 and count >= 2 * options.layer_min
+        return wants_layers(count, options)
 
-    def plan_layers(self, splats, options, cameras, device, seed):
-        return row_blocks(native.plan_importance_layers(splats, options, cameras, device, seed), len(splats))
+    def plan_layers(self, splats, sensitivity, options):
+        return row_blocks(plan_importance_layers(sensitivity, options), len(splats))
 
     def max_layers(self):
         return None
