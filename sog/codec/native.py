@@ -51,16 +51,16 @@ import numpy as np
 import torch
 
 from ..errors import SogError
-from ..stable import snap
 from ..splats import SH_REST_COUNT, Splats
 from .image import CODECS, decode_image, encode_image
 from . import native_legacy as legacy
 from .base import Layer, Profile
 from .layers import layer_drops, layer_options, plan_importance_layers, wants_layers
 from .options import CodecOptions, check_options
-from .playcanvas import default_palette_size, inv_log_transform, log_transform
+from .palette import band_limited, fit_sh_palette, splat_weights
+from .playcanvas import inv_log_transform, log_transform
 from .rotation import GIBBS_MAX, canonical_rotations, gibbs_levels, pack_gibbs, unpack_gibbs
-from .quantize import codebook_1d, density_levels, distinct_rows, kmeans, label_dtype, nearest_sorted
+from .quantize import codebook_1d, density_levels, label_dtype, nearest_sorted, scale_weights
 
 #: 5: the SH palette image holds a coefficient's three colours in one RGB texel (``shN.layout`` "rgb", `palette_image`);
 #: 4: positions may be linear (``"transform"``) and codebooks are integer steps (`codebook_json`); 2: rotations as
@@ -142,20 +142,6 @@ def dequantize_uniform(q: np.ndarray, lo: np.ndarray, hi: np.ndarray, levels: in
     return lo + (hi - lo) * (q.astype(np.float64) / (levels - 1))
 
 
-def splat_weights(splats: Splats) -> np.ndarray:
-    """(N,) importance of each Gaussian: opacity x screen footprint (exp of twice the mean log scale).
-
-    In float64 numpy, snapped to 20 significant bits (`sog.stable.snap`): the weights steer the SH k-means'
-    labels, and torch's float32 sigmoid/exp round the last bit differently by CPU instruction set."""
-    logit = splats.opacities.detach().cpu().double().numpy()
-    s = splats.scales.detach().cpu().double().numpy()
-    opacity = 1.0 / (1.0 + np.exp(-logit))
-    area = np.exp(np.clip(2 * ((s[:, 0] + s[:, 1] + s[:, 2]) / 3), -60, 20))  # the columns in a fixed order
-    w = snap(opacity * area)
-    cap = np.quantile(w, 0.99) if w.size > 100 else w.max()
-    return np.clip(w, cap * 1e-6 + 1e-30, max(cap, 1e-30))
-
-
 def fit_levels(values: np.ndarray, k: int = 256, weights: np.ndarray | None = None, bins: int = 1 << 16,
                iters: int = 200) -> tuple[np.ndarray, np.ndarray]:
     """A ``k``-level scalar codebook for ``values`` (any shape) by Lloyd's algorithm on a fine histogram.
@@ -190,15 +176,6 @@ def fit_levels(values: np.ndarray, k: int = 256, weights: np.ndarray | None = No
     codebook = np.sort(levels).astype(np.float32)
     labels = nearest_sorted(codebook.astype(np.float64), flat)
     return codebook, label_dtype(labels, k).reshape(np.shape(values))
-
-
-def scale_weights(log_scales: np.ndarray, opacities: torch.Tensor, power: float) -> np.ndarray:
-    """(N, 3) weights of log-scale values in their codebook fit: (opacity x s^2)^power per value, so the
-    largest, most opaque Gaussians (the ones that cover pixels) get the closest levels. Snapped to 20 significant
-    bits (`sog.stable.snap`): they place the codebook's levels, and exp/log round the last bit by CPU."""
-    alpha = 1.0 / (1.0 + np.exp(-opacities.detach().cpu().double().numpy()))[:, None]
-    logw = power * (np.log(np.clip(alpha, 1e-6, 1)) + 2 * log_scales)
-    return snap(np.exp(np.clip(logw - logw.max(), -60, 0)))
 
 
 def error_budget(splats: Splats, step_world: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
@@ -318,31 +295,6 @@ def smallest_image(img: np.ndarray, options: Options) -> tuple[str, bytes]:
         if best is None or len(data) < len(best[1]):
             best = (CODECS[codec].extension, data)
     return best
-
-
-def band_limited(splats: Splats, options: Options) -> Splats:
-    """``splats`` with at most ``options.sh_degree`` SH bands (all of them when it is None)."""
-    if options.sh_degree is None:
-        return splats
-    return splats.with_sh_degree(min(options.sh_degree, splats.sh_degree))
-
-
-def fit_sh_palette(splats: Splats, options: Options) -> tuple[torch.Tensor, torch.Tensor]:
-    """The higher-band SH palette of ``splats``: ``(centroids (c, 3K) float32, labels (N,) long)``, entries
-    ordered along their first principal axis. Size: ``palette_size`` capped at N / ``palette_per``; an already
-    palettised source with at most N / ``exact_palette_per`` distinct rows keeps them exactly."""
-    n, k = len(splats), splats.shN.shape[1]
-    flat = splats.shN.detach().cpu().float().transpose(1, 2).reshape(n, 3 * k)
-    size = min(options.palette_size or default_palette_size(n), 65536)
-    if options.palette_per > 0:
-        size = min(size, 1 << max(8, int(math.log2(max(n // options.palette_per, 1)))))
-    if options.exact_palette_per > 0:  # an already palettised source (e.g. a SOG): keep its palette
-        exact = distinct_rows(flat, int(min(n // options.exact_palette_per, 65536)))
-        if exact is not None:
-            size = max(size, exact[0].shape[0])
-    weights = torch.from_numpy(splat_weights(splats)) if options.weighted else None
-    centroids, labels = kmeans(flat, size, options.kmeans_iters, options.seed, weights)
-    return order_palette(centroids, labels)
 
 
 def palette_image(centroids: torch.Tensor, k: int, seed: int = 0, levels: int = 256) -> tuple[dict, np.ndarray]:
@@ -530,26 +482,6 @@ def encode_layers(layers: list[Layer], options: Options | None = None, progress=
 def label_bits(levels: int) -> int:
     """Bits of a label into a codebook of ``levels`` entries, at least 8 (one byte plane)."""
     return max(8, math.ceil(math.log2(max(levels, 2))))
-
-
-def order_palette(centroids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reorder palette entries (k, D) along their first principal axis; relabel (N,) to match.
-
-    The same order for the same entries on any machine and thread count: float64, numpy's own pairwise sums and
-    einsum loops (no threaded BLAS reduction whose order depends on the thread count), the axis signed so its
-    largest component is positive and rounded to 1e-9, a stable sort. A torch SVD here gave a different order
-    with 1 and with 2 threads, so different bytes."""
-    if centroids.shape[0] < 2:
-        return centroids, labels
-    c = centroids.detach().cpu().double().numpy()
-    centred = c - c.mean(0)
-    _, vectors = np.linalg.eigh(np.einsum("ki,kj->ij", centred, centred))
-    axis = vectors[:, -1] * (1.0 if vectors[np.abs(vectors[:, -1]).argmax(), -1] >= 0 else -1.0)
-    proj = (centred * np.round(axis, 9)).sum(1)
-    order = torch.from_numpy(np.argsort(proj, kind="stable")).to(centroids.device)
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(order.numel())
-    return centroids[order], rank[labels]
 
 
 def read_palette(shn_meta: dict, names: dict, read) -> np.ndarray:

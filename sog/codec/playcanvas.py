@@ -31,6 +31,7 @@ from ..errors import SogError
 from ..splats import SH_REST_COUNT, Splats
 from .base import Profile
 from .image import decode_image, encode_image
+from .palette import default_palette_size
 from .quantize import codebook_1d, kmeans
 
 #: PlayCanvas's own .sog stores meta.json uncompressed; so do we, to stay byte-alike
@@ -56,11 +57,6 @@ def log_transform(x: np.ndarray) -> np.ndarray:
 
 def inv_log_transform(y: np.ndarray) -> np.ndarray:
     return np.sign(y) * np.expm1(np.abs(y))
-
-
-def default_palette_size(n: int) -> int:
-    """splat-transform's palette size: a power of two times 1024, at most 65536."""
-    return int(min(64, 2 ** math.floor(math.log2(max(n, 1) / 1024))) * 1024)
 
 
 def encode(splats: Splats, width: int, height: int,

@@ -4,6 +4,7 @@
   as SOG v2 uses for scales, sh0 and the SH palette values.
 * `density_levels` — a k-entry scalar codebook whose levels follow a chosen point density, for labels that
   an image codec entropy-codes (the native profile's scales and colours).
+* `scale_weights` — the weights of log-scale values in their codebook fit (opacity x s^2)^power.
 * `kmeans` — vector k-means (palette for the higher SH bands). For large palettes it runs
   as a two-level tree (coarse clusters, then clusters inside each) so that assignment costs
   O(N·sqrt(k)) instead of O(N·k); exact when the data has no more than k distinct rows.
@@ -15,6 +16,8 @@ import math
 
 import numpy as np
 import torch
+
+from ..stable import snap
 
 
 def codebook_1d(values: np.ndarray, k: int = 256, iters: int = 25,
@@ -258,3 +261,13 @@ def _assign(x: torch.Tensor, centroids: torch.Tensor, chunk: int) -> torch.Tenso
             labels[near] = exact.argmin(1)
         out[s:s + chunk] = labels
     return out
+
+
+def scale_weights(log_scales: np.ndarray, opacities: torch.Tensor, power: float) -> np.ndarray:
+    """(N, 3) weights of log-scale values (N, 3) in their codebook fit: (opacity x s^2)^power per value, so the
+    largest, most opaque Gaussians (the ones that cover pixels) get the closest levels; ``opacities`` (N,) logits.
+    Snapped to 20 significant bits (`sog.stable.snap`): they place the codebook's levels, and exp/log round the
+    last bit by CPU."""
+    alpha = 1.0 / (1.0 + np.exp(-opacities.detach().cpu().double().numpy()))[:, None]
+    logw = power * (np.log(np.clip(alpha, 1e-6, 1)) + 2 * log_scales)
+    return snap(np.exp(np.clip(logw - logw.max(), -60, 0)))

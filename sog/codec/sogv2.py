@@ -45,13 +45,14 @@ import torch
 
 from ..errors import SogError
 from ..splats import Splats
-from . import native, playcanvas
+from . import playcanvas
 from .base import Layer, Profile
 from .layers import layer_drops, layer_options, plan_importance_layers, wants_layers
 from .options import CodecOptions
 from .options import check_options as check_shared
 from .image import encode_image
-from .quantize import codebook_1d, density_levels, nearest_sorted
+from .palette import band_limited, fit_sh_palette
+from .quantize import codebook_1d, density_levels, nearest_sorted, scale_weights
 from .rotation import canonical_rotations
 
 GENERATOR = "sog (sogv2 profile)"  #: meta.json "asset" / "generator"
@@ -116,15 +117,6 @@ def check_options(options: Options) -> None:
         raise SogError("sogv2: means_bits must be 8..16, quat_bits and opacity_bits 4..8, scale, color and SH "
                        "levels 2..256")
     check_shared(options)
-
-
-def band_limited(splats: Splats, options: Options) -> Splats:
-    return native.band_limited(splats, options)
-
-
-def fit_sh_palette(splats: Splats, options: Options) -> tuple[torch.Tensor, torch.Tensor]:
-    """The higher-band SH palette (`native.fit_sh_palette`), at most 65,536 entries (16-bit labels)."""
-    return native.fit_sh_palette(splats, options)
 
 
 def median_step_ratio(lmeans: np.ndarray, log_scales: np.ndarray, bits: float) -> float:
@@ -312,7 +304,7 @@ def encode_layers(layers: list[Layer], options: Options | None = None, progress=
     plane("quats.webp", np.concatenate([rgb, (252 + largest).astype(np.uint8)[:, None]], 1))
 
     # scales: one 256-entry codebook spaced for entropy-coded labels; a coarser layer uses fewer of its entries
-    sw = native.scale_weights(log_scales, splats.opacities, options.scale_weight) if options.scale_weight else None
+    sw = scale_weights(log_scales, splats.opacities, options.scale_weight) if options.scale_weight else None
     scale_cb, scale_idx = layered_codebook(log_scales, sw, rows, [o.scale_levels for o in per], options.scale_density)
     plane("scales.webp", np.concatenate([scale_idx, ones], 1))
 
