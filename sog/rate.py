@@ -30,21 +30,6 @@ from .codec.layers import LAYER_STEPPED, layer_drops, layer_options
 from .grid import grid_shape
 from .splats import Splats
 
-#: bit depths of the native profile, finest (largest file) first, one setting coarser per step, in the order
-#: that costs the least PSNR per byte saved on plant and tarot; index `native.DEFAULT_LEVEL` is the default. The SH
-#: codebook's step to 128 levels comes early since it became the default's (on playbot 2_0's tuning views 256 -> 128
-#: saved 8 % of the file for 0.7 / 0.5 dB), and every rung after it keeps 128
-LEVELS: list[dict] = [
-    {"means_bits": m, "quat_bits": q, "scale_levels": s, "color_levels": c, "sh_levels": h} for m, q, s, c, h in [
-        (16, 8, 2048, 256, 256), (15, 8, 2048, 256, 256), (15, 7, 2048, 256, 256), (15, 7, 1024, 256, 256),
-        (15, 7, 1024, 256, 128), (14, 7, 1024, 256, 128), (14, 7, 1024, 181, 128), (14, 7, 512, 181, 128),
-        (14, 7, 512, 128, 128),
-        (14, 6, 512, 128, 128), (13, 6, 512, 128, 128), (13, 6, 512, 64, 128), (12, 6, 512, 64, 128),
-        (12, 6, 256, 64, 128), (12, 5, 256, 64, 128), (11, 5, 256, 64, 128), (11, 5, 256, 32, 128),
-        (11, 4, 256, 32, 128), (10, 4, 256, 32, 128), (10, 4, 128, 32, 128), (10, 4, 128, 32, 64)]
-]
-
-
 #: the settings the second stage steps, one at a time (`coarser`); none goes past the list's coarsest level
 STEPPED = ("means_bits", "quat_bits", "scale_levels", "color_levels", "sh_levels")
 
@@ -97,7 +82,7 @@ def encode_to_psnr(layers: list[native.Layer] | Splats, target: float, options: 
     from .errors import SogError
     from .render import render
 
-    ladder = LEVELS if ladder is None else ladder
+    ladder = native.LEVELS if ladder is None else ladder
     if isinstance(layers, Splats):
         height, width = grid_shape(len(layers))
         layers = [native.Layer(layers, width, height)]

@@ -315,7 +315,7 @@ def test_a_version_1_file_with_smallest_three_rotations_still_decodes():
     meta, files = native.encode(scene, 20, 20, native.Options(scale_levels=256))
     # rewrite it as version 1 wrote it: smallest-three quats (4 channels), no quats/bits entries
     from sog.codec.image import encode_image
-    from sog.codec.playcanvas import pack_quats
+    from sog.codec.v2 import pack_quats
     files = {**files, meta["files"]["quats"]: encode_image(
         pack_quats(scene.quats.double().numpy()).reshape(20, 20, 4), meta["files"]["quats"].rsplit(".", 1)[1])}
     v1 = {**meta, "version": 1, "scales": {"codebook": meta["scales"]["codebook"]}}

@@ -122,10 +122,10 @@ def test_sogv2_stores_values_on_coarser_lattices_inside_the_v2_fields(tmp_path):
 
 
 def test_sogv2_gives_positions_more_bits_when_the_gaussians_are_small_for_the_lattice(tmp_path):
-    from sog.codec import playcanvas, sogv2
+    from sog.codec import sogv2, v2
 
     scene = small_scene(2000, seed=3)
-    lmeans = playcanvas.log_transform(scene.means.double().numpy())
+    lmeans = v2.log_transform(scene.means.double().numpy())
     logs = scene.scales.double().numpy()
 
     def r(scales):  # how large the Gaussians are for a 13-bit lattice
@@ -220,10 +220,10 @@ def test_sogv2_quality_high_is_finer_and_larger(tmp_path):
 
 
 def test_sogv2_gives_rotations_more_bits_when_the_gaussians_are_large_for_the_position_lattice(tmp_path):
-    from sog.codec import playcanvas, sogv2
+    from sog.codec import sogv2, v2
 
     scene = small_scene(2000, seed=3)
-    lmeans = playcanvas.log_transform(scene.means.double().numpy())
+    lmeans = v2.log_transform(scene.means.double().numpy())
     logs = scene.scales.double().numpy()
 
     def r(scales):  # how large the Gaussians are for a 13-bit lattice

@@ -58,9 +58,9 @@ from .base import Layer, Profile
 from .layers import layer_drops, layer_options, plan_importance_layers, wants_layers
 from .options import CodecOptions, check_options
 from .palette import band_limited, fit_sh_palette, splat_weights
-from .playcanvas import inv_log_transform, log_transform
 from .rotation import GIBBS_MAX, canonical_rotations, gibbs_levels, pack_gibbs, unpack_gibbs
 from .quantize import codebook_1d, density_levels, label_dtype, nearest_sorted, scale_weights
+from .v2 import inv_log_transform, log_transform
 
 #: 5: the SH palette image holds a coefficient's three colours in one RGB texel (``shN.layout`` "rgb", `palette_image`);
 #: 4: positions may be linear (``"transform"``) and codebooks are integer steps (`codebook_json`); 2: rotations as
@@ -73,17 +73,33 @@ GENERATOR = "sog (native profile)"  #: meta.json "asset" / "generator"
 COMPRESS_META = True
 
 
+#: the ladder of the rate search (`sog.rate`): bit depths and levels, finest (largest file) first, one setting
+#: coarser per step, in the order that costs the least PSNR per byte saved on the shared scenes; index
+#: `DEFAULT_LEVEL` is the default (docs/profiles.md)
+LEVELS: list[dict] = [
+    {"means_bits": m, "quat_bits": q, "scale_levels": s, "color_levels": c, "sh_levels": h} for m, q, s, c, h in [
+        (16, 8, 2048, 256, 256), (15, 8, 2048, 256, 256), (15, 7, 2048, 256, 256), (15, 7, 1024, 256, 256),
+        (15, 7, 1024, 256, 128), (14, 7, 1024, 256, 128), (14, 7, 1024, 181, 128), (14, 7, 512, 181, 128),
+        (14, 7, 512, 128, 128),
+        (14, 6, 512, 128, 128), (13, 6, 512, 128, 128), (13, 6, 512, 64, 128), (12, 6, 512, 64, 128),
+        (12, 6, 256, 64, 128), (12, 5, 256, 64, 128), (11, 5, 256, 64, 128), (11, 5, 256, 32, 128),
+        (11, 4, 256, 32, 128), (10, 4, 256, 32, 128), (10, 4, 128, 32, 128), (10, 4, 128, 32, 64)]
+]
+#: the rung of `LEVELS` the `Options` defaults are (`scripts/tune_native.py`)
+DEFAULT_LEVEL = 4
+
+
 @dataclass(kw_only=True)
 class Options(CodecOptions):
     """Encoder settings for the native profile (stored choices are recorded in meta.json); the shared ones are
-    `CodecOptions`'. The defaults are rung `DEFAULT_LEVEL` of `sog.rate.LEVELS` with three importance layers,
+    `CodecOptions`'. The defaults are rung `DEFAULT_LEVEL` of `LEVELS` with three importance layers,
     chosen by ``scripts/tune_native.py`` on tuning views only (docs/profiles.md)."""
 
-    means_bits: float = 15             #: bits per position axis, 8..16; fractional: round(2^bits) levels
-    quat_bits: float = 7               #: bits per stored rotation component (Gibbs vector), 4..8; may be fractional
-    scale_levels: int = 1024           #: entries of the log-scale codebook (2..65536; > 256 adds a low plane)
-    color_levels: int = 256            #: entries of the sh0 codebook (<= 256)
-    sh_levels: int = 128               #: entries of the codebook of the SH palette's coefficients (<= 256)
+    means_bits: float = LEVELS[DEFAULT_LEVEL]["means_bits"]    #: bits per position axis, 8..16
+    quat_bits: float = LEVELS[DEFAULT_LEVEL]["quat_bits"]      #: bits per rotation component (Gibbs vector), 4..8
+    scale_levels: int = LEVELS[DEFAULT_LEVEL]["scale_levels"]  #: scale codebook entries, 2..65536 (> 256: low plane)
+    color_levels: int = LEVELS[DEFAULT_LEVEL]["color_levels"]  #: sh0 codebook entries, 2..256
+    sh_levels: int = LEVELS[DEFAULT_LEVEL]["sh_levels"]        #: SH palette coefficient codebook entries, 2..256
     opacity_bits: int = 8              #: bits of opacity (its own plane), 4..8
     color_weight: float = 0.0          #: sh0 codebook weights colours by (opacity x footprint)^this (0: unweighted)
     #: None: Lloyd's algorithm (`fit_levels`) instead of `CodecOptions.scale_density`'s point density
@@ -95,9 +111,6 @@ class Options(CodecOptions):
     means_transform: str = "auto"      #: positions quantised after "log", "linear" or "auto" (`position_transform`)
     layers: int = 3                    #: split the Gaussians into up to this many importance layers (1: one grid)
 
-
-#: the rung of `sog.rate.LEVELS` the `Options` defaults are (`scripts/tune_native.py`)
-DEFAULT_LEVEL = 4
 
 #: ``--quality`` presets: overrides of `Options`.
 PRESETS: dict[str, dict] = {
@@ -620,7 +633,7 @@ class NativeProfile(Profile):
     presets = PRESETS
     preset_psnr = PRESET_PSNR
     compress_meta = COMPRESS_META
-    searched = ("means_bits", "quat_bits", "scale_levels", "color_levels", "sh_levels")  # `sog.rate.LEVELS`' keys
+    searched = tuple(LEVELS[0])
 
     def check(self, options: Options) -> None:
         check_options(options)

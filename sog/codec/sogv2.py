@@ -1,6 +1,6 @@
 """The ``sogv2`` profile (the default): PlayCanvas SOG v2 files, rate-optimised, that every v2 reader decodes as is.
 
-The layout is fixed by the format (`sog.codec.playcanvas`: 16-bit log-space positions in ``means_l/means_u``,
+The layout is fixed by the format (`sog.codec.v2`: 16-bit log-space positions in ``means_l/means_u``,
 smallest-three 8-bit quaternions with the dropped component's index in alpha, 256-entry codebooks for scales and
 ``sh0``, opacity in the alpha of ``sh0``, an SH palette with 16-bit labels, lossless WebP). What the native profile
 learned is spent inside those fields; the reader sees an ordinary v2 file:
@@ -30,7 +30,8 @@ learned is spent inside those fields; the reader sees an ordinary v2 file:
   their first principal axis so neighbouring labels are alike; an already palettised source keeps its palette);
 * ``--psnr`` (`sog.rate` over `LEVELS`) and ``--quality`` presets, as for the native profile.
 
-The file's ``meta.json`` is plain version 2 (no ``"profile"`` key): `sog.codec.playcanvas` decodes it.
+The file's ``meta.json`` is plain version 2 (no ``"profile"`` key): the playcanvas profile claims it and
+`sog.codec.v2` decodes it.
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ import torch
 
 from ..errors import SogError
 from ..splats import Splats
-from . import playcanvas
 from .base import Layer, Profile
 from .layers import layer_drops, layer_options, plan_importance_layers, wants_layers
 from .options import CodecOptions
@@ -54,6 +54,8 @@ from .image import encode_image
 from .palette import band_limited, fit_sh_palette
 from .quantize import codebook_1d, density_levels, nearest_sorted, scale_weights
 from .rotation import canonical_rotations
+from .v2 import QUAT_KEEP, SQRT2, grid_of, log_transform
+from .v2 import decode as decode_v2
 
 GENERATOR = "sog (sogv2 profile)"  #: meta.json "asset" / "generator"
 #: a canonical rotation's three stored components span about 139 of the 256 smallest-three codes (|q_i| <= 0.38):
@@ -266,7 +268,7 @@ def encode_layers(layers: list[Layer], options: Options | None = None, progress=
         image(name, img.reshape(height, width, 4))
 
     # positions: 16-bit codes in log space on a lattice of every step-th code, the finest layer's top code = max
-    lmeans = playcanvas.log_transform(splats.means.detach().cpu().double().numpy())
+    lmeans = log_transform(splats.means.detach().cpu().double().numpy())
     scales64 = splats.scales.detach().cpu().double().numpy()
     # the lattices' size-aware bits, from one measure of how large the Gaussians are for the position lattice
     r = median_step_ratio(lmeans, scales64, options.means_bits) if n else math.nan
@@ -294,7 +296,7 @@ def encode_layers(layers: list[Layer], options: Options | None = None, progress=
     quats, log_scales = canonical_rotations(splats.quats.detach().cpu().double().numpy(), scales64)
     largest = np.abs(quats).argmax(1)
     sign = np.where(quats[np.arange(n), largest] < 0, -1.0, 1.0)
-    kept = np.take_along_axis(quats * sign[:, None] * playcanvas.SQRT2, playcanvas.QUAT_KEEP[largest], axis=1)
+    kept = np.take_along_axis(quats * sign[:, None] * SQRT2, QUAT_KEEP[largest], axis=1)
     codes = 255 * (kept * 0.5 + 0.5)
     rgb = np.empty((n, 3), np.int64)
     for part, opts in zip(rows, per):
@@ -356,8 +358,8 @@ def encode_layers(layers: list[Layer], options: Options | None = None, progress=
 
 
 def decode(meta: dict, read) -> Splats:
-    """A sogv2 file is a plain SOG v2 file: `playcanvas.decode`."""
-    return playcanvas.decode(meta, read)
+    """A sogv2 file is a plain SOG v2 file: `sog.codec.v2.decode`."""
+    return decode_v2(meta, read)
 
 
 def row_blocks(plan: list[tuple[torch.Tensor, dict]], count: int) -> list[tuple[torch.Tensor, dict]]:
@@ -425,7 +427,7 @@ class SogV2Profile(Profile):
         return decode(meta, read)
 
     def grids(self, meta, read):
-        return [playcanvas.grid_of(meta, read)]
+        return [grid_of(meta, read)]
 
 
 PROFILE = SogV2Profile()
