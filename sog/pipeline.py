@@ -18,6 +18,7 @@ from .render.views import importance_views, search_cameras
 from .io import load, read_container, write_container, write_ply
 from .io.atomic import check_destination
 from .io.limits import check_magnitudes
+from .rate import RateSearch
 from .sort import sort_grid
 from .sort.features import splat_features
 from .splats import Splats
@@ -46,7 +47,7 @@ class CompressOptions:
     sort_seconds: float | None = None
     profile_options: dict = field(default_factory=dict)
     quality: str | None = None          #: the profile's preset (`Profile.presets`; native "small" is a PSNR target)
-    target_psnr: float | None = None    #: the smallest file whose renders reach this PSNR (`Profile.encode_to_psnr`)
+    target_psnr: float | None = None    #: the smallest file whose renders reach this PSNR (`sog.rate`)
     #: reuse an earlier result's split and sort (`CompressResult.layout`) of the same scene: no importance, no sort
     layout: list[tuple[torch.Tensor, dict[str, float]]] | None = None
 
@@ -129,8 +130,8 @@ def _compress(source, output, options: CompressOptions, profile, profile_options
         cameras = search_cameras(splats, source_path)
         with tqdm(total=None, desc=f"encode to {target_psnr:g} dB", unit="probe", disable=quiet,
                   leave=False) as bar:
-            rate = profile.encode_to_psnr(layers, target_psnr, fixed, cameras, device,
-                                          progress=lambda name: bar.update(1))
+            rate = RateSearch(profile, profile.ladder, layers, target_psnr, fixed, cameras, device,
+                              progress=lambda name: bar.update(1)).run()
         meta, files = rate.meta, rate.files
     else:
         with tqdm(total=None, desc="encode", unit="plane", disable=quiet, leave=False) as bar:

@@ -16,8 +16,10 @@ The pipeline calls, in this order:
    layer (every Gaussian exactly once) and how much coarser each layer's attributes may be stored
    (`sog.codec.layers`). The pipeline sorts each layer onto the grid `Profile.layer_shape` gives it and hands
    the profile a list of `Layer` s.
-4. `Profile.encode` — ``(meta, files)``; or, with a PSNR target, `Profile.encode_to_psnr` with the search cameras
-   (`sog.render.views.search_cameras`) the pipeline resolved: the profile never chooses cameras.
+4. `Profile.encode` — ``(meta, files)``. With a PSNR target the pipeline runs the rate search (`sog.rate`) over
+   the profile's `Profile.ladder` instead, with the search cameras it resolved (`sog.render.views.search_cameras`):
+   the search calls `Profile.fit_palette` once and `Profile.encode` and `Profile.decode` per probe; the profile
+   never chooses cameras.
 
 Reading: `sog.codec.decode_container` asks each profile `Profile.claims` about a ``meta.json`` and calls the
 claiming profile's `Profile.decode`; `Profile.grids` gives ``sog info`` the grid of each layer.
@@ -55,19 +57,6 @@ class Layer:
     drops: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass
-class RateResult:
-    """What a PSNR-targeted encode (`Profile.encode_to_psnr`) returns."""
-
-    meta: dict
-    files: dict[str, bytes]
-    psnr: float                  #: measured PSNR of the chosen settings (dB, on the search cameras)
-    level: int                   #: index into the profile's ladder of the level the refinement started from
-    reached: bool                #: False when even the finest level stays below the target
-    tried: list[dict] = field(default_factory=list)  #: every probe: level (None past the list), settings, bytes, psnr
-    settings: dict = field(default_factory=dict)     #: the chosen settings
-
-
 class Profile(ABC):
     """One file layout. Subclasses set the class attributes and implement `encode`, `decode` and `grids`."""
 
@@ -83,8 +72,14 @@ class Profile(ABC):
     preset_psnr: dict[str, float] = {}
     #: deflate the container's meta.json entry
     compress_meta: bool = False
-    #: the keys of `Options` that a PSNR search chooses itself (a preset does not fix them then)
-    searched: tuple[str, ...] = ()
+    #: the rate search's ladder (the profile's ``LEVELS``): settings of `Options`, finest (largest file) first, one
+    #: setting coarser per step; empty: ``--psnr`` does not apply
+    ladder: list[dict] = []
+
+    @property
+    def searched(self) -> tuple[str, ...]:
+        """The keys of `Options` that a PSNR search chooses itself (a preset does not fix them then)."""
+        return tuple(self.ladder[0]) if self.ladder else ()
 
     # -- options ----------------------------------------------------------------------------------------------
     def options(self, quality: str | None, target_psnr: float | None, overrides: dict):
@@ -93,7 +88,7 @@ class Profile(ABC):
         search keeps those as they are); a preset in `preset_psnr` sets the target when none is given."""
         if target_psnr is None and quality in self.preset_psnr:
             target_psnr = self.preset_psnr[quality]
-        if target_psnr is not None and not self.preset_psnr and not self.searched:
+        if target_psnr is not None and not self.ladder:
             raise SogError(f"--psnr does not apply to the {self.name} profile")
         preset = {}
         if quality is not None:
@@ -137,15 +132,16 @@ class Profile(ABC):
         return 1
 
     # -- encode / decode --------------------------------------------------------------------------------------
-    @abstractmethod
-    def encode(self, layers: list[Layer], options, progress: Progress = None) -> tuple[dict, dict[str, bytes]]:
-        """``(meta, files)`` for ``layers`` (each in grid order): the meta.json object and file name -> bytes."""
+    def fit_palette(self, splats: Splats, options):
+        """The SH palette `encode` would fit for ``splats`` (the layers' concatenation) under ``options``, for a caller
+        that encodes the same scene many times (the rate search) to pass back to `encode`; None: none to reuse."""
+        return None
 
-    def encode_to_psnr(self, layers: list[Layer], target: float, options: dict, cameras, device,
-                       progress: Progress = None) -> RateResult:
-        """The smallest file whose renders from ``cameras`` reach ``target`` dB (``options``: the overrides that
-        stay fixed). Profiles without a search do not override this."""
-        raise SogError(f"--psnr does not apply to the {self.name} profile")
+    @abstractmethod
+    def encode(self, layers: list[Layer], options, progress: Progress = None,
+               palette=None) -> tuple[dict, dict[str, bytes]]:
+        """``(meta, files)`` for ``layers`` (each in grid order): the meta.json object and file name -> bytes.
+        ``palette``: what `fit_palette` returned for these layers and options (None: fit one)."""
 
     @abstractmethod
     def claims(self, meta: dict) -> bool:

@@ -57,7 +57,7 @@ from . import native_legacy as legacy
 from .base import Layer, Profile
 from .layers import layer_drops, layer_options, plan_importance_layers, wants_layers
 from .options import CodecOptions, check_options
-from .palette import band_limited, fit_sh_palette, splat_weights
+from .palette import band_limited, fit_sh_palette, splat_weights, stored_palette
 from .rotation import GIBBS_MAX, canonical_rotations, gibbs_levels, pack_gibbs, unpack_gibbs
 from .quantize import codebook_1d, density_levels, label_dtype, nearest_sorted, scale_weights
 from .v2 import inv_log_transform, log_transform
@@ -633,7 +633,7 @@ class NativeProfile(Profile):
     presets = PRESETS
     preset_psnr = PRESET_PSNR
     compress_meta = COMPRESS_META
-    searched = tuple(LEVELS[0])
+    ladder = LEVELS
 
     def check(self, options: Options) -> None:
         check_options(options)
@@ -647,12 +647,11 @@ class NativeProfile(Profile):
     def max_layers(self):
         return None
 
-    def encode(self, layers, options, progress=None):
-        return encode_layers(layers, options, progress=progress)
+    def fit_palette(self, splats, options):
+        return stored_palette(splats, options)
 
-    def encode_to_psnr(self, layers, target, options, cameras, device, progress=None):
-        from ..rate import encode_to_psnr
-        return encode_to_psnr(layers, target, options, cameras, device=device, progress=progress)
+    def encode(self, layers, options, progress=None, palette=None):
+        return encode_layers(layers, options, progress=progress, sh_palette=palette)
 
     def claims(self, meta: dict) -> bool:
         return meta.get("profile") == "sog"

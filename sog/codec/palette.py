@@ -31,6 +31,13 @@ def band_limited(splats: Splats, options: CodecOptions) -> Splats:
     return splats.with_sh_degree(min(options.sh_degree, splats.sh_degree))
 
 
+def stored_palette(splats: Splats, options: CodecOptions) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """`fit_sh_palette` on the bands a file stores (`band_limited`), or None when it stores none: the palette a
+    profile fits once for several encodes of the same scene (`sog.codec.base.Profile.fit_palette`)."""
+    limited = band_limited(splats, options)
+    return fit_sh_palette(limited, options) if limited.shN.shape[1] else None
+
+
 def splat_weights(splats: Splats) -> np.ndarray:
     """(N,) importance of each Gaussian: opacity x screen footprint (exp of twice the mean log scale).
 

@@ -117,7 +117,7 @@ class PlayCanvasProfile(Profile):
     Options = Options
     compress_meta = COMPRESS_META
 
-    def encode(self, layers, options, progress=None):
+    def encode(self, layers, options, progress=None, palette=None):  # no palette to reuse: `fit_palette` gives none
         if len(layers) != 1:
             raise SogError(f"the {self.name} profile stores one grid, not {len(layers)} layers")
         layer = layers[0]

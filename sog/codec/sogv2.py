@@ -51,7 +51,7 @@ from .layers import layer_drops, layer_options, plan_importance_layers, wants_la
 from .options import CodecOptions
 from .options import check_options as check_shared
 from .image import encode_image
-from .palette import band_limited, fit_sh_palette
+from .palette import band_limited, fit_sh_palette, stored_palette
 from .quantize import codebook_1d, density_levels, nearest_sorted, scale_weights
 from .rotation import canonical_rotations
 from .v2 import QUAT_KEEP, SQRT2, grid_of, log_transform
@@ -392,7 +392,7 @@ class SogV2Profile(Profile):
     presets = PRESETS
     preset_psnr = PRESET_PSNR
     compress_meta = False  # as PlayCanvas writes it
-    searched = tuple(LEVELS[0])
+    ladder = LEVELS
 
     def check(self, options: Options) -> None:
         check_options(options)
@@ -410,15 +410,11 @@ class SogV2Profile(Profile):
         width = playcanvas_width(total)
         return -(-layer_count // width), width
 
-    def encode(self, layers, options, progress=None):
-        return encode_layers(layers, options, progress=progress)
+    def fit_palette(self, splats, options):
+        return stored_palette(splats, options)
 
-    def encode_to_psnr(self, layers, target, options, cameras, device, progress=None):
-        import sys
-
-        from ..rate import encode_to_psnr
-        return encode_to_psnr(layers, target, options, cameras, device=device, progress=progress,
-                              codec=sys.modules[__name__], ladder=LEVELS)
+    def encode(self, layers, options, progress=None, palette=None):
+        return encode_layers(layers, options, progress=progress, sh_palette=palette)
 
     def claims(self, meta: dict) -> bool:
         return False  # its files are plain v2: the playcanvas profile reads them
