@@ -7,37 +7,34 @@ Same idea as SOG v2 (one texel per Gaussian, row-major, Gaussian i at texel i), 
   grid unless a few far Gaussians stretch the box (`position_transform`; then after SOG's log transform);
 * every rotation is rewritten as its smallest-angle equivalent (`rotation.canonical_rotations`: one of
   24 axis relabellings, scales permuted to match, the same covariance) and stored as its Gibbs vector
-  ``(x, y, z) / w``, whose components then lie in ±tan 22.5°: an 8-bit code turns a Gaussian 1.9x
-  less than an 8-bit smallest-three component, with no largest-component tag (3 channels, not 4);
+  ``(x, y, z) / w``, whose components then lie in ±tan 22.5°: a code step turns a Gaussian less than a
+  smallest-three component's step of the same bits, with no largest-component tag (3 channels, not 4);
 * the log-scale codebook's levels are spaced for entropy-coded labels (`quantize.density_levels`, point
   density p^0.15 w^0.3 with w = (opacity × scale²)^``scale_weight``): the large, opaque Gaussians that cover
   pixels get the closest levels, and the many small ones few. Lloyd's algorithm (`fit_levels`, still there
   with ``scale_density=None``) spaces them for labels of fixed length and crowds them where values are dense,
-  which makes the labels expensive: on tarot the same layout at 1024 levels gave 1,092,372 B at 58.89 dB with
-  Lloyd and 1,026,842 B at 58.59 dB (-6 %, -0.3 dB) this way; more than 256 levels store the labels' low bits
-  in a ``scales_l`` plane;
-* the sh0 colour codebook's levels have point density p^0.15 (``color_density``), for the same reason: against
-  k-means, tarot +0.12 dB at equal bytes, playbot the same. Evenly spaced levels (p^0) did as well on tarot, plant
-  and kacytran but cost playbot 1.85 dB for 171 KB (its colours spread wide, and 256 even levels are coarse in
-  the dense middle);
+  which makes the labels expensive; more than 256 levels store the labels' low bits in a ``scales_l`` plane;
+* the sh0 colour codebook's levels have point density p^0.15 (``color_density``), for the same reason;
 * the SH palette size is a setting, its k-means is weighted by opacity × footprint, and the
   palette is ordered along its first principal axis so neighbouring labels hold similar
   entries (a smoother label plane); a source that is already palettised (at most N /
   ``exact_palette_per`` distinct SH rows, e.g. a SOG) keeps its palette exactly;
-* optional ``tolerance``: per-Gaussian coarser positions/rotations for faint or round Gaussians
-  (off by default: on the shared scenes uniform ``means_bits`` gave more PSNR per byte);
+* optional ``tolerance``: per-Gaussian coarser positions/rotations for faint or round Gaussians (off by default);
 * an optional SH band limit (``sh_degree``);
-* importance layers (``layers``, version 3): the compressor (`sog.pipeline`) splits the Gaussians into up to
-  three layers (15, 35 and 50 %) by how much of the rendered pictures they make (`sog.render.importance`),
-  sorts each onto its own grid and stores the less important layers with coarser settings, per attribute by how much
-  less the renders change there (`layer_options`, `encode_layers`). The file holds one plain (version-4) meta per
-  layer under ``"layers"`` and planes named ``l<k>_<plane>``; decoding concatenates the layers;
+* importance layers (``layers``, version 3): the compressor (`sog.pipeline`) measures how much of the rendered
+  pictures each Gaussian makes (`sog.render.importance`), the layer plan (`sog.codec.layers`) splits them into up
+  to ``layers`` layers, the pipeline sorts each onto its own grid, and the less important layers are stored with
+  coarser settings, per attribute by how much less the renders change there (`layer_options`, `encode_layers`).
+  The file holds one plain (version-5) meta per layer under ``"layers"`` and planes named ``l<k>_<plane>``;
+  decoding concatenates the layers;
 * each plane is stored with the smallest of the lossless codecs tried (``codecs``), no alpha
   channel where none is needed.
 
 Codebooks in ``meta.json`` are integer steps on a fine grid (`codebook_json`). ``meta.json`` carries
-``"profile": "sog"`` and ``"version": 4`` (of this profile; versions 2, with float codebooks and log positions,
-and 1, with smallest-three rotations, are still read), or ``"version": 3`` and a list of such ``"layers"``.
+``"profile": "sog"`` and ``"version": 5`` (of this profile; versions 4, with one grey palette row per coefficient
+and colour, 2, with float codebooks and log positions, and 1, with smallest-three rotations, are still read), or
+``"version": 3`` and a list of such ``"layers"``. The layout is specified in docs/formats.md; why, and what it
+measured, in docs/profiles.md.
 
 Presets (`PRESETS`, the CLI's ``--quality``): ``small``, ``default``, ``high``.
 """
@@ -114,9 +111,8 @@ class Options(CodecOptions):
 
 #: ``--quality`` presets: overrides of `Options`.
 PRESETS: dict[str, dict] = {
-    # the bit depths come from the rate search (`PRESET_PSNR`); an SH palette of at most N/12 entries (32,768 on
-    # playbot) unless the source is already palettised (playbot's exact 65,536 kept 48.25 dB where k-means to
-    # 32,768 gave 44.90)
+    # the bit depths come from the rate search (`PRESET_PSNR`); an SH palette of at most N/12 entries unless the
+    # source is already palettised
     "small": {"palette_size": 32768, "palette_per": 12},
     "default": {},  # the `Options` defaults
     "high": {"means_bits": 16, "quat_bits": 8, "scale_levels": 2048, "color_levels": 256, "sh_levels": 256,
@@ -124,8 +120,7 @@ PRESETS: dict[str, dict] = {
 }
 
 #: presets that are a quality target: the smallest file whose renders reach this PSNR against the input's
-#: (`sog.rate`, on `sog.render.views.search_cameras`' tuning views). No fixed bit depths reach 45 dB at 10x on
-#: every shared scene: tarot needs 4-bit rotations for 10x, where kacytran falls to 42.9 dB.
+#: (`sog.rate`, on `sog.render.views.search_cameras`' tuning views): no fixed bit depths suit every scene
 PRESET_PSNR: dict[str, float] = {"small": 45.0}
 
 
@@ -221,9 +216,8 @@ POSITION_TRANSFORMS = ("log", "linear")
 def position_transform(means: np.ndarray, choice: str = "auto", stretch: float = 4.0) -> str:
     """``choice``, or for ``"auto"``: ``linear``, unless a few far Gaussians stretch the bounding box (on some axis
     the whole span is more than ``stretch`` times the span of the 1st to 99th percentile): then ``log``, which
-    keeps fine steps near the centre, as SOG does. Measured at the same bytes, linear steps gave +0.13 dB on tarot,
-    +0.03 dB on plant and +0.3 to +1.9 dB on kacytran (positions out to 1,000 units, all of them far from the
-    origin, where the log's steps are 100 times coarser than at the centre). ``means`` (N, 3)."""
+    keeps fine steps near the centre, as SOG does (elsewhere linear steps give more PSNR per byte, most on scenes
+    far from the origin, where the log's steps are coarse). ``means`` (N, 3)."""
     if choice != "auto":
         if choice not in POSITION_TRANSFORMS:
             raise SogError(f"means_transform must be auto, {' or '.join(POSITION_TRANSFORMS)}, not {choice!r}")
@@ -276,7 +270,7 @@ def codebook_json(values: np.ndarray) -> dict:
     """An ascending codebook (k,) for meta.json: ``{"first", "unit", "steps"}``, entry i being ``first + unit *
     (steps[0] + ... + steps[i])``, on a grid of `CODEBOOK_STEPS` steps over its range (an error of at most
     1/131072 of the range: far below the codebook's own spacing). Small integer steps deflate to about a byte
-    each where float decimals took four or five: tarot's meta.json went from 7.0 to 2.4 KB."""
+    each where float decimals took four or five."""
     v = np.asarray(values, np.float64).reshape(-1)
     first, last = float(np.float32(v.min())), float(v.max())
     unit = float(np.float32((last - first) / CODEBOOK_STEPS)) if last > first else 1.0
@@ -314,8 +308,8 @@ def palette_image(centroids: torch.Tensor, k: int, seed: int = 0, levels: int = 
     """SH palette (c, 3K) -> ``({"count", "codebook", "layout"}, image (rows, pw·K, 3) uint8)``: indices into a
     codebook of ``levels`` values; entry e's coefficient i is the RGB texel (e // pw, (e % pw)·K + i) holding its
     three colours (``layout`` "rgb": the image codec's colour transforms see the channels of one coefficient
-    together; on playbot's 65,529-entry palette 14 % fewer bytes than one grey row per coefficient and colour), 64
-    entries per row (wider when the rows would pass WebP's height limit)."""
+    together, unlike version 4's one grey row per coefficient and colour), 64 entries per row (wider when the rows
+    would pass WebP's height limit)."""
     c = centroids.shape[0]
     cb, cidx = gridded(codebook_1d(centroids.numpy(), levels, seed=seed)[0], centroids.numpy())  # (c, 3K) uint8
     pw = 64
@@ -413,9 +407,8 @@ def encode(splats: Splats, width: int, height: int, options: Options | None = No
     opacity = torch.sigmoid(splats.opacities.detach().cpu().double()).numpy()
     top = (1 << options.opacity_bits) - 1
     alpha = np.clip(np.rint(opacity * top), 0, top).astype(np.uint8)[:, None]
-    # opacity in a plane of its own, not the alpha of sh0: it is close to noise (tarot: within 1 % of its
-    # order-0 entropy), and in one texel with the colour labels it spoils the colour plane's matches; apart,
-    # tarot's file is 7.1 KB (0.65 %) smaller
+    # opacity in a plane of its own, not the alpha of sh0: it is close to noise, and in one texel with the colour
+    # labels it spoils the colour plane's matches
     plane("sh0", sh0_idx.astype(np.uint8))
     plane("opacity", alpha)
 
@@ -454,7 +447,7 @@ def encode_layers(layers: list[Layer], options: Options | None = None, progress=
                   sh_palette: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[dict, dict[str, bytes]]:
     """Encode importance layers (finest first) into one file; returns ``(meta, files)``.
 
-    One layer with no drops is a plain (version-4) file (`encode`). Otherwise layer k is encoded with
+    One layer with no drops is a plain (version-5) file (`encode`). Otherwise layer k is encoded with
     ``layer_options(options, drops)``, its drops being the layer's own plus ``options.layer_steps[k]``
     (`layer_drops`); its planes are named ``l{k}_<plane>`` and its plain meta is
     ``meta["layers"][k]``; decoding concatenates the layers in order. The SH palette is fitted once over all

@@ -77,8 +77,7 @@ def density_levels(values: np.ndarray, k: int, weights: np.ndarray | None = None
     the best levels are spaced by the weight alone (``w^(1/2)``, ``alpha = 0``): crowding them where values are
     dense makes the labels nearly equiprobable, i.e. expensive. ``alpha > 0`` keeps levels where the values are
     when the weight model is crude (a tiny Gaussian rounded up to a large scale is worse than its weight says).
-    On tarot's scales, ``(alpha, beta) = (0.15, 0.3)`` with (opacity x s^2)^2 weights gave 1,026,692 B at
-    58.47 dB, where Lloyd needed about 1,074,000 B (a sweep with one fixed layout, 8 orbit views at 256 px).
+    The exponents the profiles use were chosen by measurement (docs/profiles.md).
 
     Returns ``(codebook (k,) float32 ascending, labels uint8 (k <= 256) or int64 of values.shape)``; exact when
     there are at most ``k`` distinct values."""
@@ -124,7 +123,7 @@ def kmeans(x: torch.Tensor, k: int, iters: int = 10, seed: int = 0,
     Returns ``(centroids (k', D), labels (N,) long)`` with ``k' <= k``. Deterministic for a seed.
     ``weights`` (N,) weight rows in the centroid means (e.g. opacity × size). ``chunk``: rows per distance block
     (the labels do not depend on it); 8192 rows of 128 distances stay in the heap, where 65,536 (32 MB) were a
-    fresh mapping per block and took 1.7x as long.
+    fresh mapping per block, and slower.
     """
     x = x.float()
     n = x.shape[0]

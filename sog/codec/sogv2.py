@@ -23,12 +23,12 @@ learned is spent inside those fields; the reader sees an ordinary v2 file:
   native profile (`plan_layers`), each layer fills whole rows of the W-wide grid (its size a multiple of W, the
   last layer excepted), is sorted on its own block and stored with its own, coarser lattices (its scale and colour
   labels levels of its own inside the shared codebook). Off by default (``layers=1``, ``--layers 3`` turns them
-  on): on plant (Morton order, the 8-view 256-px orbit `sog eval` judged on before the evaluation protocol)
-  three layers at the finest level gave 63.2 dB at 0.76x splat-transform's bytes and at half the drops 64.0 dB
-  at 0.83x, where one grid gave 64.2 dB at 0.80x;
+  on);
 * **an SH palette sized by rate** (``palette_size`` / ``palette_per``; weighted k-means, entries ordered along
   their first principal axis so neighbouring labels are alike; an already palettised source keeps its palette);
 * ``--psnr`` (`sog.rate` over `LEVELS`) and ``--quality`` presets, as for the native profile.
+
+What was measured to choose these: docs/profiles.md.
 
 The file's ``meta.json`` is plain version 2 (no ``"profile"`` key): the playcanvas profile claims it and
 `sog.codec.v2` decodes it.
@@ -64,11 +64,9 @@ QUAT_FULL_BITS = 7
 
 #: the ladder of the rate search, finest (largest file) first, one setting coarser per step; index `DEFAULT_LEVEL`
 #: is the default. The default rung and ``Options.scale_weight`` were chosen by ``scripts/tune_sogv2.py`` on tuning
-#: views only (12 views at 512 px, `sog.render.views.TUNING_SEED`): the candidate of smallest bytes whose mean and
-#: worst tuning view are at least splat-transform's on every shared scene with a splat-transform .sog. Rung 9 (90 of
-#: the SH palette codebook's entries; plant and tarot have no SH) was added when playbot's full level got its
-#: splat-transform .sog: at 128 its file was 0.808x on tuning views, at 90 0.797x at +1.44 / +1.39 dB (playbot 2_0
-#: 0.757x at +0.47 / +0.51, kacytran 0.275x at +3.00 / +4.42); every later rung keeps at most 90
+#: views only (`sog.render.views.TUNING_SEED`): the candidate of smallest bytes whose mean and worst tuning view
+#: are at least splat-transform's on every shared scene with a splat-transform .sog (docs/profiles.md); every rung
+#: after the default keeps at most its 90 SH codebook entries
 LEVELS: list[dict] = [
     {"means_bits": m, "quat_bits": q, "scale_levels": s, "color_levels": c, "sh_levels": h} for m, q, s, c, h in [
         (16, 7, 256, 256, 256), (15, 7, 256, 256, 256), (14, 7, 256, 256, 256), (14, 6, 256, 256, 256),
@@ -140,8 +138,8 @@ def extra_bits(r: float, ratio: float | None) -> int:
 
 def means_bits_for(r: float, bits: float, ratio: float | None) -> float:
     """``bits`` plus the whole bits (up to 16) that bring a scene's `median_step_ratio` ``r`` (at ``bits``) down to
-    about ``ratio`` (`extra_bits`); never fewer bits. The default rung was chosen on scenes whose ratio is about 0.05
-    at 13 bits (plant, tarot); playbot's smaller Gaussians have 0.07-0.13."""
+    about ``ratio`` (`extra_bits`); never fewer bits (the default ``ratio`` is that of the scenes the default rung
+    was chosen on)."""
     return min(16.0, bits + max(0, extra_bits(r, ratio)))
 
 
@@ -149,8 +147,7 @@ def quat_bits_for(r: float, quat_bits: float, ratio: float | None) -> float:
     """``quat_bits`` plus the whole bits (up to 8, every code) that a scene whose `median_step_ratio` ``r`` (at its
     position bits) is below ``ratio`` needs to keep rotations as fine as positions: a rotation error t displaces a
     Gaussian's mass by about t x its size, a position error by the lattice step, so Gaussians 2x larger for the same
-    step need rotation steps half as large (`extra_bits`, rounded to the nearest bit); never fewer bits. The default
-    rung was chosen on scenes at about 0.05 (plant, tarot); kacytran's large Gaussians are at 0.026."""
+    step need rotation steps half as large (`extra_bits`, rounded to the nearest bit); never fewer bits."""
     return min(8.0, quat_bits + max(0, -extra_bits(r, ratio)))
 
 
@@ -160,7 +157,7 @@ def lattice_step(bits: float, full: int) -> int:
 
 
 #: significant decimal digits of a codebook entry in meta.json: a v2 meta.json is stored, not deflated, and three
-#: 256-entry lists of full float reprs took 15 KB; 5 digits move an entry by at most 5e-5 of its value, far below
+#: 256-entry lists of full float reprs are long; 5 digits move an entry by at most 5e-5 of its value, far below
 #: the codebooks' spacing
 CODEBOOK_DIGITS = 5
 
