@@ -54,6 +54,7 @@ from . import native_legacy as legacy
 from .base import Layer, Profile
 from .layers import layer_drops, layer_options, plan_importance_layers, wants_layers
 from .options import CodecOptions, check_options
+from .planes import colour_and_opacity, sh_rest_count
 from .palette import band_limited, fit_sh_palette, splat_weights, stored_palette
 from .rotation import GIBBS_MAX, canonical_rotations, gibbs_levels, pack_gibbs, unpack_gibbs
 from .quantize import codebook_1d, density_levels, label_dtype, nearest_sorted, scale_weights
@@ -321,16 +322,65 @@ def palette_image(centroids: torch.Tensor, k: int, seed: int = 0, levels: int = 
     return {"count": int(c), "codebook": codebook_json(cb), "layout": "rgb"}, pal.reshape(rows, pw * k, 3)
 
 
-def encode(splats: Splats, width: int, height: int, options: Options | None = None, progress=None,
-           sh_palette: tuple[torch.Tensor, torch.Tensor] | None = None,
-           shared_palette: bool = False) -> tuple[dict, dict[str, bytes]]:
-    """Encode ``splats`` (already in grid order) into native planes; returns ``(meta, files)``.
+class PlaneWriter:
+    """The planes of one ``width`` x ``height`` grid of ``n`` Gaussians as they are stored: each image the smallest of
+    ``options.codecs``, padded past ``n`` with the last Gaussian's texel (no edge for the predictor). ``files``:
+    file name -> bytes, ``names``: plane name -> file name (meta.json's ``"files"``), in the order stored."""
 
-    ``sh_palette`` ``(centroids (c, 3K), labels (N,))``: an SH palette already fitted (`fit_sh_palette`),
-    instead of fitting one. With ``shared_palette`` it is stored elsewhere in the file (a layered file shares
-    one): only the labels are stored here and the meta says ``"shared": true``."""
-    options = options or Options()
-    n = len(splats)
+    def __init__(self, width: int, height: int, n: int, options: Options, progress=None):
+        self.width, self.height, self.n, self.options = width, height, n, options
+        self.tick = progress or (lambda name: None)
+        self.files: dict[str, bytes] = {}
+        self.names: dict[str, str] = {}
+
+    def store(self, name: str, img: np.ndarray) -> None:
+        """Store image ``img`` (H, W, C) uint8 as plane ``name``."""
+        extension, data = smallest_image(img, self.options)
+        self.files[name + extension] = data
+        self.names[name] = name + extension
+        self.tick(name)
+
+    def plane(self, name: str, values: np.ndarray) -> None:
+        """Store ``values`` (N, C) uint8, Gaussian i at texel i, as plane ``name``."""
+        c = values.shape[1]
+        img = np.zeros((self.width * self.height, c), np.uint8)
+        img[:self.n] = values
+        if self.n < self.width * self.height:
+            img[self.n:] = values[-1]
+        self.store(name, img.reshape(self.height, self.width, c))
+
+    def split_plane(self, high: str, low: str, values: np.ndarray, bits: int) -> None:
+        """``bits``-bit integers (N, 3): the top 8 bits in plane ``high``, any rest in plane ``low``."""
+        self.plane(high, (values >> (bits - 8)).astype(np.uint8))
+        if bits > 8:
+            self.plane(low, (values & ((1 << (bits - 8)) - 1)).astype(np.uint8))
+
+
+class PlaneReader:
+    """The planes of one grid of ``n`` Gaussians named in ``names`` (meta.json's ``"files"``), fetched by ``read``."""
+
+    def __init__(self, n: int, names: dict, read):
+        self.n, self.names, self.read = n, names, read
+
+    def plane(self, name: str, channels: int) -> np.ndarray:
+        """Plane ``name`` as (N, ``channels``) uint8, Gaussian i at texel i."""
+        if name not in self.names:
+            raise SogError(f"sog meta.json lists no {name} plane")
+        img = decode_image(self.read(self.names[name]), self.names[name], channels)
+        if img.shape[0] * img.shape[1] < self.n:
+            raise SogError(f"{name}: {img.shape[1]}x{img.shape[0]} image is too small for {self.n} Gaussians")
+        return img.reshape(-1, channels)[:self.n]
+
+    def joined_plane(self, high: str, low: str, bits: int) -> np.ndarray:
+        """Inverse of `PlaneWriter.split_plane`: (N, 3) ``bits``-bit integers."""
+        values = self.plane(high, 3).astype(np.int64) << (bits - 8)
+        if bits > 8:
+            values |= self.plane(low, 3)
+        return values
+
+
+def check_encode_options(options: Options, width: int, height: int, n: int) -> None:
+    """Raise `SogError` for a grid that cannot hold ``n`` Gaussians or settings out of the format's ranges."""
     if width * height < n:
         raise SogError(f"grid {width}x{height} is too small for {n} Gaussians")
     if width > 16383 or height > 16383:
@@ -342,32 +392,43 @@ def encode(splats: Splats, width: int, height: int, options: Options | None = No
             or not 2 <= options.sh_levels <= 256):
         raise SogError("quat_bits must be 4..8, opacity_bits 4..8, scale levels 2..65536, color and SH levels "
                        "2..256")
+
+
+def encode(splats: Splats, width: int, height: int, options: Options | None = None, progress=None,
+           sh_palette: tuple[torch.Tensor, torch.Tensor] | None = None,
+           shared_palette: bool = False) -> tuple[dict, dict[str, bytes]]:
+    """Encode ``splats`` (already in grid order) into native planes; returns ``(meta, files)``.
+
+    ``sh_palette`` ``(centroids (c, 3K), labels (N,))``: an SH palette already fitted (`fit_sh_palette`),
+    instead of fitting one. With ``shared_palette`` it is stored elsewhere in the file (a layered file shares
+    one): only the labels are stored here and the meta says ``"shared": true``. Each attribute is one pair of
+    functions, ``encode_<attribute>`` here and ``decode_<attribute>`` in `decode`."""
+    options = options or Options()
+    n = len(splats)
+    check_encode_options(options, width, height, n)
     splats = band_limited(splats, options)
-    tick = progress or (lambda name: None)
-    files: dict[str, bytes] = {}
-    codecs_used: dict[str, str] = {}
+    out = PlaneWriter(width, height, n, options, progress)
+    means_meta, angle_bound = encode_means(splats, options, out)
+    quats_meta, log_scales = encode_quats(splats, options, out, angle_bound)
+    scales_meta = encode_scales(splats, log_scales, options, out)
+    sh0_meta = encode_colour(splats, options, out)
+    meta = {
+        "profile": "sog", "version": VERSION, "count": n, "width": width, "height": height,
+        "asset": {"generator": GENERATOR},
+        "means": means_meta, "quats": quats_meta, "scales": scales_meta, "sh0": sh0_meta,
+        "files": {},
+    }
+    if splats.shN.shape[1]:
+        meta["shN"] = encode_shn(splats, options, out, sh_palette, shared_palette)
+    meta["files"] = out.names  # plane name -> file name (its extension names the codec)
+    return meta, out.files
 
-    def store(name: str, img: np.ndarray) -> None:
-        extension, data = smallest_image(img, options)
-        filename = name + extension
-        files[filename] = data
-        codecs_used[name] = filename
-        tick(name)
 
-    def plane(name: str, values: np.ndarray) -> None:
-        c = values.shape[1]
-        img = np.zeros((width * height, c), np.uint8)
-        img[:n] = values
-        if n < width * height:  # pad with the last Gaussian's texel: no edge for the predictor
-            img[n:] = values[-1]
-        store(name, img.reshape(height, width, c))
-
-    def split_plane(high: str, low: str, values: np.ndarray, bits: int) -> None:
-        """``bits``-bit integers (N, 3): the top 8 bits in plane ``high``, any rest in plane ``low``."""
-        plane(high, (values >> (bits - 8)).astype(np.uint8))
-        if bits > 8:
-            plane(low, (values & ((1 << (bits - 8)) - 1)).astype(np.uint8))
-
+def encode_means(splats: Splats, options: Options, out: PlaneWriter) -> tuple[dict, np.ndarray | None]:
+    """Positions: ``means_bits`` per axis on a uniform grid over the box (after `position_transform`), the high
+    byte in ``means_u`` and the low bits in ``means_l``. Returns ``(meta["means"], angle bound (N,) radians or
+    None)``: with ``tolerance``, the error budget (`error_budget`) coarsens the positions here and the rotations'
+    share of it goes to `encode_quats`."""
     levels = level_count(options.means_bits)
     bits = label_bits(levels)  # of the two planes
     world = splats.means.detach().cpu().double().numpy()
@@ -375,31 +436,85 @@ def encode(splats: Splats, width: int, height: int, options: Options | None = No
     lmeans = log_transform(world) if transform == "log" else world
     mins, maxs = lmeans.min(0), lmeans.max(0)
     q = quantize_uniform(lmeans, mins, maxs, levels)
+    angle_bound = None
     if options.tolerance is not None:
         step = (np.where(maxs > mins, maxs - mins, 0.0) / (levels - 1) * np.exp(np.abs(lmeans))).mean(1)
         pos_bound, angle_bound = error_budget(splats, step, options.tolerance)
         if bits > 8:
             q = coarsen_means(q, lmeans, mins, maxs, levels, pos_bound)
-    split_plane("means_u", "means_l", q, bits)
+    out.split_plane("means_u", "means_l", q, bits)
+    return {"mins": mins.tolist(), "maxs": maxs.tolist(), "bits": bits, "levels": levels,
+            "transform": transform}, angle_bound
 
-    # each Gaussian with its smallest-angle rotation (scale axes permuted to match: same covariance)
+
+def decode_means(means_meta: dict, planes: PlaneReader) -> np.ndarray:
+    """Inverse of `encode_means`: (N, 3) float64 positions."""
+    bits = int(means_meta["bits"])
+    levels = int(means_meta.get("levels", 1 << bits))
+    if not 2 <= levels <= 1 << bits:
+        raise SogError(f"sog meta.json: {levels} position levels do not fit {bits}-bit planes")
+    q = planes.joined_plane("means_u", "means_l", bits)
+    mins, maxs = np.asarray(means_meta["mins"], np.float64), np.asarray(means_meta["maxs"], np.float64)
+    transform = legacy.position_transform_of(means_meta)
+    if transform not in POSITION_TRANSFORMS:
+        raise SogError(f"sog meta.json: unknown position transform {transform!r}")
+    means = dequantize_uniform(q, mins, maxs, levels)
+    return inv_log_transform(means) if transform == "log" else means
+
+
+def encode_quats(splats: Splats, options: Options, out: PlaneWriter,
+                 angle_bound: np.ndarray | None) -> tuple[dict, np.ndarray]:
+    """Rotations: each Gaussian with its smallest-angle rotation (scale axes permuted to match: the same
+    covariance) as a Gibbs vector of ``quat_bits`` per component, in plane ``quats``; coarser where
+    ``angle_bound`` (N,) allows. Returns ``(meta["quats"], the permuted log-scales (N, 3) float64)``."""
     quats, log_scales = canonical_rotations(splats.quats.detach().cpu().double().numpy(),
                                             splats.scales.detach().cpu().double().numpy())
     quat_levels = gibbs_levels(options.quat_bits)
     codes = pack_gibbs(quats, quat_levels)
-    if options.tolerance is not None:
+    if angle_bound is not None:
         codes = coarsen_quats(codes, angle_bound, quat_levels)
-    plane("quats", codes)
+    out.plane("quats", codes)
+    return {"encoding": "gibbs", "bits": math.ceil(math.log2(quat_levels + 1)), "levels": quat_levels}, log_scales
 
+
+def decode_quats(meta: dict, planes: PlaneReader) -> np.ndarray:
+    """Inverse of `encode_quats`: (N, 4) wxyz unit quaternions (version 1: smallest-three texels)."""
+    if meta["version"] == 1:  # smallest-three texels, as SOG v2
+        return legacy.smallest_three_quats(planes.plane)
+    quat_levels = int(meta["quats"].get("levels", (1 << int(meta["quats"]["bits"])) - 1))
+    if not 3 <= quat_levels <= 255 or quat_levels % 2 == 0:
+        raise SogError(f"sog meta.json: {quat_levels} rotation levels (an odd count, 3..255, is needed)")
+    return unpack_gibbs(planes.plane("quats", 3), quat_levels)
+
+
+def encode_scales(splats: Splats, log_scales: np.ndarray, options: Options, out: PlaneWriter) -> dict:
+    """Log-scales (N, 3) as labels into one codebook of ``scale_levels`` entries spaced for entropy-coded labels
+    (``scale_density``; None: Lloyd's, `fit_levels`), weighted by `scale_weights`; the labels' top byte in plane
+    ``scales``, any low bits (more than 256 entries) in ``scales_l``. Returns ``meta["scales"]``."""
     sw = scale_weights(log_scales, splats.opacities, options.scale_weight) if options.scale_weight else None
-    cw = np.repeat((splat_weights(splats) ** options.color_weight)[:, None], 3, 1) if options.color_weight else None
     scale_cb, scale_idx = gridded(fit_levels(log_scales, options.scale_levels, weights=sw)[0]
                                   if options.scale_density is None else
                                   density_levels(log_scales, options.scale_levels, sw, *options.scale_density)[0],
                                   log_scales)
     scale_bits = label_bits(int(scale_idx.max()) + 1)
-    split_plane("scales", "scales_l", scale_idx, scale_bits)  # > 256 entries: the labels' low bits apart
+    out.split_plane("scales", "scales_l", scale_idx, scale_bits)
+    return {"codebook": codebook_json(scale_cb), "bits": scale_bits}
 
+
+def decode_scales(scales_meta: dict, planes: PlaneReader) -> np.ndarray:
+    """Inverse of `encode_scales`: (N, 3) float32 log-scales."""
+    scale_cb = codebook_values(scales_meta["codebook"])
+    scale_idx = planes.joined_plane("scales", "scales_l", int(scales_meta.get("bits", 8)))
+    if int(scale_idx.max()) >= len(scale_cb):
+        raise SogError(f"scales plane refers to codebook entry {int(scale_idx.max())} of {len(scale_cb)}")
+    return scale_cb[scale_idx]
+
+
+def encode_colour(splats: Splats, options: Options, out: PlaneWriter) -> dict:
+    """Colour and opacity: sh0 (N, 3) as labels into a ``color_levels``-entry codebook (``color_density``; None:
+    k-means) in plane ``sh0``, opacity on ``opacity_bits`` in plane ``opacity``. Returns ``meta["sh0"]``."""
+    n = len(splats)
+    cw = np.repeat((splat_weights(splats) ** options.color_weight)[:, None], 3, 1) if options.color_weight else None
     sh0 = splats.sh0.detach().cpu().numpy().reshape(n, 3)
     sh0_cb, sh0_idx = gridded(codebook_1d(sh0, options.color_levels, weights=cw, seed=options.seed)[0]
                               if options.color_density is None else
@@ -409,38 +524,60 @@ def encode(splats: Splats, width: int, height: int, options: Options | None = No
     alpha = np.clip(np.rint(opacity * top), 0, top).astype(np.uint8)[:, None]
     # opacity in a plane of its own, not the alpha of sh0: it is close to noise, and in one texel with the colour
     # labels it spoils the colour plane's matches
-    plane("sh0", sh0_idx.astype(np.uint8))
-    plane("opacity", alpha)
+    out.plane("sh0", sh0_idx.astype(np.uint8))
+    out.plane("opacity", alpha)
+    return {"codebook": codebook_json(sh0_cb), "opacity_bits": options.opacity_bits}
 
-    meta = {
-        "profile": "sog", "version": VERSION, "count": n, "width": width, "height": height,
-        "asset": {"generator": GENERATOR},
-        "means": {"mins": mins.tolist(), "maxs": maxs.tolist(), "bits": bits, "levels": levels,
-                  "transform": transform},
-        "quats": {"encoding": "gibbs", "bits": math.ceil(math.log2(quat_levels + 1)), "levels": quat_levels},
-        "scales": {"codebook": codebook_json(scale_cb), "bits": scale_bits},
-        "sh0": {"codebook": codebook_json(sh0_cb), "opacity_bits": options.opacity_bits},
-        "files": {},
-    }
 
+def decode_colour(meta: dict, planes: PlaneReader) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of `encode_colour`: ``(sh0 (N, 3) float32, opacity logits (N,) float64)``."""
+    if "opacity" in planes.names:  # its own plane (files before it: the alpha of sh0)
+        sh0_tex, alpha_tex = planes.plane("sh0", 3), planes.plane("opacity", 1)[:, 0]
+    else:
+        sh0_tex, alpha_tex = legacy.opacity_in_sh0_alpha(planes.plane)
+    return colour_and_opacity(codebook_values(meta["sh0"]["codebook"]), sh0_tex[:, :3], alpha_tex,
+                              (1 << int(meta["sh0"].get("opacity_bits", 8))) - 1)
+
+
+def encode_shn(splats: Splats, options: Options, out: PlaneWriter,
+               sh_palette: tuple[torch.Tensor, torch.Tensor] | None, shared: bool) -> dict:
+    """The higher SH bands: a palette (``sh_palette``, or `fit_sh_palette`) in plane ``shN_centroids``
+    (`palette_image`; none when it is ``shared``, stored once for a layered file) and each Gaussian's label in
+    ``shN_labels`` (one byte, or two for more than 256 entries). Returns ``meta["shN"]``."""
     k = splats.shN.shape[1]
-    if k:
-        centroids, labels = sh_palette if sh_palette is not None else fit_sh_palette(splats, options)
-        tick("shN palette")
-        if shared_palette:
-            shn_meta = {"count": int(centroids.shape[0]), "shared": True}
-        else:
-            shn_meta, image = palette_image(centroids, k, options.seed, options.sh_levels)
-            store("shN_centroids", image)
-        c = centroids.shape[0]
-        lab = labels.numpy().astype(np.uint32)
-        if c <= 256:
-            plane("shN_labels", lab.astype(np.uint8)[:, None].repeat(3, axis=1))
-        else:
-            plane("shN_labels", np.stack([lab >> 8, lab & 0xFF, np.zeros_like(lab)], 1).astype(np.uint8))
-        meta["shN"] = {**shn_meta, "bands": splats.sh_degree}
-    meta["files"] = codecs_used  # plane name -> file name (its extension names the codec)
-    return meta, files
+    centroids, labels = sh_palette if sh_palette is not None else fit_sh_palette(splats, options)
+    out.tick("shN palette")
+    if shared:
+        shn_meta = {"count": int(centroids.shape[0]), "shared": True}
+    else:
+        shn_meta, image = palette_image(centroids, k, options.seed, options.sh_levels)
+        out.store("shN_centroids", image)
+    c = centroids.shape[0]
+    lab = labels.numpy().astype(np.uint32)
+    if c <= 256:
+        out.plane("shN_labels", lab.astype(np.uint8)[:, None].repeat(3, axis=1))
+    else:
+        out.plane("shN_labels", np.stack([lab >> 8, lab & 0xFF, np.zeros_like(lab)], 1).astype(np.uint8))
+    return {**shn_meta, "bands": splats.sh_degree}
+
+
+def decode_shn(shn_meta: dict | None, planes: PlaneReader, palette: np.ndarray | None) -> np.ndarray:
+    """Inverse of `encode_shn`: (N, K, 3) float32 higher-band coefficients (K = 0 without them); ``palette``
+    (c, K, 3): the file's shared palette when the meta says ``"shared"``."""
+    k = sh_rest_count(shn_meta)
+    if not k:
+        return np.zeros((planes.n, 0, 3), np.float32)
+    if shn_meta.get("shared"):
+        if palette is None or palette.shape[1] != k:
+            raise SogError("sog layer refers to a shared SH palette the file does not hold")
+    else:
+        palette = read_palette(shn_meta, planes.names, planes.read)
+    c = palette.shape[0]
+    lab = planes.plane("shN_labels", 3).astype(np.int64)
+    labels = lab[:, 0] if c <= 256 else (lab[:, 0] << 8) | lab[:, 1]
+    if int(labels.max()) >= c:
+        raise SogError(f"shN_labels refers to palette entry {int(labels.max())} of {c}")
+    return palette[labels]
 
 
 def encode_layers(layers: list[Layer], options: Options | None = None, progress=None,
@@ -514,24 +651,9 @@ def read_palette(shn_meta: dict, names: dict, read) -> np.ndarray:
 
 def decode(meta: dict, read, palette: np.ndarray | None = None) -> Splats:
     """Decode native planes. ``read(filename) -> bytes`` fetches a file named in ``meta['files']``;
-    ``palette`` (c, K, 3) is the shared SH palette of a layered file."""
+    ``palette`` (c, K, 3) is the shared SH palette of a layered file (`decode_layered`)."""
     if meta.get("version") == LAYERED_VERSION:
-        layers = meta.get("layers")
-        if not isinstance(layers, list) or not layers or not all(isinstance(m, dict) for m in layers):
-            raise SogError("malformed sog meta.json (a layered file needs a non-empty list of layers)")
-        if any(m.get("version") not in READ_VERSIONS for m in layers):
-            raise SogError(f"malformed sog meta.json (each layer must be a version {VERSION} meta)")
-        try:
-            shared = read_palette(meta["shN"], meta["files"], read) if "shN" in meta else None
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
-            raise SogError(f"malformed sog meta.json ({type(exc).__name__}: {exc})") from None
-        parts = [decode(m, read, shared) for m in layers]
-        if len({p.shN.shape[1] for p in parts}) > 1:
-            raise SogError("malformed sog meta.json (its layers have different SH degrees)")
-        if sum(len(p) for p in parts) != meta.get("count"):
-            raise SogError(f"sog meta.json says {meta.get('count')} Gaussians, its layers hold "
-                           f"{sum(len(p) for p in parts)}")
-        return Splats.concat(parts)
+        return decode_layered(meta, read)
     try:
         version = meta.get("version")
         if version not in READ_VERSIONS:
@@ -540,80 +662,39 @@ def decode(meta: dict, read, palette: np.ndarray | None = None) -> Splats:
         n = int(meta["count"])
         if n <= 0:
             raise SogError("sog file holds zero Gaussians")
-        names = meta["files"]
-
-        def plane(name: str, channels: int) -> np.ndarray:
-            if name not in names:
-                raise SogError(f"sog meta.json lists no {name} plane")
-            img = decode_image(read(names[name]), names[name], channels)
-            if img.shape[0] * img.shape[1] < n:
-                raise SogError(f"{name}: {img.shape[1]}x{img.shape[0]} image is too small for {n} Gaussians")
-            return img.reshape(-1, channels)[:n]
-
-        def joined_plane(high: str, low: str, bits: int) -> np.ndarray:
-            """Inverse of the encoder's ``split_plane``: (N, 3) ``bits``-bit integers."""
-            values = plane(high, 3).astype(np.int64) << (bits - 8)
-            if bits > 8:
-                values |= plane(low, 3)
-            return values
-
-        bits = int(meta["means"]["bits"])
-        levels = int(meta["means"].get("levels", 1 << bits))
-        if not 2 <= levels <= 1 << bits:
-            raise SogError(f"sog meta.json: {levels} position levels do not fit {bits}-bit planes")
-        q = joined_plane("means_u", "means_l", bits)
-        mins, maxs = np.asarray(meta["means"]["mins"], np.float64), np.asarray(meta["means"]["maxs"], np.float64)
-        transform = legacy.position_transform_of(meta["means"])
-        if transform not in POSITION_TRANSFORMS:
-            raise SogError(f"sog meta.json: unknown position transform {transform!r}")
-        means = dequantize_uniform(q, mins, maxs, levels)
-        means = inv_log_transform(means) if transform == "log" else means
-
-        if version == 1:  # smallest-three texels, as SOG v2
-            quats = legacy.smallest_three_quats(plane)
-        else:
-            quat_levels = int(meta["quats"].get("levels", (1 << int(meta["quats"]["bits"])) - 1))
-            if not 3 <= quat_levels <= 255 or quat_levels % 2 == 0:
-                raise SogError(f"sog meta.json: {quat_levels} rotation levels (an odd count, 3..255, is needed)")
-            quats = unpack_gibbs(plane("quats", 3), quat_levels)
-        scale_cb = codebook_values(meta["scales"]["codebook"])
-        scale_idx = joined_plane("scales", "scales_l", int(meta["scales"].get("bits", 8)))
-        if int(scale_idx.max()) >= len(scale_cb):
-            raise SogError(f"scales plane refers to codebook entry {int(scale_idx.max())} of {len(scale_cb)}")
-        scales = scale_cb[scale_idx]
-        if "opacity" in names:  # its own plane (files before it: the alpha of sh0)
-            sh0_tex, alpha_tex = plane("sh0", 3), plane("opacity", 1)[:, 0]
-        else:
-            sh0_tex, alpha_tex = legacy.opacity_in_sh0_alpha(plane)
-        sh0 = codebook_values(meta["sh0"]["codebook"])[sh0_tex[:, :3]]
-        top = (1 << int(meta["sh0"].get("opacity_bits", 8))) - 1
-        alpha = np.clip(alpha_tex.astype(np.float64) / top, 1e-6, 1 - 1e-6)
-        opacities = np.log(alpha / (1 - alpha))
-
-        shn_meta = meta.get("shN")
-        bands = int(shn_meta["bands"]) if shn_meta else 0
-        k = SH_REST_COUNT.get(bands)
-        if k is None:
-            raise SogError(f"unsupported shN bands {bands}")
-        shN = np.zeros((n, k, 3), np.float32)
-        if k:
-            if shn_meta.get("shared"):
-                if palette is None or palette.shape[1] != k:
-                    raise SogError("sog layer refers to a shared SH palette the file does not hold")
-            else:
-                palette = read_palette(shn_meta, names, read)
-            c = palette.shape[0]
-            lab = plane("shN_labels", 3).astype(np.int64)
-            labels = lab[:, 0] if c <= 256 else (lab[:, 0] << 8) | lab[:, 1]
-            if int(labels.max()) >= c:
-                raise SogError(f"shN_labels refers to palette entry {int(labels.max())} of {c}")
-            shN = palette[labels]
+        planes = PlaneReader(n, meta["files"], read)
+        means = decode_means(meta["means"], planes)
+        quats = decode_quats(meta, planes)
+        scales = decode_scales(meta["scales"], planes)
+        sh0, opacities = decode_colour(meta, planes)
+        shN = decode_shn(meta.get("shN"), planes, palette)
     except SogError:
         raise
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise SogError(f"malformed sog meta.json ({type(exc).__name__}: {exc})") from None
 
     return Splats.from_arrays(means, scales, quats, opacities, sh0, shN)
+
+
+def decode_layered(meta: dict, read) -> Splats:
+    """Decode a layered (version 3) file: each layer's plain meta (`decode`) with the shared SH palette, the layers
+    concatenated in order."""
+    layers = meta.get("layers")
+    if not isinstance(layers, list) or not layers or not all(isinstance(m, dict) for m in layers):
+        raise SogError("malformed sog meta.json (a layered file needs a non-empty list of layers)")
+    if any(m.get("version") not in READ_VERSIONS for m in layers):
+        raise SogError(f"malformed sog meta.json (each layer must be a version {VERSION} meta)")
+    try:
+        shared = read_palette(meta["shN"], meta["files"], read) if "shN" in meta else None
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise SogError(f"malformed sog meta.json ({type(exc).__name__}: {exc})") from None
+    parts = [decode(m, read, shared) for m in layers]
+    if len({p.shN.shape[1] for p in parts}) > 1:
+        raise SogError("malformed sog meta.json (its layers have different SH degrees)")
+    if sum(len(p) for p in parts) != meta.get("count"):
+        raise SogError(f"sog meta.json says {meta.get('count')} Gaussians, its layers hold "
+                       f"{sum(len(p) for p in parts)}")
+    return Splats.concat(parts)
 
 
 class NativeProfile(Profile):

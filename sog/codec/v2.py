@@ -28,8 +28,9 @@ import numpy as np
 import torch
 
 from ..errors import SogError
-from ..splats import SH_REST_COUNT, Splats
+from ..splats import Splats
 from .image import decode_image
+from .planes import colour_and_opacity, sh_rest_count
 
 SQRT2 = math.sqrt(2.0)
 #: For each dropped (largest) component, the order of the three stored ones (w, x, y, z).
@@ -102,15 +103,10 @@ def decode(meta: dict, read) -> Splats:
         scale_cb = np.asarray(meta["scales"]["codebook"], np.float32)
         scales = scale_cb[plane(meta["scales"]["files"][0])[:, :3]]
         sh0_tex = plane(meta["sh0"]["files"][0])
-        sh0 = np.asarray(meta["sh0"]["codebook"], np.float32)[sh0_tex[:, :3]]
-        alpha = np.clip(sh0_tex[:, 3].astype(np.float64) / 255, 1e-6, 1 - 1e-6)
-        opacities = np.log(alpha / (1 - alpha))
-
+        sh0, opacities = colour_and_opacity(np.asarray(meta["sh0"]["codebook"], np.float32), sh0_tex[:, :3],
+                                            sh0_tex[:, 3], 255)
         shn_meta = meta.get("shN")
-        bands = int(shn_meta["bands"]) if shn_meta else 0
-        k = SH_REST_COUNT.get(bands)
-        if k is None:
-            raise SogError(f"unsupported shN bands {bands}")
+        k = sh_rest_count(shn_meta)
         shN = np.zeros((n, 0, 3), np.float32)
         if k:
             cb = np.asarray(shn_meta["codebook"], np.float32)
