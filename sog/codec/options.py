@@ -17,12 +17,12 @@ from .layers import check_layer_shares
 
 @dataclass(kw_only=True)
 class CodecOptions:
-    """Encoder settings shared by the native and sogv2 profiles (their ``Options`` set the defaults marked
-    "profile")."""
+    """Encoder settings shared by the native and sogv2 profiles (their ``Options`` give the fields without a default
+    here their defaults)."""
 
     effort: int = 4                    #: image-codec effort 0..6
     seed: int = 0
-    # -- the rate search's ladder (`sog.rate`): profile defaults, a rung of the profile's ``LEVELS``
+    # -- the rate search's ladder (`sog.rate`): each profile's default is a rung of its ``LEVELS``
     means_bits: float                  #: bits per position axis; fractional: round(2^bits) levels
     quat_bits: float                   #: bits per stored rotation component; may be fractional
     scale_levels: int                  #: entries of the log-scale codebook used

@@ -19,8 +19,8 @@ learned is spent inside those fields; the reader sees an ordinary v2 file:
 * **a default chosen on tuning views**: rung `DEFAULT_LEVEL` of `LEVELS` and ``scale_weight`` are what
   ``scripts/tune_sogv2.py`` picks (the smallest candidate at least splat-transform's mean and worst tuning view on
   every shared scene), never a choice made on `sog eval`'s judging views;
-* **importance layers as row blocks of the one grid**: the Gaussians are split by render importance as in the
-  native profile (`plan_layers`), each layer fills whole rows of the W-wide grid (its size a multiple of W, the
+* **importance layers as row blocks of the one grid**: the Gaussians are split by render importance
+  (`plan_layers`: `sog.codec.layers`, as for the native profile), each layer fills whole rows of the W-wide grid (its size a multiple of W, the
   last layer excepted), is sorted on its own block and stored with its own, coarser lattices (its scale and colour
   labels levels of its own inside the shared codebook). Off by default (``layers=1``, ``--layers 3`` turns them
   on);
@@ -227,12 +227,73 @@ def check_blocks(layers: list[Layer]) -> int:
     return width
 
 
+class V2Planes:
+    """The WebP planes of one ``width`` x ``height`` v2 grid of ``n`` Gaussians, encoded in a few threads while the
+    next ones are computed (Pillow's encoder releases the GIL); `files` keeps their order, and each is the bytes
+    one call gives. Use it as a context manager (the threads end with it)."""
+
+    def __init__(self, width: int, height: int, n: int, effort: int, progress=None):
+        self.width, self.height, self.n, self.effort = width, height, n, effort
+        self.tick = progress or (lambda name: None)
+        workers = min(4, os.cpu_count() or 1)  # not torch's count: `compress` runs torch on one thread (bytes)
+        self.pool = ThreadPoolExecutor(workers) if workers > 1 else None
+        self.encoded: dict[str, bytes | Future] = {}
+
+    def __enter__(self) -> V2Planes:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool:
+            self.pool.shutdown()
+
+    def image(self, name: str, array: np.ndarray) -> None:
+        """Encode ``array`` (H, W, 4) uint8 as file ``name``."""
+        self.encoded[name] = (self.pool.submit(encode_image, array, "webp", self.effort) if self.pool
+                              else encode_image(array, "webp", self.effort))
+
+    def plane(self, name: str, rgba: np.ndarray) -> None:
+        """Encode ``rgba`` (N, 4) uint8, Gaussian i at texel i, as file ``name``."""
+        img = np.empty((self.width * self.height, 4), np.uint8)
+        img[:self.n] = rgba
+        img[self.n:] = rgba[-1]  # padding repeats the last texel: no edge for the predictor (readers stop at count)
+        self.image(name, img.reshape(self.height, self.width, 4))
+
+    def files(self) -> dict[str, bytes]:
+        """File name -> bytes, in the order encoded (waits for the threads)."""
+        files: dict[str, bytes] = {}
+        for name, data in self.encoded.items():
+            files[name] = data.result() if isinstance(data, Future) else data
+            self.tick(name)
+        return files
+
+
+def layer_settings(options: Options, layers: list[Layer], lmeans: np.ndarray, scales: np.ndarray) -> list[Options]:
+    """The settings each layer is stored with: ``options`` made coarser by its drops (`layer_options`; every layer
+    keeps the one scale codebook's levels unless ``layer_scale_drops``), plus the whole bits the scene's size needs
+    for positions and rotations (`means_bits_for`, `quat_bits_for`, measured on the log-space positions ``lmeans``
+    (N, 3) and log-scales ``scales`` (N, 3)), the same for every layer."""
+    per = [layer_options(options, layer_drops(options, i, layer)) for i, layer in enumerate(layers)]
+    if not options.layer_scale_drops:  # every layer labels over the one 256-entry scale codebook
+        per = [replace(opts, scale_levels=options.scale_levels) for opts in per]
+    # the lattices' size-aware bits, from one measure of how large the Gaussians are for the position lattice
+    r = median_step_ratio(lmeans, scales, options.means_bits) if len(lmeans) else math.nan
+    bits = means_bits_for(r, options.means_bits, options.means_step_ratio)
+    if bits != options.means_bits:  # every layer's lattice gets the same extra bits
+        per = [replace(opts, means_bits=min(16.0, opts.means_bits + bits - options.means_bits)) for opts in per]
+    qbits = quat_bits_for(r, options.quat_bits, options.quat_step_ratio)
+    if qbits != options.quat_bits:
+        per = [replace(opts, quat_bits=min(8.0, opts.quat_bits + qbits - options.quat_bits)) for opts in per]
+    return per
+
+
 def encode_layers(layers: list[Layer], options: Options | None = None, progress=None,
                   sh_palette: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[dict, dict[str, bytes]]:
     """Encode ``layers`` (finest first, each in grid order, stacked as row blocks of one grid) into one SOG v2 file;
-    returns ``(meta, files)``. Layer k is stored with ``layers.layer_options(options, drops_k)``
-    (`layers.layer_drops`: its own drops plus ``options.layer_steps[k]``). ``sh_palette``: the palette already
-    fitted on the layers' concatenation (band-limited), as the rate search passes it."""
+    returns ``(meta, files)``. Layer k is stored with its own settings (`layer_settings`: its drops, its own plus
+    ``options.layer_steps[k]``, through `sog.codec.layers.layer_options`). ``sh_palette``: the palette already
+    fitted on the layers' concatenation (band-limited), as the rate search passes it. One function per attribute
+    (`encode_means`, `encode_quats`, `encode_scales`, `encode_colour`, `encode_shn`); `sog.codec.v2.decode` reads
+    the file."""
     options = options or Options()
     check_options(options)
     layers = [Layer(band_limited(layer.splats, options), layer.width, layer.height, layer.drops) for layer in layers]
@@ -243,38 +304,29 @@ def encode_layers(layers: list[Layer], options: Options | None = None, progress=
     splats = Splats.concat([layer.splats for layer in layers]) if len(layers) > 1 else layers[0].splats  # no copy
     n = len(splats)
     bounds = np.cumsum([0] + [len(layer.splats) for layer in layers])
-    per = [layer_options(options, layer_drops(options, i, layer)) for i, layer in enumerate(layers)]
-    if not options.layer_scale_drops:  # every layer labels over the one 256-entry scale codebook
-        per = [replace(opts, scale_levels=options.scale_levels) for opts in per]
     rows = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
-    tick = progress or (lambda name: None)
-    # the planes are WebP-encoded in a few threads while the next ones are computed (Pillow's encoder releases
-    # the GIL); the files keep their order, and each is the bytes one call gives
-    workers = min(4, os.cpu_count() or 1)  # not torch's count: `compress` runs torch on one thread (bytes)
-    pool = ThreadPoolExecutor(workers) if workers > 1 else None
-    encoded: dict[str, bytes | Future] = {}
-
-    def image(name: str, array: np.ndarray) -> None:
-        encoded[name] = (pool.submit(encode_image, array, "webp", options.effort) if pool
-                         else encode_image(array, "webp", options.effort))
-
-    def plane(name: str, rgba: np.ndarray) -> None:
-        img = np.empty((width * height, 4), np.uint8)
-        img[:n] = rgba
-        img[n:] = rgba[-1]  # padding repeats the last texel: no edge for the predictor (readers stop at count)
-        image(name, img.reshape(height, width, 4))
-
-    # positions: 16-bit codes in log space on a lattice of every step-th code, the finest layer's top code = max
     lmeans = log_transform(splats.means.detach().cpu().double().numpy())
     scales64 = splats.scales.detach().cpu().double().numpy()
-    # the lattices' size-aware bits, from one measure of how large the Gaussians are for the position lattice
-    r = median_step_ratio(lmeans, scales64, options.means_bits) if n else math.nan
-    bits = means_bits_for(r, options.means_bits, options.means_step_ratio)
-    if bits != options.means_bits:  # every layer's lattice gets the same extra bits
-        per = [replace(opts, means_bits=min(16.0, opts.means_bits + bits - options.means_bits)) for opts in per]
-    qbits = quat_bits_for(r, options.quat_bits, options.quat_step_ratio)
-    if qbits != options.quat_bits:
-        per = [replace(opts, quat_bits=min(8.0, opts.quat_bits + qbits - options.quat_bits)) for opts in per]
+    per = layer_settings(options, layers, lmeans, scales64)
+    with V2Planes(width, height, n, options.effort, progress) as out:
+        means_meta = encode_means(lmeans, rows, per, out)
+        # rotations: canonical, the same covariance with permuted scales (which the scale codebook then holds)
+        quats, log_scales = canonical_rotations(splats.quats.detach().cpu().double().numpy(), scales64)
+        quats_meta = encode_quats(quats, rows, per, out)
+        scales_meta = encode_scales(log_scales, splats.opacities, rows, per, options, out)
+        sh0_meta = encode_colour(splats, rows, per, options, out)
+        meta = {"version": 2, "asset": {"generator": GENERATOR}, "count": n, "means": means_meta,
+                "scales": scales_meta, "quats": quats_meta, "sh0": sh0_meta}
+        if splats.shN.shape[1]:
+            meta["shN"] = encode_shn(splats, options, out, sh_palette)
+        return meta, out.files()
+
+
+def encode_means(lmeans: np.ndarray, rows: list[slice], per: list[Options], out: V2Planes) -> dict:
+    """Positions: 16-bit codes of the log-space positions ``lmeans`` (N, 3), layer ``rows[k]`` on a lattice of every
+    `lattice_step`-th code of its ``per[k].means_bits``; the finest layer's top code is the box's max (``maxs`` is
+    stretched to match). Planes ``means_l`` and ``means_u``; returns ``meta["means"]``."""
+    n = len(lmeans)
     mins, maxs = lmeans.min(0), lmeans.max(0)
     span = np.where(maxs > mins, maxs - mins, 1.0)
     step0 = lattice_step(per[0].means_bits, 16)
@@ -286,11 +338,15 @@ def encode_layers(layers: list[Layer], options: Options | None = None, progress=
         q[part] = np.clip(np.rint(exact[part] / step) * step, 0, 65535 // step * step)
     stored_maxs = mins + span * 65535 / top0
     ones = np.full((n, 1), 255, np.uint8)
-    plane("means_l.webp", np.concatenate([(q & 0xFF).astype(np.uint8), ones], 1))
-    plane("means_u.webp", np.concatenate([(q >> 8).astype(np.uint8), ones], 1))
+    out.plane("means_l.webp", np.concatenate([(q & 0xFF).astype(np.uint8), ones], 1))
+    out.plane("means_u.webp", np.concatenate([(q >> 8).astype(np.uint8), ones], 1))
+    return {"mins": mins.tolist(), "maxs": stored_maxs.tolist(), "files": ["means_l.webp", "means_u.webp"]}
 
-    # rotations: canonical (the same covariance with permuted scales), smallest-three codes on a lattice around 128
-    quats, log_scales = canonical_rotations(splats.quats.detach().cpu().double().numpy(), scales64)
+
+def encode_quats(quats: np.ndarray, rows: list[slice], per: list[Options], out: V2Planes) -> dict:
+    """Rotations: canonical ``quats`` (N, 4) as smallest-three codes, layer ``rows[k]`` on a lattice of every
+    `lattice_step`-th code of its ``per[k].quat_bits`` around 128. Plane ``quats``; returns ``meta["quats"]``."""
+    n = len(quats)
     largest = np.abs(quats).argmax(1)
     sign = np.where(quats[np.arange(n), largest] < 0, -1.0, 1.0)
     kept = np.take_along_axis(quats * sign[:, None] * SQRT2, QUAT_KEEP[largest], axis=1)
@@ -300,58 +356,58 @@ def encode_layers(layers: list[Layer], options: Options | None = None, progress=
         step = lattice_step(opts.quat_bits, QUAT_FULL_BITS)
         rgb[part] = 128 + np.rint((codes[part] - 128) / step) * step
     rgb = np.clip(rgb, 0, 255).astype(np.uint8)
-    plane("quats.webp", np.concatenate([rgb, (252 + largest).astype(np.uint8)[:, None]], 1))
+    out.plane("quats.webp", np.concatenate([rgb, (252 + largest).astype(np.uint8)[:, None]], 1))
+    return {"files": ["quats.webp"]}
 
-    # scales: one 256-entry codebook spaced for entropy-coded labels; a coarser layer uses fewer of its entries
-    sw = scale_weights(log_scales, splats.opacities, options.scale_weight) if options.scale_weight else None
+
+def encode_scales(log_scales: np.ndarray, opacities: torch.Tensor, rows: list[slice], per: list[Options],
+                  options: Options, out: V2Planes) -> dict:
+    """Log-scales (N, 3): one 256-entry codebook spaced for entropy-coded labels (`layered_codebook`, weighted by
+    `scale_weights` of the ``opacities`` (N,) logits); a coarser layer uses fewer of its entries. Plane ``scales``;
+    returns ``meta["scales"]``."""
+    sw = scale_weights(log_scales, opacities, options.scale_weight) if options.scale_weight else None
     scale_cb, scale_idx = layered_codebook(log_scales, sw, rows, [o.scale_levels for o in per], options.scale_density)
-    plane("scales.webp", np.concatenate([scale_idx, ones], 1))
+    out.plane("scales.webp", np.concatenate([scale_idx, np.full((len(log_scales), 1), 255, np.uint8)], 1))
+    return {"codebook": padded_codebook(scale_cb), "files": ["scales.webp"]}
 
-    # colour: the same for sh0; opacity in its alpha on a lattice anchored at 255
-    sh0 = splats.sh0.detach().cpu().numpy().reshape(n, 3)
+
+def encode_colour(splats: Splats, rows: list[slice], per: list[Options], options: Options, out: V2Planes) -> dict:
+    """Colour: sh0 as `encode_scales` stores scales (unweighted); opacity in its alpha on a lattice of every
+    2^(8 - ``opacity_bits``)-th value anchored at 255 (opaque stays opaque). Plane ``sh0``; returns
+    ``meta["sh0"]``."""
+    sh0 = splats.sh0.detach().cpu().numpy().reshape(len(splats), 3)
     sh0_cb, sh0_idx = layered_codebook(sh0, None, rows, [o.color_levels for o in per], options.color_density)
     alpha = 255 * torch.sigmoid(splats.opacities.detach().cpu().double()).numpy()
     step = lattice_step(options.opacity_bits, 8)
     alpha = np.clip(255 - np.rint((255 - alpha) / step) * step, 0, 255).astype(np.uint8)[:, None]
-    plane("sh0.webp", np.concatenate([sh0_idx, alpha], 1))
+    out.plane("sh0.webp", np.concatenate([sh0_idx, alpha], 1))
+    return {"codebook": padded_codebook(sh0_cb), "files": ["sh0.webp"]}
 
-    meta = {
-        "version": 2,
-        "asset": {"generator": GENERATOR},
-        "count": n,
-        "means": {"mins": mins.tolist(), "maxs": stored_maxs.tolist(), "files": ["means_l.webp", "means_u.webp"]},
-        "scales": {"codebook": padded_codebook(scale_cb), "files": ["scales.webp"]},
-        "quats": {"files": ["quats.webp"]},
-        "sh0": {"codebook": padded_codebook(sh0_cb), "files": ["sh0.webp"]},
-    }
 
-    k = splats.shN.shape[1]
-    if k:
-        centroids, labels = sh_palette if sh_palette is not None else fit_sh_palette(splats, options)
-        tick("shN palette")
-        c = centroids.shape[0]
-        if c > 65536:
-            raise SogError(f"sogv2: an SH palette of {c} entries does not fit 16-bit labels")
-        cb = short_levels(codebook_1d(centroids.numpy(), options.sh_levels, seed=options.seed)[0])
-        cidx = nearest_sorted(cb, centroids.numpy().astype(np.float64).reshape(-1)).reshape(c, 3 * k)
-        pal_rows = math.ceil(c / 64)
-        pal = np.zeros((pal_rows * 64, k, 4), np.uint8)
-        pal[..., 3] = 255
-        pal[:c, :, :3] = np.asarray(cidx, np.uint8).reshape(c, 3, k).transpose(0, 2, 1)
-        image("shN_centroids.webp", pal.reshape(pal_rows, 64 * k, 4))
-        lab = labels.numpy()
-        texels = np.empty((n, 4), np.uint8)  # the 16-bit label: low byte in red, high byte in green
-        texels[:, 0], texels[:, 1], texels[:, 2], texels[:, 3] = lab & 0xFF, lab >> 8, 0, 255
-        plane("shN_labels.webp", texels)
-        meta["shN"] = {"count": int(c), "bands": splats.sh_degree, "codebook": padded_codebook(cb),
-                       "files": ["shN_centroids.webp", "shN_labels.webp"]}
-    files: dict[str, bytes] = {}
-    for name, data in encoded.items():
-        files[name] = data.result() if isinstance(data, Future) else data
-        tick(name)
-    if pool:
-        pool.shutdown()
-    return meta, files
+def encode_shn(splats: Splats, options: Options, out: V2Planes,
+               sh_palette: tuple[torch.Tensor, torch.Tensor] | None) -> dict:
+    """The higher SH bands: the palette (``sh_palette``, or `fit_sh_palette`; at most 65,536 entries for the 16-bit
+    labels) as indices into a codebook of ``sh_levels`` of its 256 entries, 64 entries per row of
+    ``shN_centroids``, and each Gaussian's label in ``shN_labels``. Returns ``meta["shN"]``."""
+    n, k = len(splats), splats.shN.shape[1]
+    centroids, labels = sh_palette if sh_palette is not None else fit_sh_palette(splats, options)
+    out.tick("shN palette")
+    c = centroids.shape[0]
+    if c > 65536:
+        raise SogError(f"sogv2: an SH palette of {c} entries does not fit 16-bit labels")
+    cb = short_levels(codebook_1d(centroids.numpy(), options.sh_levels, seed=options.seed)[0])
+    cidx = nearest_sorted(cb, centroids.numpy().astype(np.float64).reshape(-1)).reshape(c, 3 * k)
+    pal_rows = math.ceil(c / 64)
+    pal = np.zeros((pal_rows * 64, k, 4), np.uint8)
+    pal[..., 3] = 255
+    pal[:c, :, :3] = np.asarray(cidx, np.uint8).reshape(c, 3, k).transpose(0, 2, 1)
+    out.image("shN_centroids.webp", pal.reshape(pal_rows, 64 * k, 4))
+    lab = labels.numpy()
+    texels = np.empty((n, 4), np.uint8)  # the 16-bit label: low byte in red, high byte in green
+    texels[:, 0], texels[:, 1], texels[:, 2], texels[:, 3] = lab & 0xFF, lab >> 8, 0, 255
+    out.plane("shN_labels.webp", texels)
+    return {"count": int(c), "bands": splats.sh_degree, "codebook": padded_codebook(cb),
+            "files": ["shN_centroids.webp", "shN_labels.webp"]}
 
 
 def decode(meta: dict, read) -> Splats:
