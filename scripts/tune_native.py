@@ -1,6 +1,6 @@
 """Choose the native profile's default settings on tuning views, against splat-transform's .sog or the sogv2 default.
 
-The native default (`sog.codec.native.Options`: a rung of `sog.rate.LEVELS`, the number of importance layers and
+The native default (`sog.codec.native.Options`: a rung of `sog.codec.native.LEVELS`, the number of importance layers and
 the scale codebook's weight) decides how coarse each attribute is. This script makes that choice as the evaluation
 protocol allows (docs/evaluation.md#evaluation-protocol): it renders only **tuning views**
 (`sog.render.views.tuning_cameras`, 12 views at 512 px, `TUNING_SEED`), never a judging view.
@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 
 import sog
-from sog import rate
 from sog.codec import native
 from sog.render import render
 from sog.render.views import tuning_cameras
@@ -87,7 +86,7 @@ def main(argv=None) -> int:
     common_arguments(ap, ["plant", "tarot", "kacytran", "playbot-2_0"])
     ap.add_argument("--against", choices=["st", "sogv2"], default="st",
                     help="the reference: splat-transform's .sog (the sogv2 default where there is none) or sogv2's")
-    ap.add_argument("--levels", type=int, nargs="+", default=list(range(1, 9)), help="rungs of sog.rate.LEVELS")
+    ap.add_argument("--levels", type=int, nargs="+", default=list(range(1, 9)), help="rungs of sog.codec.native.LEVELS")
     ap.add_argument("--layers", type=int, nargs="+", default=[1, 3])
     ap.add_argument("--scale-weights", type=float, nargs="+", default=[native.Options().scale_weight])
     ap.add_argument("--max-drops", type=int, nargs="+", default=[native.Options().layer_max_drop],
@@ -95,7 +94,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     candidates = [{"name": f"L{lv} x{layers}" + (f" d{d}" if layers > 1 else "") + f" sw{sw:g}"
                    + (f" h{h}" if h else ""),
-                   "options": {**rate.LEVELS[lv], "layers": layers, "layer_max_drop": d, "scale_weight": sw,
+                   "options": {**native.LEVELS[lv], "layers": layers, "layer_max_drop": d, "scale_weight": sw,
                                **({"sh_levels": h} if h else {})}}
                   for lv in args.levels for layers in args.layers for d in (args.max_drops if layers > 1 else [3])
                   for sw in args.scale_weights for h in args.sh_levels]

@@ -18,10 +18,12 @@ from .codec import DEFAULT_PROFILE, Layer, get_profile
 from .device import one_cpu_thread, resolve_device
 from .errors import SogError
 from .grid import grid_shape
+from .render.importance import sensitivities
 from .render.views import importance_views, search_cameras
 from .io import UNCOMPRESSED, WRITERS, get_writer, load, output_format, read_container, write_container, write_ply
 from .io.atomic import check_destination, check_not_input
 from .io.limits import check_magnitudes
+from .rate import RateSearch
 from .sort import get_sorter, sort_grid
 from .sort.config import ShuffleSoftSortConfig
 from .sort.features import splat_features
@@ -55,7 +57,7 @@ class CompressOptions:
     sort_seconds: float | None = None
     profile_options: dict = field(default_factory=dict)
     quality: str | None = None          #: the profile's preset (`Profile.presets`; native "small" is a PSNR target)
-    target_psnr: float | None = None    #: the smallest file whose renders reach this PSNR (`Profile.encode_to_psnr`)
+    target_psnr: float | None = None    #: the smallest file whose renders reach this PSNR (`sog.rate`)
     #: reuse an earlier result's split and sort (`CompressResult.layout`) of the same scene: no importance, no sort
     layout: list[tuple[torch.Tensor, dict[str, float]]] | None = None
     #: the sorter's config, built from ``sort``, ``sort_options`` and ``sort_budget`` when the options are made
@@ -141,8 +143,10 @@ def _compress(source, output, fmt: str, options: CompressOptions, profile, profi
         _check_layout(options.layout, n, profile)
     elif profile.wants_layers(n, profile_options):
         t0 = time.perf_counter()
-        groups = profile.plan_layers(splats, profile_options, importance_views(splats, source_path), device,
-                                     options.seed)
+        # each Gaussian's render sensitivity in each importance view (the worst view bounds a layer's drops)
+        sensitivity = sensitivities(splats, importance_views(splats, source_path), device, seed=options.seed,
+                                    per_view=True)
+        groups = profile.plan_layers(splats, sensitivity, profile_options)
         seconds["importance"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -165,8 +169,8 @@ def _compress(source, output, fmt: str, options: CompressOptions, profile, profi
         cameras = search_cameras(splats, source_path)
         with tqdm(total=None, desc=f"encode to {target_psnr:g} dB", unit="probe", disable=quiet,
                   leave=False) as bar:
-            rate = profile.encode_to_psnr(layers, target_psnr, fixed, cameras, device,
-                                          progress=lambda name: bar.update(1))
+            rate = RateSearch(profile, profile.ladder, layers, target_psnr, fixed, cameras, device,
+                              progress=lambda name: bar.update(1)).run()
         meta, files = rate.meta, rate.files
     else:
         with tqdm(total=None, desc="encode", unit="plane", disable=quiet, leave=False) as bar:

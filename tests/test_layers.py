@@ -14,11 +14,12 @@ import torch
 import sog
 from conftest import small_scene
 from sog.codec import native
+from sog.codec.layers import importance_layers, layer_options
 from sog.errors import SogError
 from sog.io import read_container
 from sog.pipeline import CompressOptions, compress
 from sog.render import look_at
-from sog.render.importance import importance_layers, sensitivities
+from sog.render.importance import sensitivities
 from sog.splats import Splats
 
 
@@ -90,12 +91,12 @@ def test_a_layer_sixteen_times_less_sensitive_is_stored_two_bits_coarser():
 
 def test_layer_options_drop_each_attribute_and_stop_at_the_smallest_setting():
     base = native.Options(means_bits=13, quat_bits=6, scale_levels=512, color_levels=128)
-    o = native.layer_options(base, {"means": 1, "quats": 1, "scales": 2, "sh0": 3})
+    o = layer_options(base, {"means": 1, "quats": 1, "scales": 2, "sh0": 3})
     assert (o.means_bits, o.quat_bits, o.scale_levels, o.color_levels) == (12, 5, 128, 16)
-    o = native.layer_options(base, {"means": 9, "quats": 9, "scales": 9, "sh0": 9})
+    o = layer_options(base, {"means": 9, "quats": 9, "scales": 9, "sh0": 9})
     assert (o.means_bits, o.quat_bits, o.scale_levels, o.color_levels) == (8, 4, 32, 8)
-    assert native.layer_options(base, {}) == base
-    o = native.layer_options(base, {"means": 0.5, "quats": 0.5, "scales": 0.5, "sh0": 1.5})  # half steps
+    assert layer_options(base, {}) == base
+    o = layer_options(base, {"means": 0.5, "quats": 0.5, "scales": 0.5, "sh0": 1.5})  # half steps
     assert (o.means_bits, o.quat_bits, o.scale_levels, o.color_levels) == (12.5, 5.5, 362, 45)
 
 

@@ -13,7 +13,8 @@ from hypothesis.extra.numpy import arrays
 import sog
 from conftest import shared_path, small_scene
 from sog.codec import get_profile, native
-from sog.codec.quantize import codebook_1d, density_levels
+from sog.codec.palette import order_palette
+from sog.codec.quantize import codebook_1d, density_levels, scale_weights
 from sog.codec.rotation import canonical_rotations
 from sog.errors import SogError
 from sog.io import read_container
@@ -38,7 +39,7 @@ def test_uniform_quantiser_error_is_at_most_half_a_step(x, bits):
 def test_palette_ordering_relabels_consistently():
     g = torch.Generator().manual_seed(0)
     cent, labels = torch.randn(50, 6, generator=g), torch.randint(0, 50, (500,), generator=g)
-    c2, l2 = native.order_palette(cent, labels)
+    c2, l2 = order_palette(cent, labels)
     assert torch.equal(c2[l2], cent[labels])
     proj = (c2 - c2.mean(0)) @ torch.linalg.svd(c2 - c2.mean(0), full_matrices=False)[2][0]
     assert bool((proj[1:] >= proj[:-1]).all()) or bool((proj[1:] <= proj[:-1]).all())
@@ -56,7 +57,7 @@ def test_palette_order_is_the_same_for_any_thread_count():
         orders = []
         for threads in (1, 2):
             torch.set_num_threads(threads)
-            orders.append(native.order_palette(cent, labels))
+            orders.append(order_palette(cent, labels))
     finally:
         torch.set_num_threads(before)
     assert torch.equal(orders[0][0], orders[1][0]) and torch.equal(orders[0][1], orders[1][1])
@@ -239,7 +240,7 @@ def test_weighted_scale_codebook_fits_the_large_opaque_gaussians_closer():
     opac = torch.zeros(len(log_s))                     # sigmoid 0.5 each
     err = {}
     for power in (0.0, 2.0):
-        w = native.scale_weights(log_s, opac, power) if power else None
+        w = scale_weights(log_s, opac, power) if power else None
         cb, idx = native.fit_levels(log_s, 64, weights=w)
         err[power] = np.abs(cb[idx] - log_s)[-60:].max()
     assert err[2.0] < err[0.0] / 2
@@ -314,7 +315,7 @@ def test_a_version_1_file_with_smallest_three_rotations_still_decodes():
     meta, files = native.encode(scene, 20, 20, native.Options(scale_levels=256))
     # rewrite it as version 1 wrote it: smallest-three quats (4 channels), no quats/bits entries
     from sog.codec.image import encode_image
-    from sog.codec.playcanvas import pack_quats
+    from sog.codec.v2 import pack_quats
     files = {**files, meta["files"]["quats"]: encode_image(
         pack_quats(scene.quats.double().numpy()).reshape(20, 20, 4), meta["files"]["quats"].rsplit(".", 1)[1])}
     v1 = {**meta, "version": 1, "scales": {"codebook": meta["scales"]["codebook"]}}

@@ -13,6 +13,7 @@ from hypothesis.extra.numpy import arrays
 import sog
 from conftest import small_scene
 from sog.codec import playcanvas as pc
+from sog.codec import v2
 from sog.codec.image import decode_image
 from sog.codec.quantize import codebook_1d, distinct_rows, kmeans
 from sog.io import read_container
@@ -25,7 +26,7 @@ finite = st.floats(-1e3, 1e3, allow_nan=False, width=32)
 def test_smallest_three_quaternions_round_trip_to_the_same_rotation(q):
     q[np.linalg.norm(q, axis=1) < 1e-3] = [1, 0, 0, 0]
     unit = q / np.linalg.norm(q, axis=1, keepdims=True)
-    back = pc.unpack_quats(pc.pack_quats(q))
+    back = v2.unpack_quats(v2.pack_quats(q))
     # q and -q are the same rotation; each stored component is 8-bit over [-1/sqrt2, 1/sqrt2].
     dots = np.abs((unit * back).sum(1))
     assert np.all(dots > 1 - 2e-4)
@@ -86,7 +87,7 @@ def check_round_trip(original: sog.Splats, decoded: sog.Splats, meta: dict, orde
     # Positions: half a 16-bit step in log space.
     mins, maxs = np.array(meta["means"]["mins"]), np.array(meta["means"]["maxs"])
     step = (maxs - mins) / 65535
-    err = np.abs(pc.log_transform(decoded.means.double().numpy()) - pc.log_transform(src.means.double().numpy()))
+    err = np.abs(v2.log_transform(decoded.means.double().numpy()) - v2.log_transform(src.means.double().numpy()))
     assert np.all(err <= step / 2 + 1e-6), "means beyond half a quantisation step"
     # Scales and colours: exactly the nearest codebook level.
     for name, key in (("scales", "scales"), ("sh0", "sh0")):
@@ -107,7 +108,7 @@ def every_gaussian_once_by_position(original: sog.Splats, decoded: sog.Splats, m
     span = np.where(maxs > mins, maxs - mins, 1)
 
     def codes(s):
-        return np.rint((pc.log_transform(s.means.double().numpy()) - mins) / span * 65535).astype(np.int64)
+        return np.rint((v2.log_transform(s.means.double().numpy()) - mins) / span * 65535).astype(np.int64)
 
     a, b = codes(original), codes(decoded)
     assert np.array_equal(a[np.lexsort(a.T)], b[np.lexsort(b.T)])
@@ -140,11 +141,11 @@ def test_a_palette_label_past_the_palette_count_decodes_to_zero_sh_and_the_rest_
     scene = small_scene(300, seed=4, sh_degree=2)
     sog.compress(scene, tmp_path / "p.sog", sog.CompressOptions(profile="playcanvas", sort="morton"), quiet=True)
     meta, read = read_container(tmp_path / "p.sog")[:2]
-    full = pc.decode(meta, read)
+    full = v2.decode(meta, read)
     lab = decode_image(read(meta["shN"]["files"][1])).reshape(-1, 4)[:300].astype(np.int64)
     labels = torch.from_numpy(lab[:, 0] | (lab[:, 1] << 8))
     count = int(labels.max())  # the entries from the largest label on are cut off
-    cut = pc.decode({**meta, "shN": {**meta["shN"], "count": count}}, read)
+    cut = v2.decode({**meta, "shN": {**meta["shN"], "count": count}}, read)
     past = labels >= count
     assert bool(past.any()) and bool((~past).any())
     assert torch.all(cut.shN[past] == 0) and torch.equal(cut.shN[~past], full.shN[~past])

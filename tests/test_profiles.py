@@ -22,7 +22,7 @@ from conftest import small_scene
 #: tuning views at several distances with drops bounded by the worst view (issue 21); the sogv2 ones once more when
 #: its default rung and scale weight were chosen on tuning views (scripts/tune_sogv2.py); both layered ones (the only
 #: cases with an SH palette) once more when the palette's order stopped depending on the thread count
-#: (`native.order_palette`); the native default and layered ones when native's default colour levels went from
+#: (`palette.order_palette`); the native default and layered ones when native's default colour levels went from
 #: 256 to 181; the sogv2 ones when rotations got bits by Gaussian size (`sogv2.quat_bits_for`: the sample's and the
 #: small scene's Gaussians are large for their position lattice, so they get 7-bit rotations); the native ones when
 #: native files became version 5 (the SH palette as RGB texels, `native.palette_image`) and once more when its
@@ -122,10 +122,10 @@ def test_sogv2_stores_values_on_coarser_lattices_inside_the_v2_fields(tmp_path):
 
 
 def test_sogv2_gives_positions_more_bits_when_the_gaussians_are_small_for_the_lattice(tmp_path):
-    from sog.codec import playcanvas, sogv2
+    from sog.codec import sogv2, v2
 
     scene = small_scene(2000, seed=3)
-    lmeans = playcanvas.log_transform(scene.means.double().numpy())
+    lmeans = v2.log_transform(scene.means.double().numpy())
     logs = scene.scales.double().numpy()
 
     def r(scales):  # how large the Gaussians are for a 13-bit lattice
@@ -220,10 +220,10 @@ def test_sogv2_quality_high_is_finer_and_larger(tmp_path):
 
 
 def test_sogv2_gives_rotations_more_bits_when_the_gaussians_are_large_for_the_position_lattice(tmp_path):
-    from sog.codec import playcanvas, sogv2
+    from sog.codec import sogv2, v2
 
     scene = small_scene(2000, seed=3)
-    lmeans = playcanvas.log_transform(scene.means.double().numpy())
+    lmeans = v2.log_transform(scene.means.double().numpy())
     logs = scene.scales.double().numpy()
 
     def r(scales):  # how large the Gaussians are for a 13-bit lattice

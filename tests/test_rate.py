@@ -11,7 +11,7 @@ from sog.evaluate import evaluate
 from sog.render.views import search_cameras  # the search measures on tuning views, not sog eval's
 from sog.pipeline import CompressOptions, compress
 from sog.codec import native
-from sog.rate import LEVELS
+from sog.codec.native import LEVELS
 
 
 def _at(scene, tmp_path, target, name="x.sog", **profile_options):

@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 
 from conftest import small_scene
-from sog.render.importance import importance_layers, importance_score, sensitivities
+from sog.codec.layers import importance_layers, importance_score
+from sog.render.importance import sensitivities
 from sog.render.views import importance_views
 
 

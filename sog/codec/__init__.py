@@ -15,7 +15,7 @@ from __future__ import annotations
 from ..errors import SogError
 from ..splats import Splats
 from . import native, playcanvas, sogv2
-from .base import Layer, Profile, RateResult
+from .base import Layer, Profile
 
 #: name -> profile; a new profile is one module plus one line here. The first one a file `claims` decodes it.
 PROFILES: dict[str, Profile] = {p.name: p for p in (sogv2.PROFILE, native.PROFILE, playcanvas.PROFILE)}
@@ -24,7 +24,7 @@ ALIASES: dict[str, str] = {"sog": "native"}
 #: the profile `CompressOptions` and ``sog compress`` use when none is named
 DEFAULT_PROFILE = "sogv2"
 
-__all__ = ["PROFILES", "ALIASES", "DEFAULT_PROFILE", "Layer", "Profile", "RateResult", "get_profile",
+__all__ = ["PROFILES", "ALIASES", "DEFAULT_PROFILE", "Layer", "Profile", "get_profile",
            "profile_of", "decode_container"]
 
 

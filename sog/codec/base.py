@@ -10,17 +10,21 @@ The pipeline calls, in this order:
 1. `Profile.options` — the profile's option dataclass from a ``--quality`` preset, ``--psnr`` and the caller's
    overrides; bad values raise `SogError` here, before any slow work.
 2. `Profile.wants_layers` — whether this scene is split into importance layers; only then does the pipeline
-   resolve the importance cameras (`sog.render.views.importance_views`) and call
-3. `Profile.plan_layers` — ``[(index (n_k,) long, drops), ...]``: which Gaussians go to which layer (every
-   Gaussian exactly once) and how much coarser each layer's attributes may be stored. The pipeline sorts each
-   layer onto the grid `Profile.layer_shape` gives it and hands the profile a list of `Layer` s.
-4. `Profile.encode` — ``(meta, files)``; or, with a PSNR target, `Profile.encode_to_psnr` with the search cameras
-   (`sog.render.views.search_cameras`) the pipeline resolved: the profile never chooses cameras.
+   resolve the importance cameras (`sog.render.views.importance_views`), measure each Gaussian's render
+   sensitivity from them (`sog.render.importance.sensitivities`, per view) and call
+3. `Profile.plan_layers` with those figures — ``[(index (n_k,) long, drops), ...]``: which Gaussians go to which
+   layer (every Gaussian exactly once) and how much coarser each layer's attributes may be stored
+   (`sog.codec.layers`). The pipeline sorts each layer onto the grid `Profile.layer_shape` gives it and hands
+   the profile a list of `Layer` s.
+4. `Profile.encode` — ``(meta, files)``. With a PSNR target the pipeline runs the rate search (`sog.rate`) over
+   the profile's `Profile.ladder` instead, with the search cameras it resolved (`sog.render.views.search_cameras`):
+   the search calls `Profile.fit_palette` once and `Profile.encode` and `Profile.decode` per probe; the profile
+   never chooses cameras.
 
 Reading: `sog.codec.decode_container` asks each profile `Profile.claims` about a ``meta.json`` and calls the
 claiming profile's `Profile.decode`; `Profile.grids` gives ``sog info`` the grid of each layer.
 
-A profile may not read files, render from cameras of its own choosing, or import the CLI or `sog.evaluate`.
+A profile may not read files, render (the pipeline measures what it needs), or import the CLI or `sog.evaluate`.
 """
 
 from __future__ import annotations
@@ -45,25 +49,12 @@ LayerPlan = list[tuple[torch.Tensor, dict[str, float]]]
 @dataclass
 class Layer:
     """One importance layer: Gaussians already in grid order on a ``width`` x ``height`` grid, each attribute
-    stored ``drops[name]`` steps coarser than the options (the native profile's `layer_options`)."""
+    stored ``drops[name]`` steps coarser than the options (`sog.codec.layers.layer_options`)."""
 
     splats: Splats
     width: int
     height: int
     drops: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class RateResult:
-    """What a PSNR-targeted encode (`Profile.encode_to_psnr`) returns."""
-
-    meta: dict
-    files: dict[str, bytes]
-    psnr: float                  #: measured PSNR of the chosen settings (dB, on the search cameras)
-    level: int                   #: index into the profile's ladder of the level the refinement started from
-    reached: bool                #: False when even the finest level stays below the target
-    tried: list[dict] = field(default_factory=list)  #: every probe: level (None past the list), settings, bytes, psnr
-    settings: dict = field(default_factory=dict)     #: the chosen settings
 
 
 class Profile(ABC):
@@ -81,8 +72,14 @@ class Profile(ABC):
     preset_psnr: dict[str, float] = {}
     #: deflate the container's meta.json entry
     compress_meta: bool = False
-    #: the keys of `Options` that a PSNR search chooses itself (a preset does not fix them then)
-    searched: tuple[str, ...] = ()
+    #: the rate search's ladder (the profile's ``LEVELS``): settings of `Options`, finest (largest file) first, one
+    #: setting coarser per step; empty: ``--psnr`` does not apply
+    ladder: list[dict] = []
+
+    @property
+    def searched(self) -> tuple[str, ...]:
+        """The keys of `Options` that a PSNR search chooses itself (a preset does not fix them then)."""
+        return tuple(self.ladder[0]) if self.ladder else ()
 
     # -- options ----------------------------------------------------------------------------------------------
     def options(self, quality: str | None, target_psnr: float | None, overrides: dict):
@@ -91,7 +88,7 @@ class Profile(ABC):
         search keeps those as they are); a preset in `preset_psnr` sets the target when none is given."""
         if target_psnr is None and quality in self.preset_psnr:
             target_psnr = self.preset_psnr[quality]
-        if target_psnr is not None and not self.preset_psnr and not self.searched:
+        if target_psnr is not None and not self.ladder:
             raise SogError(f"--psnr does not apply to the {self.name} profile")
         preset = {}
         if quality is not None:
@@ -119,8 +116,9 @@ class Profile(ABC):
         importance cameras and calls `plan_layers`). Default: one grid."""
         return False
 
-    def plan_layers(self, splats: Splats, options, cameras, device, seed: int) -> LayerPlan:
-        """The layers of ``splats`` (see `LayerPlan`), measured from ``cameras``; only called when `wants_layers`."""
+    def plan_layers(self, splats: Splats, sensitivity: dict[str, torch.Tensor], options) -> LayerPlan:
+        """The layers of ``splats`` (see `LayerPlan`) from ``sensitivity`` (attribute -> (V, N): each Gaussian's
+        render sensitivity in each importance view); only called when `wants_layers`."""
         raise NotImplementedError
 
     def layer_shape(self, layer_count: int, total: int) -> tuple[int, int]:
@@ -134,15 +132,16 @@ class Profile(ABC):
         return 1
 
     # -- encode / decode --------------------------------------------------------------------------------------
-    @abstractmethod
-    def encode(self, layers: list[Layer], options, progress: Progress = None) -> tuple[dict, dict[str, bytes]]:
-        """``(meta, files)`` for ``layers`` (each in grid order): the meta.json object and file name -> bytes."""
+    def fit_palette(self, splats: Splats, options):
+        """The SH palette `encode` would fit for ``splats`` (the layers' concatenation) under ``options``, for a caller
+        that encodes the same scene many times (the rate search) to pass back to `encode`; None: none to reuse."""
+        return None
 
-    def encode_to_psnr(self, layers: list[Layer], target: float, options: dict, cameras, device,
-                       progress: Progress = None) -> RateResult:
-        """The smallest file whose renders from ``cameras`` reach ``target`` dB (``options``: the overrides that
-        stay fixed). Profiles without a search do not override this."""
-        raise SogError(f"--psnr does not apply to the {self.name} profile")
+    @abstractmethod
+    def encode(self, layers: list[Layer], options, progress: Progress = None,
+               palette=None) -> tuple[dict, dict[str, bytes]]:
+        """``(meta, files)`` for ``layers`` (each in grid order): the meta.json object and file name -> bytes.
+        ``palette``: what `fit_palette` returned for these layers and options (None: fit one)."""
 
     @abstractmethod
     def claims(self, meta: dict) -> bool:

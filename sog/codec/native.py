@@ -7,37 +7,34 @@ Same idea as SOG v2 (one texel per Gaussian, row-major, Gaussian i at texel i), 
   grid unless a few far Gaussians stretch the box (`position_transform`; then after SOG's log transform);
 * every rotation is rewritten as its smallest-angle equivalent (`rotation.canonical_rotations`: one of
   24 axis relabellings, scales permuted to match, the same covariance) and stored as its Gibbs vector
-  ``(x, y, z) / w``, whose components then lie in ±tan 22.5°: an 8-bit code turns a Gaussian 1.9x
-  less than an 8-bit smallest-three component, with no largest-component tag (3 channels, not 4);
+  ``(x, y, z) / w``, whose components then lie in ±tan 22.5°: a code step turns a Gaussian less than a
+  smallest-three component's step of the same bits, with no largest-component tag (3 channels, not 4);
 * the log-scale codebook's levels are spaced for entropy-coded labels (`quantize.density_levels`, point
   density p^0.15 w^0.3 with w = (opacity × scale²)^``scale_weight``): the large, opaque Gaussians that cover
   pixels get the closest levels, and the many small ones few. Lloyd's algorithm (`fit_levels`, still there
   with ``scale_density=None``) spaces them for labels of fixed length and crowds them where values are dense,
-  which makes the labels expensive: on tarot the same layout at 1024 levels gave 1,092,372 B at 58.89 dB with
-  Lloyd and 1,026,842 B at 58.59 dB (-6 %, -0.3 dB) this way; more than 256 levels store the labels' low bits
-  in a ``scales_l`` plane;
-* the sh0 colour codebook's levels have point density p^0.15 (``color_density``), for the same reason: against
-  k-means, tarot +0.12 dB at equal bytes, playbot the same. Evenly spaced levels (p^0) did as well on tarot, plant
-  and kacytran but cost playbot 1.85 dB for 171 KB (its colours spread wide, and 256 even levels are coarse in
-  the dense middle);
+  which makes the labels expensive; more than 256 levels store the labels' low bits in a ``scales_l`` plane;
+* the sh0 colour codebook's levels have point density p^0.15 (``color_density``), for the same reason;
 * the SH palette size is a setting, its k-means is weighted by opacity × footprint, and the
   palette is ordered along its first principal axis so neighbouring labels hold similar
   entries (a smoother label plane); a source that is already palettised (at most N /
   ``exact_palette_per`` distinct SH rows, e.g. a SOG) keeps its palette exactly;
-* optional ``tolerance``: per-Gaussian coarser positions/rotations for faint or round Gaussians
-  (off by default: on the shared scenes uniform ``means_bits`` gave more PSNR per byte);
+* optional ``tolerance``: per-Gaussian coarser positions/rotations for faint or round Gaussians (off by default);
 * an optional SH band limit (``sh_degree``);
-* importance layers (``layers``, version 3): the compressor (`sog.pipeline`) splits the Gaussians into up to
-  three layers (15, 35 and 50 %) by how much of the rendered pictures they make (`sog.render.importance`),
-  sorts each onto its own grid and stores the less important layers with coarser settings, per attribute by how much
-  less the renders change there (`layer_options`, `encode_layers`). The file holds one plain (version-4) meta per
-  layer under ``"layers"`` and planes named ``l<k>_<plane>``; decoding concatenates the layers;
+* importance layers (``layers``, version 3): the compressor (`sog.pipeline`) measures how much of the rendered
+  pictures each Gaussian makes (`sog.render.importance`), the layer plan (`sog.codec.layers`) splits them into up
+  to ``layers`` layers, the pipeline sorts each onto its own grid, and the less important layers are stored with
+  coarser settings, per attribute by how much less the renders change there (`layer_options`, `encode_layers`).
+  The file holds one plain (version-5) meta per layer under ``"layers"`` and planes named ``l<k>_<plane>``;
+  decoding concatenates the layers;
 * each plane is stored with the smallest of the lossless codecs tried (``codecs``), no alpha
   channel where none is needed.
 
 Codebooks in ``meta.json`` are integer steps on a fine grid (`codebook_json`). ``meta.json`` carries
-``"profile": "sog"`` and ``"version": 4`` (of this profile; versions 2, with float codebooks and log positions,
-and 1, with smallest-three rotations, are still read), or ``"version": 3`` and a list of such ``"layers"``.
+``"profile": "sog"`` and ``"version": 5`` (of this profile; versions 4, with one grey palette row per coefficient
+and colour, 2, with float codebooks and log positions, and 1, with smallest-three rotations, are still read), or
+``"version": 3`` and a list of such ``"layers"``. The layout is specified in docs/formats.md; why, and what it
+measured, in docs/profiles.md.
 
 Presets (`PRESETS`, the CLI's ``--quality``): ``small``, ``default``, ``high``.
 """
@@ -51,14 +48,17 @@ import numpy as np
 import torch
 
 from ..errors import SogError
-from ..stable import snap
 from ..splats import SH_REST_COUNT, Splats
 from .image import CODECS, decode_image, encode_image
 from . import native_legacy as legacy
 from .base import Layer, Profile
-from .playcanvas import default_palette_size, inv_log_transform, log_transform
+from .layers import layer_drops, layer_options, plan_importance_layers, wants_layers
+from .options import CodecOptions, check_options
+from .planes import colour_and_opacity, sh_rest_count
+from .palette import band_limited, fit_sh_palette, splat_weights, stored_palette
 from .rotation import GIBBS_MAX, canonical_rotations, gibbs_levels, pack_gibbs, unpack_gibbs
-from .quantize import codebook_1d, density_levels, distinct_rows, kmeans, label_dtype, nearest_sorted
+from .quantize import codebook_1d, density_levels, label_dtype, nearest_sorted, scale_weights
+from .v2 import inv_log_transform, log_transform
 
 #: 5: the SH palette image holds a coefficient's three colours in one RGB texel (``shN.layout`` "rgb", `palette_image`);
 #: 4: positions may be linear (``"transform"``) and codebooks are integer steps (`codebook_json`); 2: rotations as
@@ -71,69 +71,49 @@ GENERATOR = "sog (native profile)"  #: meta.json "asset" / "generator"
 COMPRESS_META = True
 
 
-@dataclass
-class Options:
-    """Encoder settings for the native profile (stored choices are recorded in meta.json).
+#: the ladder of the rate search (`sog.rate`): bit depths and levels, finest (largest file) first, one setting
+#: coarser per step, in the order that costs the least PSNR per byte saved on the shared scenes; index
+#: `DEFAULT_LEVEL` is the default (docs/profiles.md)
+LEVELS: list[dict] = [
+    {"means_bits": m, "quat_bits": q, "scale_levels": s, "color_levels": c, "sh_levels": h} for m, q, s, c, h in [
+        (16, 8, 2048, 256, 256), (15, 8, 2048, 256, 256), (15, 7, 2048, 256, 256), (15, 7, 1024, 256, 256),
+        (15, 7, 1024, 256, 128), (14, 7, 1024, 256, 128), (14, 7, 1024, 181, 128), (14, 7, 512, 181, 128),
+        (14, 7, 512, 128, 128),
+        (14, 6, 512, 128, 128), (13, 6, 512, 128, 128), (13, 6, 512, 64, 128), (12, 6, 512, 64, 128),
+        (12, 6, 256, 64, 128), (12, 5, 256, 64, 128), (11, 5, 256, 64, 128), (11, 5, 256, 32, 128),
+        (11, 4, 256, 32, 128), (10, 4, 256, 32, 128), (10, 4, 128, 32, 128), (10, 4, 128, 32, 64)]
+]
+#: the rung of `LEVELS` the `Options` defaults are (`scripts/tune_native.py`)
+DEFAULT_LEVEL = 4
 
-    The default is rung `DEFAULT_LEVEL` of `sog.rate.LEVELS` (15-bit positions, 7-bit rotations, 1024 scale and
-    256 colour levels and a 128-level codebook for the SH palette's coefficients on the first importance layer; the
-    other two layers less, `layer_options`, in half steps)
-    with the scale weight 0.8, chosen by ``scripts/tune_native.py`` on tuning views only: the candidate (rung x
-    layers x scale weight) of smallest mean bytes whose mean *and* worst tuning view are at least
-    splat-transform's on every shared scene. The previous default (14 bits, 181 colour levels, scale weight 2, chosen
-    on far views) was 2-4 dB under splat-transform's on plant's and tarot's close views and is not among the
-    candidates that hold.
-    """
 
-    effort: int = 4                    #: image-codec effort 0..6
-    seed: int = 0
-    means_bits: float = 15             #: bits per position axis, 8..16; fractional: round(2^bits) levels
-    palette_size: int | None = 16384   #: cap on SH palette entries; None = splat-transform's rule
-    palette_per: int = 16              #: >0: at most N / palette_per entries (a power of two, >= 256)
-    kmeans_iters: int = 10
-    #: >0: SH rows with at most N / this distinct values (<= 65536) are kept exactly. 1.5 as in the sogv2 profile: at 4,
-    #: playbot's 125K level (65,529 distinct rows, N / 1.9) was k-means'ed to N / 16 entries and lost 13 dB on
-    #: tuning views (37.3 / 34.4 dB mean / worst against 50.8 / 47.0 with its palette kept)
-    exact_palette_per: float = 1.5
-    quat_bits: float = 7               #: bits per stored rotation component (Gibbs vector), 5..8; may be fractional
-    scale_levels: int = 1024           #: entries of the log-scale codebook (2..65536; > 256 adds a low plane)
-    color_levels: int = 256            #: entries of the sh0 codebook (<= 256)
-    #: entries of the codebook of the SH palette's coefficients (<= 256). 128: on playbot 2_0 (tuning views, 3 layers)
-    #: 256 -> 128 saved 200 KB (8 %) for 0.7 / 0.5 dB of the mean / worst view, the cheapest step there
-    sh_levels: int = 128
+@dataclass(kw_only=True)
+class Options(CodecOptions):
+    """Encoder settings for the native profile (stored choices are recorded in meta.json); the shared ones are
+    `CodecOptions`'. The defaults are rung `DEFAULT_LEVEL` of `LEVELS` with three importance layers,
+    chosen by ``scripts/tune_native.py`` on tuning views only (docs/profiles.md)."""
+
+    means_bits: float = LEVELS[DEFAULT_LEVEL]["means_bits"]    #: bits per position axis, 8..16
+    quat_bits: float = LEVELS[DEFAULT_LEVEL]["quat_bits"]      #: bits per rotation component (Gibbs vector), 4..8
+    scale_levels: int = LEVELS[DEFAULT_LEVEL]["scale_levels"]  #: scale codebook entries, 2..65536 (> 256: low plane)
+    color_levels: int = LEVELS[DEFAULT_LEVEL]["color_levels"]  #: sh0 codebook entries, 2..256
+    sh_levels: int = LEVELS[DEFAULT_LEVEL]["sh_levels"]        #: SH palette coefficient codebook entries, 2..256
     opacity_bits: int = 8              #: bits of opacity (its own plane), 4..8
-    weighted: bool = True              #: weight the SH k-means by opacity x footprint
-    sh_degree: int | None = None       #: keep at most this SH degree (None = all)
-    #: scale codebook weights values by (opacity x scale^2)^this (0: unweighted). 0.8, as in sogv2 (chosen with the
-    #: rung on tuning views): 2 spends the levels on large, opaque Gaussians, which far views see, and close views
-    #: then show the small ones at the wrong size (plant, 3 layers: 51.1 / 44.8 dB against 57.8 / 53.7 at 0.8)
-    scale_weight: float = 0.8
     color_weight: float = 0.0          #: sh0 codebook weights colours by (opacity x footprint)^this (0: unweighted)
-    #: the scale codebook's levels have point density p^a w^b (`quantize.density_levels`: p the log-scales' density,
-    #: w their weight); None: Lloyd's algorithm (`fit_levels`)
+    #: None: Lloyd's algorithm (`fit_levels`) instead of `CodecOptions.scale_density`'s point density
     scale_density: tuple[float, float] | None = (0.15, 0.3)
-    #: the same for the sh0 codebook (w: its weights, if any; (0, 0): evenly spaced); None: k-means (`codebook_1d`)
+    #: (0, 0): evenly spaced; None: k-means (`codebook_1d`)
     color_density: tuple[float, float] | None = (0.15, 0.0)
     tolerance: float | None = None     #: render-error budget in uniform position steps (None: uniform bits)
     codecs: tuple[str, ...] = ("webp", "png")  #: try these per plane, keep the smallest
     means_transform: str = "auto"      #: positions quantised after "log", "linear" or "auto" (`position_transform`)
     layers: int = 3                    #: split the Gaussians into up to this many importance layers (1: one grid)
-    layer_min: int = 16384             #: ... of at least this many Gaussians each (smaller scenes: fewer layers)
-    layer_max_drop: int = 3            #: a layer's settings are at most this many steps coarser than the first's
-    #: relative layer sizes, most important first (None: `importance.DEFAULT_SHARES`, or equal parts)
-    layer_shares: tuple[float, ...] | None = None
-    #: per layer, steps added to its drops, in the order of `LAYER_STEPPED` (the rate search's per-layer refinement)
-    layer_steps: tuple[tuple[float, ...], ...] | None = None
 
-
-#: the rung of `sog.rate.LEVELS` the `Options` defaults are (`scripts/tune_native.py`)
-DEFAULT_LEVEL = 4
 
 #: ``--quality`` presets: overrides of `Options`.
 PRESETS: dict[str, dict] = {
-    # the bit depths come from the rate search (`PRESET_PSNR`); an SH palette of at most N/12 entries (32,768 on
-    # playbot) unless the source is already palettised (playbot's exact 65,536 kept 48.25 dB where k-means to
-    # 32,768 gave 44.90)
+    # the bit depths come from the rate search (`PRESET_PSNR`); an SH palette of at most N/12 entries unless the
+    # source is already palettised
     "small": {"palette_size": 32768, "palette_per": 12},
     "default": {},  # the `Options` defaults
     "high": {"means_bits": 16, "quat_bits": 8, "scale_levels": 2048, "color_levels": 256, "sh_levels": 256,
@@ -141,8 +121,7 @@ PRESETS: dict[str, dict] = {
 }
 
 #: presets that are a quality target: the smallest file whose renders reach this PSNR against the input's
-#: (`sog.rate`, on `sog.render.views.search_cameras`' tuning views). No fixed bit depths reach 45 dB at 10x on
-#: every shared scene: tarot needs 4-bit rotations for 10x, where kacytran falls to 42.9 dB.
+#: (`sog.rate`, on `sog.render.views.search_cameras`' tuning views): no fixed bit depths suit every scene
 PRESET_PSNR: dict[str, float] = {"small": 45.0}
 
 
@@ -152,31 +131,6 @@ def preset_options(quality: str, **overrides) -> dict:
         raise SogError(f"unknown quality preset {quality!r} (choose from {', '.join(PRESETS)})")
     known = {f.name for f in fields(Options)}
     return {k: v for k, v in {**PRESETS[quality], **overrides}.items() if k in known}
-
-
-#: the fewest levels (bits for rotations) a coarser layer gets: below these the render error grows much faster
-#: than the sensitivity (a small-error estimate) says (tarot, first layer at 128 scale levels, 16 in its last: 37.9
-#: dB against 47.2 at 256; a floor of 64 instead of 32 cost plant's small file 35 KB for 0.5 dB). Rotations: 4 bits
-#: (5 before: tarot's last two layers sat on it, and their half step to 4.5 bits saved 30-80 KB per dB, more than
-#: any other step; its file at splat-transform's PSNR became 1.1 % smaller)
-LAYER_FLOOR = {"scales": 32, "sh0": 8, "quats": 4}
-#: the attributes whose per-layer drops `layer_options` applies (the order of `Options.layer_steps`)
-LAYER_STEPPED = ("means", "quats", "scales", "sh0")
-
-
-def layer_options(options: Options, drops: dict[str, float]) -> Options:
-    """``options`` made coarser by ``drops`` (``means``, ``quats``, ``scales``, ``sh0``: steps, may be half steps):
-    one bit less per step on positions and rotations, half the scale and colour levels. Opacity and the SH
-    palette rule are unchanged, and no setting goes below its smallest allowed value."""
-    d = {name: max(0.0, float(drops.get(name, 0))) for name in ("means", "quats", "scales", "sh0")}
-
-    def fewer(levels: int, steps: float, floor: int) -> int:
-        return min(levels, max(floor, int(round(levels / 2.0 ** steps))))
-
-    return replace(options, means_bits=min(options.means_bits, max(8, options.means_bits - d["means"])),
-                   quat_bits=min(options.quat_bits, max(LAYER_FLOOR["quats"], options.quat_bits - d["quats"])),
-                   scale_levels=fewer(options.scale_levels, d["scales"], LAYER_FLOOR["scales"]),
-                   color_levels=fewer(options.color_levels, d["sh0"], LAYER_FLOOR["sh0"]))
 
 
 def level_count(bits: float) -> int:
@@ -195,20 +149,6 @@ def quantize_uniform(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, levels: int)
 def dequantize_uniform(q: np.ndarray, lo: np.ndarray, hi: np.ndarray, levels: int) -> np.ndarray:
     """Inverse of `quantize_uniform`: (N, C) float64."""
     return lo + (hi - lo) * (q.astype(np.float64) / (levels - 1))
-
-
-def splat_weights(splats: Splats) -> np.ndarray:
-    """(N,) importance of each Gaussian: opacity x screen footprint (exp of twice the mean log scale).
-
-    In float64 numpy, snapped to 20 significant bits (`sog.stable.snap`): the weights steer the SH k-means'
-    labels, and torch's float32 sigmoid/exp round the last bit differently by CPU instruction set."""
-    logit = splats.opacities.detach().cpu().double().numpy()
-    s = splats.scales.detach().cpu().double().numpy()
-    opacity = 1.0 / (1.0 + np.exp(-logit))
-    area = np.exp(np.clip(2 * ((s[:, 0] + s[:, 1] + s[:, 2]) / 3), -60, 20))  # the columns in a fixed order
-    w = snap(opacity * area)
-    cap = np.quantile(w, 0.99) if w.size > 100 else w.max()
-    return np.clip(w, cap * 1e-6 + 1e-30, max(cap, 1e-30))
 
 
 def fit_levels(values: np.ndarray, k: int = 256, weights: np.ndarray | None = None, bins: int = 1 << 16,
@@ -247,15 +187,6 @@ def fit_levels(values: np.ndarray, k: int = 256, weights: np.ndarray | None = No
     return codebook, label_dtype(labels, k).reshape(np.shape(values))
 
 
-def scale_weights(log_scales: np.ndarray, opacities: torch.Tensor, power: float) -> np.ndarray:
-    """(N, 3) weights of log-scale values in their codebook fit: (opacity x s^2)^power per value, so the
-    largest, most opaque Gaussians (the ones that cover pixels) get the closest levels. Snapped to 20 significant
-    bits (`sog.stable.snap`): they place the codebook's levels, and exp/log round the last bit by CPU."""
-    alpha = 1.0 / (1.0 + np.exp(-opacities.detach().cpu().double().numpy()))[:, None]
-    logw = power * (np.log(np.clip(alpha, 1e-6, 1)) + 2 * log_scales)
-    return snap(np.exp(np.clip(logw - logw.max(), -60, 0)))
-
-
 def error_budget(splats: Splats, step_world: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
     """Per-Gaussian error bounds that spend a render-error budget evenly.
 
@@ -286,9 +217,8 @@ POSITION_TRANSFORMS = ("log", "linear")
 def position_transform(means: np.ndarray, choice: str = "auto", stretch: float = 4.0) -> str:
     """``choice``, or for ``"auto"``: ``linear``, unless a few far Gaussians stretch the bounding box (on some axis
     the whole span is more than ``stretch`` times the span of the 1st to 99th percentile): then ``log``, which
-    keeps fine steps near the centre, as SOG does. Measured at the same bytes, linear steps gave +0.13 dB on tarot,
-    +0.03 dB on plant and +0.3 to +1.9 dB on kacytran (positions out to 1,000 units, all of them far from the
-    origin, where the log's steps are 100 times coarser than at the centre). ``means`` (N, 3)."""
+    keeps fine steps near the centre, as SOG does (elsewhere linear steps give more PSNR per byte, most on scenes
+    far from the origin, where the log's steps are coarse). ``means`` (N, 3)."""
     if choice != "auto":
         if choice not in POSITION_TRANSFORMS:
             raise SogError(f"means_transform must be auto, {' or '.join(POSITION_TRANSFORMS)}, not {choice!r}")
@@ -341,7 +271,7 @@ def codebook_json(values: np.ndarray) -> dict:
     """An ascending codebook (k,) for meta.json: ``{"first", "unit", "steps"}``, entry i being ``first + unit *
     (steps[0] + ... + steps[i])``, on a grid of `CODEBOOK_STEPS` steps over its range (an error of at most
     1/131072 of the range: far below the codebook's own spacing). Small integer steps deflate to about a byte
-    each where float decimals took four or five: tarot's meta.json went from 7.0 to 2.4 KB."""
+    each where float decimals took four or five."""
     v = np.asarray(values, np.float64).reshape(-1)
     first, last = float(np.float32(v.min())), float(v.max())
     unit = float(np.float32((last - first) / CODEBOOK_STEPS)) if last > first else 1.0
@@ -375,37 +305,12 @@ def smallest_image(img: np.ndarray, options: Options) -> tuple[str, bytes]:
     return best
 
 
-def band_limited(splats: Splats, options: Options) -> Splats:
-    """``splats`` with at most ``options.sh_degree`` SH bands (all of them when it is None)."""
-    if options.sh_degree is None:
-        return splats
-    return splats.with_sh_degree(min(options.sh_degree, splats.sh_degree))
-
-
-def fit_sh_palette(splats: Splats, options: Options) -> tuple[torch.Tensor, torch.Tensor]:
-    """The higher-band SH palette of ``splats``: ``(centroids (c, 3K) float32, labels (N,) long)``, entries
-    ordered along their first principal axis. Size: ``palette_size`` capped at N / ``palette_per``; an already
-    palettised source with at most N / ``exact_palette_per`` distinct rows keeps them exactly."""
-    n, k = len(splats), splats.shN.shape[1]
-    flat = splats.shN.detach().cpu().float().transpose(1, 2).reshape(n, 3 * k)
-    size = min(options.palette_size or default_palette_size(n), 65536)
-    if options.palette_per > 0:
-        size = min(size, 1 << max(8, int(math.log2(max(n // options.palette_per, 1)))))
-    if options.exact_palette_per > 0:  # an already palettised source (e.g. a SOG): keep its palette
-        exact = distinct_rows(flat, int(min(n // options.exact_palette_per, 65536)))
-        if exact is not None:
-            size = max(size, exact[0].shape[0])
-    weights = torch.from_numpy(splat_weights(splats)) if options.weighted else None
-    centroids, labels = kmeans(flat, size, options.kmeans_iters, options.seed, weights)
-    return order_palette(centroids, labels)
-
-
 def palette_image(centroids: torch.Tensor, k: int, seed: int = 0, levels: int = 256) -> tuple[dict, np.ndarray]:
     """SH palette (c, 3K) -> ``({"count", "codebook", "layout"}, image (rows, pw·K, 3) uint8)``: indices into a
     codebook of ``levels`` values; entry e's coefficient i is the RGB texel (e // pw, (e % pw)·K + i) holding its
     three colours (``layout`` "rgb": the image codec's colour transforms see the channels of one coefficient
-    together; on playbot's 65,529-entry palette 14 % fewer bytes than one grey row per coefficient and colour), 64
-    entries per row (wider when the rows would pass WebP's height limit)."""
+    together, unlike version 4's one grey row per coefficient and colour), 64 entries per row (wider when the rows
+    would pass WebP's height limit)."""
     c = centroids.shape[0]
     cb, cidx = gridded(codebook_1d(centroids.numpy(), levels, seed=seed)[0], centroids.numpy())  # (c, 3K) uint8
     pw = 64
@@ -417,16 +322,65 @@ def palette_image(centroids: torch.Tensor, k: int, seed: int = 0, levels: int = 
     return {"count": int(c), "codebook": codebook_json(cb), "layout": "rgb"}, pal.reshape(rows, pw * k, 3)
 
 
-def encode(splats: Splats, width: int, height: int, options: Options | None = None, progress=None,
-           sh_palette: tuple[torch.Tensor, torch.Tensor] | None = None,
-           shared_palette: bool = False) -> tuple[dict, dict[str, bytes]]:
-    """Encode ``splats`` (already in grid order) into native planes; returns ``(meta, files)``.
+class PlaneWriter:
+    """The planes of one ``width`` x ``height`` grid of ``n`` Gaussians as they are stored: each image the smallest of
+    ``options.codecs``, padded past ``n`` with the last Gaussian's texel (no edge for the predictor). ``files``:
+    file name -> bytes, ``names``: plane name -> file name (meta.json's ``"files"``), in the order stored."""
 
-    ``sh_palette`` ``(centroids (c, 3K), labels (N,))``: an SH palette already fitted (`fit_sh_palette`),
-    instead of fitting one. With ``shared_palette`` it is stored elsewhere in the file (a layered file shares
-    one): only the labels are stored here and the meta says ``"shared": true``."""
-    options = options or Options()
-    n = len(splats)
+    def __init__(self, width: int, height: int, n: int, options: Options, progress=None):
+        self.width, self.height, self.n, self.options = width, height, n, options
+        self.tick = progress or (lambda name: None)
+        self.files: dict[str, bytes] = {}
+        self.names: dict[str, str] = {}
+
+    def store(self, name: str, img: np.ndarray) -> None:
+        """Store image ``img`` (H, W, C) uint8 as plane ``name``."""
+        extension, data = smallest_image(img, self.options)
+        self.files[name + extension] = data
+        self.names[name] = name + extension
+        self.tick(name)
+
+    def plane(self, name: str, values: np.ndarray) -> None:
+        """Store ``values`` (N, C) uint8, Gaussian i at texel i, as plane ``name``."""
+        c = values.shape[1]
+        img = np.zeros((self.width * self.height, c), np.uint8)
+        img[:self.n] = values
+        if self.n < self.width * self.height:
+            img[self.n:] = values[-1]
+        self.store(name, img.reshape(self.height, self.width, c))
+
+    def split_plane(self, high: str, low: str, values: np.ndarray, bits: int) -> None:
+        """``bits``-bit integers (N, 3): the top 8 bits in plane ``high``, any rest in plane ``low``."""
+        self.plane(high, (values >> (bits - 8)).astype(np.uint8))
+        if bits > 8:
+            self.plane(low, (values & ((1 << (bits - 8)) - 1)).astype(np.uint8))
+
+
+class PlaneReader:
+    """The planes of one grid of ``n`` Gaussians named in ``names`` (meta.json's ``"files"``), fetched by ``read``."""
+
+    def __init__(self, n: int, names: dict, read):
+        self.n, self.names, self.read = n, names, read
+
+    def plane(self, name: str, channels: int) -> np.ndarray:
+        """Plane ``name`` as (N, ``channels``) uint8, Gaussian i at texel i."""
+        if name not in self.names:
+            raise SogError(f"sog meta.json lists no {name} plane")
+        img = decode_image(self.read(self.names[name]), self.names[name], channels)
+        if img.shape[0] * img.shape[1] < self.n:
+            raise SogError(f"{name}: {img.shape[1]}x{img.shape[0]} image is too small for {self.n} Gaussians")
+        return img.reshape(-1, channels)[:self.n]
+
+    def joined_plane(self, high: str, low: str, bits: int) -> np.ndarray:
+        """Inverse of `PlaneWriter.split_plane`: (N, 3) ``bits``-bit integers."""
+        values = self.plane(high, 3).astype(np.int64) << (bits - 8)
+        if bits > 8:
+            values |= self.plane(low, 3)
+        return values
+
+
+def check_encode_options(options: Options, width: int, height: int, n: int) -> None:
+    """Raise `SogError` for a grid that cannot hold ``n`` Gaussians or settings out of the format's ranges."""
     if width * height < n:
         raise SogError(f"grid {width}x{height} is too small for {n} Gaussians")
     if width > 16383 or height > 16383:
@@ -438,32 +392,43 @@ def encode(splats: Splats, width: int, height: int, options: Options | None = No
             or not 2 <= options.sh_levels <= 256):
         raise SogError("quat_bits must be 4..8, opacity_bits 4..8, scale levels 2..65536, color and SH levels "
                        "2..256")
+
+
+def encode(splats: Splats, width: int, height: int, options: Options | None = None, progress=None,
+           sh_palette: tuple[torch.Tensor, torch.Tensor] | None = None,
+           shared_palette: bool = False) -> tuple[dict, dict[str, bytes]]:
+    """Encode ``splats`` (already in grid order) into native planes; returns ``(meta, files)``.
+
+    ``sh_palette`` ``(centroids (c, 3K), labels (N,))``: an SH palette already fitted (`fit_sh_palette`),
+    instead of fitting one. With ``shared_palette`` it is stored elsewhere in the file (a layered file shares
+    one): only the labels are stored here and the meta says ``"shared": true``. Each attribute is one pair of
+    functions, ``encode_<attribute>`` here and ``decode_<attribute>`` in `decode`."""
+    options = options or Options()
+    n = len(splats)
+    check_encode_options(options, width, height, n)
     splats = band_limited(splats, options)
-    tick = progress or (lambda name: None)
-    files: dict[str, bytes] = {}
-    codecs_used: dict[str, str] = {}
+    out = PlaneWriter(width, height, n, options, progress)
+    means_meta, angle_bound = encode_means(splats, options, out)
+    quats_meta, log_scales = encode_quats(splats, options, out, angle_bound)
+    scales_meta = encode_scales(splats, log_scales, options, out)
+    sh0_meta = encode_colour(splats, options, out)
+    meta = {
+        "profile": "sog", "version": VERSION, "count": n, "width": width, "height": height,
+        "asset": {"generator": GENERATOR},
+        "means": means_meta, "quats": quats_meta, "scales": scales_meta, "sh0": sh0_meta,
+        "files": {},
+    }
+    if splats.shN.shape[1]:
+        meta["shN"] = encode_shn(splats, options, out, sh_palette, shared_palette)
+    meta["files"] = out.names  # plane name -> file name (its extension names the codec)
+    return meta, out.files
 
-    def store(name: str, img: np.ndarray) -> None:
-        extension, data = smallest_image(img, options)
-        filename = name + extension
-        files[filename] = data
-        codecs_used[name] = filename
-        tick(name)
 
-    def plane(name: str, values: np.ndarray) -> None:
-        c = values.shape[1]
-        img = np.zeros((width * height, c), np.uint8)
-        img[:n] = values
-        if n < width * height:  # pad with the last Gaussian's texel: no edge for the predictor
-            img[n:] = values[-1]
-        store(name, img.reshape(height, width, c))
-
-    def split_plane(high: str, low: str, values: np.ndarray, bits: int) -> None:
-        """``bits``-bit integers (N, 3): the top 8 bits in plane ``high``, any rest in plane ``low``."""
-        plane(high, (values >> (bits - 8)).astype(np.uint8))
-        if bits > 8:
-            plane(low, (values & ((1 << (bits - 8)) - 1)).astype(np.uint8))
-
+def encode_means(splats: Splats, options: Options, out: PlaneWriter) -> tuple[dict, np.ndarray | None]:
+    """Positions: ``means_bits`` per axis on a uniform grid over the box (after `position_transform`), the high
+    byte in ``means_u`` and the low bits in ``means_l``. Returns ``(meta["means"], angle bound (N,) radians or
+    None)``: with ``tolerance``, the error budget (`error_budget`) coarsens the positions here and the rotations'
+    share of it goes to `encode_quats`."""
     levels = level_count(options.means_bits)
     bits = label_bits(levels)  # of the two planes
     world = splats.means.detach().cpu().double().numpy()
@@ -471,31 +436,85 @@ def encode(splats: Splats, width: int, height: int, options: Options | None = No
     lmeans = log_transform(world) if transform == "log" else world
     mins, maxs = lmeans.min(0), lmeans.max(0)
     q = quantize_uniform(lmeans, mins, maxs, levels)
+    angle_bound = None
     if options.tolerance is not None:
         step = (np.where(maxs > mins, maxs - mins, 0.0) / (levels - 1) * np.exp(np.abs(lmeans))).mean(1)
         pos_bound, angle_bound = error_budget(splats, step, options.tolerance)
         if bits > 8:
             q = coarsen_means(q, lmeans, mins, maxs, levels, pos_bound)
-    split_plane("means_u", "means_l", q, bits)
+    out.split_plane("means_u", "means_l", q, bits)
+    return {"mins": mins.tolist(), "maxs": maxs.tolist(), "bits": bits, "levels": levels,
+            "transform": transform}, angle_bound
 
-    # each Gaussian with its smallest-angle rotation (scale axes permuted to match: same covariance)
+
+def decode_means(means_meta: dict, planes: PlaneReader) -> np.ndarray:
+    """Inverse of `encode_means`: (N, 3) float64 positions."""
+    bits = int(means_meta["bits"])
+    levels = int(means_meta.get("levels", 1 << bits))
+    if not 2 <= levels <= 1 << bits:
+        raise SogError(f"sog meta.json: {levels} position levels do not fit {bits}-bit planes")
+    q = planes.joined_plane("means_u", "means_l", bits)
+    mins, maxs = np.asarray(means_meta["mins"], np.float64), np.asarray(means_meta["maxs"], np.float64)
+    transform = legacy.position_transform_of(means_meta)
+    if transform not in POSITION_TRANSFORMS:
+        raise SogError(f"sog meta.json: unknown position transform {transform!r}")
+    means = dequantize_uniform(q, mins, maxs, levels)
+    return inv_log_transform(means) if transform == "log" else means
+
+
+def encode_quats(splats: Splats, options: Options, out: PlaneWriter,
+                 angle_bound: np.ndarray | None) -> tuple[dict, np.ndarray]:
+    """Rotations: each Gaussian with its smallest-angle rotation (scale axes permuted to match: the same
+    covariance) as a Gibbs vector of ``quat_bits`` per component, in plane ``quats``; coarser where
+    ``angle_bound`` (N,) allows. Returns ``(meta["quats"], the permuted log-scales (N, 3) float64)``."""
     quats, log_scales = canonical_rotations(splats.quats.detach().cpu().double().numpy(),
                                             splats.scales.detach().cpu().double().numpy())
     quat_levels = gibbs_levels(options.quat_bits)
     codes = pack_gibbs(quats, quat_levels)
-    if options.tolerance is not None:
+    if angle_bound is not None:
         codes = coarsen_quats(codes, angle_bound, quat_levels)
-    plane("quats", codes)
+    out.plane("quats", codes)
+    return {"encoding": "gibbs", "bits": math.ceil(math.log2(quat_levels + 1)), "levels": quat_levels}, log_scales
 
+
+def decode_quats(meta: dict, planes: PlaneReader) -> np.ndarray:
+    """Inverse of `encode_quats`: (N, 4) wxyz unit quaternions (version 1: smallest-three texels)."""
+    if meta["version"] == 1:  # smallest-three texels, as SOG v2
+        return legacy.smallest_three_quats(planes.plane)
+    quat_levels = int(meta["quats"].get("levels", (1 << int(meta["quats"]["bits"])) - 1))
+    if not 3 <= quat_levels <= 255 or quat_levels % 2 == 0:
+        raise SogError(f"sog meta.json: {quat_levels} rotation levels (an odd count, 3..255, is needed)")
+    return unpack_gibbs(planes.plane("quats", 3), quat_levels)
+
+
+def encode_scales(splats: Splats, log_scales: np.ndarray, options: Options, out: PlaneWriter) -> dict:
+    """Log-scales (N, 3) as labels into one codebook of ``scale_levels`` entries spaced for entropy-coded labels
+    (``scale_density``; None: Lloyd's, `fit_levels`), weighted by `scale_weights`; the labels' top byte in plane
+    ``scales``, any low bits (more than 256 entries) in ``scales_l``. Returns ``meta["scales"]``."""
     sw = scale_weights(log_scales, splats.opacities, options.scale_weight) if options.scale_weight else None
-    cw = np.repeat((splat_weights(splats) ** options.color_weight)[:, None], 3, 1) if options.color_weight else None
     scale_cb, scale_idx = gridded(fit_levels(log_scales, options.scale_levels, weights=sw)[0]
                                   if options.scale_density is None else
                                   density_levels(log_scales, options.scale_levels, sw, *options.scale_density)[0],
                                   log_scales)
     scale_bits = label_bits(int(scale_idx.max()) + 1)
-    split_plane("scales", "scales_l", scale_idx, scale_bits)  # > 256 entries: the labels' low bits apart
+    out.split_plane("scales", "scales_l", scale_idx, scale_bits)
+    return {"codebook": codebook_json(scale_cb), "bits": scale_bits}
 
+
+def decode_scales(scales_meta: dict, planes: PlaneReader) -> np.ndarray:
+    """Inverse of `encode_scales`: (N, 3) float32 log-scales."""
+    scale_cb = codebook_values(scales_meta["codebook"])
+    scale_idx = planes.joined_plane("scales", "scales_l", int(scales_meta.get("bits", 8)))
+    if int(scale_idx.max()) >= len(scale_cb):
+        raise SogError(f"scales plane refers to codebook entry {int(scale_idx.max())} of {len(scale_cb)}")
+    return scale_cb[scale_idx]
+
+
+def encode_colour(splats: Splats, options: Options, out: PlaneWriter) -> dict:
+    """Colour and opacity: sh0 (N, 3) as labels into a ``color_levels``-entry codebook (``color_density``; None:
+    k-means) in plane ``sh0``, opacity on ``opacity_bits`` in plane ``opacity``. Returns ``meta["sh0"]``."""
+    n = len(splats)
+    cw = np.repeat((splat_weights(splats) ** options.color_weight)[:, None], 3, 1) if options.color_weight else None
     sh0 = splats.sh0.detach().cpu().numpy().reshape(n, 3)
     sh0_cb, sh0_idx = gridded(codebook_1d(sh0, options.color_levels, weights=cw, seed=options.seed)[0]
                               if options.color_density is None else
@@ -503,60 +522,69 @@ def encode(splats: Splats, width: int, height: int, options: Options | None = No
     opacity = torch.sigmoid(splats.opacities.detach().cpu().double()).numpy()
     top = (1 << options.opacity_bits) - 1
     alpha = np.clip(np.rint(opacity * top), 0, top).astype(np.uint8)[:, None]
-    # opacity in a plane of its own, not the alpha of sh0: it is close to noise (tarot: within 1 % of its
-    # order-0 entropy), and in one texel with the colour labels it spoils the colour plane's matches; apart,
-    # tarot's file is 7.1 KB (0.65 %) smaller
-    plane("sh0", sh0_idx.astype(np.uint8))
-    plane("opacity", alpha)
+    # opacity in a plane of its own, not the alpha of sh0: it is close to noise, and in one texel with the colour
+    # labels it spoils the colour plane's matches
+    out.plane("sh0", sh0_idx.astype(np.uint8))
+    out.plane("opacity", alpha)
+    return {"codebook": codebook_json(sh0_cb), "opacity_bits": options.opacity_bits}
 
-    meta = {
-        "profile": "sog", "version": VERSION, "count": n, "width": width, "height": height,
-        "asset": {"generator": GENERATOR},
-        "means": {"mins": mins.tolist(), "maxs": maxs.tolist(), "bits": bits, "levels": levels,
-                  "transform": transform},
-        "quats": {"encoding": "gibbs", "bits": math.ceil(math.log2(quat_levels + 1)), "levels": quat_levels},
-        "scales": {"codebook": codebook_json(scale_cb), "bits": scale_bits},
-        "sh0": {"codebook": codebook_json(sh0_cb), "opacity_bits": options.opacity_bits},
-        "files": {},
-    }
 
+def decode_colour(meta: dict, planes: PlaneReader) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of `encode_colour`: ``(sh0 (N, 3) float32, opacity logits (N,) float64)``."""
+    if "opacity" in planes.names:  # its own plane (files before it: the alpha of sh0)
+        sh0_tex, alpha_tex = planes.plane("sh0", 3), planes.plane("opacity", 1)[:, 0]
+    else:
+        sh0_tex, alpha_tex = legacy.opacity_in_sh0_alpha(planes.plane)
+    return colour_and_opacity(codebook_values(meta["sh0"]["codebook"]), sh0_tex[:, :3], alpha_tex,
+                              (1 << int(meta["sh0"].get("opacity_bits", 8))) - 1)
+
+
+def encode_shn(splats: Splats, options: Options, out: PlaneWriter,
+               sh_palette: tuple[torch.Tensor, torch.Tensor] | None, shared: bool) -> dict:
+    """The higher SH bands: a palette (``sh_palette``, or `fit_sh_palette`) in plane ``shN_centroids``
+    (`palette_image`; none when it is ``shared``, stored once for a layered file) and each Gaussian's label in
+    ``shN_labels`` (one byte, or two for more than 256 entries). Returns ``meta["shN"]``."""
     k = splats.shN.shape[1]
-    if k:
-        centroids, labels = sh_palette if sh_palette is not None else fit_sh_palette(splats, options)
-        tick("shN palette")
-        if shared_palette:
-            shn_meta = {"count": int(centroids.shape[0]), "shared": True}
-        else:
-            shn_meta, image = palette_image(centroids, k, options.seed, options.sh_levels)
-            store("shN_centroids", image)
-        c = centroids.shape[0]
-        lab = labels.numpy().astype(np.uint32)
-        if c <= 256:
-            plane("shN_labels", lab.astype(np.uint8)[:, None].repeat(3, axis=1))
-        else:
-            plane("shN_labels", np.stack([lab >> 8, lab & 0xFF, np.zeros_like(lab)], 1).astype(np.uint8))
-        meta["shN"] = {**shn_meta, "bands": splats.sh_degree}
-    meta["files"] = codecs_used  # plane name -> file name (its extension names the codec)
-    return meta, files
+    centroids, labels = sh_palette if sh_palette is not None else fit_sh_palette(splats, options)
+    out.tick("shN palette")
+    if shared:
+        shn_meta = {"count": int(centroids.shape[0]), "shared": True}
+    else:
+        shn_meta, image = palette_image(centroids, k, options.seed, options.sh_levels)
+        out.store("shN_centroids", image)
+    c = centroids.shape[0]
+    lab = labels.numpy().astype(np.uint32)
+    if c <= 256:
+        out.plane("shN_labels", lab.astype(np.uint8)[:, None].repeat(3, axis=1))
+    else:
+        out.plane("shN_labels", np.stack([lab >> 8, lab & 0xFF, np.zeros_like(lab)], 1).astype(np.uint8))
+    return {**shn_meta, "bands": splats.sh_degree}
 
 
-def layer_drops(options: Options, index: int, layer: Layer) -> dict[str, float]:
-    """The drops layer ``index`` is stored with: its own (`Layer.drops`) plus ``options.layer_steps[index]``."""
-    drops = dict(layer.drops)
-    if options.layer_steps is not None:
-        if len(options.layer_steps) <= index or len(options.layer_steps[index]) != len(LAYER_STEPPED):
-            raise SogError(f"layer_steps needs {len(LAYER_STEPPED)} steps (one per attribute of LAYER_STEPPED) "
-                           f"for layer {index}")
-        for name, step in zip(LAYER_STEPPED, options.layer_steps[index]):
-            drops[name] = drops.get(name, 0) + step
-    return drops
+def decode_shn(shn_meta: dict | None, planes: PlaneReader, palette: np.ndarray | None) -> np.ndarray:
+    """Inverse of `encode_shn`: (N, K, 3) float32 higher-band coefficients (K = 0 without them); ``palette``
+    (c, K, 3): the file's shared palette when the meta says ``"shared"``."""
+    k = sh_rest_count(shn_meta)
+    if not k:
+        return np.zeros((planes.n, 0, 3), np.float32)
+    if shn_meta.get("shared"):
+        if palette is None or palette.shape[1] != k:
+            raise SogError("sog layer refers to a shared SH palette the file does not hold")
+    else:
+        palette = read_palette(shn_meta, planes.names, planes.read)
+    c = palette.shape[0]
+    lab = planes.plane("shN_labels", 3).astype(np.int64)
+    labels = lab[:, 0] if c <= 256 else (lab[:, 0] << 8) | lab[:, 1]
+    if int(labels.max()) >= c:
+        raise SogError(f"shN_labels refers to palette entry {int(labels.max())} of {c}")
+    return palette[labels]
 
 
 def encode_layers(layers: list[Layer], options: Options | None = None, progress=None,
                   sh_palette: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[dict, dict[str, bytes]]:
     """Encode importance layers (finest first) into one file; returns ``(meta, files)``.
 
-    One layer with no drops is a plain (version-4) file (`encode`). Otherwise layer k is encoded with
+    One layer with no drops is a plain (version-5) file (`encode`). Otherwise layer k is encoded with
     ``layer_options(options, drops)``, its drops being the layer's own plus ``options.layer_steps[k]``
     (`layer_drops`); its planes are named ``l{k}_<plane>`` and its plain meta is
     ``meta["layers"][k]``; decoding concatenates the layers in order. The SH palette is fitted once over all
@@ -599,26 +627,6 @@ def label_bits(levels: int) -> int:
     return max(8, math.ceil(math.log2(max(levels, 2))))
 
 
-def order_palette(centroids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reorder palette entries (k, D) along their first principal axis; relabel (N,) to match.
-
-    The same order for the same entries on any machine and thread count: float64, numpy's own pairwise sums and
-    einsum loops (no threaded BLAS reduction whose order depends on the thread count), the axis signed so its
-    largest component is positive and rounded to 1e-9, a stable sort. A torch SVD here gave a different order
-    with 1 and with 2 threads, so different bytes."""
-    if centroids.shape[0] < 2:
-        return centroids, labels
-    c = centroids.detach().cpu().double().numpy()
-    centred = c - c.mean(0)
-    _, vectors = np.linalg.eigh(np.einsum("ki,kj->ij", centred, centred))
-    axis = vectors[:, -1] * (1.0 if vectors[np.abs(vectors[:, -1]).argmax(), -1] >= 0 else -1.0)
-    proj = (centred * np.round(axis, 9)).sum(1)
-    order = torch.from_numpy(np.argsort(proj, kind="stable")).to(centroids.device)
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(order.numel())
-    return centroids[order], rank[labels]
-
-
 def read_palette(shn_meta: dict, names: dict, read) -> np.ndarray:
     """The SH palette (c, K, 3) float32 that ``shn_meta`` (``count``, ``codebook``, ``bands``, ``layout``) describes:
     ``layout`` "rgb" (version 5, `palette_image`) or, before it, one grey row of 64 entries per coefficient and
@@ -643,24 +651,9 @@ def read_palette(shn_meta: dict, names: dict, read) -> np.ndarray:
 
 def decode(meta: dict, read, palette: np.ndarray | None = None) -> Splats:
     """Decode native planes. ``read(filename) -> bytes`` fetches a file named in ``meta['files']``;
-    ``palette`` (c, K, 3) is the shared SH palette of a layered file."""
+    ``palette`` (c, K, 3) is the shared SH palette of a layered file (`decode_layered`)."""
     if meta.get("version") == LAYERED_VERSION:
-        layers = meta.get("layers")
-        if not isinstance(layers, list) or not layers or not all(isinstance(m, dict) for m in layers):
-            raise SogError("malformed sog meta.json (a layered file needs a non-empty list of layers)")
-        if any(m.get("version") not in READ_VERSIONS for m in layers):
-            raise SogError(f"malformed sog meta.json (each layer must be a version {VERSION} meta)")
-        try:
-            shared = read_palette(meta["shN"], meta["files"], read) if "shN" in meta else None
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
-            raise SogError(f"malformed sog meta.json ({type(exc).__name__}: {exc})") from None
-        parts = [decode(m, read, shared) for m in layers]
-        if len({p.shN.shape[1] for p in parts}) > 1:
-            raise SogError("malformed sog meta.json (its layers have different SH degrees)")
-        if sum(len(p) for p in parts) != meta.get("count"):
-            raise SogError(f"sog meta.json says {meta.get('count')} Gaussians, its layers hold "
-                           f"{sum(len(p) for p in parts)}")
-        return Splats.concat(parts)
+        return decode_layered(meta, read)
     try:
         version = meta.get("version")
         if version not in READ_VERSIONS:
@@ -669,74 +662,12 @@ def decode(meta: dict, read, palette: np.ndarray | None = None) -> Splats:
         n = int(meta["count"])
         if n <= 0:
             raise SogError("sog file holds zero Gaussians")
-        names = meta["files"]
-
-        def plane(name: str, channels: int) -> np.ndarray:
-            if name not in names:
-                raise SogError(f"sog meta.json lists no {name} plane")
-            img = decode_image(read(names[name]), names[name], channels)
-            if img.shape[0] * img.shape[1] < n:
-                raise SogError(f"{name}: {img.shape[1]}x{img.shape[0]} image is too small for {n} Gaussians")
-            return img.reshape(-1, channels)[:n]
-
-        def joined_plane(high: str, low: str, bits: int) -> np.ndarray:
-            """Inverse of the encoder's ``split_plane``: (N, 3) ``bits``-bit integers."""
-            values = plane(high, 3).astype(np.int64) << (bits - 8)
-            if bits > 8:
-                values |= plane(low, 3)
-            return values
-
-        bits = int(meta["means"]["bits"])
-        levels = int(meta["means"].get("levels", 1 << bits))
-        if not 2 <= levels <= 1 << bits:
-            raise SogError(f"sog meta.json: {levels} position levels do not fit {bits}-bit planes")
-        q = joined_plane("means_u", "means_l", bits)
-        mins, maxs = np.asarray(meta["means"]["mins"], np.float64), np.asarray(meta["means"]["maxs"], np.float64)
-        transform = legacy.position_transform_of(meta["means"])
-        if transform not in POSITION_TRANSFORMS:
-            raise SogError(f"sog meta.json: unknown position transform {transform!r}")
-        means = dequantize_uniform(q, mins, maxs, levels)
-        means = inv_log_transform(means) if transform == "log" else means
-
-        if version == 1:  # smallest-three texels, as SOG v2
-            quats = legacy.smallest_three_quats(plane)
-        else:
-            quat_levels = int(meta["quats"].get("levels", (1 << int(meta["quats"]["bits"])) - 1))
-            if not 3 <= quat_levels <= 255 or quat_levels % 2 == 0:
-                raise SogError(f"sog meta.json: {quat_levels} rotation levels (an odd count, 3..255, is needed)")
-            quats = unpack_gibbs(plane("quats", 3), quat_levels)
-        scale_cb = codebook_values(meta["scales"]["codebook"])
-        scale_idx = joined_plane("scales", "scales_l", int(meta["scales"].get("bits", 8)))
-        if int(scale_idx.max()) >= len(scale_cb):
-            raise SogError(f"scales plane refers to codebook entry {int(scale_idx.max())} of {len(scale_cb)}")
-        scales = scale_cb[scale_idx]
-        if "opacity" in names:  # its own plane (files before it: the alpha of sh0)
-            sh0_tex, alpha_tex = plane("sh0", 3), plane("opacity", 1)[:, 0]
-        else:
-            sh0_tex, alpha_tex = legacy.opacity_in_sh0_alpha(plane)
-        sh0 = codebook_values(meta["sh0"]["codebook"])[sh0_tex[:, :3]]
-        top = (1 << int(meta["sh0"].get("opacity_bits", 8))) - 1
-        alpha = np.clip(alpha_tex.astype(np.float64) / top, 1e-6, 1 - 1e-6)
-        opacities = np.log(alpha / (1 - alpha))
-
-        shn_meta = meta.get("shN")
-        bands = int(shn_meta["bands"]) if shn_meta else 0
-        k = SH_REST_COUNT.get(bands)
-        if k is None:
-            raise SogError(f"unsupported shN bands {bands}")
-        shN = np.zeros((n, k, 3), np.float32)
-        if k:
-            if shn_meta.get("shared"):
-                if palette is None or palette.shape[1] != k:
-                    raise SogError("sog layer refers to a shared SH palette the file does not hold")
-            else:
-                palette = read_palette(shn_meta, names, read)
-            c = palette.shape[0]
-            lab = plane("shN_labels", 3).astype(np.int64)
-            labels = lab[:, 0] if c <= 256 else (lab[:, 0] << 8) | lab[:, 1]
-            if int(labels.max()) >= c:
-                raise SogError(f"shN_labels refers to palette entry {int(labels.max())} of {c}")
-            shN = palette[labels]
+        planes = PlaneReader(n, meta["files"], read)
+        means = decode_means(meta["means"], planes)
+        quats = decode_quats(meta, planes)
+        scales = decode_scales(meta["scales"], planes)
+        sh0, opacities = decode_colour(meta, planes)
+        shN = decode_shn(meta.get("shN"), planes, palette)
     except SogError:
         raise
     except (KeyError, IndexError, TypeError, ValueError) as exc:
@@ -745,23 +676,25 @@ def decode(meta: dict, read, palette: np.ndarray | None = None) -> Splats:
     return Splats.from_arrays(means, scales, quats, opacities, sh0, shN)
 
 
-def check_options(options: Options) -> None:
-    """Raise `SogError` for layer settings the pipeline would trip over after the slow work."""
-    if options.layers < 1:
-        raise SogError(f"layers must be 1 or more, not {options.layers}")
-    if options.layer_shares is not None:
-        from ..render.importance import check_layer_shares
-        check_layer_shares(options.layer_shares, options.layers)
-
-
-def plan_importance_layers(splats: Splats, options, cameras, device, seed: int) -> list:
-    """Importance layers of ``splats`` from render sensitivities seen from ``cameras`` (`sog.render.importance`);
-    ``options`` has ``layers``, ``layer_min``, ``layer_max_drop`` and ``layer_shares``. Shared by the profiles that
-    store layers."""
-    from ..render.importance import importance_layers, sensitivities
-    sensitivity = sensitivities(splats, cameras, device, seed=seed, per_view=True)  # (V, N) each: the worst view bounds
-    return importance_layers(sensitivity, options.layers, options.layer_min, options.layer_max_drop,
-                             options.layer_shares)
+def decode_layered(meta: dict, read) -> Splats:
+    """Decode a layered (version 3) file: each layer's plain meta (`decode`) with the shared SH palette, the layers
+    concatenated in order."""
+    layers = meta.get("layers")
+    if not isinstance(layers, list) or not layers or not all(isinstance(m, dict) for m in layers):
+        raise SogError("malformed sog meta.json (a layered file needs a non-empty list of layers)")
+    if any(m.get("version") not in READ_VERSIONS for m in layers):
+        raise SogError(f"malformed sog meta.json (each layer must be a version {VERSION} meta)")
+    try:
+        shared = read_palette(meta["shN"], meta["files"], read) if "shN" in meta else None
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise SogError(f"malformed sog meta.json ({type(exc).__name__}: {exc})") from None
+    parts = [decode(m, read, shared) for m in layers]
+    if len({p.shN.shape[1] for p in parts}) > 1:
+        raise SogError("malformed sog meta.json (its layers have different SH degrees)")
+    if sum(len(p) for p in parts) != meta.get("count"):
+        raise SogError(f"sog meta.json says {meta.get('count')} Gaussians, its layers hold "
+                       f"{sum(len(p) for p in parts)}")
+    return Splats.concat(parts)
 
 
 class NativeProfile(Profile):
@@ -774,26 +707,25 @@ class NativeProfile(Profile):
     presets = PRESETS
     preset_psnr = PRESET_PSNR
     compress_meta = COMPRESS_META
-    searched = ("means_bits", "quat_bits", "scale_levels", "color_levels", "sh_levels")  # `sog.rate.LEVELS`' keys
+    ladder = LEVELS
 
     def check(self, options: Options) -> None:
         check_options(options)
 
     def wants_layers(self, count: int, options: Options) -> bool:
-        return options.layers > 1 and count >= 2 * options.layer_min
+        return wants_layers(count, options)
 
-    def plan_layers(self, splats, options, cameras, device, seed):
-        return plan_importance_layers(splats, options, cameras, device, seed)
+    def plan_layers(self, splats, sensitivity, options):
+        return plan_importance_layers(sensitivity, options)
 
     def max_layers(self):
         return None
 
-    def encode(self, layers, options, progress=None):
-        return encode_layers(layers, options, progress=progress)
+    def fit_palette(self, splats, options):
+        return stored_palette(splats, options)
 
-    def encode_to_psnr(self, layers, target, options, cameras, device, progress=None):
-        from ..rate import encode_to_psnr
-        return encode_to_psnr(layers, target, options, cameras, device=device, progress=progress)
+    def encode(self, layers, options, progress=None, palette=None):
+        return encode_layers(layers, options, progress=progress, sh_palette=palette)
 
     def claims(self, meta: dict) -> bool:
         return meta.get("profile") == "sog"

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from .playcanvas import unpack_quats
+from .v2 import unpack_quats
 
 #: ``plane(name, channels) -> (N, channels) uint8``: how the native decoder reads one of its planes
 Plane = Callable[[str, int], np.ndarray]

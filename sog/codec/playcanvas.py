@@ -1,22 +1,6 @@
-"""The ``playcanvas`` profile: PlayCanvas SOG v2, readable by the PlayCanvas engine and splat-transform.
-
-Layout (one texel per Gaussian, row-major, Gaussian i at texel i, unused texels at the end):
-
-==================  ====================================================================
-plane               content
-==================  ====================================================================
-means_l, means_u    low / high byte of 16-bit positions in ``sign(x)·ln(1+|x|)`` space,
-                    scaled between ``meta.means.mins`` and ``maxs``
-quats               smallest-three quaternion: three components in RGB as
-                    ``255·(q·√2·0.5+0.5)``, alpha = 252 + index of the dropped component
-scales              RGB = indices into the 256-entry ``meta.scales.codebook`` (log scale)
-sh0                 RGB = indices into ``meta.sh0.codebook``; alpha = 255·sigmoid(opacity)
-shN_labels          16-bit palette index (R low byte, G high byte)
-shN_centroids       palette: 64 entries per row, each K texels wide, RGB = codebook indices
-==================  ====================================================================
-
-Facts about the format come from the PlayCanvas documentation and splat-transform's
-reader; this is an independent implementation.
+"""The ``playcanvas`` profile: PlayCanvas SOG v2 as splat-transform writes it, readable by the PlayCanvas engine
+and every v2 reader; the plain writer, a baseline for `sog.codec.sogv2`. The layout and the decoder are
+`sog.codec.v2`'s.
 """
 
 from __future__ import annotations
@@ -25,19 +9,17 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ..errors import SogError
-from ..splats import SH_REST_COUNT, Splats
+from ..splats import Splats
 from .base import Profile
-from .image import decode_image, encode_image
+from .image import encode_image
+from .palette import default_palette_size
 from .quantize import codebook_1d, kmeans
+from .v2 import decode, grid_of, log_transform, pack_quats
 
 #: PlayCanvas's own .sog stores meta.json uncompressed; so do we, to stay byte-alike
 COMPRESS_META = False
-SQRT2 = math.sqrt(2.0)
-#: For each dropped (largest) component, the order of the three stored ones (w, x, y, z).
-QUAT_KEEP = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]])
 
 
 @dataclass
@@ -48,19 +30,6 @@ class Options:
     palette_size: int | None = None  #: SH palette entries; None = splat-transform's rule (<= 65536)
     kmeans_iters: int = 10
     seed: int = 0
-
-
-def log_transform(x: np.ndarray) -> np.ndarray:
-    return np.sign(x) * np.log1p(np.abs(x))
-
-
-def inv_log_transform(y: np.ndarray) -> np.ndarray:
-    return np.sign(y) * np.expm1(np.abs(y))
-
-
-def default_palette_size(n: int) -> int:
-    """splat-transform's palette size: a power of two times 1024, at most 65536."""
-    return int(min(64, 2 ** math.floor(math.log2(max(n, 1) / 1024))) * 1024)
 
 
 def encode(splats: Splats, width: int, height: int,
@@ -140,101 +109,6 @@ def encode(splats: Splats, width: int, height: int,
     return meta, files
 
 
-def pack_quats(quats: np.ndarray) -> np.ndarray:
-    """(N, 4) wxyz quaternions to (N, 4) uint8 smallest-three texels."""
-    norm = np.linalg.norm(quats, axis=1, keepdims=True)
-    q = np.where(norm > 0, quats / np.where(norm > 0, norm, 1), np.array([1.0, 0, 0, 0]))
-    largest = np.abs(q).argmax(1)
-    sign = np.where(q[np.arange(len(q)), largest] < 0, -1.0, 1.0)
-    q = q * sign[:, None] * SQRT2
-    kept = np.take_along_axis(q, QUAT_KEEP[largest], axis=1)
-    rgb = np.clip(np.rint(255 * (kept * 0.5 + 0.5)), 0, 255).astype(np.uint8)
-    return np.concatenate([rgb, (252 + largest).astype(np.uint8)[:, None]], 1)
-
-
-def unpack_quats(texels: np.ndarray) -> np.ndarray:
-    """(N, 4) uint8 smallest-three texels to (N, 4) unit wxyz quaternions."""
-    tag = texels[:, 3].astype(np.int64)
-    valid = (tag >= 252) & (tag <= 255)
-    largest = np.clip(tag - 252, 0, 3)
-    kept = (texels[:, :3].astype(np.float64) / 255 * 2 - 1) / SQRT2
-    q = np.zeros((len(texels), 4))
-    np.put_along_axis(q, QUAT_KEEP[largest], kept, axis=1)
-    rest = np.sqrt(np.clip(1 - (kept ** 2).sum(1), 0, None))
-    q[np.arange(len(q)), largest] = rest
-    q[~valid] = [1.0, 0, 0, 0]
-    return q
-
-
-def decode(meta: dict, read) -> Splats:
-    """Decode SOG v2 planes. ``read(name) -> bytes`` fetches a file named in ``meta``."""
-    try:
-        version = meta.get("version")
-        if version != 2:
-            raise SogError(f"unsupported SOG meta version {version!r} (expected 2)")
-        n = int(meta["count"])
-        if n <= 0:
-            raise SogError("SOG file holds zero Gaussians")
-
-        def plane(name: str) -> np.ndarray:
-            img = decode_image(read(name), name)
-            if img.shape[0] * img.shape[1] < n:
-                raise SogError(f"{name}: {img.shape[1]}x{img.shape[0]} image is too small for {n} Gaussians")
-            return img.reshape(-1, 4)[:n]
-
-        mfiles = meta["means"]["files"]
-        q = plane(mfiles[1])[:, :3].astype(np.float64)  # in place from here: (N, 3) float64 temporaries are large
-        q *= 256
-        q += plane(mfiles[0])[:, :3]  # the 16-bit code hi << 8 | lo, exact in float64
-        q /= 65535
-        mins, maxs = np.asarray(meta["means"]["mins"], np.float64), np.asarray(meta["means"]["maxs"], np.float64)
-        q *= maxs - mins
-        q += mins
-        means = np.abs(q)
-        np.expm1(means, out=means)
-        means *= np.sign(q)  # inv_log_transform(q), without its temporaries
-
-        quats = unpack_quats(plane(meta["quats"]["files"][0]))
-        scale_cb = np.asarray(meta["scales"]["codebook"], np.float32)
-        scales = scale_cb[plane(meta["scales"]["files"][0])[:, :3]]
-        sh0_tex = plane(meta["sh0"]["files"][0])
-        sh0 = np.asarray(meta["sh0"]["codebook"], np.float32)[sh0_tex[:, :3]]
-        alpha = np.clip(sh0_tex[:, 3].astype(np.float64) / 255, 1e-6, 1 - 1e-6)
-        opacities = np.log(alpha / (1 - alpha))
-
-        shn_meta = meta.get("shN")
-        bands = int(shn_meta["bands"]) if shn_meta else 0
-        k = SH_REST_COUNT.get(bands)
-        if k is None:
-            raise SogError(f"unsupported shN bands {bands}")
-        shN = np.zeros((n, 0, 3), np.float32)
-        if k:
-            cb = np.asarray(shn_meta["codebook"], np.float32)
-            cent = decode_image(read(shn_meta["files"][0]), shn_meta["files"][0])
-            if cent.shape[1] != 64 * k:
-                raise SogError(f"shN centroids image is {cent.shape[1]} wide, expected {64 * k}")
-            palette = cb[cent.reshape(-1, k, 4)[:, :, :3]]  # (entries, K, 3)
-            lab = plane(shn_meta["files"][1])
-            labels = lab[:, 0].astype(np.int64) | (lab[:, 1].astype(np.int64) << 8)
-            count = min(int(shn_meta["count"]), palette.shape[0])
-            # a label past the palette decodes to zeros: a zero row appended, gathered by whole rows in torch (a
-            # boolean-mask assignment of (N, K, 3) took 6.7 of the 15 s of sog.load on 6M Gaussians, np.take 3.4 s)
-            rows = np.concatenate([palette[:count].reshape(count, 3 * k), np.zeros((1, 3 * k), np.float32)])
-            shN = torch.from_numpy(rows)[torch.from_numpy(np.minimum(labels, count))].numpy().reshape(n, k, 3)
-    except SogError:
-        raise
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise SogError(f"malformed SOG meta.json ({type(exc).__name__}: {exc})") from None
-
-    return Splats.from_arrays(means, scales, quats, opacities, sh0, shN)
-
-
-def grid_of(meta: dict, read) -> tuple[int, int]:
-    """(H, W) of a SOG v2 file: the size of its first position plane (the grid the file actually uses)."""
-    plane = decode_image(read(meta["means"]["files"][0]))
-    return plane.shape[0], plane.shape[1]
-
-
 class PlayCanvasProfile(Profile):
     """SOG v2 with splat-transform's choices (`--profile playcanvas`): the plain writer, a baseline for `sogv2`."""
 
@@ -243,7 +117,7 @@ class PlayCanvasProfile(Profile):
     Options = Options
     compress_meta = COMPRESS_META
 
-    def encode(self, layers, options, progress=None):
+    def encode(self, layers, options, progress=None, palette=None):  # no palette to reuse: `fit_palette` gives none
         if len(layers) != 1:
             raise SogError(f"the {self.name} profile stores one grid, not {len(layers)} layers")
         layer = layers[0]

@@ -4,6 +4,7 @@
   as SOG v2 uses for scales, sh0 and the SH palette values.
 * `density_levels` — a k-entry scalar codebook whose levels follow a chosen point density, for labels that
   an image codec entropy-codes (the native profile's scales and colours).
+* `scale_weights` — the weights of log-scale values in their codebook fit (opacity x s^2)^power.
 * `kmeans` — vector k-means (palette for the higher SH bands). For large palettes it runs
   as a two-level tree (coarse clusters, then clusters inside each) so that assignment costs
   O(N·sqrt(k)) instead of O(N·k); exact when the data has no more than k distinct rows.
@@ -15,6 +16,8 @@ import math
 
 import numpy as np
 import torch
+
+from ..stable import snap
 
 
 def codebook_1d(values: np.ndarray, k: int = 256, iters: int = 25,
@@ -74,8 +77,7 @@ def density_levels(values: np.ndarray, k: int, weights: np.ndarray | None = None
     the best levels are spaced by the weight alone (``w^(1/2)``, ``alpha = 0``): crowding them where values are
     dense makes the labels nearly equiprobable, i.e. expensive. ``alpha > 0`` keeps levels where the values are
     when the weight model is crude (a tiny Gaussian rounded up to a large scale is worse than its weight says).
-    On tarot's scales, ``(alpha, beta) = (0.15, 0.3)`` with (opacity x s^2)^2 weights gave 1,026,692 B at
-    58.47 dB, where Lloyd needed about 1,074,000 B (a sweep with one fixed layout, 8 orbit views at 256 px).
+    The exponents the profiles use were chosen by measurement (docs/profiles.md).
 
     Returns ``(codebook (k,) float32 ascending, labels uint8 (k <= 256) or int64 of values.shape)``; exact when
     there are at most ``k`` distinct values."""
@@ -121,7 +123,7 @@ def kmeans(x: torch.Tensor, k: int, iters: int = 10, seed: int = 0,
     Returns ``(centroids (k', D), labels (N,) long)`` with ``k' <= k``. Deterministic for a seed.
     ``weights`` (N,) weight rows in the centroid means (e.g. opacity × size). ``chunk``: rows per distance block
     (the labels do not depend on it); 8192 rows of 128 distances stay in the heap, where 65,536 (32 MB) were a
-    fresh mapping per block and took 1.7x as long.
+    fresh mapping per block, and slower.
     """
     x = x.float()
     n = x.shape[0]
@@ -258,3 +260,13 @@ def _assign(x: torch.Tensor, centroids: torch.Tensor, chunk: int) -> torch.Tenso
             labels[near] = exact.argmin(1)
         out[s:s + chunk] = labels
     return out
+
+
+def scale_weights(log_scales: np.ndarray, opacities: torch.Tensor, power: float) -> np.ndarray:
+    """(N, 3) weights of log-scale values (N, 3) in their codebook fit: (opacity x s^2)^power per value, so the
+    largest, most opaque Gaussians (the ones that cover pixels) get the closest levels; ``opacities`` (N,) logits.
+    Snapped to 20 significant bits (`sog.stable.snap`): they place the codebook's levels, and exp/log round the
+    last bit by CPU."""
+    alpha = 1.0 / (1.0 + np.exp(-opacities.detach().cpu().double().numpy()))[:, None]
+    logw = power * (np.log(np.clip(alpha, 1e-6, 1)) + 2 * log_scales)
+    return snap(np.exp(np.clip(logw - logw.max(), -60, 0)))

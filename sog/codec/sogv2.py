@@ -1,6 +1,6 @@
 """The ``sogv2`` profile (the default): PlayCanvas SOG v2 files, rate-optimised, that every v2 reader decodes as is.
 
-The layout is fixed by the format (`sog.codec.playcanvas`: 16-bit log-space positions in ``means_l/means_u``,
+The layout is fixed by the format (`sog.codec.v2`: 16-bit log-space positions in ``means_l/means_u``,
 smallest-three 8-bit quaternions with the dropped component's index in alpha, 256-entry codebooks for scales and
 ``sh0``, opacity in the alpha of ``sh0``, an SH palette with 16-bit labels, lossless WebP). What the native profile
 learned is spent inside those fields; the reader sees an ordinary v2 file:
@@ -19,18 +19,19 @@ learned is spent inside those fields; the reader sees an ordinary v2 file:
 * **a default chosen on tuning views**: rung `DEFAULT_LEVEL` of `LEVELS` and ``scale_weight`` are what
   ``scripts/tune_sogv2.py`` picks (the smallest candidate at least splat-transform's mean and worst tuning view on
   every shared scene), never a choice made on `sog eval`'s judging views;
-* **importance layers as row blocks of the one grid**: the Gaussians are split by render importance as in the
-  native profile (`plan_layers`), each layer fills whole rows of the W-wide grid (its size a multiple of W, the
+* **importance layers as row blocks of the one grid**: the Gaussians are split by render importance
+  (`plan_layers`: `sog.codec.layers`, as for the native profile), each layer fills whole rows of the W-wide grid (its size a multiple of W, the
   last layer excepted), is sorted on its own block and stored with its own, coarser lattices (its scale and colour
   labels levels of its own inside the shared codebook). Off by default (``layers=1``, ``--layers 3`` turns them
-  on): on plant (Morton order, the 8-view 256-px orbit `sog eval` judged on before the evaluation protocol)
-  three layers at the finest level gave 63.2 dB at 0.76x splat-transform's bytes and at half the drops 64.0 dB
-  at 0.83x, where one grid gave 64.2 dB at 0.80x;
+  on);
 * **an SH palette sized by rate** (``palette_size`` / ``palette_per``; weighted k-means, entries ordered along
   their first principal axis so neighbouring labels are alike; an already palettised source keeps its palette);
 * ``--psnr`` (`sog.rate` over `LEVELS`) and ``--quality`` presets, as for the native profile.
 
-The file's ``meta.json`` is plain version 2 (no ``"profile"`` key): `sog.codec.playcanvas` decodes it.
+What was measured to choose these: docs/profiles.md.
+
+The file's ``meta.json`` is plain version 2 (no ``"profile"`` key): the playcanvas profile claims it and
+`sog.codec.v2` decodes it.
 """
 
 from __future__ import annotations
@@ -45,11 +46,16 @@ import torch
 
 from ..errors import SogError
 from ..splats import Splats
-from . import native, playcanvas
 from .base import Layer, Profile
+from .layers import layer_drops, layer_options, plan_importance_layers, wants_layers
+from .options import CodecOptions
+from .options import check_options as check_shared
 from .image import encode_image
-from .quantize import codebook_1d, density_levels, nearest_sorted
+from .palette import band_limited, fit_sh_palette, stored_palette
+from .quantize import codebook_1d, density_levels, nearest_sorted, scale_weights
 from .rotation import canonical_rotations
+from .v2 import QUAT_KEEP, SQRT2, grid_of, log_transform
+from .v2 import decode as decode_v2
 
 GENERATOR = "sog (sogv2 profile)"  #: meta.json "asset" / "generator"
 #: a canonical rotation's three stored components span about 139 of the 256 smallest-three codes (|q_i| <= 0.38):
@@ -58,11 +64,9 @@ QUAT_FULL_BITS = 7
 
 #: the ladder of the rate search, finest (largest file) first, one setting coarser per step; index `DEFAULT_LEVEL`
 #: is the default. The default rung and ``Options.scale_weight`` were chosen by ``scripts/tune_sogv2.py`` on tuning
-#: views only (12 views at 512 px, `sog.render.views.TUNING_SEED`): the candidate of smallest bytes whose mean and
-#: worst tuning view are at least splat-transform's on every shared scene with a splat-transform .sog. Rung 9 (90 of
-#: the SH palette codebook's entries; plant and tarot have no SH) was added when playbot's full level got its
-#: splat-transform .sog: at 128 its file was 0.808x on tuning views, at 90 0.797x at +1.44 / +1.39 dB (playbot 2_0
-#: 0.757x at +0.47 / +0.51, kacytran 0.275x at +3.00 / +4.42); every later rung keeps at most 90
+#: views only (`sog.render.views.TUNING_SEED`): the candidate of smallest bytes whose mean and worst tuning view
+#: are at least splat-transform's on every shared scene with a splat-transform .sog (docs/profiles.md); every rung
+#: after the default keeps at most its 90 SH codebook entries
 LEVELS: list[dict] = [
     {"means_bits": m, "quat_bits": q, "scale_levels": s, "color_levels": c, "sh_levels": h} for m, q, s, c, h in [
         (16, 7, 256, 256, 256), (15, 7, 256, 256, 256), (14, 7, 256, 256, 256), (14, 6, 256, 256, 256),
@@ -74,12 +78,11 @@ LEVELS: list[dict] = [
 DEFAULT_LEVEL = 9
 
 
-@dataclass
-class Options:
-    """Encoder settings of the sogv2 profile. None of them changes the format: every value is a v2 code."""
+@dataclass(kw_only=True)
+class Options(CodecOptions):
+    """Encoder settings of the sogv2 profile (the shared ones are `CodecOptions`'). None of them changes the
+    format: every value is a v2 code. The defaults are rung `DEFAULT_LEVEL` of `LEVELS`."""
 
-    effort: int = 4                    #: WebP effort 0..6
-    seed: int = 0
     means_bits: float = LEVELS[DEFAULT_LEVEL]["means_bits"]  #: position lattice: every 2^(16-bits)-th code, 8..16
     quat_bits: float = LEVELS[DEFAULT_LEVEL]["quat_bits"]    #: rotation lattice: every 2^(7-bits)-th code, 4..8
     scale_levels: int = LEVELS[DEFAULT_LEVEL]["scale_levels"]  #: scale codebook entries used, 2..256
@@ -91,34 +94,12 @@ class Options:
     means_step_ratio: float | None = 0.05
     #: size-aware rotations: a scene whose Gaussians are large for its position lattice (`median_step_ratio` under
     #: this) gets whole bits more for rotations (`quat_bits_for`): a rotation error t moves a Gaussian's mass by
-    #: about t x its size, a position error by the step, and the default rung balances the two on scenes at about
-    #: this ratio. None: ``quat_bits`` as given
+    #: about t x its size, a position error by the step. None: ``quat_bits`` as given
     quat_step_ratio: float | None = 0.05
     opacity_bits: float = 8            #: opacity lattice in the sh0 alpha: every 2^(8-bits)-th value, 4..8
-    palette_size: int | None = 16384   #: cap on SH palette entries (<= 65536); None = splat-transform's rule
-    palette_per: int = 16              #: >0: at most N / palette_per entries (a power of two, >= 256)
-    kmeans_iters: int = 10
-    #: >0: SH rows with at most N / this distinct values (<= 65536) are kept exactly. 1.5, not the native 4: playbot's
-    #: 125K level holds 65,529 distinct rows (N / 1.9), and k-means to N / 16 entries cost it 16 dB (41.96 against
-    #: splat-transform's 58.12, which keeps them); a scene that is not palettised has N distinct rows
-    exact_palette_per: float = 1.5
-    weighted: bool = True              #: weight the SH k-means by opacity x footprint
-    sh_degree: int | None = None       #: keep at most this SH degree (None = all)
-    #: scale codebook weights values by (opacity x scale^2)^this. 0.8 (chosen with the default rung on tuning views):
-    #: 2 (the native profile's old default) spends the levels on large, opaque Gaussians, right for far views, and close views
-    #: then show the small ones' sizes wrong
-    scale_weight: float = 0.8
-    scale_density: tuple[float, float] = (0.15, 0.3)  #: scale codebook point density p^a w^b (`density_levels`)
-    color_density: tuple[float, float] = (0.15, 0.0)  #: the same for the sh0 codebook
     layers: int = 1                    #: importance layers (row blocks of the grid; 1: one grid, the default)
-    layer_min: int = 16384             #: ... of at least this many Gaussians each
-    layer_max_drop: int = 3            #: a layer is at most this many steps coarser than the first
-    layer_shares: tuple[float, ...] | None = None  #: relative layer sizes (None: `importance.DEFAULT_SHARES`)
-    #: store coarser layers' scales with fewer levels of their own. Off: v2's 256 entries are few already (the native
-    #: profile drops from 1024), and on plant the drops cost 6.5 dB for 3 % of the bytes
+    #: store coarser layers' scales with fewer levels of their own (off: v2's 256 entries are few already)
     layer_scale_drops: bool = False
-    #: per layer, steps added to its drops, in the order of `native.LAYER_STEPPED` (the rate search's refinement)
-    layer_steps: tuple[tuple[float, ...], ...] | None = None
 
 
 PRESETS: dict[str, dict] = {
@@ -135,16 +116,7 @@ def check_options(options: Options) -> None:
             and 2 <= options.sh_levels <= 256):
         raise SogError("sogv2: means_bits must be 8..16, quat_bits and opacity_bits 4..8, scale, color and SH "
                        "levels 2..256")
-    native.check_options(options)
-
-
-def band_limited(splats: Splats, options: Options) -> Splats:
-    return native.band_limited(splats, options)
-
-
-def fit_sh_palette(splats: Splats, options: Options) -> tuple[torch.Tensor, torch.Tensor]:
-    """The higher-band SH palette (`native.fit_sh_palette`), at most 65,536 entries (16-bit labels)."""
-    return native.fit_sh_palette(splats, options)
+    check_shared(options)
 
 
 def median_step_ratio(lmeans: np.ndarray, log_scales: np.ndarray, bits: float) -> float:
@@ -166,8 +138,8 @@ def extra_bits(r: float, ratio: float | None) -> int:
 
 def means_bits_for(r: float, bits: float, ratio: float | None) -> float:
     """``bits`` plus the whole bits (up to 16) that bring a scene's `median_step_ratio` ``r`` (at ``bits``) down to
-    about ``ratio`` (`extra_bits`); never fewer bits. The default rung was chosen on scenes whose ratio is about 0.05
-    at 13 bits (plant, tarot); playbot's smaller Gaussians have 0.07-0.13."""
+    about ``ratio`` (`extra_bits`); never fewer bits (the default ``ratio`` is that of the scenes the default rung
+    was chosen on)."""
     return min(16.0, bits + max(0, extra_bits(r, ratio)))
 
 
@@ -175,8 +147,7 @@ def quat_bits_for(r: float, quat_bits: float, ratio: float | None) -> float:
     """``quat_bits`` plus the whole bits (up to 8, every code) that a scene whose `median_step_ratio` ``r`` (at its
     position bits) is below ``ratio`` needs to keep rotations as fine as positions: a rotation error t displaces a
     Gaussian's mass by about t x its size, a position error by the lattice step, so Gaussians 2x larger for the same
-    step need rotation steps half as large (`extra_bits`, rounded to the nearest bit); never fewer bits. The default
-    rung was chosen on scenes at about 0.05 (plant, tarot); kacytran's large Gaussians are at 0.026."""
+    step need rotation steps half as large (`extra_bits`, rounded to the nearest bit); never fewer bits."""
     return min(8.0, quat_bits + max(0, -extra_bits(r, ratio)))
 
 
@@ -186,7 +157,7 @@ def lattice_step(bits: float, full: int) -> int:
 
 
 #: significant decimal digits of a codebook entry in meta.json: a v2 meta.json is stored, not deflated, and three
-#: 256-entry lists of full float reprs took 15 KB; 5 digits move an entry by at most 5e-5 of its value, far below
+#: 256-entry lists of full float reprs are long; 5 digits move an entry by at most 5e-5 of its value, far below
 #: the codebooks' spacing
 CODEBOOK_DIGITS = 5
 
@@ -256,12 +227,73 @@ def check_blocks(layers: list[Layer]) -> int:
     return width
 
 
+class V2Planes:
+    """The WebP planes of one ``width`` x ``height`` v2 grid of ``n`` Gaussians, encoded in a few threads while the
+    next ones are computed (Pillow's encoder releases the GIL); `files` keeps their order, and each is the bytes
+    one call gives. Use it as a context manager (the threads end with it)."""
+
+    def __init__(self, width: int, height: int, n: int, effort: int, progress=None):
+        self.width, self.height, self.n, self.effort = width, height, n, effort
+        self.tick = progress or (lambda name: None)
+        workers = min(4, os.cpu_count() or 1)  # not torch's count: `compress` runs torch on one thread (bytes)
+        self.pool = ThreadPoolExecutor(workers) if workers > 1 else None
+        self.encoded: dict[str, bytes | Future] = {}
+
+    def __enter__(self) -> V2Planes:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool:
+            self.pool.shutdown()
+
+    def image(self, name: str, array: np.ndarray) -> None:
+        """Encode ``array`` (H, W, 4) uint8 as file ``name``."""
+        self.encoded[name] = (self.pool.submit(encode_image, array, "webp", self.effort) if self.pool
+                              else encode_image(array, "webp", self.effort))
+
+    def plane(self, name: str, rgba: np.ndarray) -> None:
+        """Encode ``rgba`` (N, 4) uint8, Gaussian i at texel i, as file ``name``."""
+        img = np.empty((self.width * self.height, 4), np.uint8)
+        img[:self.n] = rgba
+        img[self.n:] = rgba[-1]  # padding repeats the last texel: no edge for the predictor (readers stop at count)
+        self.image(name, img.reshape(self.height, self.width, 4))
+
+    def files(self) -> dict[str, bytes]:
+        """File name -> bytes, in the order encoded (waits for the threads)."""
+        files: dict[str, bytes] = {}
+        for name, data in self.encoded.items():
+            files[name] = data.result() if isinstance(data, Future) else data
+            self.tick(name)
+        return files
+
+
+def layer_settings(options: Options, layers: list[Layer], lmeans: np.ndarray, scales: np.ndarray) -> list[Options]:
+    """The settings each layer is stored with: ``options`` made coarser by its drops (`layer_options`; every layer
+    keeps the one scale codebook's levels unless ``layer_scale_drops``), plus the whole bits the scene's size needs
+    for positions and rotations (`means_bits_for`, `quat_bits_for`, measured on the log-space positions ``lmeans``
+    (N, 3) and log-scales ``scales`` (N, 3)), the same for every layer."""
+    per = [layer_options(options, layer_drops(options, i, layer)) for i, layer in enumerate(layers)]
+    if not options.layer_scale_drops:  # every layer labels over the one 256-entry scale codebook
+        per = [replace(opts, scale_levels=options.scale_levels) for opts in per]
+    # the lattices' size-aware bits, from one measure of how large the Gaussians are for the position lattice
+    r = median_step_ratio(lmeans, scales, options.means_bits) if len(lmeans) else math.nan
+    bits = means_bits_for(r, options.means_bits, options.means_step_ratio)
+    if bits != options.means_bits:  # every layer's lattice gets the same extra bits
+        per = [replace(opts, means_bits=min(16.0, opts.means_bits + bits - options.means_bits)) for opts in per]
+    qbits = quat_bits_for(r, options.quat_bits, options.quat_step_ratio)
+    if qbits != options.quat_bits:
+        per = [replace(opts, quat_bits=min(8.0, opts.quat_bits + qbits - options.quat_bits)) for opts in per]
+    return per
+
+
 def encode_layers(layers: list[Layer], options: Options | None = None, progress=None,
                   sh_palette: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[dict, dict[str, bytes]]:
     """Encode ``layers`` (finest first, each in grid order, stacked as row blocks of one grid) into one SOG v2 file;
-    returns ``(meta, files)``. Layer k is stored with ``native.layer_options(options, drops_k)``
-    (`native.layer_drops`: its own drops plus ``options.layer_steps[k]``). ``sh_palette``: the palette already
-    fitted on the layers' concatenation (band-limited), as the rate search passes it."""
+    returns ``(meta, files)``. Layer k is stored with its own settings (`layer_settings`: its drops, its own plus
+    ``options.layer_steps[k]``, through `sog.codec.layers.layer_options`). ``sh_palette``: the palette already
+    fitted on the layers' concatenation (band-limited), as the rate search passes it. One function per attribute
+    (`encode_means`, `encode_quats`, `encode_scales`, `encode_colour`, `encode_shn`); `sog.codec.v2.decode` reads
+    the file."""
     options = options or Options()
     check_options(options)
     layers = [Layer(band_limited(layer.splats, options), layer.width, layer.height, layer.drops) for layer in layers]
@@ -272,38 +304,29 @@ def encode_layers(layers: list[Layer], options: Options | None = None, progress=
     splats = Splats.concat([layer.splats for layer in layers]) if len(layers) > 1 else layers[0].splats  # no copy
     n = len(splats)
     bounds = np.cumsum([0] + [len(layer.splats) for layer in layers])
-    per = [native.layer_options(options, native.layer_drops(options, i, layer)) for i, layer in enumerate(layers)]
-    if not options.layer_scale_drops:  # every layer labels over the one 256-entry scale codebook
-        per = [replace(opts, scale_levels=options.scale_levels) for opts in per]
     rows = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
-    tick = progress or (lambda name: None)
-    # the planes are WebP-encoded in a few threads while the next ones are computed (Pillow's encoder releases
-    # the GIL); the files keep their order, and each is the bytes one call gives
-    workers = min(4, os.cpu_count() or 1)  # not torch's count: `compress` runs torch on one thread (bytes)
-    pool = ThreadPoolExecutor(workers) if workers > 1 else None
-    encoded: dict[str, bytes | Future] = {}
-
-    def image(name: str, array: np.ndarray) -> None:
-        encoded[name] = (pool.submit(encode_image, array, "webp", options.effort) if pool
-                         else encode_image(array, "webp", options.effort))
-
-    def plane(name: str, rgba: np.ndarray) -> None:
-        img = np.empty((width * height, 4), np.uint8)
-        img[:n] = rgba
-        img[n:] = rgba[-1]  # padding repeats the last texel: no edge for the predictor (readers stop at count)
-        image(name, img.reshape(height, width, 4))
-
-    # positions: 16-bit codes in log space on a lattice of every step-th code, the finest layer's top code = max
-    lmeans = playcanvas.log_transform(splats.means.detach().cpu().double().numpy())
+    lmeans = log_transform(splats.means.detach().cpu().double().numpy())
     scales64 = splats.scales.detach().cpu().double().numpy()
-    # the lattices' size-aware bits, from one measure of how large the Gaussians are for the position lattice
-    r = median_step_ratio(lmeans, scales64, options.means_bits) if n else math.nan
-    bits = means_bits_for(r, options.means_bits, options.means_step_ratio)
-    if bits != options.means_bits:  # every layer's lattice gets the same extra bits
-        per = [replace(opts, means_bits=min(16.0, opts.means_bits + bits - options.means_bits)) for opts in per]
-    qbits = quat_bits_for(r, options.quat_bits, options.quat_step_ratio)
-    if qbits != options.quat_bits:
-        per = [replace(opts, quat_bits=min(8.0, opts.quat_bits + qbits - options.quat_bits)) for opts in per]
+    per = layer_settings(options, layers, lmeans, scales64)
+    with V2Planes(width, height, n, options.effort, progress) as out:
+        means_meta = encode_means(lmeans, rows, per, out)
+        # rotations: canonical, the same covariance with permuted scales (which the scale codebook then holds)
+        quats, log_scales = canonical_rotations(splats.quats.detach().cpu().double().numpy(), scales64)
+        quats_meta = encode_quats(quats, rows, per, out)
+        scales_meta = encode_scales(log_scales, splats.opacities, rows, per, options, out)
+        sh0_meta = encode_colour(splats, rows, per, options, out)
+        meta = {"version": 2, "asset": {"generator": GENERATOR}, "count": n, "means": means_meta,
+                "scales": scales_meta, "quats": quats_meta, "sh0": sh0_meta}
+        if splats.shN.shape[1]:
+            meta["shN"] = encode_shn(splats, options, out, sh_palette)
+        return meta, out.files()
+
+
+def encode_means(lmeans: np.ndarray, rows: list[slice], per: list[Options], out: V2Planes) -> dict:
+    """Positions: 16-bit codes of the log-space positions ``lmeans`` (N, 3), layer ``rows[k]`` on a lattice of every
+    `lattice_step`-th code of its ``per[k].means_bits``; the finest layer's top code is the box's max (``maxs`` is
+    stretched to match). Planes ``means_l`` and ``means_u``; returns ``meta["means"]``."""
+    n = len(lmeans)
     mins, maxs = lmeans.min(0), lmeans.max(0)
     span = np.where(maxs > mins, maxs - mins, 1.0)
     step0 = lattice_step(per[0].means_bits, 16)
@@ -315,81 +338,85 @@ def encode_layers(layers: list[Layer], options: Options | None = None, progress=
         q[part] = np.clip(np.rint(exact[part] / step) * step, 0, 65535 // step * step)
     stored_maxs = mins + span * 65535 / top0
     ones = np.full((n, 1), 255, np.uint8)
-    plane("means_l.webp", np.concatenate([(q & 0xFF).astype(np.uint8), ones], 1))
-    plane("means_u.webp", np.concatenate([(q >> 8).astype(np.uint8), ones], 1))
+    out.plane("means_l.webp", np.concatenate([(q & 0xFF).astype(np.uint8), ones], 1))
+    out.plane("means_u.webp", np.concatenate([(q >> 8).astype(np.uint8), ones], 1))
+    return {"mins": mins.tolist(), "maxs": stored_maxs.tolist(), "files": ["means_l.webp", "means_u.webp"]}
 
-    # rotations: canonical (the same covariance with permuted scales), smallest-three codes on a lattice around 128
-    quats, log_scales = canonical_rotations(splats.quats.detach().cpu().double().numpy(), scales64)
+
+def encode_quats(quats: np.ndarray, rows: list[slice], per: list[Options], out: V2Planes) -> dict:
+    """Rotations: canonical ``quats`` (N, 4) as smallest-three codes, layer ``rows[k]`` on a lattice of every
+    `lattice_step`-th code of its ``per[k].quat_bits`` around 128. Plane ``quats``; returns ``meta["quats"]``."""
+    n = len(quats)
     largest = np.abs(quats).argmax(1)
     sign = np.where(quats[np.arange(n), largest] < 0, -1.0, 1.0)
-    kept = np.take_along_axis(quats * sign[:, None] * playcanvas.SQRT2, playcanvas.QUAT_KEEP[largest], axis=1)
+    kept = np.take_along_axis(quats * sign[:, None] * SQRT2, QUAT_KEEP[largest], axis=1)
     codes = 255 * (kept * 0.5 + 0.5)
     rgb = np.empty((n, 3), np.int64)
     for part, opts in zip(rows, per):
         step = lattice_step(opts.quat_bits, QUAT_FULL_BITS)
         rgb[part] = 128 + np.rint((codes[part] - 128) / step) * step
     rgb = np.clip(rgb, 0, 255).astype(np.uint8)
-    plane("quats.webp", np.concatenate([rgb, (252 + largest).astype(np.uint8)[:, None]], 1))
+    out.plane("quats.webp", np.concatenate([rgb, (252 + largest).astype(np.uint8)[:, None]], 1))
+    return {"files": ["quats.webp"]}
 
-    # scales: one 256-entry codebook spaced for entropy-coded labels; a coarser layer uses fewer of its entries
-    sw = native.scale_weights(log_scales, splats.opacities, options.scale_weight) if options.scale_weight else None
+
+def encode_scales(log_scales: np.ndarray, opacities: torch.Tensor, rows: list[slice], per: list[Options],
+                  options: Options, out: V2Planes) -> dict:
+    """Log-scales (N, 3): one 256-entry codebook spaced for entropy-coded labels (`layered_codebook`, weighted by
+    `scale_weights` of the ``opacities`` (N,) logits); a coarser layer uses fewer of its entries. Plane ``scales``;
+    returns ``meta["scales"]``."""
+    sw = scale_weights(log_scales, opacities, options.scale_weight) if options.scale_weight else None
     scale_cb, scale_idx = layered_codebook(log_scales, sw, rows, [o.scale_levels for o in per], options.scale_density)
-    plane("scales.webp", np.concatenate([scale_idx, ones], 1))
+    out.plane("scales.webp", np.concatenate([scale_idx, np.full((len(log_scales), 1), 255, np.uint8)], 1))
+    return {"codebook": padded_codebook(scale_cb), "files": ["scales.webp"]}
 
-    # colour: the same for sh0; opacity in its alpha on a lattice anchored at 255
-    sh0 = splats.sh0.detach().cpu().numpy().reshape(n, 3)
+
+def encode_colour(splats: Splats, rows: list[slice], per: list[Options], options: Options, out: V2Planes) -> dict:
+    """Colour: sh0 as `encode_scales` stores scales (unweighted); opacity in its alpha on a lattice of every
+    2^(8 - ``opacity_bits``)-th value anchored at 255 (opaque stays opaque). Plane ``sh0``; returns
+    ``meta["sh0"]``."""
+    sh0 = splats.sh0.detach().cpu().numpy().reshape(len(splats), 3)
     sh0_cb, sh0_idx = layered_codebook(sh0, None, rows, [o.color_levels for o in per], options.color_density)
     alpha = 255 * torch.sigmoid(splats.opacities.detach().cpu().double()).numpy()
     step = lattice_step(options.opacity_bits, 8)
     alpha = np.clip(255 - np.rint((255 - alpha) / step) * step, 0, 255).astype(np.uint8)[:, None]
-    plane("sh0.webp", np.concatenate([sh0_idx, alpha], 1))
+    out.plane("sh0.webp", np.concatenate([sh0_idx, alpha], 1))
+    return {"codebook": padded_codebook(sh0_cb), "files": ["sh0.webp"]}
 
-    meta = {
-        "version": 2,
-        "asset": {"generator": GENERATOR},
-        "count": n,
-        "means": {"mins": mins.tolist(), "maxs": stored_maxs.tolist(), "files": ["means_l.webp", "means_u.webp"]},
-        "scales": {"codebook": padded_codebook(scale_cb), "files": ["scales.webp"]},
-        "quats": {"files": ["quats.webp"]},
-        "sh0": {"codebook": padded_codebook(sh0_cb), "files": ["sh0.webp"]},
-    }
 
-    k = splats.shN.shape[1]
-    if k:
-        centroids, labels = sh_palette if sh_palette is not None else fit_sh_palette(splats, options)
-        tick("shN palette")
-        c = centroids.shape[0]
-        if c > 65536:
-            raise SogError(f"sogv2: an SH palette of {c} entries does not fit 16-bit labels")
-        cb = short_levels(codebook_1d(centroids.numpy(), options.sh_levels, seed=options.seed)[0])
-        cidx = nearest_sorted(cb, centroids.numpy().astype(np.float64).reshape(-1)).reshape(c, 3 * k)
-        pal_rows = math.ceil(c / 64)
-        pal = np.zeros((pal_rows * 64, k, 4), np.uint8)
-        pal[..., 3] = 255
-        pal[:c, :, :3] = np.asarray(cidx, np.uint8).reshape(c, 3, k).transpose(0, 2, 1)
-        image("shN_centroids.webp", pal.reshape(pal_rows, 64 * k, 4))
-        lab = labels.numpy()
-        texels = np.empty((n, 4), np.uint8)  # the 16-bit label: low byte in red, high byte in green
-        texels[:, 0], texels[:, 1], texels[:, 2], texels[:, 3] = lab & 0xFF, lab >> 8, 0, 255
-        plane("shN_labels.webp", texels)
-        meta["shN"] = {"count": int(c), "bands": splats.sh_degree, "codebook": padded_codebook(cb),
-                       "files": ["shN_centroids.webp", "shN_labels.webp"]}
-    files: dict[str, bytes] = {}
-    for name, data in encoded.items():
-        files[name] = data.result() if isinstance(data, Future) else data
-        tick(name)
-    if pool:
-        pool.shutdown()
-    return meta, files
+def encode_shn(splats: Splats, options: Options, out: V2Planes,
+               sh_palette: tuple[torch.Tensor, torch.Tensor] | None) -> dict:
+    """The higher SH bands: the palette (``sh_palette``, or `fit_sh_palette`; at most 65,536 entries for the 16-bit
+    labels) as indices into a codebook of ``sh_levels`` of its 256 entries, 64 entries per row of
+    ``shN_centroids``, and each Gaussian's label in ``shN_labels``. Returns ``meta["shN"]``."""
+    n, k = len(splats), splats.shN.shape[1]
+    centroids, labels = sh_palette if sh_palette is not None else fit_sh_palette(splats, options)
+    out.tick("shN palette")
+    c = centroids.shape[0]
+    if c > 65536:
+        raise SogError(f"sogv2: an SH palette of {c} entries does not fit 16-bit labels")
+    cb = short_levels(codebook_1d(centroids.numpy(), options.sh_levels, seed=options.seed)[0])
+    cidx = nearest_sorted(cb, centroids.numpy().astype(np.float64).reshape(-1)).reshape(c, 3 * k)
+    pal_rows = math.ceil(c / 64)
+    pal = np.zeros((pal_rows * 64, k, 4), np.uint8)
+    pal[..., 3] = 255
+    pal[:c, :, :3] = np.asarray(cidx, np.uint8).reshape(c, 3, k).transpose(0, 2, 1)
+    out.image("shN_centroids.webp", pal.reshape(pal_rows, 64 * k, 4))
+    lab = labels.numpy()
+    texels = np.empty((n, 4), np.uint8)  # the 16-bit label: low byte in red, high byte in green
+    texels[:, 0], texels[:, 1], texels[:, 2], texels[:, 3] = lab & 0xFF, lab >> 8, 0, 255
+    out.plane("shN_labels.webp", texels)
+    return {"count": int(c), "bands": splats.sh_degree, "codebook": padded_codebook(cb),
+            "files": ["shN_centroids.webp", "shN_labels.webp"]}
 
 
 def decode(meta: dict, read) -> Splats:
-    """A sogv2 file is a plain SOG v2 file: `playcanvas.decode`."""
-    return playcanvas.decode(meta, read)
+    """A sogv2 file is a plain SOG v2 file: `sog.codec.v2.decode`."""
+    return decode_v2(meta, read)
 
 
 def row_blocks(plan: list[tuple[torch.Tensor, dict]], count: int) -> list[tuple[torch.Tensor, dict]]:
-    """``plan`` (layers most important first, `native.plan_importance_layers`) with its boundaries moved to whole
+    """``plan`` (layers most important first, `layers.plan_importance_layers`) with its boundaries moved to whole
     rows of the ``count``-Gaussian grid (the nearest multiple of its width W); a layer left empty is dropped."""
     width = playcanvas_width(count)
     every = torch.cat([index for index, _ in plan])
@@ -418,16 +445,16 @@ class SogV2Profile(Profile):
     presets = PRESETS
     preset_psnr = PRESET_PSNR
     compress_meta = False  # as PlayCanvas writes it
-    searched = tuple(LEVELS[0])
+    ladder = LEVELS
 
     def check(self, options: Options) -> None:
         check_options(options)
 
     def wants_layers(self, count: int, options: Options) -> bool:
-        return options.layers > 1 and count >= 2 * options.layer_min
+        return wants_layers(count, options)
 
-    def plan_layers(self, splats, options, cameras, device, seed):
-        return row_blocks(native.plan_importance_layers(splats, options, cameras, device, seed), len(splats))
+    def plan_layers(self, splats, sensitivity, options):
+        return row_blocks(plan_importance_layers(sensitivity, options), len(splats))
 
     def max_layers(self):
         return None
@@ -436,15 +463,11 @@ class SogV2Profile(Profile):
         width = playcanvas_width(total)
         return -(-layer_count // width), width
 
-    def encode(self, layers, options, progress=None):
-        return encode_layers(layers, options, progress=progress)
+    def fit_palette(self, splats, options):
+        return stored_palette(splats, options)
 
-    def encode_to_psnr(self, layers, target, options, cameras, device, progress=None):
-        import sys
-
-        from ..rate import encode_to_psnr
-        return encode_to_psnr(layers, target, options, cameras, device=device, progress=progress,
-                              codec=sys.modules[__name__], ladder=LEVELS)
+    def encode(self, layers, options, progress=None, palette=None):
+        return encode_layers(layers, options, progress=progress, sh_palette=palette)
 
     def claims(self, meta: dict) -> bool:
         return False  # its files are plain v2: the playcanvas profile reads them
@@ -453,7 +476,7 @@ class SogV2Profile(Profile):
         return decode(meta, read)
 
     def grids(self, meta, read):
-        return [playcanvas.grid_of(meta, read)]
+        return [grid_of(meta, read)]
 
 
 PROFILE = SogV2Profile()
