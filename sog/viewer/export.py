@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import SogError
-from ..io.atomic import atomic_path
+from ..io.atomic import atomic_path, check_destination
 from .engine import EngineSource, cdn_engine, find_local_engine
 from .page import STATIC, STATIC_FILES, page_html
 from .scenes import prepare_scene
@@ -22,6 +22,7 @@ def export_html(source: str | os.PathLike, out_dir: str | os.PathLike, *, local_
     integrity hash, or with ``local_engine`` from a copy of the local ``playcanvas.mjs`` next to it (offline use;
     needs ``npm ci``). Returns ``{"out_dir", "files", "bytes", "scene"}``. All or nothing: the folder appears
     complete or not at all."""
+    check_destination(out_dir, [source], overwrite)  # before any work: never onto its own input
     scene = prepare_scene(source)
     engine, engine_file = cdn_engine(), None
     if local_engine:

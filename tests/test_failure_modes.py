@@ -1,0 +1,102 @@
+"""The commands around the readers under hostile input (issue 28, item 5): each case ends in one line
+``sog: error: ...`` and exit 2, with memory bounded by the real data, nothing left behind and nothing replaced
+that the user did not name as an output."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+
+import pytest
+
+from conftest import ROOT
+from fuzz_corpus import make_seeds
+from sog.cli import main
+
+
+@pytest.fixture(scope="module")
+def seeds(tmp_path_factory):
+    return make_seeds(tmp_path_factory.mktemp("failure_mode_seeds"))
+
+
+def _fails(capsys, *args, match: str) -> str:
+    code = main([str(a) for a in args])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("sog: error: "), err
+    assert match in err, err
+    return err
+
+
+def _snapshot(path) -> dict:
+    """Every entry under ``path`` (or ``path`` itself) with its bytes, to show that nothing changed."""
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        with open(path, "rb") as fh:
+            return {"": fh.read()}
+    out = {}
+    for root, dirs, files in os.walk(path):
+        for name in dirs:
+            out[os.path.relpath(os.path.join(root, name), path) + "/"] = None
+        for name in files:
+            with open(os.path.join(root, name), "rb") as fh:
+                out[os.path.relpath(os.path.join(root, name), path)] = fh.read()
+    return out
+
+
+# ------------------------------------------------------------------------------------------ data loss
+
+def test_export_html_onto_its_own_input_is_refused_and_the_input_kept(seeds, tmp_path, capsys):
+    ply = tmp_path / "same.ply"
+    shutil.copyfile(seeds["ply_binary"], ply)
+    before = _snapshot(ply)
+    _fails(capsys, "export-html", ply, ply, "--force", match="is the input")
+    assert _snapshot(ply) == before
+    folder = tmp_path / "scene_folder"
+    shutil.copytree(seeds["sog_v2_folder"], folder)
+    before = _snapshot(folder)
+    _fails(capsys, "export-html", folder, folder, "--force", match="is the input")
+    _fails(capsys, "export-html", folder / "meta.json", folder, "--force", match="is the input")
+    assert _snapshot(folder) == before
+    assert sorted(os.listdir(tmp_path)) == ["same.ply", "scene_folder"]  # no temporary left either
+
+
+def _fifo(tmp_path, name: str = "pipe"):
+    path = tmp_path / name
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize("command", ["decompress", "compress-folder", "compress-zip", "export-html"])
+def test_force_never_replaces_a_fifo(seeds, tmp_path, capsys, command):
+    fifo = _fifo(tmp_path, "pipe.sog" if command == "compress-zip" else "pipe")
+    args = {"decompress": ["decompress", seeds["sog_v2_zip"]],
+            "compress-folder": ["compress", seeds["ply_binary"], "--profile", "playcanvas", "--sort", "morton",
+                                "--effort", "0", "-q"],
+            "compress-zip": ["compress", seeds["ply_binary"], "--profile", "playcanvas", "--sort", "morton",
+                             "--effort", "0", "-q"],
+            "export-html": ["export-html", seeds["sog_v2_zip"]]}[command]
+    args = args[:2] + [fifo] + args[2:] + ["--force"]
+    _fails(capsys, *args, match="not a regular file")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert os.listdir(tmp_path) == [fifo.name]
+
+
+def test_force_may_replace_only_regular_files_and_sog_folders(seeds, tmp_path):
+    from sog.io.atomic import replaceable
+
+    char_devices = [p for p in ("/dev/null", "/dev/zero", "/dev/tty") if os.path.exists(p)
+                    and stat.S_ISCHR(os.stat(p).st_mode)]
+    assert char_devices
+    for device in char_devices:  # only asked, never replaced
+        assert not replaceable(device)
+    assert not replaceable(_fifo(tmp_path))
+    (tmp_path / "file.ply").write_bytes(b"ply")
+    assert replaceable(tmp_path / "file.ply")
+    os.symlink(tmp_path / "file.ply", tmp_path / "link.ply")
+    assert not replaceable(tmp_path / "link.ply")
+    assert replaceable(seeds["sog_v2_folder"])
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.jpg").write_bytes(b"jpeg")
+    assert not replaceable(tmp_path / "photos")
