@@ -10,6 +10,7 @@ SIGHUP raise `sog.errors.Interrupted`, so that clean-up also runs when the run i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -124,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     restore = _install_signal_handlers()
+    restore_streams = _tolerant_streams()
     try:
         check_options(args)
         return {"compress": _compress, "decompress": _decompress, "info": _info, "eval": _eval, "view": _view,
@@ -147,7 +149,30 @@ def main(argv: list[str] | None = None) -> int:
               "(this is a bug in sog; please report it)", file=sys.stderr)
         return 3
     finally:
+        restore_streams()
         restore()
+
+
+def _tolerant_streams():
+    """stdout and stderr write what they cannot encode as backslash escapes (a file name that is not UTF-8,
+    held as surrogate escapes, on a strict UTF-8 terminal) instead of raising after the work is done. Returns a
+    function restoring their error handlers."""
+    changed = []
+    for stream in (sys.stdout, sys.stderr):
+        errors = getattr(stream, "errors", None)
+        if errors in ("strict", None) and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError, AttributeError):
+                continue
+            changed.append((stream, errors or "strict"))
+
+    def restore() -> None:
+        for stream, errors in changed:
+            with contextlib.suppress(ValueError, OSError, AttributeError):
+                stream.reconfigure(errors=errors)
+
+    return restore
 
 
 def _install_signal_handlers():
@@ -185,6 +210,9 @@ def check_options(args, limits: Limits = LIMITS) -> None:
     psnr = getattr(args, "psnr", None)
     if psnr is not None and not 0 < psnr < 1000:
         raise SogError(f"--psnr must be a positive number of dB below 1000, not {psnr}")
+    port = getattr(args, "port", None)
+    if port is not None and not 0 <= port <= 65535:
+        raise SogError(f"--port must be 0..65535 (0: any free port), not {port}")
 
 
 def _parse_weights(text: str | None) -> dict[str, float]:

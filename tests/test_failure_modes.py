@@ -100,3 +100,60 @@ def test_force_may_replace_only_regular_files_and_sog_folders(seeds, tmp_path):
     (tmp_path / "photos").mkdir()
     (tmp_path / "photos" / "a.jpg").write_bytes(b"jpeg")
     assert not replaceable(tmp_path / "photos")
+
+
+# ------------------------------------------------------------------------------------------ the page and the options
+
+def _config_text(html: str) -> str:
+    start = html.index('<script id="sog-config" type="application/json">') + len(
+        '<script id="sog-config" type="application/json">')
+    return html[start:html.index("</script>", start)]
+
+
+def test_a_scene_name_cannot_break_out_of_the_page_config(seeds, tmp_path, capsys):
+    name = "<!--<script>x.ply"
+    hostile = tmp_path / name
+    shutil.copyfile(seeds["ply_binary"], hostile)
+    out = tmp_path / "site"
+    assert main(["export-html", str(hostile), str(out), "-q"]) == 0, capsys.readouterr().err
+    html = (out / "index.html").read_text()
+    text = _config_text(html)
+    assert "<" not in text and ">" not in text and "&" not in text  # nothing the HTML tokenizer acts on
+    import json
+    assert json.loads(text)["scenes"][0]["name"] == name
+    assert html.count("<script") == html.count("</script>")  # the page's own scripts are all still there
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "65536"])
+def test_a_port_out_of_range_is_one_line(seeds, capsys, port):
+    _fails(capsys, "view", seeds["ply_binary"], "--port", port, "--no-browser", match="--port must be")
+
+
+def _strict_streams(monkeypatch):
+    """stdout and stderr as a terminal with a strict UTF-8 encoding has them."""
+    import io
+    import sys
+
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict", write_through=True)
+    err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict", write_through=True)
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    return out.buffer, err.buffer
+
+
+def test_a_file_name_that_is_not_utf8_is_printed_safely(seeds, tmp_path, monkeypatch):
+    raw = os.path.join(os.fsencode(tmp_path), b"caf\xe9.ply")
+    with open(raw, "wb") as fh:
+        fh.write(seeds["ply_binary"].read_bytes())
+    name = os.fsdecode(raw)  # as sys.argv holds it (surrogate escapes)
+    out, err = _strict_streams(monkeypatch)
+    assert main(["info", name]) == 0, err.getvalue()
+    assert b"caf\\udce9.ply" in out.getvalue()
+    sog_out = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"\xff.sog"))
+    assert main(["compress", name, sog_out, "--profile", "playcanvas", "--sort", "morton", "--effort", "0"]) == 0, \
+        err.getvalue()
+    assert os.path.isfile(sog_out) and b"\\udcff.sog" in out.getvalue()
+    err.seek(0)
+    err.truncate()
+    assert main(["info", name + ".missing"]) == 2
+    assert err.getvalue().count(b"\n") == 1 and err.getvalue().startswith(b"sog: error: "), err.getvalue()
