@@ -337,7 +337,13 @@ def test_a_lod_tree_with_too_many_nodes_is_refused_quickly(seeds, tmp_path):
 
 
 def test_a_lod_tree_of_many_small_ranges_is_gathered_at_once(seeds, tmp_path):
-    outcome = run_case(_lod(seeds, tmp_path, 50_000, count=1), seconds=10, memory_mb=512)
+    scene = sample_scene(64, degree=0)
+    sog.save(scene.permute(torch.arange(50_064) % 64), tmp_path / "many.ply")  # 50,064 Gaussians in one file
+    kids = [{"lods": {"0": {"file": 0, "offset": i, "count": 1}}} for i in range(50_000)]
+    kids.append({"lods": {"0": {"file": 0, "offset": 50_000, "count": 64}}})
+    (tmp_path / "lod-meta.json").write_text(json.dumps({"lodLevels": 1, "filenames": ["many.ply"],
+                                                        "tree": {"children": kids}}))
+    outcome = run_case(tmp_path / "lod-meta.json", seconds=10, memory_mb=512)
     assert outcome.kind == "valid" and outcome.message == "50064 Gaussians", outcome
 
 

@@ -157,3 +157,92 @@ def test_a_file_name_that_is_not_utf8_is_printed_safely(seeds, tmp_path, monkeyp
     err.truncate()
     assert main(["info", name + ".missing"]) == 2
     assert err.getvalue().count(b"\n") == 1 and err.getvalue().startswith(b"sog: error: "), err.getvalue()
+
+
+# ------------------------------------------------------------------------------------------ counts and the real data
+
+def _lod_tree(folder, filenames, ranges) -> os.PathLike:
+    import json
+
+    kids = [{"lods": {"0": {"file": f, "offset": o, "count": c}}} for f, o, c in ranges]
+    path = folder / "lod-meta.json"
+    path.write_text(json.dumps({"lodLevels": 1, "filenames": filenames, "tree": {"children": kids}}))
+    return path
+
+
+def test_a_lod_meta_repeating_one_range_is_refused_before_gathering(seeds, tmp_path, capsys):
+    from fuzz_corpus import run_case
+
+    shutil.copytree(seeds["lod"].parent, tmp_path / "lod")
+    path = _lod_tree(tmp_path / "lod", ["0_0/meta.json"], [(0, 0, 64)] * 16_000)
+    _fails(capsys, "info", path, match="overlap")
+    outcome = run_case(path, seconds=10, memory_mb=256)
+    assert outcome.kind == "error" and "overlap" in outcome.message, outcome
+    path = _lod_tree(tmp_path / "lod", ["0_0/meta.json"], [(0, 0, 40), (0, 32, 32)])
+    _fails(capsys, "info", path, match="overlap")
+
+
+def test_a_lod_meta_naming_one_file_twice_is_refused(seeds, tmp_path, capsys):
+    shutil.copytree(seeds["lod"].parent, tmp_path / "lod")
+    names = ["0_0/meta.json", "./0_0/meta.json", "0_0/../0_0/meta.json"]
+    path = _lod_tree(tmp_path / "lod", names[:2], [(0, 0, 64), (1, 0, 64)])
+    _fails(capsys, "info", path, match="same file")
+
+
+def test_a_lod_meta_of_disjoint_ranges_still_reads(seeds, tmp_path):
+    from fuzz_corpus import run_case
+
+    shutil.copytree(seeds["lod"].parent, tmp_path / "lod")
+    path = _lod_tree(tmp_path / "lod", ["0_0/meta.json"], [(0, 32, 32), (0, 0, 0), (0, 0, 16), (0, 16, 16)])
+    outcome = run_case(path, seconds=10, memory_mb=256)
+    assert outcome.kind == "valid" and outcome.message == "64 Gaussians", outcome
+
+
+def _constant_sog(path, count: int, side: int) -> None:
+    """A SOG v2 zip declaring ``count`` Gaussians whose planes are constant ``side`` x ``side`` WebP images: a few
+    KB that decode to ``count`` Gaussians."""
+    import io
+    import json
+    import zipfile
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGBA", (side, side), (128, 128, 128, 255)).save(buf, "WEBP", lossless=True, quality=0, method=0)
+    plane = buf.getvalue()
+    meta = {"version": 2, "count": count, "means": {"mins": [0, 0, 0], "maxs": [1, 1, 1],
+                                                    "files": ["means_l.webp", "means_u.webp"]},
+            "quats": {"files": ["quats.webp"]}, "scales": {"codebook": [0.0] * 256, "files": ["scales.webp"]},
+            "sh0": {"codebook": [0.0] * 256, "files": ["sh0.webp"]}}
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("meta.json", json.dumps(meta))
+        for name in ("means_l.webp", "means_u.webp", "quats.webp", "scales.webp", "sh0.webp"):
+            zf.writestr(name, plane)
+
+
+def test_a_sog_declaring_millions_in_tiny_planes_is_refused_before_decoding(tmp_path, capsys):
+    from fuzz_corpus import run_case
+
+    path = tmp_path / "tiny.sog"
+    _constant_sog(path, 1 << 22, 2048)
+    assert path.stat().st_size < 64 << 10
+    outcome = run_case(path, seconds=10, memory_mb=200)
+    assert outcome.kind == "error" and "bytes" in outcome.message, outcome
+    _fails(capsys, "info", path, match="Gaussians in only")
+
+
+def test_a_native_sog_declaring_the_limit_in_tiny_planes_is_refused(seeds, tmp_path, capsys):
+    import json
+    import zipfile
+
+    path = tmp_path / "native.sog"
+    with zipfile.ZipFile(seeds["sog_native"]) as zf, zipfile.ZipFile(path, "w") as out:
+        for info in zf.infolist():
+            data = zf.read(info)
+            if info.filename == "meta.json":
+                meta = json.loads(data)
+                meta.update(count=1 << 25, width=5793, height=5793)
+                data = json.dumps(meta).encode()
+            out.writestr(info, data)
+    _fails(capsys, "info", path, match="Gaussians in only")
+

@@ -208,7 +208,12 @@ def guarded_reader(read: Callable[[str], bytes], source: str, count: int,
 
 
 def open_sog(path: str | os.PathLike, limits: Limits = LIMITS) -> tuple[dict, Callable[[str], bytes], int]:
-    """`read_container` plus `check_sog_meta` and `guarded_reader`: ``(meta, read, total_bytes)``."""
+    """`read_container` plus `check_sog_meta`, the count against the bytes stored (`Limits.stored_count`) and
+    `guarded_reader`: ``(meta, read, total_bytes)``."""
     meta, read, total = read_container(path, limits)
     count = check_sog_meta(meta, f"{path}: meta.json", limits)
+    if count > limits.stored_count(total):
+        raise SogError(f"{path}: meta.json declares {count:,} Gaussians in only {total:,} bytes (sog reads at most "
+                       f"{limits.gaussians_per_byte} per stored byte plus {limits.count_slack:,}); its planes "
+                       "cannot hold that many real Gaussians")
     return meta, guarded_reader(read, str(path), count, limits), total
