@@ -11,12 +11,27 @@ Quick use::
 """
 
 from .errors import SogError
-from .grid import grid_shape
-from .io import load, save
-from .pipeline import CompressOptions, CompressResult, compress, decompress
-from .sort import sort_grid
-from .splats import Splats
+
+#: the public names and the module each comes from, imported on first use (PEP 562): ``import sog`` itself is
+#: cheap, so the command line can catch a Ctrl-C that arrives while torch is still being imported
+_LAZY = {"grid_shape": "grid", "load": "io", "save": "io", "CompressOptions": "pipeline",
+         "CompressResult": "pipeline", "compress": "pipeline", "decompress": "pipeline", "sort_grid": "sort",
+         "Splats": "splats"}
 
 __all__ = ["SogError", "Splats", "load", "save", "compress", "decompress", "CompressOptions",
            "CompressResult", "sort_grid", "grid_shape"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'sog' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -20,8 +20,16 @@ import time
 
 from . import __version__
 from .errors import Interrupted, SogError
-from .io.limits import LIMITS, Limits
-from .io.ply import inria_ply_size as ply_bytes
+
+# Nothing heavy (torch, numpy, the codecs) is imported at module level: `main` imports it inside its ``try``, so a
+# Ctrl-C in the first second of a run is an interrupt like any other, not a traceback.
+
+
+def ply_bytes(n: int, sh_degree: int) -> int:
+    """`sog.io.ply.inria_ply_size`: the PLY bytes compression ratios are measured against."""
+    from .io.ply import inria_ply_size
+
+    return inria_ply_size(n, sh_degree)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -122,11 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     restore = _install_signal_handlers()
     restore_streams = _tolerant_streams()
     try:
+        args = build_parser().parse_args(argv)  # imports the codecs (and torch)
         check_options(args)
         return {"compress": _compress, "decompress": _decompress, "info": _info, "eval": _eval, "view": _view,
                 "export-html": _export_html}[args.command](args)
@@ -199,8 +206,11 @@ def _install_signal_handlers():
     return restore
 
 
-def check_options(args, limits: Limits = LIMITS) -> None:
-    """Range checks of numeric options, before any work (each a one-line `SogError`)."""
+def check_options(args, limits=None) -> None:
+    """Range checks of numeric options, before any work (each a one-line `SogError`); ``limits``: a
+    `sog.io.limits.Limits` (default ``LIMITS``)."""
+    if limits is None:
+        from .io.limits import LIMITS as limits
     seed = getattr(args, "seed", None)
     if seed is not None and not 0 <= seed <= limits.max_seed:
         raise SogError(f"--seed must be 0..{limits.max_seed}, not {seed}")

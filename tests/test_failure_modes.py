@@ -246,3 +246,41 @@ def test_a_native_sog_declaring_the_limit_in_tiny_planes_is_refused(seeds, tmp_p
             out.writestr(info, data)
     _fails(capsys, "info", path, match="Gaussians in only")
 
+
+# ------------------------------------------------------------------------------------------ interrupts
+
+def _loading_torch(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/maps") as fh:
+            return "torch" in fh.read()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs /proc to see torch being loaded")
+@pytest.mark.parametrize("delay", [0.0, 0.3, 0.8])
+def test_ctrl_c_in_the_first_second_of_compress_is_one_line(seeds, tmp_path, delay):
+    """The console script does ``from sog.cli import main; sys.exit(main())``: a Ctrl-C while torch is being
+    imported (``delay`` seconds after its first library is mapped) is an interrupt like any other (exit 130, one
+    line), never a traceback."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = "import sys\nfrom sog.cli import main\nsys.exit(main())\n"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "out.sog"
+    proc = subprocess.Popen([sys.executable, "-c", code, "compress", str(seeds["ply_binary"]), str(out), "-q"],
+                            env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not _loading_torch(proc.pid):
+        assert proc.poll() is None and time.monotonic() < deadline, "torch was never loaded"
+        time.sleep(0.005)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    rc = proc.wait(60)
+    err = proc.stderr.read()
+    assert "Traceback" not in err, err
+    assert rc == 130 and err.count("\n") == 1 and "interrupted" in err, (rc, err)
+    assert os.listdir(tmp_path) == []
