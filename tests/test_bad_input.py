@@ -91,12 +91,14 @@ def test_the_output_may_not_be_the_input_nor_inside_an_input_sog_folder(seeds, t
 
 
 def test_an_unwritable_output_folder_is_one_line(seeds, tmp_path, capsys, monkeypatch):
-    import tempfile
+    real_open = os.open
 
-    def denied(*args, **kwargs):
-        raise PermissionError(13, "Permission denied")
+    def denied(path, *args, **kwargs):  # the temporary output's creation fails as in a read-only folder
+        if os.fsdecode(path).endswith(".tmp"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(tempfile, "mkstemp", denied)  # as root a chmod would not stop the write
+    monkeypatch.setattr(os, "open", denied)  # as root a chmod would not stop the write
     _fails(capsys, "decompress", seeds["sog_native"], tmp_path / "out.ply", match="cannot write in folder")
     assert list(tmp_path.iterdir()) == []
 

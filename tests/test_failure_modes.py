@@ -284,3 +284,71 @@ def test_ctrl_c_in_the_first_second_of_compress_is_one_line(seeds, tmp_path, del
     assert "Traceback" not in err, err
     assert rc == 130 and err.count("\n") == 1 and "interrupted" in err, (rc, err)
     assert os.listdir(tmp_path) == []
+
+
+def _interrupt_after(monkeypatch, name: str):
+    """``os.<name>`` (mkdir or open) creates its temporary ``.*.tmp`` as usual, then a SIGTERM arrives: the window
+    before the writer has the name in hand."""
+    import signal
+
+    from sog.errors import Interrupted
+
+    real = getattr(os, name)
+
+    def then_signal(path, *args, **kwargs):
+        result = real(path, *args, **kwargs)
+        if os.fsdecode(path).endswith(".tmp"):
+            if name == "open":
+                os.close(result)
+            raise Interrupted(signal.SIGTERM)
+        return result
+
+    monkeypatch.setattr(os, name, then_signal)
+
+
+@pytest.mark.parametrize("kind", ["folder", "file"])
+def test_a_sigterm_as_the_temporary_is_made_leaves_nothing(seeds, tmp_path, monkeypatch, kind):
+    from sog.errors import Interrupted
+    from sog.io.atomic import atomic_path
+
+    out = tmp_path / ("site" if kind == "folder" else "out.ply")
+    _interrupt_after(monkeypatch, "mkdir" if kind == "folder" else "open")
+    with pytest.raises(Interrupted):
+        with atomic_path(out, directory=kind == "folder"):
+            pass
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == []
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_temporaries_a_killed_run_left_are_cleaned_by_the_next_run(seeds, tmp_path, capsys):
+    dead = _dead_pid()
+    (tmp_path / f".out.ply.{dead}-0123abcd.tmp").write_bytes(b"half a ply")
+    (tmp_path / f".out.ply.{dead}-4567abcd.tmp").mkdir()
+    (tmp_path / f".out.ply.{dead}-4567abcd.tmp" / "x").write_bytes(b"x")
+    alive = tmp_path / f".out.ply.{os.getpid()}-89abcdef.tmp"  # a run still going on: kept
+    alive.write_bytes(b"in progress")
+    other = tmp_path / ".out.ply.notours.tmp"  # not a name sog makes: kept
+    other.write_bytes(b"someone else's")
+    assert main(["decompress", str(seeds["sog_v2_zip"]), str(tmp_path / "out.ply"), "-q"]) == 0, \
+        capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == sorted(["out.ply", alive.name, other.name])
+
+
+def test_an_old_output_a_killed_run_had_set_aside_is_put_back(seeds, tmp_path, capsys):
+    dead = _dead_pid()
+    aside = tmp_path / f".site.{dead}-0123abcd.old"
+    (aside / "site").mkdir(parents=True)
+    (aside / "site" / "meta.json").write_text("{}")
+    code = main(["compress", str(seeds["ply_binary"]), str(tmp_path / "site"), "--profile", "playcanvas",
+                 "--sort", "morton", "--effort", "0", "-q"])
+    assert code == 2 and "already exists" in capsys.readouterr().err  # the old output is back, and kept
+    assert sorted(os.listdir(tmp_path)) == ["site"]
+    assert os.listdir(tmp_path / "site") == ["meta.json"]

@@ -9,6 +9,11 @@
   renaming the new output in and only then deleting the old one, so ``--force`` can never delete a folder of
   other files.
 * `check_not_input`: the output may not be an input, hold one, or lie inside an input SOG folder.
+* Temporary names (``.NAME.PID-RANDOM.tmp``, and ``.NAME.PID-RANDOM.old`` for an old folder set aside) are
+  chosen before anything is created, so a signal at any moment leaves nothing behind; what a run killed outright
+  (SIGKILL, power loss) left is cleaned by the next run writing the same output (`recover_stale`): its
+  temporaries are deleted and an old output it had set aside is put back. Only names of this form whose process
+  is gone are touched.
 * A folder that cannot be written (read-only, missing, full disk) is a `SogError` naming it.
 """
 
@@ -16,9 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import secrets
 import shutil
 import stat
-import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -64,10 +70,56 @@ def replaceable(path: str | os.PathLike, folder_ok: FolderCheck = is_sog_folder)
     return stat.S_ISDIR(mode) and folder_ok(Path(path))
 
 
+def _sibling(path: Path, suffix: str) -> Path:
+    """A fresh name next to ``path`` for this process: ``.NAME.PID-RANDOM`` + ``suffix``."""
+    return path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}{suffix}"
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # another user's process, or not a pid: leave it alone
+    return True
+
+
+def recover_stale(path: str | os.PathLike) -> None:
+    """Clean what a killed run writing ``path`` left next to it: delete its ``.NAME.PID-RANDOM.tmp`` files and
+    folders, and put back an old output it had set aside (``.NAME.PID-RANDOM.old/NAME``) when ``path`` is missing
+    (else delete it). Only entries of exactly that form, not links, whose process is no longer running."""
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d{{1,10}})-[0-9a-f]{{8}}\.(tmp|old)")
+    try:
+        entries = [e for e in os.scandir(path.parent) if pattern.fullmatch(e.name)]
+    except OSError:
+        return
+    for entry in entries:
+        pid, kind = pattern.fullmatch(entry.name).groups()
+        if _alive(int(pid)) or entry.is_symlink():
+            continue
+        stale = Path(entry.path)
+        with contextlib.suppress(OSError):
+            if kind == "old" and entry.is_dir(follow_symlinks=False):
+                kept = stale / path.name
+                if kept.exists() and not kept.is_symlink() and not (path.exists() or path.is_symlink()):
+                    os.rename(kept, path)
+                shutil.rmtree(stale)
+            elif entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(stale)
+            else:
+                stale.unlink()
+
+
 def check_output(path: str | os.PathLike, overwrite: bool, folder_ok: FolderCheck = is_sog_folder) -> Path:
     """Refuse an existing output unless ``overwrite`` and it is `replaceable` (a regular file, or a folder that
-    ``folder_ok`` recognises); make sure its parent is a folder."""
+    ``folder_ok`` recognises); make sure its parent is a folder. What a killed run left is cleaned first
+    (`recover_stale`)."""
     path = Path(path)
+    recover_stale(path)
     if path.exists() or path.is_symlink():
         if not overwrite:
             raise SogError(f"output {path} already exists (pass --force / overwrite=True to replace it)")
@@ -135,12 +187,11 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False, directory: boo
     tmp: Path | None = None
     try:
         try:
+            tmp = _sibling(path, ".tmp")  # named before it exists: the clean-up below knows it at any moment
             if directory:
-                tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+                os.mkdir(tmp, 0o700)
             else:
-                fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-                tmp = Path(name)
-                os.close(fd)
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         except OSError as exc:
             raise SogError(f"cannot write in folder {path.parent} ({exc.strerror or exc})") from None
         try:
@@ -150,7 +201,7 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False, directory: boo
         except OSError as exc:
             raise SogError(f"cannot write {path} ({exc.strerror or exc})") from None
     except BaseException:
-        if tmp is not None:
+        if tmp is not None and (tmp.exists() or tmp.is_symlink()):
             if tmp.is_dir() and not tmp.is_symlink():
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
@@ -168,11 +219,13 @@ def _replace(tmp: Path, path: Path, overwrite: bool, folder_ok: FolderCheck = is
     if not exists or (not tmp.is_dir() and not path.is_dir()):
         os.replace(tmp, path)
         return
-    aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+    aside = _sibling(path, ".old")
     try:
+        os.mkdir(aside, 0o700)
         os.rename(path, aside / path.name)
     except BaseException:
-        os.rmdir(aside)
+        with contextlib.suppress(OSError):
+            os.rmdir(aside)
         raise
     try:
         os.replace(tmp, path)
