@@ -352,3 +352,70 @@ def test_an_old_output_a_killed_run_had_set_aside_is_put_back(seeds, tmp_path, c
     assert code == 2 and "already exists" in capsys.readouterr().err  # the old output is back, and kept
     assert sorted(os.listdir(tmp_path)) == ["site"]
     assert os.listdir(tmp_path / "site") == ["meta.json"]
+
+
+# ------------------------------------------------------------------------------------------ the viewer's server
+
+def _server(**kwargs):
+    from sog.localserver import LocalServer
+
+    pages = {"/": ("text/html", b"<p>the scene</p>")}
+    return LocalServer(pages.get, **kwargs)
+
+
+def _ask(port: int, request: bytes, timeout: float = 10.0) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "[::1]:{port}"])
+def test_the_server_answers_its_own_host_names(host):
+    with _server() as server:
+        reply = _ask(server.port, f"GET / HTTP/1.1\r\nHost: {host.format(port=server.port)}\r\n"
+                     "Connection: close\r\n\r\n".encode())
+    assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"the scene</p>")
+
+
+@pytest.mark.parametrize("host", ["evil.example.com", "evil.example.com:{port}", "127.0.0.1:1", "localhost.evil.com",
+                                  None])
+def test_a_request_for_another_host_is_refused(host):
+    """DNS rebinding: a page of another site that resolves its own name to 127.0.0.1 sends its Host header."""
+    with _server() as server:
+        header = "" if host is None else f"Host: {host.format(port=server.port)}\r\n"
+        reply = _ask(server.port, f"GET / HTTP/1.1\r\n{header}Connection: close\r\n\r\n".encode())
+    assert reply.startswith(b"HTTP/1.1 421") and b"the scene" not in reply
+
+
+def test_long_request_lines_are_414_and_not_remembered():
+    with _server() as server:
+        host = f"Host: 127.0.0.1:{server.port}\r\n"
+        for _ in range(200):
+            reply = _ask(server.port, f"GET /{'a' * 60_000} HTTP/1.1\r\n{host}Connection: close\r\n\r\n".encode())
+            assert reply.startswith(b"HTTP/1.1 414"), reply[:80]
+        assert sum(map(len, server.requests)) < 64 << 10
+
+
+def test_an_idle_connection_is_closed_and_connections_are_bounded():
+    import socket
+    import threading
+    import time
+
+    before = threading.active_count()
+    with _server(idle_timeout=0.5, max_connections=8) as server:
+        idle = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(40)]
+        time.sleep(0.2)
+        assert threading.active_count() - before <= 8 + 1  # the serving thread and at most 8 handlers
+        for sock in idle:  # every one is closed by the server: refused at once, or after its idle timeout
+            assert sock.recv(1) == b""
+            sock.close()
+        host = f"Host: 127.0.0.1:{server.port}\r\n"
+        assert _ask(server.port, f"GET / HTTP/1.1\r\n{host}Connection: close\r\n\r\n".encode()).startswith(
+            b"HTTP/1.1 200")
+
