@@ -19,7 +19,7 @@ import threading
 import time
 
 from . import __version__
-from .errors import Interrupted, SogError
+from .errors import Interrupted, SogError, is_out_of_memory
 
 # Nothing heavy (torch, numpy, the codecs) is imported at module level: `main` imports it inside its ``try``, so a
 # Ctrl-C in the first second of a run is an interrupt like any other, not a traceback.
@@ -152,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 1
     except Exception as exc:  # a bug, not bad input: still one line, and a distinct exit code
+        if is_out_of_memory(exc):  # torch's RuntimeError for it (CPU or CUDA)
+            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+            print(f"sog: error: out of memory ({first})" if first else "sog: error: out of memory", file=sys.stderr)
+            return 2
         print(f"sog: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
               "(this is a bug in sog; please report it)", file=sys.stderr)
         return 3

@@ -419,3 +419,30 @@ def test_an_idle_connection_is_closed_and_connections_are_bounded():
         assert _ask(server.port, f"GET / HTTP/1.1\r\n{host}Connection: close\r\n\r\n".encode()).startswith(
             b"HTTP/1.1 200")
 
+
+# ------------------------------------------------------------------------------------------ out of memory
+
+TORCH_OOM = "DefaultCPUAllocator: can't allocate memory: you tried to allocate 53687091200 bytes. Error code 12"
+
+
+def test_torch_out_of_memory_in_a_command_is_one_line(seeds, tmp_path, capsys, monkeypatch):
+    import sog.pipeline
+
+    def exhausted(*args, **kwargs):
+        raise RuntimeError(TORCH_OOM + "\n(more lines from torch)")
+
+    monkeypatch.setattr(sog.pipeline, "_grid_order", exhausted)
+    _fails(capsys, "compress", seeds["ply_binary"], tmp_path / "out.sog", match="out of memory")
+    assert os.listdir(tmp_path) == []
+
+
+def test_torch_out_of_memory_while_reading_is_not_called_a_malformed_file(seeds, capsys, monkeypatch):
+    import sog.io
+
+    def exhausted(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(sog.io, "read_ply", exhausted)
+    err = _fails(capsys, "info", seeds["ply_binary"], match="not enough memory")
+    assert "malformed" not in err
+
