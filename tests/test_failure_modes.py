@@ -446,3 +446,49 @@ def test_torch_out_of_memory_while_reading_is_not_called_a_malformed_file(seeds,
     err = _fails(capsys, "info", seeds["ply_binary"], match="not enough memory")
     assert "malformed" not in err
 
+
+# ------------------------------------------------------------------------------------------ decoders called directly
+
+def test_native_decode_called_directly_checks_its_meta_first():
+    import math
+
+    from conftest import small_scene
+    from sog.codec import native
+    from sog.errors import SogError
+
+    meta, files = native.encode(small_scene(100), 10, 10)
+    bad = {**meta, "means": {**meta["means"], "mins": [math.nan, 0.0, 0.0]}}
+    with pytest.raises(SogError, match=r"means\.mins\[0\]"):
+        native.decode(bad, files.__getitem__)
+    with pytest.raises(SogError, match="more than sog's limit"):
+        native.decode({**meta, "count": 1 << 40}, files.__getitem__)
+    assert len(native.decode(meta, files.__getitem__)) == 100
+
+
+def _edited_zip(source, path, edit):
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(source) as zf, zipfile.ZipFile(path, "w") as out:
+        for info in zf.infolist():
+            data = zf.read(info)
+            if info.filename == "meta.json":
+                data = json.dumps(edit(json.loads(data))).encode()
+            out.writestr(info, data)
+    return path
+
+
+def test_extreme_playcanvas_position_bounds_are_one_error_and_no_warning(seeds, tmp_path, capsys):
+    """SOG v2 positions are stored log-transformed: bounds beyond log1p(2e9) cannot come from a scene sog reads,
+    and expm1 of them overflowed with a RuntimeWarning line before the error."""
+    import warnings
+
+    def edit(meta):
+        meta["means"].update(mins=[-1.9e9] * 3, maxs=[1.9e9] * 3)
+        return meta
+
+    path = _edited_zip(seeds["sog_v2_zip"], tmp_path / "extreme.sog", edit)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        err = _fails(capsys, "info", path, match="means.mins[0]")
+    assert [str(w.message) for w in caught] == [], err

@@ -643,7 +643,18 @@ def read_palette(shn_meta: dict, names: dict, read) -> np.ndarray:
 
 def decode(meta: dict, read, palette: np.ndarray | None = None) -> Splats:
     """Decode native planes. ``read(filename) -> bytes`` fetches a file named in ``meta['files']``;
-    ``palette`` (c, K, 3) is the shared SH palette of a layered file."""
+    ``palette`` (c, K, 3) is the shared SH palette of a layered file. ``meta`` is checked first
+    (`sog.io.sog_meta.check_native_meta`), so a direct call refuses what `sog.load` refuses."""
+    from ..io.sog_meta import check_native_meta
+
+    if not isinstance(meta, dict):
+        raise SogError("malformed sog meta.json (not a JSON object)")
+    check_native_meta(meta)
+    return _decode(meta, read, palette)
+
+
+def _decode(meta: dict, read, palette: np.ndarray | None = None) -> Splats:
+    """`decode` of a checked ``meta``."""
     if meta.get("version") == LAYERED_VERSION:
         layers = meta.get("layers")
         if not isinstance(layers, list) or not layers or not all(isinstance(m, dict) for m in layers):
@@ -654,7 +665,7 @@ def decode(meta: dict, read, palette: np.ndarray | None = None) -> Splats:
             shared = read_palette(meta["shN"], meta["files"], read) if "shN" in meta else None
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise SogError(f"malformed sog meta.json ({type(exc).__name__}: {exc})") from None
-        parts = [decode(m, read, shared) for m in layers]
+        parts = [_decode(m, read, shared) for m in layers]
         if len({p.shN.shape[1] for p in parts}) > 1:
             raise SogError("malformed sog meta.json (its layers have different SH degrees)")
         if sum(len(p) for p in parts) != meta.get("count"):

@@ -10,6 +10,7 @@ whose header declares more pixels than a plane of that file may have (before the
 from __future__ import annotations
 
 import io
+import math
 import os
 import warnings
 from typing import Callable
@@ -147,8 +148,9 @@ def check_playcanvas_meta(meta: dict, what: str = "meta.json", limits: Limits = 
         raise SogError(f"{what}: unsupported SOG meta version {meta.get('version')!r} (expected 2)")
     n = check_count(meta.get("count"), f"{what}.count", limits)
     means = _dict(meta, "means", what)
-    check_numbers(means.get("mins"), f"{what}.means.mins", 3, limit=2 * limits.max_abs_value)
-    check_numbers(means.get("maxs"), f"{what}.means.maxs", 3, limit=2 * limits.max_abs_value)
+    log_limit = math.log1p(2 * limits.max_abs_value)  # positions are stored as sign(x) log(1 + |x|)
+    check_numbers(means.get("mins"), f"{what}.means.mins", 3, limit=log_limit)
+    check_numbers(means.get("maxs"), f"{what}.means.maxs", 3, limit=log_limit)
     _files(means, "files", f"{what}.means", 2)
     _files(_dict(meta, "quats", what), "files", f"{what}.quats", 1)
     for key in ("scales", "sh0"):
