@@ -122,8 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     x = sub.add_parser("export-html", help="a folder with the viewer page and the scene, for any static web host")
     x.add_argument("input")
     x.add_argument("output", help="the folder to write")
-    x.add_argument("--local-engine", action="store_true",
-                   help="copy the local PlayCanvas engine (npm ci) into the folder instead of the pinned CDN URL")
+    x.add_argument("--cdn-engine", action="store_true",
+                   help="the page loads the PlayCanvas engine from the pinned CDN URL (needs a network connection) "
+                        "instead of a copy in the folder; by default the local engine (npm ci) is copied in, so "
+                        "the page works offline")
+    x.add_argument("--local-engine", action="store_true", help="the default now; accepted for old scripts")
     x.add_argument("--up", default="-y", help="the scene's up axis (default -y)")
     _common(x)
     return parser
@@ -345,7 +348,9 @@ def _view(args) -> int:
 def _export_html(args) -> int:
     from .viewer import export_html, up_vector
 
-    result = export_html(args.input, args.output, local_engine=args.local_engine, overwrite=args.force,
+    if args.cdn_engine and args.local_engine:
+        raise SogError("--cdn-engine and --local-engine exclude each other")
+    result = export_html(args.input, args.output, cdn_engine=args.cdn_engine, overwrite=args.force,
                          up=up_vector(args.up))
     if not args.quiet:
         print(f"{args.output}: {', '.join(result['files'])} ({result['bytes']:,} bytes); serve the folder with any "

@@ -115,7 +115,7 @@ def test_a_scene_name_cannot_break_out_of_the_page_config(seeds, tmp_path, capsy
     hostile = tmp_path / name
     shutil.copyfile(seeds["ply_binary"], hostile)
     out = tmp_path / "site"
-    assert main(["export-html", str(hostile), str(out), "-q"]) == 0, capsys.readouterr().err
+    assert main(["export-html", str(hostile), str(out), "-q", "--cdn-engine"]) == 0, capsys.readouterr().err
     html = (out / "index.html").read_text()
     text = _config_text(html)
     assert "<" not in text and ">" not in text and "&" not in text  # nothing the HTML tokenizer acts on
@@ -492,3 +492,47 @@ def test_extreme_playcanvas_position_bounds_are_one_error_and_no_warning(seeds, 
         warnings.simplefilter("always")
         err = _fails(capsys, "info", path, match="means.mins[0]")
     assert [str(w.message) for w in caught] == [], err
+
+
+# ------------------------------------------------------------------------------------------ export-html's folder
+
+def _local_engine_or_skip():
+    from sog.viewer.engine import find_local_engine
+
+    engine = find_local_engine(ROOT)
+    if engine is None:
+        if os.environ.get("SOG_REQUIRE_PEERS") == "1":
+            pytest.fail("SOG_REQUIRE_PEERS=1 but node_modules/playcanvas (npm ci) is missing")
+        pytest.skip("no node_modules/playcanvas (npm ci)")
+    return engine
+
+
+def test_export_html_replaces_its_own_earlier_folder_with_force(seeds, tmp_path, capsys):
+    out = tmp_path / "site"
+    assert main(["export-html", str(seeds["sog_v2_zip"]), str(out), "-q", "--cdn-engine"]) == 0, \
+        capsys.readouterr().err
+    assert (out / "sog-export.json").is_file()
+    assert main(["export-html", str(seeds["ply_binary"]), str(out), "-q", "--cdn-engine", "--force"]) == 0, \
+        capsys.readouterr().err
+    assert (out / "scene.sograw").is_file() and not (out / "scene.sog").exists()
+    assert sorted(os.listdir(tmp_path)) == ["site"]
+    (out / "notes.txt").write_text("mine")  # a folder holding anything else is not replaced
+    _fails(capsys, "export-html", seeds["sog_v2_zip"], out, "--cdn-engine", "--force", match="refusing to replace")
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_export_html_works_offline_by_default(seeds, tmp_path, capsys):
+    engine = _local_engine_or_skip()
+    out = tmp_path / "site"
+    assert main(["export-html", str(seeds["sog_v2_zip"]), str(out), "-q"]) == 0, capsys.readouterr().err
+    assert (out / "playcanvas.mjs").read_bytes() == engine.read_bytes()
+    html = (out / "index.html").read_text()
+    assert "https://" not in html and "./playcanvas.mjs" in html
+
+
+def test_export_html_without_a_local_engine_says_how_to_get_one(seeds, tmp_path, capsys, monkeypatch):
+    import sog.viewer.export
+
+    monkeypatch.setattr(sog.viewer.export, "find_local_engine", lambda *a, **k: None)
+    _fails(capsys, "export-html", seeds["sog_v2_zip"], tmp_path / "site", match="--cdn-engine")
+    assert os.listdir(tmp_path) == []
