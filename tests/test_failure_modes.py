@@ -536,3 +536,22 @@ def test_export_html_without_a_local_engine_says_how_to_get_one(seeds, tmp_path,
     monkeypatch.setattr(sog.viewer.export, "find_local_engine", lambda *a, **k: None)
     _fails(capsys, "export-html", seeds["sog_v2_zip"], tmp_path / "site", match="--cdn-engine")
     assert os.listdir(tmp_path) == []
+
+
+# ------------------------------------------------------------------------------------------ eval --save-views
+
+def test_save_views_never_writes_into_an_existing_folder_of_other_files(seeds, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "README.txt").write_text("my notes")
+    _fails(capsys, "eval", seeds["ply_binary"], seeds["sog_v2_zip"], "--views", "2", "--size", "32",
+           "--save-views", photos, match="--save-views")
+    assert os.listdir(photos) == ["README.txt"] and (photos / "README.txt").read_text() == "my notes"
+
+
+def test_save_views_writes_a_new_folder_whole(seeds, tmp_path, capsys):
+    out = tmp_path / "views"
+    assert main(["eval", str(seeds["ply_binary"]), str(seeds["sog_v2_zip"]), "--views", "2", "--size", "32",
+                 "--save-views", str(out), "-q", "--device", "cpu"]) == 0, capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["views"]
+    assert "README.txt" in os.listdir(out) and len([n for n in os.listdir(out) if n.endswith(".png")]) == 2
