@@ -555,3 +555,28 @@ def test_save_views_writes_a_new_folder_whole(seeds, tmp_path, capsys):
                  "--save-views", str(out), "-q", "--device", "cpu"]) == 0, capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ["views"]
     assert "README.txt" in os.listdir(out) and len([n for n in os.listdir(out) if n.endswith(".png")]) == 2
+
+
+# ------------------------------------------------------------------------------------------ ASCII PLY
+
+def test_an_ascii_ply_line_padded_far_beyond_its_values_is_refused_in_bounded_memory(seeds, tmp_path):
+    from fuzz_corpus import run_case
+
+    data = seeds["ply_ascii"].read_bytes()
+    start = data.index(b"end_header\n") + len(b"end_header\n")
+    lines = data[start:].split(b"\n")
+    lines[1] += b" " * (50 << 20)  # legal whitespace, 50 MB of it, on one line of 62 values
+    path = tmp_path / "padded.ply"
+    path.write_bytes(data[:start] + b"\n".join(lines))
+    outcome = run_case(path, seconds=20, memory_mb=48)
+    assert outcome.kind == "error" and "line 2" in outcome.message, outcome
+
+
+def test_an_ascii_ply_still_reads_with_any_line_ending(seeds, tmp_path):
+    import sog
+
+    data = seeds["ply_ascii"].read_bytes()
+    for ending in (b"\r\n", b"\r"):
+        path = tmp_path / "endings.ply"
+        path.write_bytes(data.replace(b"\n", ending))
+        assert len(sog.load(path)) == len(sog.load(seeds["ply_ascii"]))
