@@ -24,12 +24,15 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
+    import importlib
+    import importlib.util
 
+    if name in _LAZY:
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value
         return value
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f".{name}", __name__)  # ``sog.io``, ``sog.codec``, ... as before
     raise AttributeError(f"module 'sog' has no attribute {name!r}")
 
 

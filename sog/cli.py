@@ -4,7 +4,8 @@ Every user-facing problem is a `SogError`; it is printed as one line ``sog: erro
 and the exit code is 2 (numeric options are range-checked first: `check_options`). Outputs are
 written to a temporary file and renamed, so a failed run leaves nothing behind; SIGTERM, SIGINT and
 SIGHUP raise `sog.errors.Interrupted`, so that clean-up also runs when the run is stopped (exit
-128 + signal). Anything else is a bug, still reported on one line (``sog: internal error: ...``, exit 3).
+128 + signal; the handlers are in place before torch is imported). Running out of memory is ``sog: error: out of
+memory ...``, exit 2. Anything else is a bug, still reported on one line (``sog: internal error: ...``, exit 3).
 """
 
 from __future__ import annotations
