@@ -12,12 +12,30 @@ Quick use::
 """
 
 from .errors import SogError
-from .grid import grid_shape
-from .io import load, save
-from .pipeline import CompressOptions, CompressResult, compress, convert, decompress
-from .sort import sort_grid
-from .splats import Splats
+
+#: the public names and the module each comes from, imported on first use (PEP 562): ``import sog`` itself is
+#: cheap, so the command line can catch a Ctrl-C that arrives while torch is still being imported
+_LAZY = {"grid_shape": "grid", "load": "io", "save": "io", "CompressOptions": "pipeline",
+         "CompressResult": "pipeline", "compress": "pipeline", "decompress": "pipeline", "convert": "pipeline", "sort_grid": "sort",
+         "Splats": "splats"}
 
 __all__ = ["SogError", "Splats", "load", "save", "compress", "decompress", "convert", "CompressOptions",
            "CompressResult", "sort_grid", "grid_shape"]
-__version__ = "0.1.0"
+from .version import __version__
+
+
+def __getattr__(name: str):
+    import importlib
+    import importlib.util
+
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f".{name}", __name__)  # ``sog.io``, ``sog.codec``, ... as before
+    raise AttributeError(f"module 'sog' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -4,12 +4,14 @@ Every user-facing problem is a `SogError`; it is printed as one line ``sog: erro
 and the exit code is 2 (numeric options are range-checked first: `check_options`). Outputs are
 written to a temporary file and renamed, so a failed run leaves nothing behind; SIGTERM, SIGINT and
 SIGHUP raise `sog.errors.Interrupted`, so that clean-up also runs when the run is stopped (exit
-128 + signal). Anything else is a bug, still reported on one line (``sog: internal error: ...``, exit 3).
+128 + signal; the handlers are in place before torch is imported). Running out of memory is ``sog: error: out of
+memory ...``, exit 2. Anything else is a bug, still reported on one line (``sog: internal error: ...``, exit 3).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -17,10 +19,18 @@ import sys
 import threading
 import time
 
-from . import __version__
-from .errors import Interrupted, SogError
-from .io.limits import LIMITS, Limits
-from .io.ply import inria_ply_size as ply_bytes
+from .version import __version__
+from .errors import Interrupted, SogError, is_out_of_memory
+
+# Nothing heavy (torch, numpy, the codecs) is imported at module level: `main` imports it inside its ``try``, so a
+# Ctrl-C in the first second of a run is an interrupt like any other, not a traceback.
+
+
+def ply_bytes(n: int, sh_degree: int) -> int:
+    """`sog.io.ply.inria_ply_size`: the PLY bytes compression ratios are measured against."""
+    from .io.ply import inria_ply_size
+
+    return inria_ply_size(n, sh_degree)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -130,18 +140,21 @@ def build_parser() -> argparse.ArgumentParser:
     x = sub.add_parser("export-html", help="a folder with the viewer page and the scene, for any static web host")
     x.add_argument("input")
     x.add_argument("output", help="the folder to write")
-    x.add_argument("--local-engine", action="store_true",
-                   help="copy the local PlayCanvas engine (npm ci) into the folder instead of the pinned CDN URL")
+    x.add_argument("--cdn-engine", action="store_true",
+                   help="the page loads the PlayCanvas engine from the pinned CDN URL (needs a network connection) "
+                        "instead of a copy in the folder; by default the local engine (npm ci) is copied in, so "
+                        "the page works offline")
+    x.add_argument("--local-engine", action="store_true", help="the default now; accepted for old scripts")
     x.add_argument("--up", default="-y", help="the scene's up axis (default -y)")
     _common(x)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     restore = _install_signal_handlers()
+    restore_streams = _tolerant_streams()
     try:
+        args = build_parser().parse_args(argv)  # imports the codecs (and torch)
         check_options(args)
         return {"compress": _compress, "convert": _convert, "decompress": _decompress, "info": _info, "eval": _eval, "view": _view,
                 "export-html": _export_html}[args.command](args)
@@ -160,11 +173,38 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 1
     except Exception as exc:  # a bug, not bad input: still one line, and a distinct exit code
+        if is_out_of_memory(exc):  # torch's RuntimeError for it (CPU or CUDA)
+            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+            print(f"sog: error: out of memory ({first})" if first else "sog: error: out of memory", file=sys.stderr)
+            return 2
         print(f"sog: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
               "(this is a bug in sog; please report it)", file=sys.stderr)
         return 3
     finally:
+        restore_streams()
         restore()
+
+
+def _tolerant_streams():
+    """stdout and stderr write what they cannot encode as backslash escapes (a file name that is not UTF-8,
+    held as surrogate escapes, on a strict UTF-8 terminal) instead of raising after the work is done. Returns a
+    function restoring their error handlers."""
+    changed = []
+    for stream in (sys.stdout, sys.stderr):
+        errors = getattr(stream, "errors", None)
+        if errors in ("strict", None) and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError, AttributeError):
+                continue
+            changed.append((stream, errors or "strict"))
+
+    def restore() -> None:
+        for stream, errors in changed:
+            with contextlib.suppress(ValueError, OSError, AttributeError):
+                stream.reconfigure(errors=errors)
+
+    return restore
 
 
 def _install_signal_handlers():
@@ -191,8 +231,11 @@ def _install_signal_handlers():
     return restore
 
 
-def check_options(args, limits: Limits = LIMITS) -> None:
-    """Range checks of numeric options, before any work (each a one-line `SogError`)."""
+def check_options(args, limits=None) -> None:
+    """Range checks of numeric options, before any work (each a one-line `SogError`); ``limits``: a
+    `sog.io.limits.Limits` (default ``LIMITS``)."""
+    if limits is None:
+        from .io.limits import LIMITS as limits
     seed = getattr(args, "seed", None)
     if seed is not None and not 0 <= seed <= limits.max_seed:
         raise SogError(f"--seed must be 0..{limits.max_seed}, not {seed}")
@@ -202,6 +245,9 @@ def check_options(args, limits: Limits = LIMITS) -> None:
     psnr = getattr(args, "psnr", None)
     if psnr is not None and not 0 < psnr < 1000:
         raise SogError(f"--psnr must be a positive number of dB below 1000, not {psnr}")
+    port = getattr(args, "port", None)
+    if port is not None and not 0 <= port <= 65535:
+        raise SogError(f"--port must be 0..65535 (0: any free port), not {port}")
 
 
 def _parse_weights(text: str | None) -> dict[str, float]:
@@ -339,7 +385,9 @@ def _view(args) -> int:
 def _export_html(args) -> int:
     from .viewer import export_html, up_vector
 
-    result = export_html(args.input, args.output, local_engine=args.local_engine, overwrite=args.force,
+    if args.cdn_engine and args.local_engine:
+        raise SogError("--cdn-engine and --local-engine exclude each other")
+    result = export_html(args.input, args.output, cdn_engine=args.cdn_engine, overwrite=args.force,
                          up=up_vector(args.up))
     if not args.quiet:
         print(f"{args.output}: {', '.join(result['files'])} ({result['bytes']:,} bytes); serve the folder with any "

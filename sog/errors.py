@@ -15,3 +15,14 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signum: int):
         super().__init__(signum)
         self.signum = signum
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for running out of memory: `MemoryError`, or torch's `RuntimeError` for it (CPU ``DefaultCPUAllocator:
+    can't allocate memory``, ``CUDA out of memory`` / `torch.cuda.OutOfMemoryError`)."""
+    if isinstance(exc, MemoryError):
+        return True
+    if not isinstance(exc, RuntimeError):
+        return False
+    text = str(exc).lower()
+    return "out of memory" in text or "can't allocate memory" in text or type(exc).__name__ == "OutOfMemoryError"

@@ -80,11 +80,36 @@ def check_view_options(views: int, size, fov_deg: float, limits: Limits = LIMITS
 
 def _save_views(folder: Path, ref: torch.Tensor, test: torch.Tensor, psnrs: list[float], names: list[str]) -> list[str]:
     """Side-by-side PNGs, worst view first: ``worst_00_<camera>.png`` is the view of lowest PSNR (original |
-    compressed | 4x absolute difference); README.txt lists them with their PSNR."""
+    compressed | 4x absolute difference); README.txt lists them with their PSNR. ``folder`` is new (or empty) and
+    appears complete or not at all (`sog.io.atomic.atomic_path`)."""
+    from .io.atomic import atomic_path
+
+    check_save_views(folder)
+    if folder.is_dir():
+        folder.rmdir()  # empty (checked): the new folder takes its place whole
+    with atomic_path(folder, directory=True) as tmp:
+        names = _write_views(tmp, ref, test, psnrs, names)
+    return [str(folder / name) for name in names]
+
+
+def check_save_views(folder: Path) -> None:
+    """``--save-views DIR`` is a new folder (or an empty one) in an existing folder: the views never land among
+    other files."""
+    folder = Path(folder)
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise SogError(f"--save-views {folder}: exists and is not a folder; choose a new folder")
+    if folder.is_dir() and any(os.scandir(folder)):
+        raise SogError(f"--save-views {folder}: the folder exists and is not empty; choose a new folder")
+    if not folder.parent.is_dir():
+        raise SogError(f"--save-views {folder}: folder {folder.parent} does not exist")
+
+
+def _write_views(folder: Path, ref: torch.Tensor, test: torch.Tensor, psnrs: list[float],
+                 names: list[str]) -> list[str]:
+    """`_save_views` into the (temporary) ``folder``; returns the PNGs' file names, worst first."""
     import numpy as np
     from PIL import Image
 
-    folder.mkdir(parents=True, exist_ok=True)
     paths, lines = [], []
     for rank, i in enumerate(sorted(range(ref.shape[0]), key=lambda i: (psnrs[i], i))):
         a, b = ref[i].clamp(0, 1), test[i].clamp(0, 1)
@@ -93,7 +118,7 @@ def _save_views(folder: Path, ref: torch.Tensor, test: torch.Tensor, psnrs: list
         row = torch.cat([a, gap, b, gap, diff], 1)
         path = folder / f"worst_{rank:02d}_{names[i] or f'view_{i:03d}'}.png"
         Image.fromarray((row.numpy() * 255 + 0.5).astype(np.uint8)).save(path)
-        paths.append(str(path))
+        paths.append(path.name)
         lines.append(f"{path.name}: PSNR {psnrs[i]:.2f} dB\n")
     (folder / "README.txt").write_text(
         "Worst view first. Each PNG: original render | compressed render | 4x absolute difference.\n"
@@ -116,6 +141,8 @@ def evaluate(original: str | os.PathLike | Splats, compressed: str | os.PathLike
     from .render import RasterConfig, _pick_backend, render
 
     check_view_options(views, size, fov_deg)
+    if save_views is not None:
+        check_save_views(Path(save_views))  # before any rendering
     t0 = time.perf_counter()
     orig_path = None if isinstance(original, Splats) else original
     comp_path = None if isinstance(compressed, Splats) else compressed

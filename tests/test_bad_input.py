@@ -91,12 +91,14 @@ def test_the_output_may_not_be_the_input_nor_inside_an_input_sog_folder(seeds, t
 
 
 def test_an_unwritable_output_folder_is_one_line(seeds, tmp_path, capsys, monkeypatch):
-    import tempfile
+    real_open = os.open
 
-    def denied(*args, **kwargs):
-        raise PermissionError(13, "Permission denied")
+    def denied(path, *args, **kwargs):  # the temporary output's creation fails as in a read-only folder
+        if os.fsdecode(path).endswith(".tmp"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(tempfile, "mkstemp", denied)  # as root a chmod would not stop the write
+    monkeypatch.setattr(os, "open", denied)  # as root a chmod would not stop the write
     _fails(capsys, "decompress", seeds["sog_native"], tmp_path / "out.ply", match="cannot write in folder")
     assert list(tmp_path.iterdir()) == []
 
@@ -337,7 +339,13 @@ def test_a_lod_tree_with_too_many_nodes_is_refused_quickly(seeds, tmp_path):
 
 
 def test_a_lod_tree_of_many_small_ranges_is_gathered_at_once(seeds, tmp_path):
-    outcome = run_case(_lod(seeds, tmp_path, 50_000, count=1), seconds=10, memory_mb=512)
+    scene = sample_scene(64, degree=0)
+    sog.save(scene.permute(torch.arange(50_064) % 64), tmp_path / "many.ply")  # 50,064 Gaussians in one file
+    kids = [{"lods": {"0": {"file": 0, "offset": i, "count": 1}}} for i in range(50_000)]
+    kids.append({"lods": {"0": {"file": 0, "offset": 50_000, "count": 64}}})
+    (tmp_path / "lod-meta.json").write_text(json.dumps({"lodLevels": 1, "filenames": ["many.ply"],
+                                                        "tree": {"children": kids}}))
+    outcome = run_case(tmp_path / "lod-meta.json", seconds=10, memory_mb=512)
     assert outcome.kind == "valid" and outcome.message == "50064 Gaussians", outcome
 
 

@@ -23,7 +23,8 @@ PROFILES = {"sog.codec.sogv2": (), "sog.codec.native": ("sog.codec.native_legacy
 #: Rooms from the bottom up: a room may import the rooms before it. Shared leaves (errors, stable, device, ...)
 #: come first; the CLI is last.
 ROOMS = [
-    "sog.errors", "sog.stable", "sog.device", "sog.localserver", "sog.splats", "sog.grid", "sog.metrics", "sog.datasets",
+    "sog.errors", "sog.version", "sog.stable", "sog.device", "sog.localserver", "sog.splats", "sog.grid",
+    "sog.metrics", "sog.datasets",
     "sog.io", "sog.peers", "sog.render", "sog.reduce", "sog.sort", "sog.codec", "sog.rate",
     "sog.train", "sog.pipeline", "sog.evaluate", "sog.stream", "sog.distributed", "sog.viewer",
     "sog", "sog.cli",

@@ -143,7 +143,7 @@ def test_a_layered_meta_that_disagrees_with_its_layers_is_refused():
     assert len(native.decode(meta, files.__getitem__)) == 200
     with pytest.raises(SogError, match="layers hold 200"):
         native.decode({**meta, "count": 150}, files.__getitem__)
-    with pytest.raises(SogError, match="list of layers"):
+    with pytest.raises(SogError, match="layers must be a list of 1..16"):  # the meta check names the field
         native.decode({**meta, "layers": []}, files.__getitem__)
 
 

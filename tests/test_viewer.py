@@ -201,16 +201,16 @@ def test_the_local_engine_is_the_pinned_file():
     assert json.loads((local.parents[1] / "package.json").read_text())["version"] == pinned
 
 
-def test_export_html_by_default_loads_the_engine_from_the_pinned_cdn_with_its_hash(playbot_files, tmp_path):
+def test_export_html_with_cdn_engine_loads_the_engine_from_the_pinned_cdn_with_its_hash(playbot_files, tmp_path):
     out = tmp_path / "site"
-    result = export_html(playbot_files["b"], out)
+    result = export_html(playbot_files["b"], out, cdn_engine=True)
     assert {"index.html", "viewer.js", "sog-decoder.js", "scene.sog"} <= set(result["files"])
     assert "playcanvas.mjs" not in result["files"]
     html = (out / "index.html").read_text()
     assert "https://cdn.jsdelivr.net/npm/playcanvas@2.23.3/build/playcanvas.mjs" in html and ENGINE_SRI in html
     assert (out / "scene.sog").read_bytes() == playbot_files["b"].read_bytes()
     with pytest.raises(SogError):
-        export_html(playbot_files["b"], out)  # exists: refused without overwrite
+        export_html(playbot_files["b"], out, cdn_engine=True)  # exists: refused without overwrite
 
 
 # ------------------------------------------------------------------------------------------ in the browser
@@ -356,7 +356,7 @@ def test_a_file_sog_cannot_read_shows_its_error_on_the_page(browser, tmp_path):
 
 def test_an_exported_folder_works_from_a_plain_static_web_server(browser, playbot_files, tmp_path):
     out = tmp_path / "site"
-    export_html(playbot_files["b"], out, local_engine=True)
+    export_html(playbot_files["b"], out)  # the default: the local engine copied in
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass

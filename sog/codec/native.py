@@ -651,7 +651,18 @@ def read_palette(shn_meta: dict, names: dict, read) -> np.ndarray:
 
 def decode(meta: dict, read, palette: np.ndarray | None = None) -> Splats:
     """Decode native planes. ``read(filename) -> bytes`` fetches a file named in ``meta['files']``;
-    ``palette`` (c, K, 3) is the shared SH palette of a layered file (`decode_layered`)."""
+    ``palette`` (c, K, 3) is the shared SH palette of a layered file. ``meta`` is checked first
+    (`sog.io.sog_meta.check_native_meta`), so a direct call refuses what `sog.load` refuses."""
+    from ..io.sog_meta import check_native_meta
+
+    if not isinstance(meta, dict):
+        raise SogError("malformed sog meta.json (not a JSON object)")
+    check_native_meta(meta)
+    return _decode(meta, read, palette)
+
+
+def _decode(meta: dict, read, palette: np.ndarray | None = None) -> Splats:
+    """`decode` of a checked ``meta``."""
     if meta.get("version") == LAYERED_VERSION:
         return decode_layered(meta, read)
     try:

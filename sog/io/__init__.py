@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SogError
+from ..errors import SogError, is_out_of_memory
 from ..splats import Splats
 from .container import read_container, write_container
 from .limits import LIMITS, Limits, check_count, check_magnitudes
@@ -74,6 +74,10 @@ def as_sog_error(path: str | os.PathLike):
         raise
     except MemoryError:
         raise SogError(f"{path}: not enough memory to read this file") from None
+    except RuntimeError as exc:
+        if is_out_of_memory(exc):  # torch's own out-of-memory error is no sign of a malformed file
+            raise SogError(f"{path}: not enough memory to read this file ({_one_line(exc)})") from None
+        raise SogError(f"{path}: malformed file ({type(exc).__name__}: {_one_line(exc)})") from None
     except RecursionError:
         raise SogError(f"{path}: file is nested too deeply") from None
     except Exception as exc:  # a decoder's own error on data the checks let through

@@ -8,6 +8,9 @@ the real data, never with what a header claims. Every violation is a `SogError` 
 limit                     value           what it bounds
 ========================  ==============  =========================================================
 ``max_gaussians``         33,554,432      Gaussians per file (2^25; ~8 GB as float32 at SH degree 3)
+``gaussians_per_byte``    1               Gaussians a ``.sog`` may declare per byte it stores (8 bits
+                                          per Gaussian; a trained scene's planes take 40 or more),
+``count_slack``           1,048,576       plus this many whatever its size
 ``max_image_side``        16,383          width and height of an image plane (WebP's own limit)
 ``plane_slack``           4,194,304       pixels a plane may hold beyond twice the count it serves
 ``max_abs_value``         1e9             magnitude of any attribute value (positions, log-scales, ...)
@@ -50,6 +53,8 @@ class Limits:
     """Resource limits of the readers (see the module docstring for what each bounds)."""
 
     max_gaussians: int = 1 << 25
+    gaussians_per_byte: int = 1
+    count_slack: int = 1 << 20
     max_image_side: int = 16383
     plane_slack: int = 1 << 22
     max_abs_value: float = 1e9
@@ -70,6 +75,11 @@ class Limits:
     def plane_pixels(self, count: int) -> int:
         """The most pixels an image plane of a file of ``count`` Gaussians may have."""
         return 2 * int(count) + self.plane_slack
+
+    def stored_count(self, stored_bytes: int) -> int:
+        """The most Gaussians a ``.sog`` of ``stored_bytes`` (its zip, or a folder's meta.json and planes) may
+        declare: constant image planes of a few KB can declare millions, and decoding them is what costs."""
+        return self.gaussians_per_byte * int(stored_bytes) + self.count_slack
 
     def inflated_bytes(self, compressed: int) -> int:
         """The most bytes ``compressed`` bytes of deflate/gzip/zstd may honestly inflate to."""

@@ -3,7 +3,9 @@ level of detail, stored in SOG files listed in ``filenames``. Reading gives one 
 
 The tree is walked without recursion and refused beyond `sog.io.limits.Limits.max_lod_nodes` nodes or
 ``max_lod_depth`` levels; ``filenames`` must be relative paths inside the lod-meta's folder (no ``..``)
-and may not name another ``lod-meta.json``; the ranges must fit the files they point into."""
+and may not name another ``lod-meta.json`` nor one file twice; the ranges of a level must fit the files they
+point into and may not overlap (a level holds each Gaussian once), so the scene read is never larger than the
+files it is read from."""
 
 from __future__ import annotations
 
@@ -62,11 +64,25 @@ def lod_ranges(meta, what: str, level: int = 0, limits: Limits = LIMITS) -> tupl
     if not ranges:
         raise SogError(f"{what}: no Gaussians at level of detail {level} (levels: {meta.get('lodLevels')!r:.40})")
     table = np.array(ranges, np.int64).reshape(-1, 3)
+    _check_disjoint(table, filenames, what, level)
     total = int(table[:, 2].sum())
     if total > limits.max_gaussians:
         raise SogError(f"{what}: level {level} holds {total:,} Gaussians, more than sog's limit of "
                        f"{limits.max_gaussians:,}")
     return filenames, table
+
+
+def _check_disjoint(table: np.ndarray, filenames: list[str], what: str, level: int) -> None:
+    """Refuse two ranges (R, 3) of one level that share a Gaussian of a file (empty ranges share nothing)."""
+    used = table[table[:, 2] > 0]
+    order = np.lexsort((used[:, 1], used[:, 0]))
+    file, offset, count = used[order].T
+    clash = np.flatnonzero((file[1:] == file[:-1]) & (offset[1:] < offset[:-1] + count[:-1]))
+    if clash.size:
+        i = int(clash[0])
+        raise SogError(f"{what}: ranges of level {level} overlap in {filenames[int(file[i])]!r:.60} "
+                       f"(offset {int(offset[i])}+{int(count[i])} and offset {int(offset[i + 1])}); a level holds "
+                       "each Gaussian once")
 
 
 def read_lod_meta(path: str | os.PathLike, level: int = 0, limits: Limits = LIMITS) -> Splats:
@@ -82,6 +98,12 @@ def read_lod_meta(path: str | os.PathLike, level: int = 0, limits: Limits = LIMI
     meta = parse_json(data, str(path), limits.max_lod_json_bytes, limits)
     filenames, table = lod_ranges(meta, str(path), level, limits)
     used = sorted(set(table[:, 0].tolist()))
+    seen: dict[str, int] = {}
+    for file in used:
+        real = os.path.realpath(path.parent / filenames[file])
+        if real in seen:
+            raise SogError(f"{path}: filenames[{seen[real]}] and filenames[{file}] name the same file")
+        seen[real] = file
     scenes = {file: load(path.parent / filenames[file], limits) for file in used}
     for file, offset, count in table.tolist():
         if offset + count > len(scenes[file]):

@@ -183,6 +183,31 @@ def check_ply_header(path, limits: Limits = LIMITS) -> None:
     if need > body:
         raise SogError(f"{path}: not a readable PLY file (truncated: its header declares {need:,} bytes of data"
                        f"{'' if binary else ' or more'}, the file holds {body:,})")
+    if not binary:
+        widest = max((props for *_, props in elements), default=0)
+        _check_ascii_lines(path, end.end(), ASCII_VALUE_BYTES * (widest + 256) + 4096)
+
+
+#: the most characters one ASCII PLY value may take, with its separator (``-1.2345678901234567e-308``: 24)
+ASCII_VALUE_BYTES = 64
+
+
+def _check_ascii_lines(path, start: int, longest: int) -> None:
+    """Refuse an ASCII PLY body with a line longer than ``longest`` bytes (any of ``\\n``, ``\\r``, ``\\r\\n`` ends
+    one), read in 1 MiB pieces: plyfile reads a line whole, so one padded line would cost memory the values do
+    not need."""
+    line, length = 1, 0
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        while piece := fh.read(1 << 20):
+            parts = piece.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+            for i, part in enumerate(parts):
+                length += len(part)
+                if length > longest:
+                    raise SogError(f"{path}: ASCII PLY data line {line} is longer than the {longest:,} bytes its "
+                                   "values can need")
+                if i < len(parts) - 1:
+                    line, length = line + 1, 0
 
 
 def _one_line(exc: BaseException) -> str:

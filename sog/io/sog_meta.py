@@ -10,6 +10,7 @@ whose header declares more pixels than a plane of that file may have (before the
 from __future__ import annotations
 
 import io
+import math
 import os
 import warnings
 from typing import Callable
@@ -147,8 +148,9 @@ def check_playcanvas_meta(meta: dict, what: str = "meta.json", limits: Limits = 
         raise SogError(f"{what}: unsupported SOG meta version {meta.get('version')!r} (expected 2)")
     n = check_count(meta.get("count"), f"{what}.count", limits)
     means = _dict(meta, "means", what)
-    check_numbers(means.get("mins"), f"{what}.means.mins", 3, limit=2 * limits.max_abs_value)
-    check_numbers(means.get("maxs"), f"{what}.means.maxs", 3, limit=2 * limits.max_abs_value)
+    log_limit = math.log1p(2 * limits.max_abs_value)  # positions are stored as sign(x) log(1 + |x|)
+    check_numbers(means.get("mins"), f"{what}.means.mins", 3, limit=log_limit)
+    check_numbers(means.get("maxs"), f"{what}.means.maxs", 3, limit=log_limit)
     _files(means, "files", f"{what}.means", 2)
     _files(_dict(meta, "quats", what), "files", f"{what}.quats", 1)
     for key in ("scales", "sh0"):
@@ -208,7 +210,12 @@ def guarded_reader(read: Callable[[str], bytes], source: str, count: int,
 
 
 def open_sog(path: str | os.PathLike, limits: Limits = LIMITS) -> tuple[dict, Callable[[str], bytes], int]:
-    """`read_container` plus `check_sog_meta` and `guarded_reader`: ``(meta, read, total_bytes)``."""
+    """`read_container` plus `check_sog_meta`, the count against the bytes stored (`Limits.stored_count`) and
+    `guarded_reader`: ``(meta, read, total_bytes)``."""
     meta, read, total = read_container(path, limits)
     count = check_sog_meta(meta, f"{path}: meta.json", limits)
+    if count > limits.stored_count(total):
+        raise SogError(f"{path}: meta.json declares {count:,} Gaussians in only {total:,} bytes (sog reads at most "
+                       f"{limits.gaussians_per_byte} per stored byte plus {limits.count_slack:,}); its planes "
+                       "cannot hold that many real Gaussians")
     return meta, guarded_reader(read, str(path), count, limits), total

@@ -42,5 +42,13 @@ def cdn_engine() -> EngineSource:
 def page_html(config: dict, engine: EngineSource) -> str:
     """``index.html`` with ``engine``'s import map and ``config`` (the scenes, up axis, size) filled in."""
     html = (STATIC / "index.html").read_text()
-    text = json.dumps({**config, "engine_url": engine.url}).replace("</", "<\\/")  # safe inside <script>
+    text = json_for_script({**config, "engine_url": engine.url})
     return html.replace("<!--SOG_ENGINE-->", engine.head_html()).replace("<!--SOG_CONFIG-->", text)
+
+
+def json_for_script(value) -> str:
+    """``value`` as JSON that is inert inside a ``<script>`` element: ``<``, ``>`` and ``&`` are written as
+    ``\\u003c``-style escapes (JSON.parse reads them back), so no text, a scene's file name included, can close the
+    element, open a comment (``<!--``) or start another ``<script>``; non-ASCII is escaped too."""
+    text = json.dumps(value, ensure_ascii=True)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
