@@ -1,4 +1,4 @@
-"""The whole job in two functions: `compress` (load → sort → encode → write) and `decompress`."""
+"""The whole job in two functions: `compress` (load → reduce → sort → encode → write) and `decompress`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from .codec import DEFAULT_PROFILE, Layer, get_profile
 from .device import one_cpu_thread, resolve_device
 from .errors import SogError
 from .grid import grid_shape
-from .render.views import importance_views, search_cameras
+from .reduce import REDUCE_SIZE, REDUCE_VIEWS, check_reduce_options, reduce, target_count
+from .render.views import importance_views, search_cameras, tuning_cameras
 from .io import load, read_container, write_container, write_ply
 from .io.atomic import check_destination
 from .io.limits import check_magnitudes
@@ -48,6 +49,10 @@ class CompressOptions:
     target_psnr: float | None = None    #: the smallest file whose renders reach this PSNR (`Profile.encode_to_psnr`)
     #: reuse an earlier result's split and sort (`CompressResult.layout`) of the same scene: no importance, no sort
     layout: list[tuple[torch.Tensor, dict[str, float]]] | None = None
+    #: the share of Gaussians to remove (0 <= f < 1, `sog.reduce`); None with ``max_gaussians`` None: keep all
+    reduce: float | None = None
+    #: keep at most this many Gaussians (`sog.reduce`); not with ``reduce``
+    max_gaussians: int | None = None
 
 
 @dataclass
@@ -68,6 +73,8 @@ class CompressResult:
     rate: dict | None = None
     #: per layer: the input indices in grid order (N_k,) and the drops (`CompressOptions.layout` reuses it)
     layout: list[tuple[torch.Tensor, dict[str, float]]] = field(default_factory=list)
+    #: the Gaussians of the input (``count`` is what the file holds: fewer after a reduction)
+    source_count: int | None = None
 
 
 def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, options: CompressOptions | None = None,
@@ -77,6 +84,7 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
     profile = get_profile(options.profile)
     if options.target_psnr is not None and not 0 < options.target_psnr < 1000:  # also catches NaN
         raise SogError(f"--psnr must be a positive number of dB, not {options.target_psnr}")
+    check_reduce_options(options.reduce, options.max_gaussians)
     overrides = {"effort": options.effort, "seed": options.seed, **options.profile_options}
     profile_options, fixed, target_psnr = profile.options(options.quality, options.target_psnr, overrides)
     check_destination(output, [] if isinstance(source, Splats) else [source], overwrite)  # before any work
@@ -94,6 +102,14 @@ def _compress(source, output, options: CompressOptions, profile, profile_options
     splats = load(source) if not isinstance(source, Splats) else check_magnitudes(source.validate(), "scene")
     seconds["load"] = time.perf_counter() - t0
     source_path = None if isinstance(source, Splats) else source
+    source_count = len(splats)
+    reducing = options.reduce is not None or options.max_gaussians is not None
+    if reducing:  # only when asked: the default keeps every Gaussian
+        t0 = time.perf_counter()
+        keep = target_count(source_count, options.reduce, options.max_gaussians)
+        cameras = tuning_cameras(splats, source_path, views=REDUCE_VIEWS, size=REDUCE_SIZE)
+        splats = reduce(splats, keep, cameras, seed=options.seed, device=device).splats
+        seconds["reduce"] = time.perf_counter() - t0
 
     # importance layers, when the profile stores them (the Gaussians that make little of the pictures go coarser)
     n = len(splats)
@@ -133,6 +149,8 @@ def _compress(source, output, options: CompressOptions, profile, profile_options
         with tqdm(total=None, desc="encode", unit="plane", disable=quiet, leave=False) as bar:
             meta, files = profile.encode(layers, profile_options, progress=lambda name: bar.update(1))
     seconds["encode"] = time.perf_counter() - t0
+    if reducing:  # the count it came from, in a key SOG v2 readers ignore
+        meta = {**meta, "sog": {"source_count": source_count}}
     t0 = time.perf_counter()
     size = write_container(meta, files, output, bundle=options.bundle, overwrite=overwrite,
                            compress_meta=profile.compress_meta)
@@ -141,7 +159,7 @@ def _compress(source, output, options: CompressOptions, profile, profile_options
                           layers=[(layer.height, layer.width) for layer in layers], bytes=size, seconds=seconds,
                           order=order, unstored=unstored,
                           layout=[(torch.as_tensor(index), layer.drops) for (index, _), layer in zip(layout, layers)],
-                          psnr=None if rate is None else rate.psnr,
+                          psnr=None if rate is None else rate.psnr, source_count=source_count,
                           rate=None if rate is None else {"target": target_psnr, "level": rate.level,
                                                           "reached": rate.reached,
                                                           "settings": rate.settings, "tried": rate.tried})

@@ -42,6 +42,8 @@ MERGE_RADIUS = 1.0
 MERGE_COLOUR = 0.1
 #: the largest opacity a merged Gaussian gets (the rasteriser's alpha cap)
 MAX_OPACITY = 0.99
+#: the tuning views `sog compress --reduce` measures on (`sog.render.views.tuning_cameras`): count and size
+REDUCE_VIEWS, REDUCE_SIZE = 12, 256
 
 
 @dataclass
@@ -60,6 +62,12 @@ class Reduction:
         return len(self.splats)
 
 
+def check_reduce_options(fraction: float | None = None, max_gaussians: int | None = None) -> None:
+    """`SogError` unless ``fraction`` (share removed) is None or 0 <= f < 1, ``max_gaussians`` None or a whole
+    number >= 1, and not both are given."""
+    target_count(1, fraction, max_gaussians)
+
+
 def target_count(n: int, fraction: float | None = None, max_gaussians: int | None = None) -> int:
     """How many of ``n`` Gaussians to keep: ``n - floor(fraction · n)`` for a share removed (0 <= fraction < 1),
     ``min(n, max_gaussians)`` for a cap (>= 1), ``n`` for neither. `SogError` on a bad value or both."""
@@ -70,7 +78,7 @@ def target_count(n: int, fraction: float | None = None, max_gaussians: int | Non
             raise SogError(f"--reduce is the share of Gaussians removed, 0 <= FRACTION < 1, not {fraction}")
         return max(1, n - math.floor(fraction * n))
     if max_gaussians is not None:
-        if isinstance(max_gaussians, bool) or int(max_gaussians) != max_gaussians or max_gaussians < 1:
+        if isinstance(max_gaussians, bool) or not isinstance(max_gaussians, (int, np.integer)) or max_gaussians < 1:
             raise SogError(f"--max-gaussians must be a whole number of at least 1, not {max_gaussians}")
         return min(n, int(max_gaussians))
     return n
