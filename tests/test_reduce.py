@@ -174,3 +174,11 @@ def test_pruning_by_render_contribution_beats_opacity_times_footprint():
     naive = footprint_prune(scene, keep)
     assert ours.count == naive.count == keep
     assert mean_psnr(ours.splats) > mean_psnr(naive.splats) + 1.0
+
+
+def test_a_reduced_file_opens_in_splat_transform(tmp_path, scene_ply, splat_transform):
+    from sog.io import load
+
+    assert run("compress", scene_ply, tmp_path / "a.sog", "--sort", "morton", "--reduce", "0.5", "-q") == 0
+    splat_transform(tmp_path / "a.sog", tmp_path / "back.ply")
+    assert len(load(tmp_path / "back.ply")) == 150
