@@ -75,6 +75,9 @@ class CompressResult:
     layout: list[tuple[torch.Tensor, dict[str, float]]] = field(default_factory=list)
     #: the Gaussians of the input (``count`` is what the file holds: fewer after a reduction)
     source_count: int | None = None
+    #: after a reduction: (count,) long, the input index of each kept Gaussian (``order`` and ``layout`` then
+    #: index the reduced scene); None without one
+    kept: torch.Tensor | None = None
 
 
 def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, options: CompressOptions | None = None,
@@ -104,11 +107,13 @@ def _compress(source, output, options: CompressOptions, profile, profile_options
     source_path = None if isinstance(source, Splats) else source
     source_count = len(splats)
     reducing = options.reduce is not None or options.max_gaussians is not None
+    kept = None
     if reducing:  # only when asked: the default keeps every Gaussian
         t0 = time.perf_counter()
         keep = target_count(source_count, options.reduce, options.max_gaussians)
         cameras = tuning_cameras(splats, source_path, views=REDUCE_VIEWS, size=REDUCE_SIZE)
-        splats = reduce(splats, keep, cameras, seed=options.seed, device=device).splats
+        reduction = reduce(splats, keep, cameras, seed=options.seed, device=device)
+        splats, kept = reduction.splats, reduction.kept
         seconds["reduce"] = time.perf_counter() - t0
 
     # importance layers, when the profile stores them (the Gaussians that make little of the pictures go coarser)
@@ -159,7 +164,7 @@ def _compress(source, output, options: CompressOptions, profile, profile_options
                           layers=[(layer.height, layer.width) for layer in layers], bytes=size, seconds=seconds,
                           order=order, unstored=unstored,
                           layout=[(torch.as_tensor(index), layer.drops) for (index, _), layer in zip(layout, layers)],
-                          psnr=None if rate is None else rate.psnr, source_count=source_count,
+                          psnr=None if rate is None else rate.psnr, source_count=source_count, kept=kept,
                           rate=None if rate is None else {"target": target_psnr, "level": rate.level,
                                                           "reached": rate.reached,
                                                           "settings": rate.settings, "tried": rate.tried})

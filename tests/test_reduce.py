@@ -75,6 +75,23 @@ def test_max_gaussians_caps_the_count(tmp_path, scene_ply, capsys):
     assert json.loads(capsys.readouterr().out)["count"] == 300
 
 
+def test_a_native_file_stores_and_reports_the_source_count_too(tmp_path, scene_ply, capsys):
+    assert run("compress", scene_ply, tmp_path / "a.sog", "--profile", "native", "--sort", "morton",
+               "--max-gaussians", "120", "-q") == 0
+    assert run("info", tmp_path / "a.sog", "--json") == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["count"], info["source_count"]) == (120, 300)
+
+
+def test_the_result_names_the_kept_input_gaussians(tmp_path):
+    scene = small_scene(300, seed=3)
+    result = compress(scene, tmp_path / "a.sog", CompressOptions(sort="morton", max_gaussians=100), quiet=True)
+    assert result.count == 100 and result.source_count == 300
+    assert len(torch.unique(result.kept)) == 100 and int(result.kept.max()) < 300
+    back = compress(scene, tmp_path / "b.sog", CompressOptions(sort="morton"), quiet=True)
+    assert back.kept is None and back.source_count == back.count == 300
+
+
 def test_reduction_is_deterministic(tmp_path):
     scene = small_scene(300, seed=3)
     options = CompressOptions(sort="morton", reduce=0.4, seed=5)
