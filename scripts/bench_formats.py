@@ -9,7 +9,7 @@ the target. Prints a table and writes JSON (``--json``).
 
     nice -n 10 python scripts/bench_formats.py --scenes sample --json bench_formats.json
 
-Without splat-transform on PATH only sog's rows are measured (its columns are empty).
+Without the pinned splat-transform (`npm ci`, `sog.peers`) only sog's rows are measured (its columns are empty).
 """
 
 from __future__ import annotations
@@ -24,19 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import sog
+from sog import datasets, peers
+from sog.render.views import JUDGING_SIZE, JUDGING_VIEWS
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import sog  # noqa: E402
-from sog.render.views import JUDGING_SIZE, JUDGING_VIEWS  # noqa: E402
-
-SCENES = {
-    "sample": None,  # data/sample.ply
-    "kacytran": "kacytran1122-try/point_cloud/iteration_7000/point_cloud.ply",
-    "plant": "marcelpadilla-splats/plant/plant.splat",
-    "tarot": "marcelpadilla-splats/academic_tarot_cards/academic_tarot_cards.splat",
-    "playbot": "playbot/0_0/meta.json",
-}
+#: data/sample.ply and the shared scenes of `sog.datasets.SCENES`
+SCENES = {"sample": None, **{name: datasets.SCENES[name] for name in ("kacytran", "plant", "tarot", "playbot")}}
 FORMATS = {"spz": ".spz", "compressed-ply": ".compressed.ply"}
 TARGETS = {"spz": 0.85, "compressed-ply": 0.9}
 
@@ -46,7 +40,7 @@ def scene_path(name: str, data: Path) -> Path | None:
     return path if path.exists() else None
 
 
-def measure(original: Path, out: Path, evaluate: bool, device: str, peer: str | None = None) -> dict:
+def measure(original: Path, out: Path, evaluate: bool, device: str, peer: list[str] | None = None) -> dict:
     """Bytes and count of ``out`` and, with ``evaluate``, its PSNR against ``original``. With ``peer`` the file is
     decoded by splat-transform (to a PLY) before rendering: splat-transform 3.10 reads .spz without the RUB turn
     sog's reader applies, so its own reading is the fair one for its files."""
@@ -56,7 +50,7 @@ def measure(original: Path, out: Path, evaluate: bool, device: str, peer: str | 
         decoded = out
         if peer is not None:
             decoded = out.with_name(out.name + ".decoded.ply")
-            subprocess.run([peer, "-q", "-w", "-g", "cpu", str(out), str(decoded)], check=True, capture_output=True)
+            subprocess.run([*peer, "-q", "-w", "-g", "cpu", str(out), str(decoded)], check=True, capture_output=True)
         result = sog_eval(original, decoded, views=JUDGING_VIEWS, size=JUDGING_SIZE, device=device)
         row.update(psnr=result["psnr"], psnr_min=result["psnr_min"])
     return row
@@ -68,7 +62,11 @@ def run_scene(name: str, path: Path, work: Path, evaluate: bool, device: str) ->
         shutil.copyfile(path, ply)
     else:
         sog.save(sog.load(path), ply)
-    peer = shutil.which("splat-transform")
+    try:
+        peer = peers.splat_transform_command()  # the pinned release under the pinned Node 22
+    except peers.PeerMissing as e:
+        print(f"splat-transform columns left empty: {e}", file=sys.stderr)
+        peer = None
     rows = []
     for fmt, ending in FORMATS.items():
         row = {"scene": name, "format": fmt, "count": len(sog.load(ply))}
@@ -80,7 +78,7 @@ def run_scene(name: str, path: Path, work: Path, evaluate: bool, device: str) ->
         if peer is not None:
             theirs = work / f"{name}.st{ending}"
             t0 = time.perf_counter()
-            subprocess.run([peer, "-q", "-w", "-g", "cpu", str(ply), str(theirs)], check=True, capture_output=True)
+            subprocess.run([*peer, "-q", "-w", "-g", "cpu", str(ply), str(theirs)], check=True, capture_output=True)
             row["st_seconds"] = time.perf_counter() - t0
             row["st"] = measure(ply, theirs, evaluate, device, peer)
             row["ratio"] = row["sog"]["bytes"] / row["st"]["bytes"]
@@ -109,7 +107,7 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=os.environ.get("SOG_SHARED_DATA", str(ROOT.parent / "shared" / "data")))
+    ap.add_argument("--data", default=os.environ.get("SOG_SHARED_DATA", str(datasets.shared_data())))
     ap.add_argument("--scenes", nargs="+", default=list(SCENES), choices=list(SCENES))
     ap.add_argument("--eval", action="store_true", help="also render each file against the original (PSNR)")
     ap.add_argument("--device", default="auto")

@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--layers", type=int, default=None, metavar="K",
                    help="sogv2 and native: importance layers, the less visible stored coarser (default 3 for scenes "
                         "of 32,768 Gaussians or more; 1: one grid)")
+    c.add_argument("--reduce", type=float, default=None, metavar="FRACTION",
+                   help="remove this share of the Gaussians (0 <= FRACTION < 1), those the tuning views need least "
+                        "(sog.reduce; docs/reduce.md); default: keep every Gaussian")
+    c.add_argument("--max-gaussians", type=int, default=None, metavar="N",
+                   help="keep at most N Gaussians (N >= 1), chosen as --reduce chooses; not with --reduce")
     c.add_argument("--sort", default="shufflesoftsort", choices=list(SORTERS))
     c.add_argument("--sort-weights", default=None, metavar="NAME=W,...",
                    help="weights of the attributes to sort on, e.g. means=1,sh0=1,scales=0.5,opacities=0.25")
@@ -287,11 +292,12 @@ def _compress(args) -> int:
                               sort_budget=SORT_BUDGET if args.sort_budget is None else args.sort_budget,
                               sort_weights=_parse_weights(args.sort_weights),
                               profile_options={} if args.layers is None else {"layers": args.layers},
-                              format=args.format)
+                              format=args.format, reduce=args.reduce, max_gaussians=args.max_gaussians)
     result = compress(args.input, args.output, options, overwrite=args.force, quiet=args.quiet)
     seconds = time.perf_counter() - t0
     ply = ply_bytes(result.count, result.sh_degree)
     summary = {"input": str(args.input), "output": str(args.output), "count": result.count,
+               "source_count": result.source_count,
                "grid": list(result.grid), "layers": [list(g) for g in result.layers], "bytes": result.bytes,
                "bits_per_gaussian": 8 * result.bytes / result.count,
                "ratio": ply / result.bytes, "seconds": round(seconds, 3),
@@ -311,6 +317,8 @@ def _compress(args) -> int:
         print(f"{args.output}: {result.count:,} Gaussians on {grids}, "
               f"{result.bytes:,} bytes ({summary['bits_per_gaussian']:.1f} bits/Gaussian, "
               f"{summary['ratio']:.1f}x smaller than PLY) in {seconds:.1f} s")
+        if args.reduce is not None or args.max_gaussians is not None:
+            print(f"kept {result.count:,} of {result.source_count:,} Gaussians")
         if result.rate is not None:
             if result.rate["reached"]:
                 print(f"renders at {result.psnr:.2f} dB (target {result.rate['target']:g} dB): from bit-depth level "
@@ -404,7 +412,8 @@ def _info(args) -> int:
     n = info.count
     ply = ply_bytes(n, info.sh_degree)
     grids = [list(grid) for grid in info.grids]
-    out = {"input": info.path, "format": info.format, "count": n, "sh_degree": info.sh_degree, "grid": grids[0],
+    out = {"input": info.path, "format": info.format, "count": n, "source_count": info.source_count or n,
+           "sh_degree": info.sh_degree, "grid": grids[0],
            "grids": grids, "bytes": info.bytes, "bits_per_gaussian": 8 * info.bytes / n, "ratio": ply / info.bytes,
            "ply_bytes": ply, "extras": info.extras}
     if args.json:
@@ -414,6 +423,8 @@ def _info(args) -> int:
         print(f"{info.path}: {info.format}, {n:,} Gaussians, SH degree {info.sh_degree}, grid {shown}, "
               f"{info.bytes:,} bytes, {out['bits_per_gaussian']:.1f} bits/Gaussian, {out['ratio']:.2f}x smaller "
               f"than the {ply:,}-byte PLY")
+        if info.source_count is not None and info.source_count != n:
+            print(f"reduced: kept {n:,} of {info.source_count:,} Gaussians")
     return 0
 
 

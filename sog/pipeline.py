@@ -1,4 +1,5 @@
-"""The whole job in a few functions: `compress` (load → sort → encode → write), `decompress` and `convert`.
+"""The whole job in a few functions: `compress` (load → reduce → sort → encode → write), `decompress` and
+`convert`.
 
 The output's format comes from its extension (`sog.io.output_format`): a SOG (zip or folder) is sorted onto a grid
 and encoded by a codec profile; every other format is written by its module in `sog.io` (`sog.io.WRITERS`)."""
@@ -18,8 +19,9 @@ from .codec import DEFAULT_PROFILE, Layer, get_profile
 from .device import one_cpu_thread, resolve_device
 from .errors import SogError
 from .grid import grid_shape
+from .reduce import REDUCE_SIZE, REDUCE_VIEWS, check_reduce_options, reduce, target_count
 from .render.importance import sensitivities
-from .render.views import importance_views, search_cameras
+from .render.views import importance_views, search_cameras, tuning_cameras
 from .io import UNCOMPRESSED, WRITERS, get_writer, load, output_format, read_container, write_container, write_ply
 from .io.atomic import check_destination, check_not_input
 from .io.limits import check_magnitudes
@@ -63,6 +65,11 @@ class CompressOptions:
     #: the sorter's config, built from ``sort``, ``sort_options`` and ``sort_budget`` when the options are made
     sort_config: Any = field(init=False, repr=False, compare=False, default=None)
 
+    #: the share of Gaussians to remove (0 <= f < 1, `sog.reduce`); None with ``max_gaussians`` None: keep all
+    reduce: float | None = None
+    #: keep at most this many Gaussians (`sog.reduce`); not with ``reduce``
+    max_gaussians: int | None = None
+
     def __post_init__(self) -> None:
         """Check the sort options once, before any work, and build the sorter's config from them: ShuffleSoftSort
         sorts for the codec's bytes (objective "codec") with ``sort_budget`` runs on every grid, unless
@@ -77,6 +84,7 @@ class CompressOptions:
             options.setdefault("objective", "codec")
             options.setdefault("budget", self.sort_budget)
         self.sort_config = sorter.configure(options)
+        check_reduce_options(self.reduce, self.max_gaussians)
 
 
 @dataclass
@@ -98,6 +106,11 @@ class CompressResult:
     #: per layer: the input indices in grid order (N_k,) and the drops (`CompressOptions.layout` reuses it)
     layout: list[tuple[torch.Tensor, dict[str, float]]] = field(default_factory=list)
     format: str = "sog"  #: the name in `sog.io.WRITERS` of what was written
+    #: the Gaussians of the input (``count`` is what the file holds: fewer after a reduction)
+    source_count: int | None = None
+    #: after a reduction: (count,) long, the input index of each kept Gaussian (``order`` and ``layout`` then
+    #: index the reduced scene); None without one
+    kept: torch.Tensor | None = None
 
 
 def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, options: CompressOptions | None = None,
@@ -135,6 +148,9 @@ def _compress(source, output, fmt: str, options: CompressOptions, profile, profi
     splats = load(source) if not isinstance(source, Splats) else check_magnitudes(source.validate(), "scene")
     seconds["load"] = time.perf_counter() - t0
     source_path = None if isinstance(source, Splats) else source
+    source_count = len(splats)
+    reducing = options.reduce is not None or options.max_gaussians is not None
+    splats, kept = _reduce(splats, source_path, options, device, seconds)
 
     # importance layers, when the profile stores them (the Gaussians that make little of the pictures go coarser)
     n = len(splats)
@@ -176,6 +192,8 @@ def _compress(source, output, fmt: str, options: CompressOptions, profile, profi
         with tqdm(total=None, desc="encode", unit="plane", disable=quiet, leave=False) as bar:
             meta, files = profile.encode(layers, profile_options, progress=lambda name: bar.update(1))
     seconds["encode"] = time.perf_counter() - t0
+    if reducing:  # the count it came from, in a key SOG v2 readers ignore
+        meta = {**meta, "sog": {"source_count": source_count}}
     t0 = time.perf_counter()
     size = write_container(meta, files, output, bundle=fmt == "sog", overwrite=overwrite,
                            compress_meta=profile.compress_meta)
@@ -184,7 +202,7 @@ def _compress(source, output, fmt: str, options: CompressOptions, profile, profi
                           layers=[(layer.height, layer.width) for layer in layers], bytes=size, seconds=seconds,
                           order=order, unstored=unstored,
                           layout=[(torch.as_tensor(index), layer.drops) for (index, _), layer in zip(layout, layers)],
-                          psnr=None if rate is None else rate.psnr,
+                          psnr=None if rate is None else rate.psnr, source_count=source_count, kept=kept,
                           rate=None if rate is None else {"target": target_psnr, "level": rate.level,
                                                           "reached": rate.reached,
                                                           "settings": rate.settings, "tried": rate.tried})
@@ -217,16 +235,34 @@ def _check_layout(layout, n: int, profile) -> None:
                        f"the layout has {len(layout)} layers")
 
 
+def _reduce(splats: Splats, source_path, options: CompressOptions, device,
+            seconds: dict) -> tuple[Splats, torch.Tensor | None]:
+    """The scene after the reduction that ``options`` ask for (`sog.reduce`, on tuning views) and the (count,) input
+    index of each kept Gaussian; ``splats`` and None when none is asked for: the default keeps every Gaussian."""
+    if options.reduce is None and options.max_gaussians is None:
+        return splats, None
+    t0 = time.perf_counter()
+    keep = target_count(len(splats), options.reduce, options.max_gaussians)
+    cameras = tuning_cameras(splats, source_path, views=REDUCE_VIEWS, size=REDUCE_SIZE)
+    reduction = reduce(splats, keep, cameras, seed=options.seed, device=device)
+    seconds["reduce"] = time.perf_counter() - t0
+    return reduction.splats, reduction.kept
+
+
 def _compress_to_file(source, output, fmt: str, options: CompressOptions, overwrite: bool) -> CompressResult:
     """`compress` to a format with a writer of its own: load, order (`stream_order`), write."""
     if options.target_psnr is not None or options.quality is not None or options.profile_options:
         raise SogError(f"--psnr, --quality and --layers apply to SOG outputs, not {fmt}; the {fmt} writer's own "
                        "choices are in docs/formats.md")
     check_destination(output, [] if isinstance(source, Splats) else [source], overwrite)  # before any work
+    device = resolve_device(options.device)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     splats = load(source) if not isinstance(source, Splats) else check_magnitudes(source.validate(), "scene")
     seconds["load"] = time.perf_counter() - t0
+    source_count = len(splats)
+    with one_cpu_thread(device):  # the same choice for any core count
+        splats, kept = _reduce(splats, None if isinstance(source, Splats) else source, options, device, seconds)
     t0 = time.perf_counter()
     order = stream_order(splats, options.sort)
     splats = splats.permute(order)
@@ -237,7 +273,7 @@ def _compress_to_file(source, output, fmt: str, options: CompressOptions, overwr
     n = len(splats)
     return CompressResult(count=n, sh_degree=splats.sh_degree, grid=(1, n), layers=[(1, n)],
                           bytes=os.path.getsize(output), seconds=seconds, order=order,
-                          unstored=sorted(splats.extras), format=fmt)
+                          unstored=sorted(splats.extras), format=fmt, source_count=source_count, kept=kept)
 
 
 def stream_order(splats: Splats, sort: str = "morton") -> torch.Tensor:

@@ -23,6 +23,8 @@ class SceneInfo:
     grids: list[tuple[int, int]]
     bytes: int
     extras: list[str] = field(default_factory=list)
+    #: a reduced SOG file (`sog.reduce`): the Gaussians of the scene it was made from (meta ``sog.source_count``)
+    source_count: int | None = None
 
 
 def scene_info(path: str | os.PathLike, limits: Limits = LIMITS) -> SceneInfo:
@@ -45,4 +47,17 @@ def scene_info(path: str | os.PathLike, limits: Limits = LIMITS) -> SceneInfo:
         profile = profile_of(meta)
         splats = checked(profile.decode(meta, read), path, limits)
         grids = [tuple(grid) for grid in profile.grids(meta, read)]
-    return SceneInfo(str(path), fmt, len(splats), splats.sh_degree, grids, size, sorted(splats.extras))
+    return SceneInfo(str(path), fmt, len(splats), splats.sh_degree, grids, size, sorted(splats.extras),
+                     source_count_of(meta, len(splats), limits))
+
+
+def source_count_of(meta: dict, count: int, limits: Limits = LIMITS) -> int | None:
+    """The ``sog.source_count`` of a SOG meta (the count a reduced file came from), None when absent;
+    `SogError` when it is not a whole number of at least ``count`` (and below 2^40: the input may have been larger
+    than a file may hold)."""
+    from .limits import check_int
+
+    extra = meta.get("sog")
+    if not isinstance(extra, dict) or "source_count" not in extra:
+        return None
+    return check_int(extra["source_count"], "meta.json sog.source_count", count, max(count, 1 << 40))

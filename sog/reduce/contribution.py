@@ -1,0 +1,139 @@
+"""What each Gaussian adds to one picture: the squared change of the render when it alone is removed.
+
+For a pixel composited front to back, ``C = F + T·a·c + T·(1 - a)·B``: ``F`` is what the Gaussians in front of
+this one add, ``T`` the transmittance they leave, ``a`` and ``c`` this Gaussian's alpha and colour there, and
+``B`` everything behind it (the background included) as seen through it. Without it the pixel would be
+``F + T·B``, so removing it changes the pixel by ``T·a·(c - B)``, and ``B`` follows from the finished pixel:
+``B = (C - F - T·a·c) / (T·(1 - a))``. `removal_errors` composites every tile twice (once for ``C``, once walking
+the same pairs with ``F`` and ``T`` to the point of each Gaussian) and sums ``|T·a·(c - B)|²`` over the pixels
+for each Gaussian: the squared error one view gets when that Gaussian is dropped (exact, apart from a later
+Gaussian that a saturated pixel skipped and would then draw). It also returns the blending weight ``Σ T·a``.
+
+The same compositing as `sog.render.tiles` (opacity-aware boxes, depth order, ``alpha_min``/``alpha_max``,
+``t_min``), all in float64, and the per-Gaussian sums are added in a fixed order (no atomics: each tile writes the
+slots of its own list), so the figures are the same run to run; `sog.stable.snap` takes off the last bits that
+another CPU's ``exp`` may round differently.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..render.cameras import Camera
+from ..render.cpu import RasterConfig, _boxes, project
+from ..render.sh import sh_to_rgb
+from ..render.tiles import _bin, numba
+from ..stable import snap
+
+if numba is not None:
+    @numba.njit(parallel=True, cache=True)
+    def _removal(offsets, ids, table, colors, x0, y0, x1, y1, width, height, tile, tiles_x,
+                 alpha_min, alpha_max, log_t_min, background, err, wsum):
+        """Per tile list slot ``k``: ``err[k]`` the squared colour change over the tile's pixels if Gaussian
+        ``ids[k]`` were removed, ``wsum[k]`` its blending weight there (both float64, zero on entry)."""
+        n_tiles = offsets.shape[0] - 1
+        n_col = colors.shape[1]
+        for t in numba.prange(n_tiles):
+            tx0 = (t % tiles_x) * tile
+            ty0 = (t // tiles_x) * tile
+            tx1 = min(tx0 + tile, width) - 1
+            ty1 = min(ty0 + tile, height) - 1
+            tw = tx1 - tx0 + 1
+            npx = tw * (ty1 - ty0 + 1)
+            final = np.zeros((npx, n_col), np.float64)
+            front = np.zeros((npx, n_col), np.float64)
+            for sweep in range(2):
+                done = np.zeros(npx, np.bool_)
+                lt = np.zeros(npx, np.float64)
+                n_done = 0
+                for k in range(offsets[t], offsets[t + 1]):
+                    g = ids[k]
+                    u, v = table[g, 0], table[g, 1]
+                    ca, cb, cc, op = table[g, 2], table[g, 3], table[g, 4], table[g, 5]
+                    e = 0.0
+                    ws = 0.0
+                    for py in range(max(y0[g], ty0), min(y1[g], ty1) + 1):
+                        dy = v - (py + 0.5)
+                        for px in range(max(x0[g], tx0), min(x1[g], tx1) + 1):
+                            i = (py - ty0) * tw + (px - tx0)
+                            if done[i]:
+                                continue
+                            dx = u - (px + 0.5)
+                            sigma = 0.5 * (ca * dx * dx + cc * dy * dy) + cb * dx * dy
+                            if sigma < 0:
+                                continue
+                            alpha = min(alpha_max, op * math.exp(-sigma))
+                            if alpha < alpha_min:
+                                continue
+                            l = math.log1p(-alpha)
+                            if lt[i] + l <= log_t_min:
+                                done[i] = True
+                                n_done += 1
+                                continue
+                            trans = math.exp(lt[i])
+                            w = alpha * trans
+                            if sweep == 0:
+                                for c in range(n_col):
+                                    final[i, c] += w * colors[g, c]
+                            else:
+                                through = trans * (1.0 - alpha)
+                                for c in range(n_col):
+                                    behind = (final[i, c] - front[i, c] - w * colors[g, c]) / through
+                                    d = w * (colors[g, c] - behind)
+                                    e += d * d
+                                    front[i, c] += w * colors[g, c]
+                                ws += w
+                            lt[i] += l
+                    if sweep == 1:
+                        err[k] = e
+                        wsum[k] = ws
+                    if n_done == npx:
+                        break
+                if sweep == 0:
+                    for i in range(npx):
+                        rest = math.exp(lt[i])
+                        for c in range(n_col):
+                            final[i, c] += rest * background[c]
+
+
+def removal_errors(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, opacities: torch.Tensor,
+                   sh0: torch.Tensor, shN: torch.Tensor, camera: Camera,
+                   config: RasterConfig = RasterConfig()) -> tuple[np.ndarray, np.ndarray]:
+    """For each of the N Gaussians (activated values as `sog.render.cpu.project` takes them; sh0 (N, 1, 3), shN
+    (N, K, 3)), seen from ``camera`` -> ``(error, weight)``, each (N,) float64 snapped (`sog.stable.snap`):
+    the summed squared RGB change of the picture when that Gaussian alone is removed, and its summed blending
+    weight ``T·a`` (in pixels). Gaussians the camera does not see get 0."""
+    if numba is None:  # pragma: no cover - numba is a dependency
+        raise RuntimeError("sog.reduce needs numba")
+    n = len(means)
+    dt = torch.float64
+    means, quats, scales, opacities = (x.detach().cpu().to(dt) for x in (means, quats, scales, opacities))
+    viewmat, K = camera.viewmat.to(dt), camera.K.to(dt)
+    width, height = camera.width, camera.height
+    p = project(means, quats, scales, opacities, viewmat, K, width, height, config)
+    campos = -viewmat[:3, :3].T @ viewmat[:3, 3]
+    colors = sh_to_rgb(sh0.detach().cpu().to(dt)[p.index], shN.detach().cpu().to(dt)[p.index],
+                       means[p.index] - campos)
+    x0, y0, nx, ny = _boxes(p, width, height, config.alpha_min)
+    live = (nx * ny > 0).nonzero().squeeze(1)
+    order = live[torch.sort(p.depths[live], stable=True).indices]
+    tile = int(config.tile)
+    tiles_x, tiles_y = -(-width // tile), -(-height // tile)
+    x0n, y0n = x0.numpy().astype(np.int64), y0.numpy().astype(np.int64)
+    x1n, y1n = x0n + nx.numpy() - 1, y0n + ny.numpy() - 1
+    offsets, ids = _bin(order.numpy(), x0n, y0n, x1n, y1n, tile, tiles_x, tiles_x * tiles_y)
+    table = torch.cat([p.means2d, p.conics, p.opacities[:, None]], 1).contiguous().numpy()
+    err = np.zeros(len(ids), np.float64)
+    wsum = np.zeros(len(ids), np.float64)
+    _removal(offsets, ids, table, colors.contiguous().numpy(), x0n, y0n, x1n, y1n, width, height, tile, tiles_x,
+             config.alpha_min, config.alpha_max, math.log(config.t_min),
+             np.asarray(config.background, np.float64), err, wsum)
+    m = len(p.index)
+    index = p.index.numpy()
+    out_err, out_w = np.zeros(n), np.zeros(n)
+    out_err[index] = np.bincount(ids, weights=err, minlength=m)
+    out_w[index] = np.bincount(ids, weights=wsum, minlength=m)
+    return snap(out_err), snap(out_w)
