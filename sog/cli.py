@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--profile", default=DEFAULT_PROFILE, choices=[*PROFILES, *ALIASES],
                    help="; ".join(f"{p.name}: {p.summary}" for p in PROFILES.values())
                    + f" (default {DEFAULT_PROFILE}; " + ", ".join(f"{a} = {n}" for a, n in ALIASES.items()) + ")")
-    c.add_argument("--quality", default=None, choices=["small", "default", "high"],
+    presets = list(dict.fromkeys(q for p in PROFILES.values() for q in p.presets))  # every profile's, in order
+    c.add_argument("--quality", default=None, choices=presets,
                    help="sogv2 and native presets: small = the smallest file whose renders reach 45 dB (a --psnr "
                         "search); high = 16-bit positions, 8-bit rotations, finer codebooks")
     c.add_argument("--psnr", type=float, default=None, metavar="DB",

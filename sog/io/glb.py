@@ -16,18 +16,12 @@ import numpy as np
 from ..errors import SogError
 from ..splats import Splats, sh_degree_from_rest
 from . import glb_format as fmt
-from .limits import LIMITS, check_count, parse_json
+from .limits import check_count, parse_json, read_whole
 
 
 def read_glb(path: str | os.PathLike) -> Splats:
     """Read a ``.glb`` with ``KHR_gaussian_splatting`` into `Splats` (validated), in the PLY frame."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(LIMITS.max_entry_bytes + 1)
-    except OSError as exc:
-        raise SogError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if len(data) > LIMITS.max_entry_bytes:
-        raise SogError(f"{path}: .glb file is larger than the {LIMITS.max_entry_bytes:,} bytes sog reads")
+    data = read_whole(path, ".glb")
     return decode_glb(data, str(path)).validate(str(path))
 
 

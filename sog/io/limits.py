@@ -89,6 +89,19 @@ class Limits:
 LIMITS = Limits()
 
 
+def read_whole(path, kind: str, limits: Limits = LIMITS) -> bytes:
+    """The bytes of a one-piece file (``kind``: its format's name in messages, e.g. ``".spz"``), read at most
+    `Limits.max_entry_bytes` of it: a larger file is refused without reading the rest."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(limits.max_entry_bytes + 1)
+    except OSError as exc:
+        raise SogError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if len(data) > limits.max_entry_bytes:
+        raise SogError(f"{path}: {kind} file is larger than the {limits.max_entry_bytes:,} bytes sog reads")
+    return data
+
+
 def check_count(n, what: str, limits: Limits = LIMITS) -> int:
     """``n`` as a Gaussian count: an integer 1..``max_gaussians``; else a `SogError` naming ``what``."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):

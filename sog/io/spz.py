@@ -32,19 +32,13 @@ import numpy as np
 from ..errors import SogError
 from ..splats import SH_REST_COUNT, Splats
 from . import spz_format as fmt
-from .limits import LIMITS, check_count
+from .limits import LIMITS, check_count, read_whole
 from .spz_format import MAGIC
 
 
 def read_spz(path: str | os.PathLike, ply_frame: bool = True) -> Splats:
     """Read a ``.spz`` file (v2, v3 or v4) into `Splats` (validated), in the PLY frame unless told."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(LIMITS.max_entry_bytes + 1)
-    except OSError as exc:
-        raise SogError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if len(data) > LIMITS.max_entry_bytes:
-        raise SogError(f"{path}: .spz file is larger than the {LIMITS.max_entry_bytes:,} bytes sog reads")
+    data = read_whole(path, ".spz")
     return decode_spz(data, str(path), ply_frame).validate(str(path))
 
 

@@ -2,7 +2,7 @@
 // float file (what `sog view` serves for PLY, .spz, .splat and LOD inputs) to float attribute arrays.
 // The .sog layouts it reads (SOG v2, native versions 1-5, layered version 3) are specified in docs/formats.md.
 //
-// It mirrors sog/codec/native.py `decode` and sog/codec/playcanvas.py `decode` step by step, in float64 with
+// It mirrors sog/codec/native.py `decode` and sog/codec/v2.py `decode` step by step, in float64 with
 // float32 storage where Python stores float32, so the arrays equal `sog.load` of the same file within float32
 // rounding. Image planes are decoded by the browser with colour management and premultiplied alpha off; planes
 // whose alpha carries data are read back through WebGL (exact RGBA), the others through a 2D canvas.
@@ -205,7 +205,7 @@ const clip = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
 
 function levelsOk(cond, message) { if (!cond) throw new SceneError(message); }
 
-/** Smallest-three quaternion texels (RGBA, alpha = 252 + dropped index) -> wxyz, as playcanvas.unpack_quats. */
+/** Smallest-three quaternion texels (RGBA, alpha = 252 + dropped index) -> wxyz, as sog/codec/v2.py `unpack_quats`. */
 function unpackQuats(tex, n, out) {
   const q = [0, 0, 0, 0];
   for (let i = 0; i < n; i++) {
@@ -430,7 +430,7 @@ export async function decodeNative(meta, read, progress = () => {}) {
 
 // ---------------------------------------------------------------------------------------------- SOG v2
 
-/** Decode a PlayCanvas SOG v2 meta, as sog/codec/playcanvas.py `decode`. */
+/** Decode a PlayCanvas SOG v2 meta, as sog/codec/v2.py `decode`. */
 export async function decodeSogV2(meta, read, progress = () => {}) {
   try {
     if (meta.version !== 2) throw new SceneError(`unsupported SOG meta version ${JSON.stringify(meta.version)} (expected 2)`);
