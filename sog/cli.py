@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(sog.reduce; docs/reduce.md); default: keep every Gaussian")
     c.add_argument("--max-gaussians", type=int, default=None, metavar="N",
                    help="keep at most N Gaussians (N >= 1), chosen as --reduce chooses; not with --reduce")
+    c.add_argument("--lod", default=None, metavar="LEVELS",
+                   help="OUT/lod-meta.json (streamed SOG) only: levels of detail, each half the one before "
+                        "(sog.reduce); default 3")
     c.add_argument("--sort", default="shufflesoftsort", choices=list(SORTERS))
     c.add_argument("--sort-weights", default=None, metavar="NAME=W,...",
                    help="weights of the attributes to sort on, e.g. means=1,sh0=1,scales=0.5,opacities=0.25")
@@ -286,6 +289,14 @@ def _compress(args) -> int:
         raise SogError(f"--layers applies to profiles with importance layers, not {args.profile}")
     if args.layers is not None and args.layers < 1:
         raise SogError(f"--layers must be 1 or more, not {args.layers}")
+    format_options = {}
+    if args.lod is not None:
+        from .io import output_format
+        from .io.lod_writer import check_levels
+
+        if output_format(args.output, args.format) != "lod":
+            raise SogError(f"--lod applies to a .../lod-meta.json output, not {args.output}")
+        format_options["levels"] = check_levels(args.lod)
     t0 = time.perf_counter()
     options = CompressOptions(profile=args.profile, sort=args.sort, seed=args.seed, device=args.device,
                               effort=args.effort, quality=args.quality, target_psnr=args.psnr,
@@ -293,7 +304,8 @@ def _compress(args) -> int:
                               sort_budget=SORT_BUDGET if args.sort_budget is None else args.sort_budget,
                               sort_weights=_parse_weights(args.sort_weights),
                               profile_options={} if args.layers is None else {"layers": args.layers},
-                              format=args.format, reduce=args.reduce, max_gaussians=args.max_gaussians)
+                              format=args.format, format_options=format_options, reduce=args.reduce,
+                              max_gaussians=args.max_gaussians)
     result = compress(args.input, args.output, options, overwrite=args.force, quiet=args.quiet)
     seconds = time.perf_counter() - t0
     ply = ply_bytes(result.count, result.sh_degree)

@@ -126,6 +126,8 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
         compressed = ", ".join(end for name, w in WRITERS.items() if name not in UNCOMPRESSED for end in w.endings)
         raise SogError(f"{output}: a .{fmt} output is the uncompressed scene; write it with `sog convert` or "
                        f"`sog decompress` (or choose {compressed} or a SOG folder)")
+    if fmt == "lod":
+        return _compress_to_lod(source, output, options, overwrite)
     if WRITERS[fmt].function is not None:
         return _compress_to_file(source, output, fmt, options, overwrite)
     profile = get_profile(options.profile)
@@ -276,6 +278,40 @@ def _compress_to_file(source, output, fmt: str, options: CompressOptions, overwr
                           unstored=sorted(splats.extras), format=fmt, source_count=source_count, kept=kept)
 
 
+def _compress_to_lod(source, output, options: CompressOptions, overwrite: bool) -> CompressResult:
+    """`compress` to streamed SOG (`sog.io.lod_writer`): level k is level k-1 halved by `sog.reduce` (on tuning
+    views), and each spatial chunk of a level is compressed as ``options`` ask to a SOG folder."""
+    from .io.lod_writer import check_lod_destination, check_lod_options, level_counts, write_lod
+
+    lod = check_lod_options(options.format_options)
+    check_lod_destination(output, [] if isinstance(source, Splats) else [source], overwrite)  # before any work
+    device = resolve_device(options.device)
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    splats = load(source) if not isinstance(source, Splats) else check_magnitudes(source.validate(), "scene")
+    seconds["load"] = time.perf_counter() - t0
+    source_path, source_count = None if isinstance(source, Splats) else source, len(splats)
+    with one_cpu_thread(device):  # the same choice for any core count
+        splats, kept = _reduce(splats, source_path, options, device, seconds)
+        t0 = time.perf_counter()
+        levels = [splats]
+        for k, keep in enumerate(level_counts(len(splats), lod.pop("levels"))[1:], 1):
+            cameras = tuning_cameras(levels[-1], source_path, views=REDUCE_VIEWS, size=REDUCE_SIZE)
+            levels.append(levels[-1] if keep >= len(levels[-1]) else
+                          reduce(levels[-1], keep, cameras, seed=options.seed + k, device=device).splats)
+        seconds["levels"] = time.perf_counter() - t0
+    chunk = replace(options, format="sog-folder", bundle=None, format_options={}, reduce=None, max_gaussians=None,
+                    layout=None)
+    t0 = time.perf_counter()
+    written = write_lod(levels, output, lambda part, path: compress(part, path, chunk, overwrite=overwrite,
+                                                                   quiet=True), overwrite=overwrite, **lod)
+    seconds["chunks"] = time.perf_counter() - t0
+    n = len(splats)
+    return CompressResult(count=n, sh_degree=splats.sh_degree, grid=(1, n), layers=[(1, n)], bytes=written.bytes,
+                          seconds=seconds, order=written.order, unstored=sorted(splats.extras), format="lod",
+                          source_count=source_count, kept=kept)
+
+
 def stream_order(splats: Splats, sort: str = "morton") -> torch.Tensor:
     """(N,) long: the order a format without a grid stores the Gaussians in. Its entropy coder (gzip, zstd) and
     chunk bounds gain from neighbours in the file being neighbours in space, so every sorter but ``"none"`` (the
@@ -347,7 +383,7 @@ def convert(source: str | os.PathLike, output: str | os.PathLike, *, format: str
         with atomic_path(output, overwrite) as tmp:
             tmp.write_bytes(data)
         return ConvertResult(len(splats), fmt, len(data), "copied")
-    if sog_target and kind == "sog":
+    if sog_target and kind == "sog" and fmt != "lod":  # a SOG's planes as they are: not into chunks
         splats = load(source)
         meta, read, _ = read_container(source)
         files = {name: read(name) for name in named_files(meta) if name.lower().endswith(PLANE_SUFFIXES)}

@@ -2,7 +2,7 @@
 picks the reader), `save` a PLY, and `output_format` / `WRITERS`, the one registry of what sog writes (an output's
 extension picks the writer).
 
-Streamed LOD output (a writer beside `lod`'s reader) belongs here too.
+Streamed LOD output: `lod_writer` beside `lod`'s reader, both shaped by `lod_format`.
 """
 
 from __future__ import annotations
@@ -54,14 +54,15 @@ def detect_format(path: str | os.PathLike) -> str:
                    "a SOG folder/meta.json or lod-meta.json)")
 
 
-def load(path: str | os.PathLike, limits: Limits = LIMITS) -> Splats:
-    """Read any supported scene file into `Splats` (validated: non-empty, finite, within `limits`).
+def load(path: str | os.PathLike, limits: Limits = LIMITS, *, lod: int = 0) -> Splats:
+    """Read any supported scene file into `Splats` (validated: non-empty, finite, within `limits`); ``lod``: the
+    level of detail of a ``lod-meta.json`` (0, the finest, by default; other formats have only level 0).
 
     Every problem with the file is a `SogError` naming it: the readers check declared sizes against the
     data and against `sog.io.limits` before they allocate (`read_checked`), and, as a last resort, any
     decoder error they let through (zlib, image, gzip, zstd, struct, JSON, plyfile) becomes one too."""
     with as_sog_error(path):
-        return read_checked(path, limits)
+        return read_checked(path, limits, lod=lod)
 
 
 @contextmanager
@@ -84,10 +85,14 @@ def as_sog_error(path: str | os.PathLike):
         raise SogError(f"{path}: malformed file ({type(exc).__name__}: {_one_line(exc)})") from None
 
 
-def read_checked(path: str | os.PathLike, limits: Limits = LIMITS) -> Splats:
+def read_checked(path: str | os.PathLike, limits: Limits = LIMITS, *, lod: int = 0) -> Splats:
     """`load` without its last resort: the format's reader, then the count, finiteness and magnitude checks.
     Any exception but `SogError` from here is a reader bug (the fuzzer, tests/fuzz_readers.py, counts them)."""
-    return checked(_read(path, detect_format(path), limits), path, limits)
+    fmt = detect_format(path)
+    if isinstance(lod, bool) or not isinstance(lod, int) or lod < 0 or (lod and fmt != "lod"):
+        raise SogError(f"{path}: level of detail {lod!r:.20} (a {fmt} file has only level 0; a lod-meta.json has "
+                       "levels 0, 1, ...)")
+    return checked(_read(path, fmt, limits, lod), path, limits)
 
 
 def checked(splats: Splats, path: str | os.PathLike, limits: Limits = LIMITS) -> Splats:
@@ -96,14 +101,14 @@ def checked(splats: Splats, path: str | os.PathLike, limits: Limits = LIMITS) ->
     return check_magnitudes(splats.validate(str(path)), str(path), limits)
 
 
-def _read(path, fmt: str, limits: Limits) -> Splats:
+def _read(path, fmt: str, limits: Limits, lod: int = 0) -> Splats:
     if fmt == "ply":
         return read_ply(path)
     if fmt == "splat":
         return read_splat(path)
     if fmt == "lod":
         from .lod import read_lod_meta
-        return read_lod_meta(path)
+        return read_lod_meta(path, lod)
     if fmt == "spz":
         from .spz import read_spz
         return read_spz(path)
@@ -132,7 +137,7 @@ class Writer:
 
     ``function`` is ``"module:function"`` with the signature ``fn(splats, path, *, overwrite=False, **options)``
     (writing atomically: all or nothing), imported on first use; None for the SOG forms, which a codec profile
-    encodes (`sog.pipeline.compress`)."""
+    encodes (`sog.pipeline.compress`; streamed SOG's chunks too)."""
 
     endings: tuple[str, ...]
     function: str | None
@@ -148,6 +153,8 @@ WRITERS: dict[str, Writer] = {
     "compressed-ply": Writer((".compressed.ply",), "sog.io.compressed_ply_writer:write_compressed_ply",
                              "PlayCanvas/SuperSplat compressed PLY: chunks of 256, packed words, 8-bit SH"),
     "glb": Writer((".glb",), "sog.io.glb_writer:write_glb", "binary glTF with KHR_gaussian_splatting (float32)"),
+    "lod": Writer(("lod-meta.json",), None, "PlayCanvas streamed SOG: lod-meta.json over chunks (SOG folders) at "
+                                            "--lod levels of detail (sog.io.lod_writer)"),
     "ply": Writer((".ply",), "sog.io.ply:write_ply", "plain 3DGS PLY, float32 (convert/decompress only)"),
 }
 

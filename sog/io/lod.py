@@ -18,24 +18,25 @@ import torch
 from ..errors import SogError
 from ..splats import Splats
 from .limits import LIMITS, Limits, check_int, parse_json
+from .lod_format import CHILDREN, COUNT, FILE, FILENAMES, LOD_LEVELS, LODS, META_NAME, OFFSET, TREE
 
 
 def lod_ranges(meta, what: str, level: int = 0, limits: Limits = LIMITS) -> tuple[list[str], np.ndarray]:
     """``(filenames, ranges (R, 3) int64 of file, offset, count)`` of LOD ``level``, in tree order, checked."""
     if not isinstance(meta, dict):
         raise SogError(f"{what} is not a JSON object")
-    filenames = meta.get("filenames")
+    filenames = meta.get(FILENAMES)
     if not isinstance(filenames, list) or not filenames:
         raise SogError(f"{what}: 'filenames' must be a non-empty list of file names")
     for i, name in enumerate(filenames):
         parts = PurePosixPath(name).parts if isinstance(name, str) else ()
         if not parts or name.startswith(("/", "\\")) or ".." in parts or "\\" in name or "\x00" in name \
-                or name.endswith("lod-meta.json") or ":" in parts[0]:
+                or name.endswith(META_NAME) or ":" in parts[0]:
             raise SogError(f"{what}: filenames[{i}] must be a relative path inside its folder, not {name!r:.60}")
-    if "tree" not in meta:
+    if TREE not in meta:
         raise SogError(f"{what} has no 'tree'")
     ranges: list[tuple[int, int, int]] = []
-    stack = [(meta["tree"], 1)]
+    stack = [(meta[TREE], 1)]
     nodes = 0
     key = str(level)
     while stack:
@@ -47,22 +48,22 @@ def lod_ranges(meta, what: str, level: int = 0, limits: Limits = LIMITS) -> tupl
             raise SogError(f"{what}: the tree is more than {limits.max_lod_depth} levels deep")
         if not isinstance(node, dict):
             raise SogError(f"{what}: a tree node is not an object")
-        lods = node.get("lods", {})
+        lods = node.get(LODS, {})
         if not isinstance(lods, dict):
             raise SogError(f"{what}: a node's 'lods' is not an object")
         lod = lods.get(key)
         if lod is not None:
             if not isinstance(lod, dict):
                 raise SogError(f"{what}: a node's lod {key} is not an object")
-            ranges.append((check_int(lod.get("file"), f"{what}: lod file", 0, len(filenames) - 1),
-                           check_int(lod.get("offset"), f"{what}: lod offset", 0, limits.max_gaussians),
-                           check_int(lod.get("count"), f"{what}: lod count", 0, limits.max_gaussians)))
-        children = node.get("children", [])
+            ranges.append((check_int(lod.get(FILE), f"{what}: lod file", 0, len(filenames) - 1),
+                           check_int(lod.get(OFFSET), f"{what}: lod offset", 0, limits.max_gaussians),
+                           check_int(lod.get(COUNT), f"{what}: lod count", 0, limits.max_gaussians)))
+        children = node.get(CHILDREN, [])
         if not isinstance(children, list):
             raise SogError(f"{what}: a node's 'children' is not a list")
         stack.extend((child, depth + 1) for child in reversed(children))
     if not ranges:
-        raise SogError(f"{what}: no Gaussians at level of detail {level} (levels: {meta.get('lodLevels')!r:.40})")
+        raise SogError(f"{what}: no Gaussians at level of detail {level} (levels: {meta.get(LOD_LEVELS)!r:.40})")
     table = np.array(ranges, np.int64).reshape(-1, 3)
     _check_disjoint(table, filenames, what, level)
     total = int(table[:, 2].sum())
