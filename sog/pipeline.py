@@ -146,10 +146,7 @@ def _compress(source, output, fmt: str, options: CompressOptions, profile, profi
               device, overwrite: bool, quiet: bool) -> CompressResult:
     """`compress` once its options are checked: load, plan, sort, encode, write."""
     seconds: dict[str, float] = {}
-    t0 = time.perf_counter()
-    splats = load(source) if not isinstance(source, Splats) else check_magnitudes(source.validate(), "scene")
-    seconds["load"] = time.perf_counter() - t0
-    source_path = None if isinstance(source, Splats) else source
+    splats, source_path = _load(source, seconds)
     source_count = len(splats)
     reducing = options.reduce is not None or options.max_gaussians is not None
     splats, kept = _reduce(splats, source_path, options, device, seconds)
@@ -237,6 +234,15 @@ def _check_layout(layout, n: int, profile) -> None:
                        f"the layout has {len(layout)} layers")
 
 
+def _load(source, seconds: dict) -> tuple[Splats, str | os.PathLike | None]:
+    """The scene of ``source`` (a path: loaded; `Splats`: checked as a loaded file is) and its path (None for
+    `Splats`); the seconds it took go into ``seconds["load"]``."""
+    t0 = time.perf_counter()
+    splats = load(source) if not isinstance(source, Splats) else check_magnitudes(source.validate(), "scene")
+    seconds["load"] = time.perf_counter() - t0
+    return splats, None if isinstance(source, Splats) else source
+
+
 def _reduce(splats: Splats, source_path, options: CompressOptions, device,
             seconds: dict) -> tuple[Splats, torch.Tensor | None]:
     """The scene after the reduction that ``options`` ask for (`sog.reduce`, on tuning views) and the (count,) input
@@ -259,12 +265,10 @@ def _compress_to_file(source, output, fmt: str, options: CompressOptions, overwr
     check_destination(output, [] if isinstance(source, Splats) else [source], overwrite)  # before any work
     device = resolve_device(options.device)
     seconds: dict[str, float] = {}
-    t0 = time.perf_counter()
-    splats = load(source) if not isinstance(source, Splats) else check_magnitudes(source.validate(), "scene")
-    seconds["load"] = time.perf_counter() - t0
+    splats, source_path = _load(source, seconds)
     source_count = len(splats)
     with one_cpu_thread(device):  # the same choice for any core count
-        splats, kept = _reduce(splats, None if isinstance(source, Splats) else source, options, device, seconds)
+        splats, kept = _reduce(splats, source_path, options, device, seconds)
     t0 = time.perf_counter()
     order = stream_order(splats, options.sort)
     splats = splats.permute(order)
@@ -287,10 +291,8 @@ def _compress_to_lod(source, output, options: CompressOptions, overwrite: bool) 
     check_lod_destination(output, [] if isinstance(source, Splats) else [source], overwrite)  # before any work
     device = resolve_device(options.device)
     seconds: dict[str, float] = {}
-    t0 = time.perf_counter()
-    splats = load(source) if not isinstance(source, Splats) else check_magnitudes(source.validate(), "scene")
-    seconds["load"] = time.perf_counter() - t0
-    source_path, source_count = None if isinstance(source, Splats) else source, len(splats)
+    splats, source_path = _load(source, seconds)
+    source_count = len(splats)
     with one_cpu_thread(device):  # the same choice for any core count
         splats, kept = _reduce(splats, source_path, options, device, seconds)
         t0 = time.perf_counter()
