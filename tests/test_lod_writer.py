@@ -155,3 +155,18 @@ def test_the_command_line_writes_the_levels_it_is_asked_for(tmp_path, scene, cap
     assert summary["format"] == "lod" and summary["count"] == N
     assert json.loads(out.read_text())["counts"] == [N]
     assert len(sog.load(out)) == N
+
+
+def test_a_forced_rewrite_with_fewer_chunks_leaves_no_stale_chunk_folders(tmp_path, scene):
+    out = tmp_path / "out"
+    write(out, scene)
+    (out / "notes.txt").write_text("the user's own file")
+    smaller = {**LOD_OPTIONS, "levels": 1}
+    compress(scene, out / META_NAME, CompressOptions(sort="morton", format_options=smaller), overwrite=True,
+             quiet=True)
+    meta = json.loads((out / META_NAME).read_text())
+    listed = {Path(name).parent.name for name in meta["filenames"]}
+    folders = {p.name for p in out.iterdir() if p.is_dir()}
+    assert folders == listed, f"folders the new tree does not name: {sorted(folders - listed)}"
+    assert (out / "notes.txt").read_text() == "the user's own file"  # only chunk folders of the old tree go
+    assert len(sog.load(out / META_NAME)) == N

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -24,7 +25,8 @@ import torch
 from ..errors import SogError
 from ..splats import Splats, quat_to_rotmat
 from ..version import __version__
-from .atomic import atomic_path, check_destination, check_not_input
+from .atomic import atomic_path, check_destination, check_not_input, is_sog_folder
+from .limits import LIMITS, parse_json
 from .lod_format import (ASSET, BOUND, CHILDREN, COUNT, COUNTS, FILE, FILENAMES, LOD_LEVELS, LODS, MAX, MIN, OFFSET,
                          TREE, VERSION, VERSION_KEY, chunk_name)
 
@@ -189,9 +191,31 @@ def write_lod(levels: list[Splats], output: str | os.PathLike, encode: Callable[
             COUNT: sum(counts), COUNTS: counts, LOD_LEVELS: len(levels), FILENAMES: filenames,
             TREE: _json_tree(tree, levels, ranges)}
     data = json.dumps(meta, separators=(",", ":")).encode()
+    stale = _old_chunks(output, folder) - {(folder / name).parent for name in filenames} if overwrite else set()
     with atomic_path(output, overwrite) as tmp:  # the tree last: readers see every chunk or no tree at all
         tmp.write_bytes(data)
+    for chunk in sorted(stale):  # an earlier tree's chunks that the new one does not name (after it is in place)
+        shutil.rmtree(chunk, ignore_errors=True)
     return LodWritten(bytes=total + len(data), counts=counts, files=len(chunks), order=torch.cat(orders))
+
+
+def _old_chunks(output: Path, folder: Path) -> set[Path]:
+    """The chunk folders that an earlier tree at ``output`` names and sog wrote (SOG folders directly inside
+    ``folder``); an empty set when there is none or it cannot be read (then nothing is removed)."""
+    try:
+        if not output.is_file() or output.is_symlink() or output.stat().st_size > LIMITS.max_lod_json_bytes:
+            return set()
+        doc = parse_json(output.read_bytes(), str(output), LIMITS.max_lod_json_bytes)
+    except (OSError, SogError):
+        return set()
+    names = doc.get(FILENAMES, []) if isinstance(doc, dict) else []
+    found = set()
+    for name in names if isinstance(names, list) else []:
+        if isinstance(name, str) and name.endswith("/meta.json"):
+            chunk = folder / Path(name).parent
+            if chunk.parent == folder and not chunk.is_symlink() and is_sog_folder(chunk):
+                found.add(chunk)
+    return found
 
 
 def _json_tree(tree: dict, levels: list[Splats], ranges: dict) -> dict:
