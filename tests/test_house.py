@@ -47,11 +47,6 @@ def modules() -> dict[str, Path]:
     return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
-
-
 def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
     """The sog modules that module ``name`` imports anywhere in its body (top level or inside functions)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
@@ -63,12 +58,7 @@ def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
         if target and target != name:
             found.add(target)
 
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If) and _is_type_checking(block.test)
-                   for stmt in block.body for n in ast.walk(stmt)}
-    for node in ast.walk(tree):
-        if id(node) in typing_only:  # `if TYPE_CHECKING:` imports are for annotations; nothing runs them
-            continue
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name == "sog" or alias.name.startswith("sog."):

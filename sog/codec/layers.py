@@ -16,15 +16,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import TYPE_CHECKING
-
 import torch
 
 from ..errors import SogError
 from .base import Layer, LayerPlan
-
-if TYPE_CHECKING:  # options.py imports this module (its checks)
-    from .options import CodecOptions
+from .options import CodecOptions, check_layer_shares
 
 #: layer sizes when none are asked for, by layer count: three layers of 15, 35 and 50 %, most important first (a
 #: smaller first layer keeps the finest settings for the Gaussians that need them; docs/profiles.md)
@@ -35,12 +31,6 @@ DEFAULT_SHARES: dict[int, tuple[float, ...]] = {3: (0.15, 0.35, 0.5)}
 LAYER_FLOOR = {"scales": 32, "sh0": 8, "quats": 4}
 #: the attributes whose per-layer drops `layer_options` applies (the order of ``Options.layer_steps``)
 LAYER_STEPPED = ("means", "quats", "scales", "sh0")
-
-
-def check_layer_shares(shares: tuple[float, ...], layers: int) -> None:
-    """Raise `SogError` unless ``shares`` are ``layers`` positive numbers (relative layer sizes)."""
-    if len(shares) != layers or any(not share > 0 for share in shares):
-        raise SogError(f"layer_shares must be {layers} positive numbers (one per layer), not {list(shares)}")
 
 
 def wants_layers(count: int, options: CodecOptions) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import SogError
-from .layers import check_layer_shares
 
 
 @dataclass(kw_only=True)
@@ -53,6 +52,12 @@ class CodecOptions:
     #: per layer, steps added to its drops, in the order of `sog.codec.layers.LAYER_STEPPED` (the rate search's
     #: per-layer refinement)
     layer_steps: tuple[tuple[float, ...], ...] | None = None
+
+
+def check_layer_shares(shares: tuple[float, ...], layers: int) -> None:
+    """Raise `SogError` unless ``shares`` are ``layers`` positive numbers (relative layer sizes)."""
+    if len(shares) != layers or any(not share > 0 for share in shares):
+        raise SogError(f"layer_shares must be {layers} positive numbers (one per layer), not {list(shares)}")
 
 
 def check_options(options: CodecOptions) -> None:
