@@ -146,10 +146,7 @@ def _compress(source, output, fmt: str, options: CompressOptions, profile, profi
               device, overwrite: bool, quiet: bool) -> CompressResult:
     """`compress` once its options are checked: load, plan, sort, encode, write."""
     seconds: dict[str, float] = {}
-    splats, source_path = _load(source, seconds)
-    source_count = len(splats)
-    reducing = options.reduce is not None or options.max_gaussians is not None
-    splats, kept = _reduce(splats, source_path, options, device, seconds)
+    splats, source_path, source_count, kept = _scene(source, options, device, seconds)
 
     # importance layers, when the profile stores them (the Gaussians that make little of the pictures go coarser)
     n = len(splats)
@@ -191,7 +188,7 @@ def _compress(source, output, fmt: str, options: CompressOptions, profile, profi
         with tqdm(total=None, desc="encode", unit="plane", disable=quiet, leave=False) as bar:
             meta, files = profile.encode(layers, profile_options, progress=lambda name: bar.update(1))
     seconds["encode"] = time.perf_counter() - t0
-    if reducing:  # the count it came from, in a key SOG v2 readers ignore
+    if kept is not None:  # reduced: the count it came from, in a key SOG v2 readers ignore
         meta = {**meta, "sog": {"source_count": source_count}}
     t0 = time.perf_counter()
     size = write_container(meta, files, output, bundle=fmt == "sog", overwrite=overwrite,
@@ -234,27 +231,25 @@ def _check_layout(layout, n: int, profile) -> None:
                        f"the layout has {len(layout)} layers")
 
 
-def _load(source, seconds: dict) -> tuple[Splats, str | os.PathLike | None]:
-    """The scene of ``source`` (a path: loaded; `Splats`: checked as a loaded file is) and its path (None for
-    `Splats`); the seconds it took go into ``seconds["load"]``."""
+def _scene(source, options: CompressOptions, device,
+           seconds: dict) -> tuple[Splats, str | os.PathLike | None, int, torch.Tensor | None]:
+    """The scene every compress path starts from: ``source`` loaded (a path) or checked as a loaded file is
+    (`Splats`), then reduced if ``options`` ask for it (`sog.reduce`, on tuning views; the default keeps every
+    Gaussian). Returns the scene, its path (None for `Splats`), the count it came from, and the (count,) input index
+    of each kept Gaussian (None without a reduction); the seconds go into ``seconds``."""
     t0 = time.perf_counter()
     splats = load(source) if not isinstance(source, Splats) else check_magnitudes(source.validate(), "scene")
     seconds["load"] = time.perf_counter() - t0
-    return splats, None if isinstance(source, Splats) else source
-
-
-def _reduce(splats: Splats, source_path, options: CompressOptions, device,
-            seconds: dict) -> tuple[Splats, torch.Tensor | None]:
-    """The scene after the reduction that ``options`` ask for (`sog.reduce`, on tuning views) and the (count,) input
-    index of each kept Gaussian; ``splats`` and None when none is asked for: the default keeps every Gaussian."""
+    source_path = None if isinstance(source, Splats) else source
+    source_count = len(splats)
     if options.reduce is None and options.max_gaussians is None:
-        return splats, None
+        return splats, source_path, source_count, None
     t0 = time.perf_counter()
-    keep = target_count(len(splats), options.reduce, options.max_gaussians)
+    keep = target_count(source_count, options.reduce, options.max_gaussians)
     cameras = tuning_cameras(splats, source_path, views=REDUCE_VIEWS, size=REDUCE_SIZE)
     reduction = reduce(splats, keep, cameras, seed=options.seed, device=device)
     seconds["reduce"] = time.perf_counter() - t0
-    return reduction.splats, reduction.kept
+    return reduction.splats, source_path, source_count, reduction.kept
 
 
 def _compress_to_file(source, output, fmt: str, options: CompressOptions, overwrite: bool) -> CompressResult:
@@ -265,10 +260,8 @@ def _compress_to_file(source, output, fmt: str, options: CompressOptions, overwr
     check_destination(output, [] if isinstance(source, Splats) else [source], overwrite)  # before any work
     device = resolve_device(options.device)
     seconds: dict[str, float] = {}
-    splats, source_path = _load(source, seconds)
-    source_count = len(splats)
     with one_cpu_thread(device):  # the same choice for any core count
-        splats, kept = _reduce(splats, source_path, options, device, seconds)
+        splats, _, source_count, kept = _scene(source, options, device, seconds)
     t0 = time.perf_counter()
     order = stream_order(splats, options.sort)
     splats = splats.permute(order)
@@ -291,10 +284,8 @@ def _compress_to_lod(source, output, options: CompressOptions, overwrite: bool) 
     check_lod_destination(output, [] if isinstance(source, Splats) else [source], overwrite)  # before any work
     device = resolve_device(options.device)
     seconds: dict[str, float] = {}
-    splats, source_path = _load(source, seconds)
-    source_count = len(splats)
     with one_cpu_thread(device):  # the same choice for any core count
-        splats, kept = _reduce(splats, source_path, options, device, seconds)
+        splats, source_path, source_count, kept = _scene(source, options, device, seconds)
         t0 = time.perf_counter()
         levels = [splats]
         for k, keep in enumerate(level_counts(len(splats), lod.pop("levels"))[1:], 1):
