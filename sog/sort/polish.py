@@ -56,18 +56,31 @@ def polish(xs: torch.Tensor, xg: torch.Tensor, order: torch.Tensor, shape: tuple
     if k < 2:
         return energy
     window = max(cfg.polish_window, int(math.ceil(math.sqrt(2 * k))) + 1)
-    removed_last = float("inf")
-    for run in range(cfg.polish_runs):
-        if budget.spent:
-            break
+
+    def step(groups: torch.Tensor) -> float:
         # element j at cell i costs sum over i's neighbours nb of weight_nb |x_j - x_nb|^2
         # = (sum of weights) |x_j - weighted mean_nb|^2 + (a constant of the cell)
         sums, degree = neighbour_sums(xg, shape, vertical)
         target = sums / degree.clamp(min=1e-12).unsqueeze(1)
-        groups = draw_groups(shape, n, window, k, gen, xs.device, parity=run % 2)
+        return learn_and_apply(xs, xg, order, target, groups, cfg, cell_weight=degree)[1]
+
+    return _runs(step, shape, n, window, k, gen, xs.device, cfg, budget, energy)
+
+
+def _runs(step, shape: tuple[int, int], n: int, window: int, k: int, gen: torch.Generator, device,
+          cfg: ShuffleSoftSortConfig, budget: Budget, energy: float) -> float:
+    """The run loop both polish losses share: each run draws groups of ``k`` cells of one checkerboard colour
+    (alternating) and ``step(groups)`` learns and applies their moves, returning the loss it removed. Stops when
+    the budget is spent, no group can be drawn, or two runs together remove less than ``cfg.polish_break`` of
+    what is left; returns the loss it ends at."""
+    removed_last = float("inf")
+    for run in range(cfg.polish_runs):
+        if budget.spent:
+            break
+        groups = draw_groups(shape, n, window, k, gen, device, parity=run % 2)
         if groups.numel() == 0:
             break
-        _, removed = learn_and_apply(xs, xg, order, target, groups, cfg, cell_weight=degree)
+        removed = step(groups)
         budget.spend()
         energy -= removed
         if run % 2 == 1 and removed + removed_last < cfg.polish_break * energy:
@@ -124,26 +137,17 @@ def _polish_log(xs: torch.Tensor, xg: torch.Tensor, order: torch.Tensor, shape: 
     used = slot_w > 0
     nb_all, slot_w = nb_all[:, used], slot_w[used]
     window = max(cfg.polish_window, int(math.ceil(math.sqrt(2 * k))) + 1)
-    removed_last = float("inf")
-    for run in range(cfg.polish_runs):
-        if budget.spent:
-            break
-        groups = draw_groups(shape, n, window, k, gen, dev, parity=run % 2)
-        if groups.numel() == 0:
-            break
+
+    def step(groups: torch.Tensor) -> float:
         cost = log_group_costs(xg, groups, nb_all, slot_w)  # (G, K_i, K_j)
         new = learn_group_orders(cost, cfg)
         old_cost = cost.diagonal(dim1=1, dim2=2).sum(1)
         new_cost = cost.gather(2, new.unsqueeze(2)).squeeze(2).sum(1)
         accept = new_cost < old_cost - 1e-9
         apply_moves(xs, xg, order, groups, new, accept)
-        removed = float((old_cost - new_cost)[accept].sum())
-        budget.spend()
-        energy -= removed
-        if run % 2 == 1 and removed + removed_last < cfg.polish_break * energy:
-            break
-        removed_last = removed
-    return energy
+        return float((old_cost - new_cost)[accept].sum())
+
+    return _runs(step, shape, n, window, k, gen, dev, cfg, budget, energy)
 
 
 @torch.no_grad()
