@@ -58,6 +58,14 @@ def write_cameras_json(cameras, path: Path, name: str = "v{}") -> None:
     Path(path).write_text(json.dumps(entries))
 
 
+def peer_missing(message: str):
+    """Skip the test for a missing outside peer (``message`` says which and how to get it), or fail it under
+    SOG_REQUIRE_PEERS=1 (as in .ci/run), where every peer must be there."""
+    if os.environ.get("SOG_REQUIRE_PEERS") == "1":
+        pytest.fail(f"SOG_REQUIRE_PEERS=1 but {message}")
+    pytest.skip(message)
+
+
 def splat_transform_runner():
     """A function running the pinned PlayCanvas splat-transform under the pinned Node 22 (sog/peers.py;
     ``-q -w -g cpu`` and the given arguments); skips the test when they are not installed (``npm ci``), and fails
@@ -67,9 +75,7 @@ def splat_transform_runner():
     try:
         command = peers.splat_transform_command()
     except peers.PeerMissing as e:
-        if os.environ.get("SOG_REQUIRE_PEERS") == "1":
-            pytest.fail(str(e))
-        pytest.skip(str(e))
+        peer_missing(str(e))
     return lambda *args, timeout=600: subprocess.run([*command, "-q", "-w", "-g", "cpu", *map(str, args)],
                                                      check=True, capture_output=True, timeout=timeout)
 

@@ -13,14 +13,13 @@ margin (SwiftShader is deterministic here, but the margin leaves room for anothe
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 
 import pytest
 import torch
 
 import sog
-from conftest import shared_path, splat_transform_runner
+from conftest import peer_missing, shared_path, splat_transform_runner
 from sog.metrics import psnr
 from sog.render import RasterConfig, look_at, orbit_cameras, render
 from sog.render.engine import ENGINE_EPS2D, EngineConfig, EngineRenderer, engine_camera, missing_peers
@@ -41,10 +40,7 @@ MIN_COVERAGE = 0.10
 def _peers_or_skip():
     missing = missing_peers()
     if missing:
-        message = "missing peers: " + ", ".join(missing)
-        if os.environ.get("SOG_REQUIRE_PEERS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        peer_missing("missing peers: " + ", ".join(missing))
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import stat
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, peer_missing
 from fuzz_corpus import make_seeds
 from sog.cli import main
 
@@ -501,9 +501,7 @@ def _local_engine_or_skip():
 
     engine = find_playcanvas(ROOT)
     if engine is None:
-        if os.environ.get("SOG_REQUIRE_PEERS") == "1":
-            pytest.fail("SOG_REQUIRE_PEERS=1 but node_modules/playcanvas (npm ci) is missing")
-        pytest.skip("no node_modules/playcanvas (npm ci)")
+        peer_missing("no node_modules/playcanvas (npm ci)")
     return engine
 
 

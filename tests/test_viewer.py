@@ -26,7 +26,7 @@ import pytest
 import torch
 
 import sog
-from conftest import shared_path
+from conftest import peer_missing, shared_path
 from sog.datasets import scene_path
 from sog.errors import SogError
 from sog.peers import CHROMIUM_ARGS, ENGINE_SRI, find_chromium, find_playcanvas, sri
@@ -39,7 +39,6 @@ from sog.viewer.scenes import Scene, unchecked_scene
 ROOT = Path(__file__).resolve().parents[1]
 #: playbot's 8,406-Gaussian LOD level (its SOG folder's meta.json)
 PLAYBOT_4 = scene_path("playbot-4_0")
-REQUIRE_PEERS = os.environ.get("SOG_REQUIRE_PEERS") == "1"
 SIZE = 256  # sog eval's default view size
 
 
@@ -47,9 +46,7 @@ SIZE = 256  # sog eval's default view size
 def browser():
     missing = ", ".join(missing_peers())        # the engine renderer's peers are the page's: one check
     if missing:
-        if REQUIRE_PEERS:
-            pytest.fail(f"SOG_REQUIRE_PEERS=1 but missing {missing}")
-        pytest.skip(f"missing {missing}")
+        peer_missing(f"missing {missing}")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -193,9 +190,7 @@ def test_the_server_listens_on_localhost_only_and_serves_nothing_but_its_routes(
 def test_the_local_engine_is_the_pinned_file():
     local = find_playcanvas(ROOT)
     if local is None:
-        if REQUIRE_PEERS:
-            pytest.fail("SOG_REQUIRE_PEERS=1 but node_modules/playcanvas (npm ci) is missing")
-        pytest.skip("no node_modules/playcanvas (npm ci)")
+        peer_missing("no node_modules/playcanvas (npm ci)")
     assert sri(local.read_bytes()) == ENGINE_SRI
     pinned = json.loads((ROOT / "package.json").read_text())["dependencies"]["playcanvas"]
     assert json.loads((local.parents[1] / "package.json").read_text())["version"] == pinned
