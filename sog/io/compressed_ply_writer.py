@@ -14,10 +14,10 @@ import os
 import numpy as np
 from plyfile import PlyData, PlyElement
 
-from ..errors import SogError
 from ..splats import SH_C0, Splats
 from . import compressed_ply_format as fmt
 from .atomic import atomic_path
+from .limits import check_writable
 
 MAX_COUNT = (1 << 31) - 1
 
@@ -41,12 +41,8 @@ def _quantise_in_chunks(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> n
 def compressed_ply_data(splats: Splats) -> PlyData:
     """``splats`` as the elements of a compressed PLY (chunk, vertex and, with SH, sh), in the order given.
     Refuses (`SogError`) an SH degree above 3 or a count beyond a PLY element's."""
-    splats.validate("scene to write")
+    check_writable(splats, "a compressed PLY", MAX_COUNT, fmt.MAX_SH_DEGREE)
     n, k = len(splats), int(splats.shN.shape[1])
-    if n > MAX_COUNT:
-        raise SogError(f"a compressed PLY holds at most {MAX_COUNT:,} Gaussians, not {n:,}")
-    if splats.sh_degree > fmt.MAX_SH_DEGREE:
-        raise SogError(f"a compressed PLY holds SH degree up to {fmt.MAX_SH_DEGREE}, not {splats.sh_degree}")
     n_chunks = (n + fmt.CHUNK - 1) // fmt.CHUNK
     means = splats.means.detach().cpu().double().numpy()
     scales = splats.scales.detach().cpu().double().numpy()

@@ -13,6 +13,7 @@ from ..errors import SogError
 from ..splats import Splats
 from . import glb_format as fmt
 from .atomic import atomic_path
+from .limits import check_writable
 
 MAX_COUNT = (1 << 31) - 1
 MAX_BYTES = (1 << 32) - 1  #: a GLB's u32 length
@@ -21,12 +22,8 @@ MAX_BYTES = (1 << 32) - 1  #: a GLB's u32 length
 def encode_glb(splats: Splats, generator: str = "sog") -> bytes:
     """The bytes of a ``.glb`` holding ``splats`` (in the PLY frame; written in glTF's +Y-up frame). Refuses
     (`SogError`) an SH degree above 3 or a scene past GLB's 4 GiB."""
-    splats.validate("scene to write")
+    check_writable(splats, "a .glb (KHR_gaussian_splatting)", MAX_COUNT, fmt.MAX_SH_DEGREE)
     n, k = len(splats), int(splats.shN.shape[1])
-    if n > MAX_COUNT:
-        raise SogError(f"a .glb holds at most {MAX_COUNT:,} Gaussians, not {n:,}")
-    if splats.sh_degree > fmt.MAX_SH_DEGREE:
-        raise SogError(f"KHR_gaussian_splatting holds SH degree up to {fmt.MAX_SH_DEGREE}, not {splats.sh_degree}")
     means, quats, shN = fmt.turn_z180(splats.means.detach().cpu().double().numpy(),
                                   splats.quats.detach().cpu().double().numpy(),
                                   splats.shN.detach().cpu().double().numpy())

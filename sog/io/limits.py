@@ -102,6 +102,16 @@ def read_whole(path, kind: str, limits: Limits = LIMITS) -> bytes:
     return data
 
 
+def check_writable(splats, container: str, max_count: int, max_sh_degree: int) -> None:
+    """Validate the `Splats` a writer is given and refuse (`SogError`) what ``container`` (its name in messages,
+    e.g. ``"a .glb"``) cannot hold: more than ``max_count`` Gaussians or an SH degree above ``max_sh_degree``."""
+    splats.validate("scene to write")
+    if len(splats) > max_count:
+        raise SogError(f"{container} holds at most {max_count:,} Gaussians, not {len(splats):,}")
+    if splats.sh_degree > max_sh_degree:
+        raise SogError(f"{container} holds SH degree up to {max_sh_degree}, not {splats.sh_degree}")
+
+
 def check_count(n, what: str, limits: Limits = LIMITS) -> int:
     """``n`` as a Gaussian count: an integer 1..``max_gaussians``; else a `SogError` naming ``what``."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):

@@ -29,6 +29,7 @@ from ..errors import SogError
 from ..splats import Splats
 from . import spz_format as fmt
 from .atomic import atomic_path
+from .limits import check_writable
 
 VERSION = 3
 #: the position step is at most this fraction of the 10th percentile of the Gaussians' smallest axis
@@ -57,12 +58,8 @@ def encode_spz(splats: Splats, fractional_bits: int | None = None,
     """The bytes of a v3 ``.spz`` holding ``splats`` (in the PLY frame; written in SPZ's RUB frame), in the order
     given. Refuses (`SogError`) what the format cannot hold: more than 2^32 - 1 Gaussians, positions beyond the
     24-bit fixed point, SH degree above 3."""
-    splats.validate("scene to write")
+    check_writable(splats, f"SPZ v{VERSION}", MAX_COUNT, fmt.MAX_SH_DEGREE)
     n, k = len(splats), int(splats.shN.shape[1])
-    if n > MAX_COUNT:
-        raise SogError(f"SPZ holds at most {MAX_COUNT:,} Gaussians, not {n:,}")
-    if splats.sh_degree > fmt.MAX_SH_DEGREE:
-        raise SogError(f"SPZ v{VERSION} holds SH degree up to {fmt.MAX_SH_DEGREE}, not {splats.sh_degree}")
     if not all(1 <= b <= 8 for b in sh_bits):
         raise SogError(f"SPZ SH bits must be 1..8, not {sh_bits}")
     from ..codec.rotation import canonical_rotations
