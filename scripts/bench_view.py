@@ -2,9 +2,8 @@
 
     python scripts/bench_view.py [FILE ...] [--runs 3] [--size 640x480] [--json bench_view.json]
 
-Default FILE: /tmp/playbot.sog, playbot's 500,000 Gaussians in our native profile; make it first with
-``sog compress ../shared/data/playbot/0_0/meta.json /tmp/playbot.sog --profile native`` (a few minutes on 2
-cores). Each run opens a fresh page on `sog view`'s server (scene bytes served from memory) and reads the page's own clock
+Default FILE: /tmp/playbot.sog, playbot's 500,000 Gaussians as sog's default SOG v2; make it first with
+``sog compress ../shared/data/playbot/0_0/meta.json /tmp/playbot.sog`` (a few minutes on 2 cores). Each run opens a fresh page on `sog view`'s server (scene bytes served from memory) and reads the page's own clock
 (``performance.now()``, milliseconds since the navigation started): when the scene's bytes had arrived, when
 they were decoded to float arrays (the browser decoder), when the engine's GPU resource was built and when the
 first sorted frame was drawn. The WebGL here is SwiftShader (a CPU rasteriser), so the last step is far slower

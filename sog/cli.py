@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--format", default=None, choices=[f for f in WRITERS if f != "ply"],
                    help="the output format whatever OUT's extension (default: from the extension)")
     c.add_argument("--profile", default=DEFAULT_PROFILE, choices=[*PROFILES, *ALIASES],
-                   help="; ".join(f"{p.name}: {p.summary}" for p in PROFILES.values())
+                   help="; ".join(f"{p.name}: {p.summary}" + (" (retired: read only)" if p.retired else "")
+                                  for p in PROFILES.values())
                    + f" (default {DEFAULT_PROFILE}; " + ", ".join(f"{a} = {n}" for a, n in ALIASES.items()) + ")")
     presets = list(dict.fromkeys(q for p in PROFILES.values() for q in p.presets))  # every profile's, in order
     c.add_argument("--quality", default=None, choices=presets,
@@ -285,6 +286,9 @@ def _compress(args) -> int:
 
     from .codec import get_profile
 
+    if get_profile(args.profile).retired:
+        raise SogError(f"--profile {args.profile} is retired as a write option: {get_profile(args.profile).retired}; "
+                       f"sog still reads its files")
     if args.layers is not None and get_profile(args.profile).max_layers() == 1:
         raise SogError(f"--layers applies to profiles with importance layers, not {args.profile}")
     if args.layers is not None and args.layers < 1:

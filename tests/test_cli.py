@@ -193,14 +193,29 @@ def test_layers_flag_splits_a_large_scene(tmp_path, capsys):
     ply = tmp_path / "big.ply"
     write_ply(small_scene(33_000, seed=3, sh_degree=0), ply)  # two layers of at least 16,384
     out = tmp_path / "big.sog"
-    assert run("compress", ply, out, "--profile", "native", "--sort", "morton", "--layers", "2", "--json", "-q") == 0
+    assert run("compress", ply, out, "--sort", "morton", "--layers", "2", "--json", "-q") == 0
     summary = json.loads(capsys.readouterr().out)
     assert len(summary["layers"]) == 2 and summary["count"] == 33_000
     assert run("info", out, "--json") == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["count"] == 33_000 and len(info["grids"]) == 2
+    assert info["count"] == 33_000 and len(info["grids"]) == 1  # sogv2 layers are row blocks of one grid
     assert run("compress", ply, tmp_path / "one.sog", "--sort", "morton", "--layers", "1", "--json", "-q") == 0
     assert len(json.loads(capsys.readouterr().out)["layers"]) == 1
+
+
+def test_the_retired_native_profile_is_refused_as_a_write_option_and_still_read(tmp_path, sample_ply, capsys):
+    """`sog compress --profile native` (or its alias ``sog``) is one line and exit 2, with nothing written; a
+    native file made through the library (the reader's own fixture) still reads and decompresses."""
+    import sog
+    for name in ("native", "sog"):
+        _fails(capsys, "compress", sample_ply, tmp_path / f"{name}.sog", "--profile", name,
+               match="is retired as a write option")
+        assert not (tmp_path / f"{name}.sog").exists()
+    made = tmp_path / "made.sog"
+    sog.compress(sample_ply, made, sog.CompressOptions(profile="native", sort="morton"), quiet=True)
+    assert run("info", made, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["count"] == len(sog.load(sample_ply))
+    assert run("decompress", made, tmp_path / "back.ply", "-q") == 0 and (tmp_path / "back.ply").exists()
 
 
 def test_layers_flag_is_refused_where_it_cannot_apply(tmp_path, sample_ply, capsys):

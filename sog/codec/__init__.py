@@ -3,8 +3,8 @@ in `PROFILES`; `base` states the contract the pipeline relies on.
 
 Profiles:
 * ``native`` (alias ``sog``) — sog's own layout (sog/codec/native.py): free bit depths, palette size, codecs,
-  importance layers, a deeper rate search (``--psnr``), read by sog only. Its default holds splat-transform's
-  fidelity at about the sogv2 default's size (docs/benchmarks.md).
+  importance layers, read by sog only. Retired as a write option of ``sog compress`` (`Profile.retired`:
+  at an equal worst view it is not smaller than sogv2); its files are still read.
 * ``sogv2`` (the default) — SOG v2 files that every v2 reader opens, rate-optimised inside the fixed fields
   (sog/codec/sogv2.py).
 * ``playcanvas`` — PlayCanvas SOG v2 as splat-transform writes it (sog/codec/playcanvas.py).

@@ -72,6 +72,9 @@ class Profile(ABC):
     preset_psnr: dict[str, float] = {}
     #: deflate the container's meta.json entry
     compress_meta: bool = False
+    #: why this profile is no longer a write option of ``sog compress`` (empty: it is one); its files are still
+    #: read (`decode`), and the encoder stays for its reader's tests and the benchmark that retired it
+    retired: str = ""
     #: the rate search's ladder (the profile's ``LEVELS``): settings of `Options`, finest (largest file) first, one
     #: setting coarser per step; empty: ``--psnr`` does not apply
     ladder: list[dict] = []
