@@ -13,11 +13,20 @@ bring its transmittance to ``t_min`` or below. How it is fast:
   pixels are.
 
 The arithmetic per (Gaussian, pixel) is float32 as in the torch path, transmittance in float64 (log space).
+
+Gradients (`rasterize_tiles_grad`, the training path): the forward kernel also keeps each pixel's last contributor
+(its end in the tile list) and final transmittance; `_composite_grad` walks each pixel's list back to front as
+gsplat's backward pass does, recovering each contributor's transmittance (``T_i = T_{i+1} / (1 - alpha_i)``) and
+the colour behind it, and gives the gradients w.r.t. each Gaussian's 2D mean, conic, opacity and colour. Each
+tile writes the rows of its own list entries (float64), summed per Gaussian in list order afterwards: the same
+bytes on every run and thread count, no float atomics. Projection and SH stay in torch autograd
+(`sog.render.cpu.render_one` with ``grad="tiles"``).
 """
 
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import torch
@@ -26,6 +35,13 @@ try:
     import numba
 except ImportError:  # pragma: no cover - numba is a dependency; the torch path remains without it
     numba = None
+
+if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
+    # numba's OpenMP layer keeps its idle workers spinning after each kernel, on the cores that torch needs next
+    # (a training step alternates torch's projection and these kernels, forward and backward); the work-queue
+    # layer's workers sleep. It must not run kernels from two Python threads at once (sog renders in one). It
+    # takes effect if no parallel numba kernel has run in the process yet; the variable chooses otherwise.
+    numba.config.THREADING_LAYER = "workqueue"
 
 
 def available() -> bool:
