@@ -29,6 +29,14 @@ from sog.render import render_tensors
 from sog.render.views import tuning_cameras
 
 
+def numba_threads() -> int | None:
+    try:
+        import numba
+    except ImportError:
+        return None
+    return numba.get_num_threads()
+
+
 def step(params: dict[str, torch.Tensor], cam, target: torch.Tensor, backend: str) -> None:
     """One forward + backward of an L1 render loss (gradients land in ``params``)."""
     rgb, _ = render_tensors(params["means"], params["quats"], params["scales"].exp(),
@@ -63,8 +71,12 @@ def main() -> None:
     ap.add_argument("--views", type=int, default=8)
     ap.add_argument("--reference-views", type=int, default=2)
     ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch's threads (default 1, as `compress` and its fine-tune run torch; the tiled "
+                         "kernel uses numba's threads, all cores)")
     ap.add_argument("--json", default="bench_render_grad.json")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     path = scene_path(args.scene) if not os.path.exists(args.scene) else args.scene
     splats = sog.load(path)
     cams = tuning_cameras(splats, views=args.views, size=args.size)
@@ -81,7 +93,8 @@ def main() -> None:
     for r in (tiles, pairs):
         r = {k: v for k, v in r.items() if k != "grads"}
         rows.append(r)
-    print(f"scene {args.scene} ({len(splats):,} Gaussians), {args.size} px, threads {torch.get_num_threads()}")
+    print(f"scene {args.scene} ({len(splats):,} Gaussians), {args.size} px, torch threads {torch.get_num_threads()}, "
+          f"numba threads {numba_threads()}")
     print(f"{'path':6} {'views':>5} {'s/view':>8} {'cpu s/view':>10} {'slowest':>8} {'load':>5}")
     for r in rows:
         print(f"{r['path']:6} {r['views']:>5} {r['seconds_per_view']:>8.3f} {r['cpu_seconds_per_view']:>10.3f} "
@@ -90,7 +103,7 @@ def main() -> None:
           + ", ".join(f"{k} {v:.1e}" for k, v in rel.items()))
     with open(args.json, "w") as fh:
         json.dump({"scene": str(path), "gaussians": len(splats), "size": args.size,
-                   "threads": torch.get_num_threads(), "rows": rows, "ratio_pairs_over_tiles": ratio,
+                   "threads": torch.get_num_threads(), "numba_threads": numba_threads(), "rows": rows, "ratio_pairs_over_tiles": ratio,
                    "gradient_relative_error": rel}, fh, indent=1)
 
 
