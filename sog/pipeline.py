@@ -20,6 +20,7 @@ from .device import one_cpu_thread, resolve_device
 from .errors import SogError
 from .grid import grid_shape
 from .reduce import REDUCE_SIZE, REDUCE_VIEWS, check_reduce_options, reduce, target_count
+from .render import render
 from .render.importance import sensitivities
 from .render.views import importance_views, search_cameras, tuning_cameras
 from .io import UNCOMPRESSED, WRITERS, get_writer, load, output_format, read_container, write_container, write_ply
@@ -158,9 +159,10 @@ def _compress(source, output, fmt: str, options: CompressOptions, profile, profi
     """`compress` once its options are checked: load, plan, sort, encode, write."""
     seconds: dict[str, float] = {}
     splats, source_path, source_count, kept = _scene(source, options, device, seconds)
+    original = None
     if options.finetune is not None:
         t0 = time.perf_counter()
-        splats = _finetune(splats, source_path, options, device, quiet)
+        original, splats = splats, _finetune(splats, source_path, options, device, quiet)
         seconds["finetune"] = time.perf_counter() - t0
 
     # importance layers, when the profile stores them (the Gaussians that make little of the pictures go coarser)
@@ -187,17 +189,21 @@ def _compress(source, output, fmt: str, options: CompressOptions, profile, profi
     order = torch.cat([torch.as_tensor(index) for index, _ in layout])
     seconds["sort"] = time.perf_counter() - t0
     sh_degree, unstored = splats.sh_degree, sorted(splats.extras)
-    if target_psnr is None and not isinstance(source, Splats):
-        del splats  # the layers hold every Gaussian (in grid order); the unsorted copy would only add N to the peak
+    if target_psnr is None:
+        original = None  # only the rate search judges against it
+        if not isinstance(source, Splats):
+            del splats  # the layers hold every Gaussian (in grid order); the unsorted copy would only add N to the peak
 
     t0 = time.perf_counter()
     rate = None
     if target_psnr is not None:
-        cameras = search_cameras(splats, source_path)
+        cameras = search_cameras(splats if original is None else original, source_path)
+        # after a fine-tune the probes are judged against the input's renders, not the fine-tuned scene's
+        reference = None if original is None else render(original, cameras, device=device)
         with tqdm(total=None, desc=f"encode to {target_psnr:g} dB", unit="probe", disable=quiet,
                   leave=False) as bar:
             rate = RateSearch(profile, profile.ladder, layers, target_psnr, fixed, cameras, device,
-                              progress=lambda name: bar.update(1)).run()
+                              progress=lambda name: bar.update(1), reference=reference).run()
         meta, files = rate.meta, rate.files
     else:
         with tqdm(total=None, desc="encode", unit="plane", disable=quiet, leave=False) as bar:

@@ -100,3 +100,18 @@ def test_ctrl_c_during_the_fine_tune_writes_nothing(tmp_path, monkeypatch, sampl
     assert main(["compress", str(sample_ply), str(out), "--finetune", "5", "--quiet"]) == 130
     assert not out.exists() and list(tmp_path.iterdir()) == []
     assert "nothing was written" in capsys.readouterr().err
+
+
+def test_after_a_fine_tune_the_psnr_search_judges_against_the_input(tmp_path):
+    """``--psnr`` with ``--finetune``: the PSNR reported (and searched on) is the file's against the *input*'s
+    renders on the search cameras, not against the fine-tuned scene's."""
+    from sog.metrics import psnr
+    from sog.render.views import search_cameras
+
+    s = small_scene(400, seed=2, sh_degree=1)
+    result = sog.compress(s, tmp_path / "q.sog", CompressOptions(sort_budget=2, finetune=3, target_psnr=30),
+                          quiet=True)
+    cams = search_cameras(s, None)
+    with one_cpu_thread():
+        measured = psnr(render(sog.load(tmp_path / "q.sog"), cams, device="cpu"), render(s, cams, device="cpu"))
+    assert float(measured.mean()) == pytest.approx(result.psnr, abs=0.05)
