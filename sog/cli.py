@@ -41,6 +41,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from .codec import ALIASES, DEFAULT_PROFILE, PROFILES
     from .pipeline import SORT_BUDGET
+    from .train.finetune import FINETUNE_STEPS
     from .render import BACKENDS
     from .render.cameras import UP_AXES
     from .render.views import JUDGING_SIZE, JUDGING_VIEWS
@@ -80,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(sog.reduce; docs/reduce.md); default: keep every Gaussian")
     c.add_argument("--max-gaussians", type=int, default=None, metavar="N",
                    help="keep at most N Gaussians (N >= 1), chosen as --reduce chooses; not with --reduce")
+    c.add_argument("--finetune", type=int, nargs="?", const=FINETUNE_STEPS, default=None, metavar="STEPS",
+                   help="SOG outputs: fine-tune the scene before encoding it, towards renders of itself from tuning "
+                        "views, with the neighbour loss on its sorted grid (sog.train.finetune; CPU); "
+                        f"default {FINETUNE_STEPS} steps")
     c.add_argument("--lod", default=None, metavar="LEVELS",
                    help="OUT/lod-meta.json (streamed SOG) only: levels of detail, each half the one before "
                         "(sog.reduce); default 3")
@@ -309,7 +314,7 @@ def _compress(args) -> int:
                               sort_weights=_parse_weights(args.sort_weights),
                               profile_options={} if args.layers is None else {"layers": args.layers},
                               format=args.format, format_options=format_options, reduce=args.reduce,
-                              max_gaussians=args.max_gaussians)
+                              max_gaussians=args.max_gaussians, finetune=args.finetune)
     result = compress(args.input, args.output, options, overwrite=args.force, quiet=args.quiet)
     seconds = time.perf_counter() - t0
     ply = ply_bytes(result.count, result.sh_degree)

@@ -1,5 +1,5 @@
-"""The whole job in a few functions: `compress` (load → reduce → sort → encode → write), `decompress` and
-`convert`.
+"""The whole job in a few functions: `compress` (load → reduce → [sort → fine-tune] → sort → encode → write),
+`decompress` and `convert`.
 
 The output's format comes from its extension (`sog.io.output_format`): a SOG (zip or folder) is sorted onto a grid
 and encoded by a codec profile; every other format is written by its module in `sog.io` (`sog.io.WRITERS`)."""
@@ -20,6 +20,7 @@ from .device import one_cpu_thread, resolve_device
 from .errors import SogError
 from .grid import grid_shape
 from .reduce import REDUCE_SIZE, REDUCE_VIEWS, check_reduce_options, reduce, target_count
+from .render import render
 from .render.importance import sensitivities
 from .render.views import importance_views, search_cameras, tuning_cameras
 from .io import UNCOMPRESSED, WRITERS, get_writer, load, output_format, read_container, write_container, write_ply
@@ -30,6 +31,7 @@ from .sort import get_sorter, sort_grid
 from .sort.config import ShuffleSoftSortConfig
 from .sort.features import splat_features
 from .splats import Splats
+from .train.finetune import FINETUNE_SIZE, FINETUNE_VIEWS, FinetuneConfig, finetune
 
 
 #: default runs of ShuffleSoftSort per grid. scripts/bench_speed.py (native bytes against budget, against the
@@ -64,11 +66,16 @@ class CompressOptions:
     layout: list[tuple[torch.Tensor, dict[str, float]]] | None = None
     #: the sorter's config, built from ``sort``, ``sort_options`` and ``sort_budget`` when the options are made
     sort_config: Any = field(init=False, repr=False, compare=False, default=None)
+    #: the same as options (field names), for the fine-tune's re-sorts (`sog.train.SelfOrganizingGrid.sort_`)
+    sort_plugin_options: dict = field(init=False, repr=False, compare=False, default_factory=dict)
 
     #: the share of Gaussians to remove (0 <= f < 1, `sog.reduce`); None with ``max_gaussians`` None: keep all
     reduce: float | None = None
     #: keep at most this many Gaussians (`sog.reduce`); not with ``reduce``
     max_gaussians: int | None = None
+    #: SOG outputs: fine-tune the (reduced) scene for this many steps before it is encoded (`sog.train.finetune`:
+    #: distillation towards renders of itself from tuning views + the neighbour loss on its sorted grid); None: off
+    finetune: int | None = None
 
     def __post_init__(self) -> None:
         """Check the sort options once, before any work, and build the sorter's config from them: ShuffleSoftSort
@@ -84,7 +91,10 @@ class CompressOptions:
             options.setdefault("objective", "codec")
             options.setdefault("budget", self.sort_budget)
         self.sort_config = sorter.configure(options)
+        self.sort_plugin_options = options
         check_reduce_options(self.reduce, self.max_gaussians)
+        if self.finetune is not None and self.finetune < 0:
+            raise SogError(f"--finetune must be 0 or more steps, not {self.finetune}")
 
 
 @dataclass
@@ -126,6 +136,8 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
         compressed = ", ".join(end for name, w in WRITERS.items() if name not in UNCOMPRESSED for end in w.endings)
         raise SogError(f"{output}: a .{fmt} output is the uncompressed scene; write it with `sog convert` or "
                        f"`sog decompress` (or choose {compressed} or a SOG folder)")
+    if options.finetune is not None and fmt not in ("sog", "sog-folder"):
+        raise SogError(f"--finetune applies to SOG outputs (.sog or a folder), not {fmt}")
     if fmt == "lod":
         return _compress_to_lod(source, output, options, overwrite)
     if WRITERS[fmt].function is not None:
@@ -147,6 +159,11 @@ def _compress(source, output, fmt: str, options: CompressOptions, profile, profi
     """`compress` once its options are checked: load, plan, sort, encode, write."""
     seconds: dict[str, float] = {}
     splats, source_path, source_count, kept = _scene(source, options, device, seconds)
+    original = None
+    if options.finetune is not None:
+        t0 = time.perf_counter()
+        original, splats = splats, _finetune(splats, source_path, options, device, quiet)
+        seconds["finetune"] = time.perf_counter() - t0
 
     # importance layers, when the profile stores them (the Gaussians that make little of the pictures go coarser)
     n = len(splats)
@@ -172,17 +189,21 @@ def _compress(source, output, fmt: str, options: CompressOptions, profile, profi
     order = torch.cat([torch.as_tensor(index) for index, _ in layout])
     seconds["sort"] = time.perf_counter() - t0
     sh_degree, unstored = splats.sh_degree, sorted(splats.extras)
-    if target_psnr is None and not isinstance(source, Splats):
-        del splats  # the layers hold every Gaussian (in grid order); the unsorted copy would only add N to the peak
+    if target_psnr is None:
+        original = None  # only the rate search judges against it
+        if not isinstance(source, Splats):
+            del splats  # the layers hold every Gaussian (in grid order); the unsorted copy would only add N to the peak
 
     t0 = time.perf_counter()
     rate = None
     if target_psnr is not None:
-        cameras = search_cameras(splats, source_path)
+        cameras = search_cameras(splats if original is None else original, source_path)
+        # after a fine-tune the probes are judged against the input's renders, not the fine-tuned scene's
+        reference = None if original is None else render(original, cameras, device=device)
         with tqdm(total=None, desc=f"encode to {target_psnr:g} dB", unit="probe", disable=quiet,
                   leave=False) as bar:
             rate = RateSearch(profile, profile.ladder, layers, target_psnr, fixed, cameras, device,
-                              progress=lambda name: bar.update(1)).run()
+                              progress=lambda name: bar.update(1), reference=reference).run()
         meta, files = rate.meta, rate.files
     else:
         with tqdm(total=None, desc="encode", unit="plane", disable=quiet, leave=False) as bar:
@@ -218,6 +239,20 @@ def _grid_order(splats: Splats, index: torch.Tensor, options: CompressOptions, d
     perm = sort_grid(splat_features(part, options.sort_weights), shape or grid_shape(len(part)), options.sort,
                      seed=options.seed, device=device, progress=not quiet, config=config)
     return index[perm[:len(part)]]
+
+
+def _finetune(splats: Splats, source_path, options: CompressOptions, device, quiet: bool) -> Splats:
+    """``splats`` fine-tuned for ``options.finetune`` steps (`sog.train.finetune`), in the same row order: sorted
+    onto one grid first (as `_grid_order` sorts), then trained on the tuning views (`tuning_cameras`, never
+    judging ones) towards renders of itself with the neighbour loss on that grid, re-sorted by the plugin's hook
+    with the same sorter. The encode's own sort comes after. Every Gaussian is kept."""
+    n = len(splats)
+    order = _grid_order(splats, torch.arange(n), options, device, quiet)
+    cameras = tuning_cameras(splats, source_path, views=FINETUNE_VIEWS, size=FINETUNE_SIZE)
+    config = FinetuneConfig(steps=options.finetune, sort=options.sort, sort_options=options.sort_plugin_options,
+                            sort_weights=dict(options.sort_weights))
+    tuned = finetune(splats.permute(order), cameras, config, seed=options.seed, progress=not quiet).splats
+    return tuned.permute(torch.argsort(order))                  # row i: input Gaussian i again
 
 
 def _check_layout(layout, n: int, profile) -> None:

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
+
 from . import metrics
 from .codec.base import Layer, Profile
 from .codec.layers import LAYER_STEPPED, layer_drops, layer_options
@@ -89,7 +91,8 @@ class RateSearch:
 
     def __init__(self, profile: Profile, ladder: list[dict], layers: list[Layer], target: float,
                  options: dict | None = None, cameras=None, device: str = "auto", progress=None, *,
-                 refine_rounds: int = 4, probe_effort: int = 2, layer_rounds: int = 4, trade_probes: int = 3):
+                 refine_rounds: int = 4, probe_effort: int = 2, layer_rounds: int = 4, trade_probes: int = 3,
+                 reference: torch.Tensor | None = None):
         if not ladder:
             raise SogError(f"--psnr does not apply to the {profile.name} profile")
         if not cameras:
@@ -102,7 +105,9 @@ class RateSearch:
         self.probe_options = {**self.options, "effort": min(base.effort, probe_effort)}
         splats = Splats.concat([layer.splats for layer in layers])
         self.palette = profile.fit_palette(splats, base)  # reused by every probe
-        self.reference = render(splats, self.cameras, device=device)
+        # what the probes are judged against: renders of the layers' scene, or ``reference`` (C, H, W, 3) given
+        # (the scene before a fine-tune changed it)
+        self.reference = render(splats, self.cameras, device=device) if reference is None else reference
         self.probes: dict[tuple, dict] = {}  # settings (as `key`) -> level, settings, meta, files, bytes, psnr
 
     def run(self) -> RateResult:

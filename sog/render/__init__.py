@@ -5,7 +5,7 @@
     images = render(splats, cams)              # (C, H, W, 3) float32 in [0, 1+]
 
 Both backends share gsplat's conventions (see `sog.render.cpu`), so their images agree closely. The
-differentiable renderer (for the fine-tune) belongs here too.
+differentiable renderer for training on a CPU is `render_tensors(..., backend="tiles")` (`sog.render.tiles`).
 """
 
 from __future__ import annotations
@@ -45,14 +45,19 @@ def render_tensors(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tenso
     """Render activated tensors (means (N, 3), quats (N, 4), scales (N, 3) standard deviations, opacities (N,)
     in [0, 1], sh0 (N, 1, 3), shN (N, K, 3)) from one camera -> RGB (H, W, 3), alpha (H, W).
 
-    With ``backend="cpu"`` this is differentiable w.r.t. all inputs (autograd through the torch ops).
+    Differentiable w.r.t. all inputs with every backend. ``backend="cpu"``: autograd through the torch ops of
+    `sog.render.cpu.rasterize_pairs` (the reference, any device); ``backend="tiles"``: projection and SH in
+    torch autograd, compositing in the tiled numba kernel with its own backward pass (CPU tensors; the
+    training path, same gradients up to float rounding); ``backend="gsplat"``: gsplat on CUDA.
     """
     if backend == "gsplat":
         from .gsplat_backend import render_gsplat
         return render_gsplat(means, quats, scales, opacities, sh0, shN, camera.viewmat, camera.K,
                              camera.width, camera.height, config, sh_degree)
+    if backend not in ("cpu", "tiles"):
+        raise SogError(f"unknown render_tensors backend {backend!r} (use cpu, tiles or gsplat)")
     return render_one(means, quats, scales, opacities, sh0, shN, camera.viewmat, camera.K, camera.width,
-                      camera.height, config, sh_degree)
+                      camera.height, config, sh_degree, grad="tiles" if backend == "tiles" else "pairs")
 
 
 @torch.no_grad()

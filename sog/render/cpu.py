@@ -15,7 +15,8 @@ It follows gsplat's "classic" conventions so the two backends agree:
 Two compositing paths give the same images (up to float rounding): renders without gradients (evaluation, the
 rate search) go to the tiled numba kernel of `sog.render.tiles` (tiles of 16 px, per-tile depth lists, early
 termination per pixel and per tile; 12 views of 1M Gaussians at 512 px in about 30-50 CPU seconds); renders that
-need gradients (importance) take `rasterize_pairs`, below.
+need gradients take `rasterize_pairs`, below (importance: the reference), or, with ``grad="tiles"`` (the
+fine-tune), the same tiled kernel with a hand-written backward pass (gsplat's: `sog.render.tiles`).
 
 `rasterize_pairs`: instead of tiles, every kept Gaussian is expanded into the pixels of its exact
 opacity-aware bounding box (``sqrt(2 ln(255·opacity))`` standard deviations, gsplat's tight box), so a
@@ -131,19 +132,29 @@ def _boxes(p: Projected, width: int, height: int, alpha_min: float) -> tuple[tor
         return x0.long(), y0.long(), nx.long(), ny.long()
 
 
+#: the ways `rasterize` may take when gradients are needed
+GRAD_PATHS = ("pairs", "tiles")
+
+
 def rasterize(p: Projected, colors: torch.Tensor, width: int, height: int,
-              config: RasterConfig = RasterConfig()) -> tuple[torch.Tensor, torch.Tensor]:
+              config: RasterConfig = RasterConfig(), grad: str = "pairs") -> tuple[torch.Tensor, torch.Tensor]:
     """Composite projected Gaussians with ``colors`` (M, C) -> image (H, W, C) and alpha (H, W).
 
     When no gradient is needed (``torch.no_grad()``, or inputs that require none) and the tensors are on the
-    CPU, the tiled kernel of `sog.render.tiles` does the same compositing (images equal up to float rounding);
-    otherwise `rasterize_pairs`, differentiable."""
+    CPU, the tiled kernel of `sog.render.tiles` does the same compositing (images equal up to float rounding).
+    When one is: ``grad="pairs"`` takes `rasterize_pairs` (autograd through torch ops, any device: the
+    reference), ``grad="tiles"`` the tiled kernel with its hand-written backward pass
+    (`sog.render.tiles.rasterize_tiles_grad`, CPU, same gradients up to float rounding, much faster)."""
+    if grad not in GRAD_PATHS:
+        raise ValueError(f"grad must be one of {GRAD_PATHS}, not {grad!r}")
     needs_grad = torch.is_grad_enabled() and any(
         t.requires_grad for t in (p.means2d, p.conics, p.opacities, colors))
-    if not needs_grad and p.means2d.device.type == "cpu" and config.tiled:
+    if p.means2d.device.type == "cpu" and config.tiled and (not needs_grad or grad == "tiles"):
         from . import tiles
         if tiles.available():
             x0, y0, nx, ny = _boxes(p, width, height, config.alpha_min)
+            if needs_grad:
+                return tiles.rasterize_tiles_grad(p, colors, x0, y0, nx, ny, width, height, config)
             return tiles.rasterize_tiles(p, colors, x0, y0, nx, ny, width, height, config)
     return rasterize_pairs(p, colors, width, height, config)
 
@@ -227,10 +238,11 @@ def rasterize_pairs(p: Projected, colors: torch.Tensor, width: int, height: int,
 
 def render_one(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, opacities: torch.Tensor,
                sh0: torch.Tensor, shN: torch.Tensor, viewmat: torch.Tensor, K: torch.Tensor, width: int, height: int,
-               config: RasterConfig = RasterConfig(), sh_degree: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               config: RasterConfig = RasterConfig(), sh_degree: int | None = None,
+               grad: str = "pairs") -> tuple[torch.Tensor, torch.Tensor]:
     """Render activated Gaussians (see `project`; sh0 (N, 1, 3), shN (N, K, 3)) from one camera
-    -> RGB (H, W, 3) and alpha (H, W)."""
+    -> RGB (H, W, 3) and alpha (H, W); ``grad`` picks the compositing that gradients go through (`rasterize`)."""
     p = project(means, quats, scales, opacities, viewmat, K, width, height, config)
     campos = -viewmat[:3, :3].T.to(means) @ viewmat[:3, 3].to(means)
     colors = sh_to_rgb(sh0[p.index], shN[p.index], means[p.index] - campos, sh_degree)
-    return rasterize(p, colors, width, height, config)
+    return rasterize(p, colors, width, height, config, grad)

@@ -1,0 +1,182 @@
+"""Distillation fine-tune: train a sorted scene towards renders of the original, with the neighbour loss on its grid.
+
+No photos are needed: the targets are renders of the teacher (by default the scene itself) from the *tuning*
+cameras the caller passes (`sog.render.views.tuning_cameras`; never the judging ones). Each step renders one
+view with the differentiable tiled CPU renderer (`sog.render.render_tensors(..., backend="tiles")`) and
+minimises
+
+    (1 - ssim_weight) · L1 + ssim_weight · (1 - SSIM)  +  λ · neighbour loss on the grid
+
+(3DGS's 0.8 / 0.2 mix; the neighbour loss is `SelfOrganizingGrid.smoothness_loss` of `sog.train.plugin`, λ its
+``smooth_weight``). Every ``sort_every`` steps the plugin re-sorts the Gaussians onto the grid with its own hook
+(`SelfOrganizingGrid.should_sort` / `sort_`), which permutes the parameters and Adam's state together: the
+fine-tune is the plugin in use.
+
+    from sog.train.finetune import FinetuneConfig, finetune
+    result = finetune(splats_in_grid_order, tuning_cams, FinetuneConfig(steps=300), seed=0)
+    result.splats           # the fine-tuned scene, row i = input Gaussian i (a bijection: none lost)
+    result.order            # (N,) long: the input index at each grid cell after the last re-sort
+
+Deterministic for a seed on a fixed thread count (the views' sequence is drawn from ``seed``; the renderer's
+gradients are the same bytes on any thread count). Ctrl-C (KeyboardInterrupt) propagates from any step: nothing
+is returned, so nothing gets written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import SogError
+from ..metrics import ssim
+from ..render import Camera, RasterConfig, render, render_tensors
+from ..render.cameras import robust_bounds
+from ..splats import FIELDS, Splats
+from .plugin import SelfOrganizingGrid
+
+
+#: the tuning views the pipeline's fine-tune trains on (`sog.render.views.tuning_cameras`), and their size
+FINETUNE_VIEWS, FINETUNE_SIZE = 16, 256
+#: `sog compress --finetune` without a step count
+FINETUNE_STEPS = 300
+
+
+@dataclass
+class FinetuneConfig:
+    """Steps, loss weights, re-sorting and Adam learning rates of `finetune`.
+
+    The learning rates are 3DGS's end-of-training ones (positions: times the scene's robust extent), as befits
+    a scene that has converged already. ``smooth_weight`` (λ) and ``smooth_weights`` (per attribute) go to the
+    plugin's neighbour loss; ``sort`` / ``sort_options`` / ``sort_weights`` to its re-sort (``sort_every`` 0:
+    never re-sort).
+    """
+
+    steps: int = FINETUNE_STEPS
+    ssim_weight: float = 0.2
+    smooth_weight: float = 0.005
+    smooth_weights: dict[str, float] = field(default_factory=dict)
+    sort_every: int = 100
+    sort: str = "auto"
+    sort_options: dict = field(default_factory=dict)
+    sort_weights: dict[str, float] = field(default_factory=dict)
+    lr_means: float = 1.6e-6
+    lr_quats: float = 1e-3
+    lr_scales: float = 5e-3
+    lr_opacities: float = 2.5e-2
+    lr_sh0: float = 2.5e-3
+    lr_shN: float = 1.25e-4
+    raster: RasterConfig = field(default_factory=RasterConfig)
+
+    def __post_init__(self) -> None:
+        if self.steps < 0:
+            raise SogError(f"the fine-tune needs 0 or more steps, not {self.steps}")
+        if self.sort_every < 0:
+            raise SogError(f"sort_every must be 0 (never) or more steps, not {self.sort_every}")
+        if not 0 <= self.ssim_weight <= 1:
+            raise SogError(f"ssim_weight must be in [0, 1], not {self.ssim_weight}")
+
+    def plugin(self, steps: int, seed: int) -> SelfOrganizingGrid:
+        """The `SelfOrganizingGrid` this fine-tune drives: re-sorts at steps K, 2K, ... below ``steps``."""
+        every = self.sort_every if self.sort_every > 0 else steps + 1
+        return SelfOrganizingGrid(sort_every=every, sort_from=every, sort_until=steps - 1, method=self.sort,
+                                  feature_weights=dict(self.sort_weights), sort_options=dict(self.sort_options),
+                                  smooth_weight=self.smooth_weight, weights=dict(self.smooth_weights), seed=seed,
+                                  device="cpu")
+
+
+@dataclass
+class FinetuneResult:
+    """`finetune`'s output: ``splats`` in the input's row order; ``order`` (N,) the input index at each grid
+    cell after the last re-sort (``splats.permute(order)`` is the scene in grid order); per step the photometric
+    and the (weighted) neighbour loss, (steps,) float64 each; the number of re-sorts."""
+
+    splats: Splats
+    order: torch.Tensor
+    photometric: torch.Tensor
+    neighbour: torch.Tensor
+    sorts: int
+
+
+def photometric_loss(image: torch.Tensor, target: torch.Tensor, ssim_weight: float = 0.2) -> torch.Tensor:
+    """3DGS's ``(1 - w) · L1 + w · (1 - SSIM)`` of an image (H, W, 3) against its target; scalar."""
+    l1 = (image - target).abs().mean()
+    if ssim_weight == 0:
+        return l1
+    return (1 - ssim_weight) * l1 + ssim_weight * (1 - ssim(image, target))
+
+
+def render_params(params, camera: Camera, raster: RasterConfig) -> torch.Tensor:
+    """Render raw parameters (means, quats, log-scales, logit opacities, sh0, shN) with the tiled differentiable
+    renderer -> RGB (H, W, 3)."""
+    rgb, _ = render_tensors(params["means"], params["quats"], params["scales"].exp(),
+                            torch.sigmoid(params["opacities"]), params["sh0"], params["shN"], camera, "tiles",
+                            raster)
+    return rgb
+
+
+def distillation_loss(splats: Splats, targets: torch.Tensor, cameras: list[Camera],
+                      config: FinetuneConfig = FinetuneConfig()) -> tuple[float, float]:
+    """The fine-tune's two losses for ``splats`` in grid order against ``targets`` (V, H, W, 3) rendered from
+    ``cameras``: (mean photometric loss over the views, weighted neighbour loss); no gradients."""
+    params = {k: v.float() for k, v in splats.tensors().items()}
+    with torch.no_grad():
+        photo = sum(float(photometric_loss(render_params(params, cam, config.raster), target, config.ssim_weight))
+                    for cam, target in zip(cameras, targets)) / len(cameras)
+        smooth = float(config.plugin(1, 0).smoothness_loss(params))
+    return photo, smooth
+
+
+def finetune(splats: Splats, cameras: list[Camera], config: FinetuneConfig | None = None, seed: int = 0,
+             progress: bool = False, teacher: Splats | None = None) -> FinetuneResult:
+    """Fine-tune ``splats`` (in grid order: row i at texel i of `sog.grid.grid_shape`) towards renders of
+    ``teacher`` (default: ``splats`` itself) from ``cameras`` (tuning cameras, all the same size); see the
+    module docstring. CPU only. Returns a `FinetuneResult` (the scene in the input's row order)."""
+    config = config or FinetuneConfig()
+    if not cameras:
+        raise SogError("the fine-tune needs at least one camera")
+    n = len(splats)
+    teacher = splats if teacher is None else teacher
+    targets = render(teacher, cameras, backend="cpu", device="cpu", config=config.raster)   # (V, H, W, 3)
+    lo, hi = robust_bounds(splats.means)
+    extent = float((hi - lo).norm())
+    lrs = {"means": config.lr_means * extent, "quats": config.lr_quats, "scales": config.lr_scales,
+           "opacities": config.lr_opacities, "sh0": config.lr_sh0, "shN": config.lr_shN}
+    params = torch.nn.ParameterDict({name: torch.nn.Parameter(getattr(splats, name).detach().float().clone())
+                                     for name in FIELDS})
+    # one Adam per attribute (gsplat's layout): the plugin's `sort_` swaps each parameter and permutes its state
+    optimizers = {name: torch.optim.Adam([params[name]], lr=lrs[name], eps=1e-15) for name in FIELDS}
+    grid = config.plugin(config.steps, seed)
+    gen = torch.Generator().manual_seed(seed)
+    order = torch.arange(n)
+    photometric = torch.zeros(config.steps, dtype=torch.float64)
+    neighbour = torch.zeros(config.steps, dtype=torch.float64)
+    sorts = 0
+    views: list[int] = []
+    with tqdm(range(config.steps), desc="fine-tune", unit="step", disable=not progress, leave=False) as bar:
+        for step in bar:
+            if grid.should_sort(step):
+                order = order[grid.sort_(params, optimizers, step=step)]
+                sorts += 1
+            if not views:
+                views = torch.randperm(len(cameras), generator=gen).tolist()
+            v = views.pop()
+            photo = photometric_loss(render_params(params, cameras[v], config.raster), targets[v],
+                                     config.ssim_weight)
+            smooth = grid.smoothness_loss(params)
+            (photo + smooth).backward()
+            for opt in optimizers.values():
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+            photometric[step], neighbour[step] = float(photo.detach()), float(smooth.detach())
+            bar.set_postfix(photo=f"{float(photometric[step]):.4f}", neighbour=f"{float(neighbour[step]):.4f}",
+                            refresh=False)
+    out = {}
+    for name in FIELDS:
+        value = params[name].detach()
+        rows = torch.empty_like(value)
+        rows[order] = value                         # grid row i is input row order[i]
+        out[name] = rows.to(getattr(splats, name).dtype)
+    return FinetuneResult(splats=Splats(**out, extras=dict(splats.extras)), order=order, photometric=photometric,
+                          neighbour=neighbour, sorts=sorts)
