@@ -4,8 +4,9 @@
 // except: no MSAA, device pixel ratio 1, black clear colour, tone mapping NONE, gamma SRGB (the shader then writes
 // the splats' colours as they are, see engine.py), and optionally a float render target.
 import * as pc from '/playcanvas.mjs';
+import { collectErrors, readPixels, withTimeout } from '/common.js';
 
-const state = { app: null, camera: null, splat: null, target: null, width: 0, height: 0, sorted: 0, requested: 0, counting: false, loads: 0, errors: [] };
+const state = { app: null, camera: null, splat: null, target: null, width: 0, height: 0, sorted: 0, requested: 0, counting: false, loads: 0, errors: collectErrors() };
 
 function frames(n) {
     // resolve after the app has finished n more frames
@@ -17,12 +18,6 @@ function frames(n) {
         };
         state.app.on('frameend', tick);
     });
-}
-
-function withTimeout(promise, ms, what) {
-    let timer;
-    const timeout = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms); });
-    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 async function init(opts) {
@@ -108,13 +103,6 @@ async function load(url, opts) {
     return { numSplats: res?.numSplats ?? res?.gsplatData?.numSplats ?? null, shBands: res?.shBands ?? null };
 }
 
-function toBase64(bytes) {
-    let s = '';
-    const step = 0x8000;
-    for (let i = 0; i < bytes.length; i += step) s += String.fromCharCode.apply(null, bytes.subarray(i, i + step));
-    return btoa(s);
-}
-
 // view: {c2w: 16 numbers column-major (PlayCanvas camera-to-world), proj: 16 numbers column-major (OpenGL
 // projection), timeoutMs, settleFrames}
 async function render(view) {
@@ -151,29 +139,11 @@ async function render(view) {
     // read back synchronously (the engine's async texture read polls a fence that SwiftShader under load may
     // not signal for minutes); setFramebuffer keeps the engine's record of the bound framebuffer right
     const device = app.graphicsDevice;
-    const gl = device.gl;
-    const w = state.width, h = state.height;
-    let pixels, type;
-    gl.getError();                                  // (clear an earlier error: only the read's own is reported)
-    if (state.target) {
-        const floats = new Float32Array(w * h * 4);
-        device.setFramebuffer(state.target.impl._glFrameBuffer);
-        gl.readPixels(0, 0, w, h, gl.RGBA, gl.FLOAT, floats);
-        pixels = new Uint8Array(floats.buffer);
-        type = 'float32';
-    } else {
-        pixels = new Uint8Array(w * h * 4);
-        device.setFramebuffer(null);
-        gl.readPixels(0, 0, w, h, gl.RGBA, gl.UNSIGNED_BYTE, pixels);
-        type = 'uint8';
-    }
-    const glError = gl.getError();
-    if (glError !== gl.NO_ERROR) throw new Error(`WebGL error ${glError} reading the pixels back`);
-    return { data: toBase64(pixels), type, sorted: sortedSeen, width: w, height: h };
+    device.setFramebuffer(state.target ? state.target.impl._glFrameBuffer : null);
+    const pixels = readPixels(device.gl, state.width, state.height, !!state.target);
+    return { ...pixels, sorted: sortedSeen };
 }
 
-window.addEventListener('error', (e) => state.errors.push(String(e.message)));
-window.addEventListener('unhandledrejection', (e) => state.errors.push(String(e.reason)));
 function debug() {
     const inst = state.splat?.gsplat?.instance;
     return { count: inst?.sorter?.count ?? null, instancingCount: inst?.meshInstance?.instancingCount ?? null,
