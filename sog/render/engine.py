@@ -168,6 +168,9 @@ class EngineRenderer:
             if not result["sorted"] and not same:
                 raise SogError(f"engine renderer: no sort finished within {self.config.timeout_s:g} s "
                                f"for camera {cam.name or len(out)}")
+            if result.get("streamingPending"):
+                raise SogError(f"engine renderer: {result['streamingPending']} streamed files still loading after "
+                               f"{self.config.timeout_s:g} s for camera {cam.name or len(out)}")
             out.append(decode_pixels(result, self.width, self.height))
             previous = self._previous = {k: view[k] for k in ("c2w", "proj")}
         errors = self._page.call("() => window.sogEngine.errors()")

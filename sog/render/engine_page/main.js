@@ -6,7 +6,7 @@
 import * as pc from '/playcanvas.mjs';
 import { collectErrors, readPixels, withTimeout } from '/common.js';
 
-const state = { app: null, camera: null, splat: null, target: null, width: 0, height: 0, sorted: 0, requested: 0, counting: false, loads: 0, errors: collectErrors() };
+const state = { app: null, camera: null, splat: null, target: null, width: 0, height: 0, sorted: 0, requested: 0, counting: false, loads: 0, streamed: false, errors: collectErrors() };
 
 function frames(n) {
     // resolve after the app has finished n more frames
@@ -100,7 +100,20 @@ async function load(url, opts) {
     }
     await withTimeout(frames(2), opts.timeoutMs, 'frames after load');
     const res = asset.resource;
+    state.streamed = !!res?.octree;          // a lod-meta.json: its files stream in as the camera needs them
     return { numSplats: res?.numSplats ?? res?.gsplatData?.numSplats ?? null, shBands: res?.shBands ?? null };
+}
+
+function streaming() {
+    // the unified renderer's octree (lod-meta.json) instances, all cameras: how many, and the files they are
+    // still loading; loading: none yet, or some files pending
+    let instances = 0, pending = 0;
+    state.app.renderer.gsplatDirector?.camerasMap?.forEach((cameraData) => {
+        cameraData.layersMap?.forEach((layerData) => {
+            layerData.gsplatManager?.world?._octreeInstances?.forEach((inst) => { instances += 1; pending += inst.pendingLoadCount; });
+        });
+    });
+    return { instances, pending, loading: instances === 0 || pending > 0 };
 }
 
 // view: {c2w: 16 numbers column-major (PlayCanvas camera-to-world), proj: 16 numbers column-major (OpenGL
@@ -120,7 +133,7 @@ async function render(view) {
     // The sort runs in a worker. Per-asset renderer: every camera change the instance sends is counted, so wait
     // until the worker has answered all of them. Unified renderer: wait for a sort since the camera moved and
     // then settleFrames frames without another. Then settleFrames frames for the upload.
-    const before = state.sorted;
+    let before = state.sorted;
     const deadline = performance.now() + view.timeoutMs;
     let sortedSeen = false;
     let seen = state.sorted;
@@ -129,6 +142,14 @@ async function render(view) {
         await withTimeout(frames(1), view.timeoutMs, 'a frame');
         if (state.counting) {
             if (state.sorted >= state.requested && state.requested > 0) { sortedSeen = true; break; }
+            continue;
+        }
+        if (state.streamed && streaming().loading) {
+            // a streamed (lod-meta.json) scene: no octree instance yet, or files still loading; the sort that
+            // counts is one after they are all in
+            sortedSeen = false;
+            before = seen = state.sorted;
+            quiet = 0;
             continue;
         }
         if (state.sorted !== seen) { seen = state.sorted; quiet = 0; } else { quiet += 1; }
@@ -141,7 +162,7 @@ async function render(view) {
     const device = app.graphicsDevice;
     device.setFramebuffer(state.target ? state.target.impl._glFrameBuffer : null);
     const pixels = readPixels(device.gl, state.width, state.height, !!state.target);
-    return { ...pixels, sorted: sortedSeen };
+    return { ...pixels, sorted: sortedSeen, streamingPending: state.streamed ? streaming().pending : 0 };
 }
 
 function debug() {
@@ -149,5 +170,5 @@ function debug() {
     return { count: inst?.sorter?.count ?? null, instancingCount: inst?.meshInstance?.instancingCount ?? null,
              numSplats: inst?.material?.getParameter('numSplats')?.data ?? null, sorted: state.sorted };
 }
-window.sogEngine = { init, load, render, debug, errors: () => state.errors };
+window.sogEngine = { init, load, render, debug, streaming, errors: () => state.errors };
 window.sogEngineReady = true;
