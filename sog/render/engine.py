@@ -4,7 +4,8 @@
     images = render_engine("scene.sog", cameras, size=256)    # (C, H, W, 3) float32, black background
 
 The scene file is opened by the ENGINE'S OWN loader (the ``gsplat`` asset type: PLY, SOG v2 ``.sog`` zip, a SOG
-folder's ``meta.json``, ``lod-meta.json``), so a file that renders here opens in PlayCanvas-based viewers. A
+folder's ``meta.json``, ``lod-meta.json``; the ``container`` asset type for a ``.glb`` with KHR_gaussian_splatting,
+node transforms included), so a file that renders here opens in PlayCanvas-based viewers. A
 `Splats` object is written to a temporary PLY first (the engine has no ``.splat``/``.spz`` loader).
 
 How it runs: `sog.render.browser.BrowserPage` (the plumbing shared with `sog.render.spark`) serves, on
@@ -56,8 +57,8 @@ ENGINE_EPS2D = 0.3 / 4
 #: A sog `Camera` -> the engine's view (PlayCanvas cameras look down -Z with +Y up): `sog.render.browser.gl_camera`.
 engine_camera = gl_camera
 
-#: the files the engine's own loader opens (besides a SOG folder's ``meta.json`` and ``lod-meta.json``)
-ENGINE_SUFFIXES = (".ply", ".sog")
+#: the files the engine's own loaders open (a .glb: KHR_gaussian_splatting in its glTF container loader; besides a SOG folder's ``meta.json`` and ``lod-meta.json``)
+ENGINE_SUFFIXES = (".ply", ".sog", ".glb")
 
 
 @dataclass

@@ -6,7 +6,7 @@
 import * as pc from '/playcanvas.mjs';
 import { collectErrors, readPixels, withTimeout } from '/common.js';
 
-const state = { app: null, camera: null, splat: null, target: null, width: 0, height: 0, sorted: 0, requested: 0, counting: false, loads: 0, streamed: false, errors: collectErrors() };
+const state = { app: null, camera: null, splat: null, asset: null, target: null, width: 0, height: 0, sorted: 0, requested: 0, counting: false, loads: 0, streamed: false, errors: collectErrors() };
 
 function frames(n) {
     // resolve after the app has finished n more frames
@@ -62,16 +62,19 @@ async function init(opts) {
 }
 
 async function load(url, opts) {
+    // url: a file the gsplat asset reads (PLY, SOG, meta.json, lod-meta.json) or a .glb (a container asset whose
+    // meshes carry KHR_gaussian_splatting primitives: its entity hierarchy, node transforms included)
     const app = state.app;
     if (state.splat) {                      // one scene at a time: the previous one goes first
-        const old = state.splat.gsplat.asset;
         state.splat.destroy();
         state.splat = null;
-        const oldAsset = app.assets.get(old);
-        if (oldAsset) { oldAsset.unload(); app.assets.remove(oldAsset); }
+        state.asset.unload();
+        app.assets.remove(state.asset);
+        state.asset = null;
         await withTimeout(frames(1), opts.timeoutMs, 'a frame after unloading');
     }
-    const asset = new pc.Asset(`scene-${++state.loads}`, 'gsplat', { url });
+    const container = url.toLowerCase().endsWith('.glb');
+    const asset = new pc.Asset(`scene-${++state.loads}`, container ? 'container' : 'gsplat', { url });
     app.assets.add(asset);
     const loaded = new Promise((resolve, reject) => {
         asset.ready(() => resolve());
@@ -79,14 +82,23 @@ async function load(url, opts) {
     });
     app.assets.load(asset);
     await withTimeout(loaded, opts.timeoutMs, `loading ${url}`);
-    const entity = new pc.Entity('splat');
-    entity.addComponent('gsplat', { asset, unified: opts.unified });
+    let entity, component;
+    if (container) {
+        entity = asset.resource.instantiateRenderEntity();
+        component = entity.findComponents('gsplat')[0];
+        if (!component) throw new Error(`engine found no KHR_gaussian_splatting primitive in ${url}`);
+        component.unified = opts.unified;
+    } else {
+        entity = new pc.Entity('splat');
+        component = entity.addComponent('gsplat', { asset, unified: opts.unified });
+    }
     state.sorted = 0;
     state.requested = 0;
     state.counting = false;
     app.root.addChild(entity);
     state.splat = entity;
-    const sorter = entity.gsplat.instance?.sorter;
+    state.asset = asset;
+    const sorter = component.instance?.sorter;
     if (!opts.unified && sorter) {
         // count the camera changes sent to the sort worker (each one is answered by one sort)
         const send = sorter.setCamera.bind(sorter);
@@ -96,10 +108,10 @@ async function load(url, opts) {
     if (opts.minPixelSize !== null && opts.minPixelSize !== undefined) {
         // the engine culls splats whose on-screen quad is smaller than this many pixels (its default: 2)
         if (opts.unified) app.scene.gsplat.minPixelSize = opts.minPixelSize;
-        else entity.gsplat.material.setParameter('minPixelSize', opts.minPixelSize);
+        else component.material.setParameter('minPixelSize', opts.minPixelSize);
     }
     await withTimeout(frames(2), opts.timeoutMs, 'frames after load');
-    const res = asset.resource;
+    const res = container ? app.assets.get(component.asset)?.resource : asset.resource;
     state.streamed = !!res?.octree;          // a lod-meta.json: its files stream in as the camera needs them
     return { numSplats: res?.numSplats ?? res?.gsplatData?.numSplats ?? null, shBands: res?.shBands ?? null };
 }
