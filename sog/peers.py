@@ -68,6 +68,35 @@ def find_chromium(browser: str | None = None) -> str | None:
             return str(cand)
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
+#: npm packages of the second real viewer (Spark on three.js): package -> the files its page imports, in the package
+SPARK_FILES = {"@sparkjsdev/spark": ("dist/spark.module.js",),
+               "three": ("build/three.module.js", "build/three.core.js", "examples/jsm/postprocessing/Pass.js")}
+
+
+def find_spark(start: str | os.PathLike | None = None) -> dict[str, Path] | None:
+    """The files the Spark page imports (`SPARK_FILES`, ``{"<package>/<file>": path}``) from a ``node_modules``
+    holding both packages at their ``package.json`` pins, looked for in ``$SOG_NODE_MODULES``, then in ``start``
+    (default: the working directory) and its parents, then above this package; None when there is none (or an
+    installed version is not the pinned one)."""
+    want = pins()
+    bases = [Path(os.environ["SOG_NODE_MODULES"])] if os.environ.get("SOG_NODE_MODULES") else []
+    for base in (Path(start or os.getcwd()).resolve(), Path(__file__).resolve().parent):
+        bases += [folder / "node_modules" for folder in (base, *base.parents)]
+    for base in bases:
+        found = {}
+        for package, files in SPARK_FILES.items():
+            try:
+                version = json.loads((base / package / "package.json").read_text(encoding="utf-8")).get("version")
+            except (OSError, ValueError):
+                break
+            if version != want.get(package) or not all((base / package / f).is_file() for f in files):
+                break
+            found.update({f"{package}/{f}": base / package / f for f in files})
+        else:
+            return found
+    return None
+
+
 #: the lowest Node major that splat-transform 3.x declares (its ``engines``)
 MIN_NODE_MAJOR = 22
 SPLAT_TRANSFORM = "@playcanvas/splat-transform"

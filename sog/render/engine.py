@@ -4,16 +4,18 @@
     images = render_engine("scene.sog", cameras, size=256)    # (C, H, W, 3) float32, black background
 
 The scene file is opened by the ENGINE'S OWN loader (the ``gsplat`` asset type: PLY, SOG v2 ``.sog`` zip, a SOG
-folder's ``meta.json``, ``lod-meta.json``), so a file that renders here opens in PlayCanvas-based viewers. A
+folder's ``meta.json``, ``lod-meta.json``; the ``container`` asset type for a ``.glb`` with KHR_gaussian_splatting,
+node transforms included), so a file that renders here opens in PlayCanvas-based viewers. A
 `Splats` object is written to a temporary PLY first (the engine has no ``.splat``/``.spz`` loader).
 
-How it runs: a stdlib HTTP server on 127.0.0.1 (a free port, stopped at the end) serves only our page
-(``engine_page/``), ``node_modules/playcanvas/build/playcanvas.mjs`` and the scene; playwright drives the system
-Chromium with WebGL 2 through SwiftShader. Every wait is bounded (`EngineConfig.timeout_s`); a failure is a
-`SogError` naming what did not happen.
+How it runs: `sog.render.browser.BrowserPage` (the plumbing shared with `sog.render.spark`) serves, on
+127.0.0.1, only our page (``engine_page/``), ``node_modules/playcanvas/build/playcanvas.mjs`` and the scene;
+playwright drives the system Chromium with WebGL 2 through SwiftShader. Every wait is bounded
+(`EngineConfig.timeout_s`); a failure is a `SogError` naming what did not happen.
 
-Camera conventions. sog's `Camera` is OpenCV/COLMAP: ``viewmat`` world->camera with x right, y down, z forward,
-intrinsics ``K`` in pixels. PlayCanvas cameras look down -Z with +Y up, so the engine camera's world transform is
+Camera conventions (`sog.render.browser.gl_camera`). sog's `Camera` is OpenCV/COLMAP: ``viewmat`` world->camera
+with x right, y down, z forward, intrinsics ``K`` in pixels. PlayCanvas cameras look down -Z with +Y up, so the
+engine camera's world transform is
 ``inverse(viewmat) @ diag(1, -1, -1, 1)``, and its projection is the OpenGL matrix built from ``K``
 (``[2fx/W, 0, 1 - 2cx/W]``, ``[0, 2fy/H, 2cy/H - 1]``): the vertical field of view ``2 atan(H / 2fy)``, the
 aspect, and any off-centre principal point match exactly. The image is ``W x H`` device pixels (pixel ratio 1, no
@@ -33,21 +35,16 @@ docs/evaluation.md#real-viewer-checks and measured by ``scripts/bench_engine.py`
 
 from __future__ import annotations
 
-import base64
 import os
-import shutil
-import tempfile
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..errors import SogError
-from ..localserver import LocalServer
-from ..peers import CHROMIUM_ARGS, find_chromium, find_playcanvas
+from ..peers import find_playcanvas
 from ..splats import Splats
+from .browser import BrowserPage, browser_missing, decode_pixels, gl_camera, scene_file
 from .cameras import Camera, parse_size
 
 PAGE_DIR = Path(__file__).resolve().parent / "engine_page"
@@ -56,6 +53,12 @@ PAGE_DIR = Path(__file__).resolve().parent / "engine_page"
 #: focal length is ``viewport * projection[0][0]`` = 2 fx), i.e. 0.3 / 4 px², where 3DGS, gsplat and sog's CPU
 #: renderer add 0.3 px². ``RasterConfig(eps2d=ENGINE_EPS2D)`` renders sog's way with the engine's dilation.
 ENGINE_EPS2D = 0.3 / 4
+
+#: A sog `Camera` -> the engine's view (PlayCanvas cameras look down -Z with +Y up): `sog.render.browser.gl_camera`.
+engine_camera = gl_camera
+
+#: the files the engine's own loaders open (a .glb: KHR_gaussian_splatting in its glTF container loader; besides a SOG folder's ``meta.json`` and ``lod-meta.json``)
+ENGINE_SUFFIXES = (".ply", ".sog", ".glb")
 
 
 @dataclass
@@ -83,94 +86,16 @@ class EngineConfig:
 def missing_peers(config: EngineConfig | None = None) -> list[str]:
     """What the engine renderer needs and does not find here (empty when it can run)."""
     config = config or EngineConfig()
-    missing = []
-    if find_chromium(config.browser) is None:
-        missing.append("chromium (apt-get install chromium)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing.append("playwright (pip install playwright)")
+    missing = browser_missing(config.browser)
     if find_playcanvas() is None:
         missing.append("node_modules/playcanvas of the pinned version (npm ci)")
     return missing
-
-
-def engine_camera(camera: Camera, near: float, far: float) -> dict:
-    """A sog `Camera` -> the page's view: PlayCanvas camera-to-world and OpenGL projection, both (16,) column-major."""
-    viewmat = camera.viewmat.double()
-    c2w = torch.linalg.inv(viewmat) @ torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64))
-    fx, fy, cx, cy = (float(v) for v in (camera.K[0, 0], camera.K[1, 1], camera.K[0, 2], camera.K[1, 2]))
-    w, h = camera.width, camera.height
-    proj = torch.zeros(4, 4, dtype=torch.float64)
-    proj[0, 0], proj[0, 2] = 2 * fx / w, 1 - 2 * cx / w
-    proj[1, 1], proj[1, 2] = 2 * fy / h, 2 * cy / h - 1
-    proj[2, 2], proj[2, 3] = -(far + near) / (far - near), -2 * far * near / (far - near)
-    proj[3, 2] = -1.0
-    return {"c2w": c2w.T.flatten().tolist(), "proj": proj.T.flatten().tolist()}
-
-
-#: content types of what the engine page loads
-TYPES = {".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".json": "application/json",
-         ".webp": "image/webp", ".png": "image/png", ".ply": "application/octet-stream",
-         ".sog": "application/octet-stream"}
-
-
-def _server(playcanvas: Path, scene_dir: Path) -> LocalServer:
-    """A started `sog.localserver.LocalServer` on a free port for three things only: the page, playcanvas.mjs and,
-    under ``/scene/``, one folder (holding links to the scenes loaded)."""
-    routes = {"/": PAGE_DIR / "index.html", "/index.html": PAGE_DIR / "index.html",
-              "/main.js": PAGE_DIR / "main.js", "/playcanvas.mjs": playcanvas}
-
-    def lookup(raw: str) -> tuple[str, bytes] | None:
-        path = urllib.parse.unquote(raw)
-        target = routes.get(path)
-        if target is None and path.startswith("/scene/"):
-            parts = [p for p in path[len("/scene/"):].split("/") if p]
-            if parts and not any(p in (".", "..") or "\\" in p for p in parts):
-                cand = scene_dir.joinpath(*parts)
-                if cand.is_file():
-                    target = cand
-        if target is None:
-            return None
-        return TYPES.get(target.suffix.lower(), "application/octet-stream"), target.read_bytes()
-
-    return LocalServer(lookup).start()
-
-
-def _scene_file(scene, tmp: Path) -> Path:
-    """The file the engine opens: the path itself, or a PLY written from `Splats` (or a file the engine has no
-    loader for)."""
-    if isinstance(scene, Splats):
-        from ..io import write_ply
-        path = tmp / "scene.ply"
-        write_ply(scene, path)
-        return path
-    path = Path(scene)
-    if path.is_dir():
-        path = path / "meta.json"
-    if not path.exists():
-        raise SogError(f"{path}: no such scene file")
-    if path.name.endswith("meta.json") or path.suffix.lower() in (".ply", ".sog"):
-        return path
-    from ..io import load, write_ply
-    out = tmp / "scene.ply"
-    write_ply(load(path), out)
-    return out
 
 
 def _nearly_same(c2w_a: list[float], c2w_b: list[float], eps: float = 1e-3) -> bool:
     """Camera positions and view axes (column-major (16,) transforms) within ``eps`` of each other."""
     idx = (8, 9, 10, 12, 13, 14)
     return all(abs(c2w_a[i] - c2w_b[i]) < eps for i in idx)
-
-
-def _decode(result: dict, width: int, height: int) -> torch.Tensor:
-    raw = base64.b64decode(result["data"])
-    if result["type"] == "float32":
-        arr = np.frombuffer(raw, dtype=np.float32).reshape(height, width, 4)
-    else:
-        arr = np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 4).astype(np.float32) / 255.0
-    return torch.from_numpy(np.ascontiguousarray(arr[::-1, :, :3]))      # GL rows are bottom first
 
 
 class EngineRenderer:
@@ -184,7 +109,7 @@ class EngineRenderer:
         self.width, self.height = parse_size(size)
         self.scene = scene
         self.info: dict = {}
-        self._stack: list = []
+        self._page: BrowserPage | None = None
         self._previous = None
 
     def __enter__(self) -> "EngineRenderer":
@@ -203,55 +128,25 @@ class EngineRenderer:
         missing = missing_peers(cfg)
         if missing:
             raise SogError("the engine renderer needs " + ", ".join(missing))
-        from playwright.sync_api import Error as PlaywrightError
-        from playwright.sync_api import sync_playwright
-        self._error = PlaywrightError
-        self._tmp = Path(tempfile.mkdtemp(prefix="sog-engine-"))
-        self._stack.append(lambda: shutil.rmtree(self._tmp, ignore_errors=True))
-        # the server's /scene/ folder: links to the scenes loaded so far (a SOG folder's meta.json brings its
-        # planes), so only they are served
-        self._served = self._tmp / "served"
-        self._served.mkdir()
-        server = _server(find_playcanvas(), self._served)
-        self._stack.append(server.close)
-        ms = int(cfg.timeout_s * 1000)
-        try:
-            pw = sync_playwright().start()
-            self._stack.append(pw.stop)
-            browser = pw.chromium.launch(executable_path=find_chromium(cfg.browser), args=list(CHROMIUM_ARGS),
-                                         timeout=ms)
-            self._stack.append(browser.close)
-            page = browser.new_page(viewport={"width": max(self.width, 64), "height": max(self.height, 64)})
-            page.set_default_timeout(ms)
-            page.goto(server.url + "index.html", timeout=ms)
-            page.wait_for_function("window.sogEngineReady === true", timeout=ms)
-            self.info = page.evaluate("o => window.sogEngine.init(o)",
-                                      {"width": self.width, "height": self.height, "near": cfg.near, "far": cfg.far,
-                                       "float": cfg.float_target, "timeoutMs": ms})
-        except PlaywrightError as exc:
-            raise SogError(f"engine renderer: {str(exc).splitlines()[0]}") from None
-        self.page = page
-        self._loads = 0
+        self._page = BrowserPage("engine renderer", PAGE_DIR, {"/playcanvas.mjs": find_playcanvas()},
+                                 self.width, self.height, cfg.timeout_s, "window.sogEngineReady === true",
+                                 cfg.browser).start()
+        self.info = self._page.call("o => window.sogEngine.init(o)",
+                                    {"width": self.width, "height": self.height, "near": cfg.near, "far": cfg.far,
+                                     "float": cfg.float_target, "timeoutMs": self._page.timeout_ms})
         self.load(self.scene)
 
     def load(self, scene) -> dict:
         """Replace the loaded scene by ``scene`` (a file the engine reads, or `Splats`) -> what the engine
         reports (``numSplats``, ``shBands``), also kept in ``info``."""
-        self._loads += 1
-        folder = self._served / str(self._loads)
-        folder.mkdir()
-        source = _scene_file(scene, folder)
-        if source.parent != folder:                      # the scene's own file (and a SOG folder's planes)
-            for item in ([source] if source.suffix.lower() in (".ply", ".sog") else source.parent.iterdir()):
-                (folder / item.name).symlink_to(item.resolve())     # lod-meta.json: its level folders too
-        ms = int(self.config.timeout_s * 1000)
-        try:
-            loaded = self.page.evaluate("([u, o]) => window.sogEngine.load(u, o)",
-                                        [f"/scene/{self._loads}/{source.name}",
-                                         {"unified": self.config.unified, "timeoutMs": ms,
-                                          "minPixelSize": self.config.min_pixel_size}])
-        except self._error as exc:
-            raise SogError(f"engine renderer: {str(exc).splitlines()[0]}") from None
+        page = self._page
+        folder = page.new_folder()
+        source = scene_file(scene, folder, ENGINE_SUFFIXES, lod=True)
+        # a SOG folder's meta.json brings its planes, a lod-meta.json its level folders
+        url = page.serve(source, folder, whole_folder=source.name.endswith("meta.json"))
+        loaded = page.call("([u, o]) => window.sogEngine.load(u, o)",
+                           [url, {"unified": self.config.unified, "timeoutMs": page.timeout_ms,
+                                  "minPixelSize": self.config.min_pixel_size}])
         self.info.update(loaded)
         self._previous = None
         return loaded
@@ -261,7 +156,7 @@ class EngineRenderer:
         cams = [cameras] if isinstance(cameras, Camera) else list(cameras)
         if not cams:
             raise SogError("no cameras to render")
-        ms = int(self.config.timeout_s * 1000)
+        ms = self._page.timeout_ms
         out = []
         previous = self._previous
         for cam in cams:
@@ -270,27 +165,23 @@ class EngineRenderer:
             # a camera that did not move (by the sort worker's 1e-3) gets no new sort: do not wait for one then
             same = previous is not None and _nearly_same(view["c2w"], previous["c2w"]) and view["proj"] == previous["proj"]
             view.update({"timeoutMs": ms if not same else min(ms, 3000), "settleFrames": self.config.settle_frames})
-            try:
-                result = self.page.evaluate("v => window.sogEngine.render(v)", view)
-            except self._error as exc:
-                raise SogError(f"engine renderer: {str(exc).splitlines()[0]}") from None
+            result = self._page.call("v => window.sogEngine.render(v)", view)
             if not result["sorted"] and not same:
                 raise SogError(f"engine renderer: no sort finished within {self.config.timeout_s:g} s "
                                f"for camera {cam.name or len(out)}")
-            out.append(_decode(result, self.width, self.height))
+            if result.get("streamingPending"):
+                raise SogError(f"engine renderer: {result['streamingPending']} streamed files still loading after "
+                               f"{self.config.timeout_s:g} s for camera {cam.name or len(out)}")
+            out.append(decode_pixels(result, self.width, self.height))
             previous = self._previous = {k: view[k] for k in ("c2w", "proj")}
-        errors = self.page.evaluate("() => window.sogEngine.errors()")
+        errors = self._page.call("() => window.sogEngine.errors()")
         if errors:
             raise SogError(f"engine renderer: page error: {errors[0]}")
         return torch.stack(out)
 
     def close(self):
-        while self._stack:
-            step = self._stack.pop()
-            try:
-                step()
-            except Exception:  # closing what is already gone (a crashed browser) must not hide the first error
-                pass
+        if self._page is not None:
+            self._page.close()
 
 
 def render_engine(scene: str | os.PathLike | Splats, cameras: list[Camera] | Camera,

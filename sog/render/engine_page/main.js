@@ -4,8 +4,9 @@
 // except: no MSAA, device pixel ratio 1, black clear colour, tone mapping NONE, gamma SRGB (the shader then writes
 // the splats' colours as they are, see engine.py), and optionally a float render target.
 import * as pc from '/playcanvas.mjs';
+import { collectErrors, readPixels, withTimeout } from '/common.js';
 
-const state = { app: null, camera: null, splat: null, target: null, width: 0, height: 0, sorted: 0, requested: 0, counting: false, loads: 0, errors: [] };
+const state = { app: null, camera: null, splat: null, asset: null, target: null, width: 0, height: 0, sorted: 0, requested: 0, counting: false, loads: 0, streamed: false, errors: collectErrors() };
 
 function frames(n) {
     // resolve after the app has finished n more frames
@@ -17,12 +18,6 @@ function frames(n) {
         };
         state.app.on('frameend', tick);
     });
-}
-
-function withTimeout(promise, ms, what) {
-    let timer;
-    const timeout = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms); });
-    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 async function init(opts) {
@@ -67,16 +62,19 @@ async function init(opts) {
 }
 
 async function load(url, opts) {
+    // url: a file the gsplat asset reads (PLY, SOG, meta.json, lod-meta.json) or a .glb (a container asset whose
+    // meshes carry KHR_gaussian_splatting primitives: its entity hierarchy, node transforms included)
     const app = state.app;
     if (state.splat) {                      // one scene at a time: the previous one goes first
-        const old = state.splat.gsplat.asset;
         state.splat.destroy();
         state.splat = null;
-        const oldAsset = app.assets.get(old);
-        if (oldAsset) { oldAsset.unload(); app.assets.remove(oldAsset); }
+        state.asset.unload();
+        app.assets.remove(state.asset);
+        state.asset = null;
         await withTimeout(frames(1), opts.timeoutMs, 'a frame after unloading');
     }
-    const asset = new pc.Asset(`scene-${++state.loads}`, 'gsplat', { url });
+    const container = url.toLowerCase().endsWith('.glb');
+    const asset = new pc.Asset(`scene-${++state.loads}`, container ? 'container' : 'gsplat', { url });
     app.assets.add(asset);
     const loaded = new Promise((resolve, reject) => {
         asset.ready(() => resolve());
@@ -84,14 +82,23 @@ async function load(url, opts) {
     });
     app.assets.load(asset);
     await withTimeout(loaded, opts.timeoutMs, `loading ${url}`);
-    const entity = new pc.Entity('splat');
-    entity.addComponent('gsplat', { asset, unified: opts.unified });
+    let entity, component;
+    if (container) {
+        entity = asset.resource.instantiateRenderEntity();
+        component = entity.findComponents('gsplat')[0];
+        if (!component) throw new Error(`engine found no KHR_gaussian_splatting primitive in ${url}`);
+        component.unified = opts.unified;
+    } else {
+        entity = new pc.Entity('splat');
+        component = entity.addComponent('gsplat', { asset, unified: opts.unified });
+    }
     state.sorted = 0;
     state.requested = 0;
     state.counting = false;
     app.root.addChild(entity);
     state.splat = entity;
-    const sorter = entity.gsplat.instance?.sorter;
+    state.asset = asset;
+    const sorter = component.instance?.sorter;
     if (!opts.unified && sorter) {
         // count the camera changes sent to the sort worker (each one is answered by one sort)
         const send = sorter.setCamera.bind(sorter);
@@ -101,18 +108,24 @@ async function load(url, opts) {
     if (opts.minPixelSize !== null && opts.minPixelSize !== undefined) {
         // the engine culls splats whose on-screen quad is smaller than this many pixels (its default: 2)
         if (opts.unified) app.scene.gsplat.minPixelSize = opts.minPixelSize;
-        else entity.gsplat.material.setParameter('minPixelSize', opts.minPixelSize);
+        else component.material.setParameter('minPixelSize', opts.minPixelSize);
     }
     await withTimeout(frames(2), opts.timeoutMs, 'frames after load');
-    const res = asset.resource;
+    const res = container ? app.assets.get(component.asset)?.resource : asset.resource;
+    state.streamed = !!res?.octree;          // a lod-meta.json: its files stream in as the camera needs them
     return { numSplats: res?.numSplats ?? res?.gsplatData?.numSplats ?? null, shBands: res?.shBands ?? null };
 }
 
-function toBase64(bytes) {
-    let s = '';
-    const step = 0x8000;
-    for (let i = 0; i < bytes.length; i += step) s += String.fromCharCode.apply(null, bytes.subarray(i, i + step));
-    return btoa(s);
+function streaming() {
+    // the unified renderer's octree (lod-meta.json) instances, all cameras: how many, and the files they are
+    // still loading; loading: none yet, or some files pending
+    let instances = 0, pending = 0;
+    state.app.renderer.gsplatDirector?.camerasMap?.forEach((cameraData) => {
+        cameraData.layersMap?.forEach((layerData) => {
+            layerData.gsplatManager?.world?._octreeInstances?.forEach((inst) => { instances += 1; pending += inst.pendingLoadCount; });
+        });
+    });
+    return { instances, pending, loading: instances === 0 || pending > 0 };
 }
 
 // view: {c2w: 16 numbers column-major (PlayCanvas camera-to-world), proj: 16 numbers column-major (OpenGL
@@ -132,7 +145,7 @@ async function render(view) {
     // The sort runs in a worker. Per-asset renderer: every camera change the instance sends is counted, so wait
     // until the worker has answered all of them. Unified renderer: wait for a sort since the camera moved and
     // then settleFrames frames without another. Then settleFrames frames for the upload.
-    const before = state.sorted;
+    let before = state.sorted;
     const deadline = performance.now() + view.timeoutMs;
     let sortedSeen = false;
     let seen = state.sorted;
@@ -143,6 +156,14 @@ async function render(view) {
             if (state.sorted >= state.requested && state.requested > 0) { sortedSeen = true; break; }
             continue;
         }
+        if (state.streamed && streaming().loading) {
+            // a streamed (lod-meta.json) scene: no octree instance yet, or files still loading; the sort that
+            // counts is one after they are all in
+            sortedSeen = false;
+            before = seen = state.sorted;
+            quiet = 0;
+            continue;
+        }
         if (state.sorted !== seen) { seen = state.sorted; quiet = 0; } else { quiet += 1; }
         if (state.sorted > before) sortedSeen = true;
         if (sortedSeen && quiet >= view.settleFrames) break;
@@ -151,33 +172,15 @@ async function render(view) {
     // read back synchronously (the engine's async texture read polls a fence that SwiftShader under load may
     // not signal for minutes); setFramebuffer keeps the engine's record of the bound framebuffer right
     const device = app.graphicsDevice;
-    const gl = device.gl;
-    const w = state.width, h = state.height;
-    let pixels, type;
-    gl.getError();                                  // (clear an earlier error: only the read's own is reported)
-    if (state.target) {
-        const floats = new Float32Array(w * h * 4);
-        device.setFramebuffer(state.target.impl._glFrameBuffer);
-        gl.readPixels(0, 0, w, h, gl.RGBA, gl.FLOAT, floats);
-        pixels = new Uint8Array(floats.buffer);
-        type = 'float32';
-    } else {
-        pixels = new Uint8Array(w * h * 4);
-        device.setFramebuffer(null);
-        gl.readPixels(0, 0, w, h, gl.RGBA, gl.UNSIGNED_BYTE, pixels);
-        type = 'uint8';
-    }
-    const glError = gl.getError();
-    if (glError !== gl.NO_ERROR) throw new Error(`WebGL error ${glError} reading the pixels back`);
-    return { data: toBase64(pixels), type, sorted: sortedSeen, width: w, height: h };
+    device.setFramebuffer(state.target ? state.target.impl._glFrameBuffer : null);
+    const pixels = readPixels(device.gl, state.width, state.height, !!state.target);
+    return { ...pixels, sorted: sortedSeen, streamingPending: state.streamed ? streaming().pending : 0 };
 }
 
-window.addEventListener('error', (e) => state.errors.push(String(e.message)));
-window.addEventListener('unhandledrejection', (e) => state.errors.push(String(e.reason)));
 function debug() {
     const inst = state.splat?.gsplat?.instance;
     return { count: inst?.sorter?.count ?? null, instancingCount: inst?.meshInstance?.instancingCount ?? null,
              numSplats: inst?.material?.getParameter('numSplats')?.data ?? null, sorted: state.sorted };
 }
-window.sogEngine = { init, load, render, debug, errors: () => state.errors };
+window.sogEngine = { init, load, render, debug, streaming, errors: () => state.errors };
 window.sogEngineReady = true;
