@@ -89,6 +89,7 @@ def dask_runner(workers: int | None = None, scheduler: str | None = None, retrie
             finally:
                 client.cancel(futures)
 
+        run.client = client  # for callers that watch the cluster (the tests kill a worker through it)
         yield run
 
 
