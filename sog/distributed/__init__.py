@@ -27,6 +27,8 @@ from ..stream import Runner, check_chunked, chunkable, compress_chunked
 RETRIES = 2
 #: seconds to wait for an existing scheduler to answer
 CONNECT_SECONDS = 20
+#: seconds to wait, after a failed run on a cluster of the user's, for its running chunks to end
+SETTLE_SECONDS = 600
 #: the most LocalCluster workers (each a process holding one chunk)
 MAX_WORKERS = 256
 
@@ -81,16 +83,35 @@ def dask_runner(workers: int | None = None, scheduler: str | None = None, retrie
                         future.result()  # raises the task's own error (a SogError stays one)
                     progress()
                 return [future.result() for future in futures]
-            except KilledWorker as exc:
-                raise SogError(f"Dask workers died running a chunk more times than the scheduler allows ({exc})"
-                               ) from None
-            except FutureCancelledError:
-                raise SogError("the Dask scheduler cancelled a chunk task (was the cluster shut down?)") from None
-            finally:
-                client.cancel(futures)
+            except BaseException as exc:
+                _settle(client, cluster, futures)
+                if isinstance(exc, KilledWorker):
+                    raise SogError(f"Dask workers died running a chunk more times than the scheduler allows "
+                                   f"({str(exc)[:120]})") from None
+                if isinstance(exc, FutureCancelledError):
+                    raise SogError("the Dask scheduler cancelled a chunk task (was the cluster shut down?)") from None
+                raise
 
         run.client = client  # for callers that watch the cluster (the tests kill a worker through it)
         yield run
+
+
+def _settle(client, cluster, futures) -> None:
+    """After a failed run, before the caller removes what it wrote: no chunk may still be writing. A cluster started
+    here is closed (its workers, and the chunks they run, end with it); on a cluster of the user's the pending tasks
+    are cancelled and those already running are waited for (at most `SETTLE_SECONDS`)."""
+    from distributed import wait
+
+    if cluster is not None:
+        with contextlib.suppress(Exception):
+            client.close()
+            cluster.close()
+        return
+    with contextlib.suppress(Exception):
+        running = {key for keys in client.processing().values() for key in keys}
+        client.cancel([f for f in futures if f.key not in running])
+        wait([f for f in futures if f.key in running], timeout=SETTLE_SECONDS)
+        client.cancel(futures)
 
 
 def compress_lod(source, output: str | os.PathLike, options: CompressOptions | None = None, *,
