@@ -77,3 +77,15 @@ def test_only_the_plain_binary_little_endian_layout_maps(tmp_path):
         assert not memmappable(tmp_path / name), name
     with pytest.raises(SogError, match="binary little-endian"):
         PlyMemmap(tmp_path / "be.ply")
+
+
+def test_a_mapped_file_may_declare_more_rows_than_a_whole_read_allows(tmp_path):
+    """Memory is the chunk's, not the file's: the count limit of a whole read does not apply (the header must
+    still fit the file)."""
+    from sog.io.limits import Limits
+
+    write_ply(small_scene(300), tmp_path / "s.ply")
+    with pytest.raises(SogError, match="more than sog's limit"):
+        from sog.io.ply import check_ply_header
+        check_ply_header(tmp_path / "s.ply", Limits(max_gaussians=100))
+    assert len(PlyMemmap(tmp_path / "s.ply", Limits(max_gaussians=100)).positions()) == 300

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,11 @@ from .ply import REQUIRED, check_ply_header, splats_from_records
 PLY_DTYPES = {"char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "<i2", "int16": "<i2",
               "ushort": "<u2", "uint16": "<u2", "int": "<i4", "int32": "<i4", "uint": "<u4", "uint32": "<u4",
               "float": "<f4", "float32": "<f4", "double": "<f8", "float64": "<f8"}
+
+#: the most rows a mapped PLY may declare: its memory is the chunk's, not the file's (a whole read keeps
+#: `Limits.max_gaussians`); the header must still fit the file (`check_ply_header`), and the split's positions and
+#: indices (20 bytes a Gaussian) are less than the 56 or more a row of the file takes
+MAX_MAPPED_ROWS = 1 << 31
 
 #: rows read at once when streaming positions: 1 Mi rows of a 62-float SH-3 record is 248 MiB of page cache
 BLOCK_ROWS = 1 << 20
@@ -44,8 +49,9 @@ class PlyLayout:
 def ply_layout(path: str | os.PathLike, limits: Limits = LIMITS) -> PlyLayout | None:
     """The vertex layout of ``path`` when it is a binary little-endian PLY whose first element is ``vertex`` with
     scalar properties that include the Gaussian ones; None for any other PLY (ASCII, big-endian, compressed,
-    lists). A header that is not a PLY header, or lies about its size, is a `SogError` (`check_ply_header`)."""
-    check_ply_header(path, limits)
+    lists). A header that is not a PLY header, or lies about its size, is a `SogError` (`check_ply_header`, with the
+    count limit raised to `MAX_MAPPED_ROWS`)."""
+    check_ply_header(path, replace(limits, max_gaussians=max(limits.max_gaussians, MAX_MAPPED_ROWS)))
     with open(path, "rb") as fh:
         head = fh.read(limits.max_ply_header_bytes)
     end = re.search(rb"(^|[\r\n])end_header[ \t]*(\r\n|\n|\r)", head)
