@@ -88,6 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--lod", default=None, metavar="LEVELS",
                    help="OUT/lod-meta.json (streamed SOG) only: levels of detail, each half the one before "
                         "(sog.reduce); default 3")
+    c.add_argument("--chunk-size", type=int, default=None, metavar="N",
+                   help="OUT/lod-meta.json only: at most N Gaussians of level 0 per chunk (default 524,288); a binary "
+                        "PLY input is compressed chunk by chunk, its memory bounded by this (docs/scale.md)")
+    c.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="OUT/lod-meta.json from a binary PLY only: run the chunks on a local Dask cluster of N "
+                        "worker processes (the same bytes as without)")
+    c.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="as --workers, on the existing Dask cluster at ADDRESS (e.g. tcp://10.0.0.5:8786; every "
+                        "worker needs sog and the input and output paths)")
     c.add_argument("--sort", default="shufflesoftsort", choices=list(SORTERS))
     c.add_argument("--sort-weights", default=None, metavar="NAME=W,...",
                    help="weights of the attributes to sort on, e.g. means=1,sh0=1,scales=0.5,opacities=0.25")
@@ -298,14 +307,22 @@ def _compress(args) -> int:
         raise SogError(f"--layers applies to profiles with importance layers, not {args.profile}")
     if args.layers is not None and args.layers < 1:
         raise SogError(f"--layers must be 1 or more, not {args.layers}")
+    from .io import output_format
+
     format_options = {}
     if args.lod is not None:
-        from .io import output_format
         from .io.lod_writer import check_levels
 
         if output_format(args.output, args.format) != "lod":
             raise SogError(f"--lod applies to a .../lod-meta.json output, not {args.output}")
         format_options["levels"] = check_levels(args.lod)
+    lod = output_format(args.output, args.format) == "lod"
+    if args.chunk_size is not None:
+        if not lod:
+            raise SogError(f"--chunk-size applies to a .../lod-meta.json output, not {args.output}")
+        format_options["chunk_gaussians"] = args.chunk_size
+    if (args.workers is not None or args.scheduler is not None) and not lod:
+        raise SogError(f"--workers and --scheduler apply to a .../lod-meta.json output, not {args.output}")
     t0 = time.perf_counter()
     options = CompressOptions(profile=args.profile, sort=args.sort, seed=args.seed, device=args.device,
                               effort=args.effort, quality=args.quality, target_psnr=args.psnr,
@@ -315,7 +332,13 @@ def _compress(args) -> int:
                               profile_options={} if args.layers is None else {"layers": args.layers},
                               format=args.format, format_options=format_options, reduce=args.reduce,
                               max_gaussians=args.max_gaussians, finetune=args.finetune)
-    result = compress(args.input, args.output, options, overwrite=args.force, quiet=args.quiet)
+    if lod:
+        from .distributed import compress_lod
+
+        result = compress_lod(args.input, args.output, options, workers=args.workers, scheduler=args.scheduler,
+                              overwrite=args.force, quiet=args.quiet)
+    else:
+        result = compress(args.input, args.output, options, overwrite=args.force, quiet=args.quiet)
     seconds = time.perf_counter() - t0
     ply = ply_bytes(result.count, result.sh_degree)
     summary = {"input": str(args.input), "output": str(args.output), "count": result.count,

@@ -349,6 +349,27 @@ def test_a_lod_tree_of_many_small_ranges_is_gathered_at_once(seeds, tmp_path):
     assert outcome.kind == "valid" and outcome.message == "50064 Gaussians", outcome
 
 
+def test_a_lod_range_of_a_huge_count_is_refused_before_any_file_is_read(seeds, tmp_path):
+    path = _lod(seeds, tmp_path, 1, count=10 ** 15)
+    _refused(path, "lod count is 1000000000000000, outside 0..", seconds=5, memory_mb=128)
+
+
+def test_a_lod_meta_whose_chunk_path_loops_is_one_line_exit_2(seeds, tmp_path, capsys):
+    """A chunk path through a symbolic-link cycle (``loop -> loop``), and one that leads back to the lod-meta.json
+    itself under another name: each one line and exit 2, never a hang."""
+    path = _lod(seeds, tmp_path, 1)
+    os.symlink("loop", path.parent / "loop")
+    (path.parent / "back").mkdir()
+    os.symlink("../lod-meta.json", path.parent / "back" / "meta.json")
+    for name in ("loop/meta.json", "back/meta.json"):
+        meta = json.loads(path.read_text())
+        meta["filenames"] = [name]
+        path.write_text(json.dumps(meta))
+        assert main(["info", str(path)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("sog: error:"), err
+
+
 def test_a_lod_meta_may_not_point_outside_its_folder_or_at_itself(seeds, tmp_path):
     path = _lod(seeds, tmp_path, 1)
     for name in ("../../etc/passwd", "/etc/passwd", "lod-meta.json"):

@@ -100,7 +100,7 @@ def partition(points: list[np.ndarray], chunk_gaussians: int, chunk_extent: floa
         here = points[0][members[0]]
         split = None
         if len(here):
-            lo, hi = here.min(0), here.max(0)
+            lo, hi = here.min(0).astype(np.float64), here.max(0).astype(np.float64)  # exact for float32
             widest = float((hi - lo).max())
             if len(here) > chunk_gaussians or (widest > chunk_extent and len(here) > chunk_min):
                 axis = int(np.argmax(hi - lo))
@@ -168,14 +168,7 @@ def write_lod(levels: list[Splats], output: str | os.PathLike, encode: Callable[
                 chunks.append((k, leaf, len(filenames)))
                 filenames.append(chunk_name(k, made[k]))
                 made[k] += 1
-    if not folder.is_dir():
-        try:
-            os.mkdir(folder)
-        except OSError as exc:
-            raise SogError(f"cannot make output folder {folder} ({exc.strerror or exc})") from None
-    for name in filenames:  # before any work: no chunk may replace what it should not
-        if (folder / name).parent.exists():
-            check_destination(folder / name, [], overwrite)
+    prepare_folder(folder, filenames, overwrite)
     total, ranges, orders = 0, {}, []
     for k, leaf, file in chunks:
         part = levels[k].permute(torch.from_numpy(leaf.members[k]))
@@ -185,18 +178,48 @@ def write_lod(levels: list[Splats], output: str | os.PathLike, encode: Callable[
         if k == 0:
             orders.append(torch.from_numpy(leaf.members[0])[torch.as_tensor(written.order)])
     counts = [len(s) for s in levels]
+
+    def leaf_json(leaf: Leaf):
+        boxes = [bounds(levels[k].permute(torch.from_numpy(m))) for k, m in enumerate(leaf.members) if len(m)]
+        return (np.min([b[0] for b in boxes], 0), np.max([b[1] for b in boxes], 0),
+                {str(k): ranges[(id(leaf), k)] for k, m in enumerate(leaf.members) if len(m)})
+
+    data = finish_lod(output, filenames, json_tree(tree, leaf_json), counts, overwrite=overwrite, generator=generator,
+                      chunk_gaussians=chunk_gaussians, chunk_extent=chunk_extent, chunk_min=chunk_min)
+    return LodWritten(bytes=total + data, counts=counts, files=len(chunks), order=torch.cat(orders))
+
+
+def prepare_folder(folder: Path, filenames: list[str], overwrite: bool) -> bool:
+    """Make the output ``folder`` if it is new, and check, before any work, that no chunk named in ``filenames``
+    replaces what it should not. True when the folder was made here (a failed run then removes it whole)."""
+    made = not folder.is_dir()
+    if made:
+        try:
+            os.mkdir(folder)
+        except OSError as exc:
+            raise SogError(f"cannot make output folder {folder} ({exc.strerror or exc})") from None
+    for name in filenames:
+        if (folder / name).parent.exists():
+            check_destination(folder / name, [], overwrite)
+    return made
+
+
+def finish_lod(output: Path, filenames: list[str], tree: dict, counts: list[int], *, overwrite: bool,
+               generator: str | None, chunk_gaussians: int, chunk_extent: float, chunk_min: int) -> int:
+    """Write the tree (``tree``: `json_tree`'s nodes) as ``output`` once every chunk is in, then remove the chunk
+    folders of an earlier tree that this one does not name; returns the tree's bytes."""
+    folder = output.parent
     meta = {VERSION_KEY: VERSION,
             ASSET: {"generator": generator or f"sog {__version__}", "chunkGaussians": chunk_gaussians,
                     "chunkExtent": chunk_extent, "chunkMinGaussians": chunk_min},
-            COUNT: sum(counts), COUNTS: counts, LOD_LEVELS: len(levels), FILENAMES: filenames,
-            TREE: _json_tree(tree, levels, ranges)}
+            COUNT: sum(counts), COUNTS: counts, LOD_LEVELS: len(counts), FILENAMES: filenames, TREE: tree}
     data = json.dumps(meta, separators=(",", ":")).encode()
     stale = _old_chunks(output, folder) - {(folder / name).parent for name in filenames} if overwrite else set()
     with atomic_path(output, overwrite) as tmp:  # the tree last: readers see every chunk or no tree at all
         tmp.write_bytes(data)
     for chunk in sorted(stale):  # an earlier tree's chunks that the new one does not name (after it is in place)
         shutil.rmtree(chunk, ignore_errors=True)
-    return LodWritten(bytes=total + len(data), counts=counts, files=len(chunks), order=torch.cat(orders))
+    return len(data)
 
 
 def _old_chunks(output: Path, folder: Path) -> set[Path]:
@@ -218,17 +241,17 @@ def _old_chunks(output: Path, folder: Path) -> set[Path]:
     return found
 
 
-def _json_tree(tree: dict, levels: list[Splats], ranges: dict) -> dict:
-    """``tree`` as lod-meta.json nodes: leaves with their ranges per level, every node with its bound."""
+def json_tree(tree: dict, leaf_json: Callable[[Leaf], tuple[np.ndarray, np.ndarray, dict]]) -> dict:
+    """``tree`` as lod-meta.json nodes: each leaf's ``(lo (3,), hi (3,), lods)`` from ``leaf_json`` (its box and its
+    range per level), every inner node's bound the union of its children's."""
     out: dict = {}
     stack = [(tree, out, False)]
     while stack:  # post-order without recursion: a node's bound is its children's union
         node, into, done = stack.pop()
         if "leaf" in node:
-            leaf = node["leaf"]
-            boxes = [bounds(levels[k].permute(torch.from_numpy(m))) for k, m in enumerate(leaf.members) if len(m)]
-            into[BOUND] = _bound(np.min([b[0] for b in boxes], 0), np.max([b[1] for b in boxes], 0))
-            into[LODS] = {str(k): ranges[(id(leaf), k)] for k, m in enumerate(leaf.members) if len(m)}
+            lo, hi, lods = leaf_json(node["leaf"])
+            into[BOUND] = _bound(lo, hi)
+            into[LODS] = lods
         elif not done:
             into[CHILDREN] = [{}, {}]
             stack.append((node, into, True))

@@ -40,7 +40,13 @@ def read_ply(path: str | os.PathLike) -> Splats:
     from .compressed_ply import is_compressed_ply, read_compressed_ply
     if is_compressed_ply(ply):
         return read_compressed_ply(ply, str(path))
-    vertex = ply["vertex"].data
+    return splats_from_records(ply["vertex"].data, path)
+
+
+def splats_from_records(vertex: np.ndarray, path) -> Splats:
+    """`Splats` from (N,) INRIA vertex records (a structured array: plyfile's, or rows of `sog.io.ply_memmap`),
+    checked as `read_ply` checks a file: the Gaussian properties present, ``f_rest_*`` a contiguous multiple of 3,
+    every value finite (`Splats.validate`). Other properties go to ``extras``."""
     names = list(vertex.dtype.names or ())
     missing = [p for p in REQUIRED if p not in names]
     if missing:

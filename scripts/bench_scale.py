@@ -1,0 +1,154 @@
+"""Benchmark: out-of-core streamed SOG (`sog.stream`, `sog.distributed`) against scene size and worker count.
+
+For each count, a tiled scene from scripts/make_big_scene.py is generated to --out (outside the repository; kept and
+reused while its size matches), then `sog compress IN OUT/lod-meta.json` runs as a subprocess, serially and with
+``--workers N``. Reported: wall time, peak RSS in total (the sum over the process tree, sampled every 0.2 s) and of
+the largest single process (the driver or one Dask worker), bytes and bits per Gaussian; the 2-worker output is
+compared byte for byte with the serial one; the pinned splat-transform reads level 0 and its count is compared.
+Prints a table and writes JSON.
+
+    nice -n 10 python scripts/bench_scale.py --counts 1000000,5000000 --workers 0,2 --lod 1 --json bench_scale.json
+
+Counts are Gaussians; ``--workers 0`` is the serial run. Figures depend on the machine and its load: say which.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tree_hash(folder: Path) -> str:
+    """One SHA-256 over every file under ``folder`` (relative names and bytes, in name order)."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def run_sampled(cmd: list[str], env: dict) -> dict:
+    """Run ``cmd``, sampling the RSS of it and all its descendants: wall seconds, peak total, peak per process."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    root = psutil.Process(proc.pid)
+    peak_total, peak_each = 0, {}
+    while proc.poll() is None:
+        total = 0
+        try:
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            break
+        for p in procs:
+            try:
+                rss = p.memory_info().rss
+            except psutil.Error:
+                continue
+            total += rss
+            peak_each[p.pid] = max(peak_each.get(p.pid, 0), rss)
+        peak_total = max(peak_total, total)
+        time.sleep(0.2)
+    out, err = proc.communicate()
+    seconds = time.perf_counter() - t0
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {err.decode()[-2000:]}")
+    summary = json.loads(out.decode().strip().splitlines()[-1])
+    return {"seconds": seconds, "peak_total_rss": peak_total, "peak_process_rss": max(peak_each.values(), default=0),
+            "processes": len(peak_each), "summary": summary}
+
+
+def peer_level0_count(meta: Path, scratch: Path, env: dict) -> int | None:
+    """The Gaussians the pinned splat-transform reads from level 0 of ``meta`` (written as a PLY, header read)."""
+    from sog import peers
+
+    try:
+        command = peers.splat_transform_command()
+    except peers.PeerMissing as exc:
+        print(f"splat-transform not run: {exc}", file=sys.stderr)
+        return None
+    out = scratch / "level0.ply"
+    out.unlink(missing_ok=True)
+    subprocess.run([*command, "-q", "-w", "-g", "cpu", str(meta), "-L", "0", str(out)], check=True,
+                   capture_output=True, timeout=3600, env=env)
+    with open(out, "rb") as fh:
+        head = fh.read(4096).split(b"end_header")[0].decode("latin-1")
+    out.unlink()
+    return next(int(line.split()[2]) for line in head.splitlines() if line.startswith("element vertex"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--counts", default="1000000,5000000", help="comma-separated scene sizes (Gaussians)")
+    ap.add_argument("--workers", default="0,2", help="comma-separated worker counts (0: serial)")
+    ap.add_argument("--degree", type=int, default=3, choices=(0, 1, 2, 3))
+    ap.add_argument("--lod", type=int, default=1, help="levels of detail (1: level 0 only, no reduction)")
+    ap.add_argument("--chunk-size", type=int, default=None)
+    ap.add_argument("--sort-budget", type=int, default=None)
+    ap.add_argument("--out", type=Path, default=Path("/tmp/sog_scale"), help="scenes and outputs (not the repo)")
+    ap.add_argument("--no-peer", action="store_true", help="skip the splat-transform check")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    if ROOT in args.out.resolve().parents:
+        raise SystemExit("bench_scale: --out must be outside the repository")
+    args.out.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.setdefault("SOG_NODE_MODULES", str(ROOT / "node_modules"))
+    from sog.io.ply import inria_ply_size
+
+    rows = []
+    for count in [int(c) for c in args.counts.split(",")]:
+        scene = args.out / f"tiled_{count}_sh{args.degree}.ply"
+        header_free = inria_ply_size(count, args.degree) - 4 * 3 * count  # make_big_scene writes no normals
+        if not scene.is_file() or abs(scene.stat().st_size - header_free) > 4096:
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, str(ROOT / "scripts" / "make_big_scene.py"), str(scene), "--count",
+                            str(count), "--degree", str(args.degree), "--force"], check=True, env=env, cwd=ROOT)
+            print(f"generated {scene} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        serial_hash = None
+        for workers in [int(w) for w in args.workers.split(",")]:
+            out = args.out / f"out_{count}_w{workers}"
+            cmd = [sys.executable, "-m", "sog.cli", "compress", str(scene), str(out / "lod-meta.json"), "--lod",
+                   str(args.lod), "--json", "-q", "-f"]
+            cmd += ["--workers", str(workers)] if workers else []
+            cmd += ["--chunk-size", str(args.chunk_size)] if args.chunk_size else []
+            cmd += ["--sort-budget", str(args.sort_budget)] if args.sort_budget is not None else []
+            print(f"{count:,} Gaussians, {workers or 'serial'} worker(s) ...", file=sys.stderr, flush=True)
+            m = run_sampled(cmd, env)
+            digest = tree_hash(out)
+            if workers == 0:
+                serial_hash = digest
+            s = m["summary"]
+            row = {"count": count, "degree": args.degree, "lod": args.lod, "workers": workers,
+                   "seconds": round(m["seconds"], 1), "stages": s["stages"],
+                   "peak_total_rss_mb": round(m["peak_total_rss"] / 2**20), "processes": m["processes"],
+                   "peak_process_rss_mb": round(m["peak_process_rss"] / 2**20), "bytes": s["bytes"],
+                   "bits_per_gaussian": round(s["bits_per_gaussian"], 3), "sha256": digest,
+                   "same_as_serial": None if serial_hash is None or workers == 0 else digest == serial_hash,
+                   "seconds_per_million": round(m["seconds"] / (count / 1e6), 1)}
+            if not args.no_peer and workers == 0:
+                row["splat_transform_level0"] = peer_level0_count(out / "lod-meta.json", args.out, env)
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    print(f"{'count':>10} {'workers':>7} {'seconds':>8} {'s/M':>6} {'peak total MB':>13} {'peak proc MB':>12} "
+          f"{'bytes':>12} {'bits/G':>7} {'same':>5} {'peer L0':>10}")
+    for r in rows:
+        print(f"{r['count']:>10,} {r['workers'] or 'serial':>7} {r['seconds']:>8.1f} {r['seconds_per_million']:>6.1f} "
+              f"{r['peak_total_rss_mb']:>13,} {r['peak_process_rss_mb']:>12,} {r['bytes']:>12,} "
+              f"{r['bits_per_gaussian']:>7.2f} {str(r['same_as_serial'] if r['same_as_serial'] is not None else '-'):>5} "
+              f"{str(r.get('splat_transform_level0', '-')):>10}")
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "load_average": os.getloadavg(), "cpus": os.cpu_count()},
+                                        indent=1))
+
+
+if __name__ == "__main__":
+    main()
