@@ -155,6 +155,7 @@ def test_the_command_line_takes_a_chunk_size(ply, tmp_path, capsys):
     (["--chunk-size", "0"], "chunk_gaussians must be"),
     (["--workers", "0"], "--workers must be"),
     (["--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "give one"),
+    (["--finetune", "2"], "--finetune applies to SOG outputs"),
 ])
 def test_bad_chunk_options_are_one_line_exit_2(ply, tmp_path, capsys, args, match):
     code = main(["compress", str(ply), str(tmp_path / "out" / META_NAME), "-q", *args])

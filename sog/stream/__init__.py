@@ -118,6 +118,8 @@ def check_chunked(source, output, options: CompressOptions, overwrite: bool) -> 
     if options.reduce is not None or options.max_gaussians is not None:
         raise SogError("--reduce and --max-gaussians rank the whole scene at once; the chunked streamed-SOG writer "
                        "does not take them")
+    if options.finetune is not None:
+        raise SogError("--finetune applies to SOG outputs (.sog or a folder), not a streamed lod-meta.json")
     lod = check_lod_options(options.format_options)
     check_lod_destination(output, [source], overwrite)
     resolve_device(options.device)
