@@ -52,7 +52,7 @@ def measure(original: Path, out: Path, evaluate: bool, device: str, peer: list[s
             decoded = out.with_name(out.name + ".decoded.ply")
             subprocess.run([*peer, "-q", "-w", "-g", "cpu", str(out), str(decoded)], check=True, capture_output=True)
         result = sog_eval(original, decoded, views=JUDGING_VIEWS, size=JUDGING_SIZE, device=device)
-        row.update(psnr=result["psnr"], psnr_min=result["psnr_min"])
+        row.update(psnr=result["psnr"], psnr_p10=result["psnr_p10"], psnr_min=result["psnr_min"])
     return row
 
 
@@ -89,10 +89,10 @@ def run_scene(name: str, path: Path, work: Path, evaluate: bool, device: str) ->
 
 def table(rows: list[dict]) -> str:
     lines = [f"{'scene':10} {'format':15} {'count':>9} {'sog bytes':>11} {'st bytes':>11} {'x st':>6} {'target':>6} "
-             f"{'sog dB':>14} {'st dB':>14} {'sog s':>6} {'st s':>6}"]
+             f"{'sog dB':>20} {'st dB':>20} {'sog s':>6} {'st s':>6}"]
 
     def db(side: dict | None) -> str:
-        return f"{side['psnr']:.2f}/{side['psnr_min']:.2f}" if side and "psnr" in side else "-"
+        return f"{side['psnr']:.2f}/{side['psnr_p10']:.2f}/{side['psnr_min']:.2f}" if side and "psnr" in side else "-"
 
     for r in rows:
         st = r.get("st")
@@ -100,7 +100,7 @@ def table(rows: list[dict]) -> str:
         ratio = f"{r['ratio']:.3f}" if st else "-"
         st_seconds = f"{r['st_seconds']:.1f}" if st else "-"
         lines.append(f"{r['scene']:10} {r['format']:15} {r['count']:>9,} {r['sog']['bytes']:>11,} {st_bytes:>11} "
-                     f"{ratio:>6} {TARGETS[r['format']]:>6} {db(r['sog']):>14} {db(st):>14} "
+                     f"{ratio:>6} {TARGETS[r['format']]:>6} {db(r['sog']):>20} {db(st):>20} "
                      f"{r['sog_seconds']:>6.1f} {st_seconds:>6}")
     return "\n".join(lines)
 

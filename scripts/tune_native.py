@@ -3,7 +3,7 @@
 The native default (`sog.codec.native.Options`: a rung of `sog.codec.native.LEVELS`, the number of importance layers and
 the scale codebook's weight) decides how coarse each attribute is. This script makes that choice as the evaluation
 protocol allows (docs/evaluation.md#evaluation-protocol): it renders only **tuning views**
-(`sog.render.views.tuning_cameras`, 12 views at 512 px, `TUNING_SEED`), never a judging view.
+(`sog.render.views.tuning_cameras`, `TUNING_VIEWS` = 48 views at 512 px, `TUNING_SEED`), never a judging view.
 
 Per shared scene the reference is splat-transform's .sog (``--peer-cache DIR/<scene>_st.sog``, else made now with
 ``splat-transform -g cpu``; ``--against sogv2`` or a scene without one: sog's own sogv2 default). The importance

@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .render import BACKENDS
     from .render.cameras import UP_AXES
     from .render.views import JUDGING_SIZE, JUDGING_VIEWS
+    from .metrics import P10_BELOW, WORST_BELOW
     from .sort import SORTERS
 
     parser = argparse.ArgumentParser(prog="sog", description="Self-Organizing Gaussians: compress 3DGS scenes "
@@ -68,11 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
                    + f" (default {DEFAULT_PROFILE}; " + ", ".join(f"{a} = {n}" for a, n in ALIASES.items()) + ")")
     presets = list(dict.fromkeys(q for p in PROFILES.values() for q in p.presets))  # every profile's, in order
     c.add_argument("--quality", default=None, choices=presets,
-                   help="sogv2 and native presets: small = the smallest file whose renders reach 45 dB (a --psnr "
-                        "search); high = 16-bit positions, 8-bit rotations, finer codebooks")
+                   help="sogv2 and native presets: small = the smallest file whose tuning views reach 40 dB at the "
+                        "10th percentile and 35 dB at the worst view (a rate search); high = 16-bit positions, 8-bit "
+                        "rotations, finer codebooks")
     c.add_argument("--psnr", type=float, default=None, metavar="DB",
-                   help="sogv2 and native: the smallest bit depths whose renders reach this PSNR against the input "
-                        "(the search cameras of sog.render.views); encodes, decodes and renders a few times")
+                   help="sogv2 and native: the smallest bit depths whose renders reach this mean PSNR against the "
+                        f"input, with the 10th-percentile view at least DB-{P10_BELOW:g} and the worst at least "
+                        f"DB-{WORST_BELOW:g} (the tuning views of sog.render.views.search_cameras); encodes, decodes "
+                        "and renders a few times")
+    c.add_argument("--psnr-p10", type=float, default=None, metavar="DB",
+                   help="the floor of the 10th-percentile tuning view instead of --psnr's (alone: a search without a "
+                        "mean target)")
+    c.add_argument("--psnr-worst", type=float, default=None, metavar="DB",
+                   help="the floor of the worst tuning view instead of --psnr's (alone: as --psnr-p10)")
     c.add_argument("--layers", type=int, default=None, metavar="K",
                    help="sogv2 and native: importance layers, the less visible stored coarser (default 3 for scenes "
                         "of 32,768 Gaussians or more; 1: one grid)")
@@ -136,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "against renders of ORIGINAL")
     e.add_argument("original", help="reference scene (.ply/.splat/.sog/.spz/SOG folder)")
     e.add_argument("compressed", help="scene to evaluate (any format sog reads)")
-    e.add_argument("--views", type=int, default=JUDGING_VIEWS, help=f"number of cameras (default {JUDGING_VIEWS})")
+    e.add_argument("--views", type=int, default=JUDGING_VIEWS,
+                   help=f"number of judging cameras (default {JUDGING_VIEWS}: 32 close and 16 orbit views)")
     e.add_argument("--size", default=str(JUDGING_SIZE), help="image size: N (square, or the longer side for scene "
                    f"cameras) or WxH (default {JUDGING_SIZE})")
     e.add_argument("--cameras", default=None, help="cameras.json (INRIA) or COLMAP model folder (its judging "
@@ -266,9 +276,10 @@ def check_options(args, limits=None) -> None:
     layers = getattr(args, "layers", None)
     if layers is not None and layers > limits.max_layers:
         raise SogError(f"--layers must be at most {limits.max_layers}, not {layers}")
-    psnr = getattr(args, "psnr", None)
-    if psnr is not None and not 0 < psnr < 1000:
-        raise SogError(f"--psnr must be a positive number of dB below 1000, not {psnr}")
+    for flag in ("psnr", "psnr_p10", "psnr_worst"):
+        psnr = getattr(args, flag, None)
+        if psnr is not None and not 0 < psnr < 1000:
+            raise SogError(f"--{flag.replace('_', '-')} must be a positive number of dB below 1000, not {psnr}")
     port = getattr(args, "port", None)
     if port is not None and not 0 <= port <= 65535:
         raise SogError(f"--port must be 0..65535 (0: any free port), not {port}")
@@ -326,6 +337,7 @@ def _compress(args) -> int:
     t0 = time.perf_counter()
     options = CompressOptions(profile=args.profile, sort=args.sort, seed=args.seed, device=args.device,
                               effort=args.effort, quality=args.quality, target_psnr=args.psnr,
+                              psnr_p10=args.psnr_p10, psnr_worst=args.psnr_worst,
                               sort_seconds=args.sort_seconds,
                               sort_budget=SORT_BUDGET if args.sort_budget is None else args.sort_budget,
                               sort_weights=_parse_weights(args.sort_weights),
@@ -365,13 +377,16 @@ def _compress(args) -> int:
         if args.reduce is not None or args.max_gaussians is not None:
             print(f"kept {result.count:,} of {result.source_count:,} Gaussians")
         if result.rate is not None:
+            stats, target = result.rate["stats"], result.rate["target"]
+            measured = (f"mean {stats['mean']:.2f}, p10 {stats['p10']:.2f}, worst {stats['worst']:.2f} dB on "
+                        "the tuning views")
+            wanted = ", ".join(f"{k} {v:g}" for k, v in target.items() if v is not None) + " dB"
             if result.rate["reached"]:
-                print(f"renders at {result.psnr:.2f} dB (target {result.rate['target']:g} dB): from bit-depth level "
+                print(f"renders at {measured} (target {wanted}): from bit-depth level "
                       f"{result.rate['level']} (0 = finest): {result.rate['settings']}")
             else:
-                print(f"note: even the finest bit depths reach only {result.psnr:.2f} dB, under the "
-                      f"{result.rate['target']:g} dB "
-                      "target; wrote that file")
+                print(f"note: even the finest bit depths reach only {measured}, under the target ({wanted}); "
+                      "wrote that file")
         if result.unstored:
             print(f"note: extra PLY properties not stored in .sog: {', '.join(result.unstored)}")
     return 0
@@ -419,7 +434,8 @@ def _eval(args) -> int:
             counts += f" (compressed has {result['count_compressed']:,})"
         print(f"{args.compressed}: {result['bytes']:,} bytes, {result['bits_per_gaussian']:.2f} bits/Gaussian, "
               f"{result['ratio']:.2f}x smaller than the {result['ply_bytes']:,}-byte PLY; {counts}")
-        print(f"renders vs {args.original}: PSNR {result['psnr']:.2f} dB (worst view {result['psnr_min']:.2f}, "
+        print(f"renders vs {args.original}: PSNR {result['psnr']:.2f} dB (p10 {result['psnr_p10']:.2f}, "
+              f"worst view {result['psnr_min']:.2f}, "
               f"{result['worst_view']}), SSIM {result['ssim']:.4f} (worst {result['ssim_min']:.4f}) over "
               f"{result['views']} {w}x{h} views ({result['cameras']}, {result['backend']}) in "
               f"{result['seconds']:.1f} s")

@@ -6,12 +6,13 @@ Size: ``bytes`` of the compressed input (a .sog zip or any single file: its size
 of the float32 INRIA PLY for its count and SH degree), ``bits_per_gaussian`` = 8 · bytes / original count.
 
 Quality: both scenes are rendered from the same K judging cameras (`sog.render.views.judging_cameras`: by
-default 12 views at 512 px, close views at 0.6-1.4 half-diagonals of the original's robust bounds and orbit views,
-seeded; or the judging subset of a ``cameras.json``/COLMAP model found next to the original or given with
-``cameras``) and compared per view. No tuning step of the compressor (rate search, presets, importance) renders
-from these cameras. ``psnr`` is the mean over views of the per-view PSNR (each capped at 100 dB so identical
-renders give a finite number), ``psnr_min`` the worst view's, ``worst_view`` its name; ``ssim`` and ``ssim_min``
-the mean and worst per-view SSIM (`sog.metrics`). The original is the reference: nothing is compared to
+default `JUDGING_VIEWS` = 48 views at 512 px, 32 close views at 0.6-1.4 half-diagonals of the original's robust
+bounds and 16 orbit views, seeded with `JUDGING_SEED`; or the judging subset of a ``cameras.json``/COLMAP model
+found next to the original or given with ``cameras``) and compared per view. No tuning step of the compressor
+(rate search, presets, importance) renders from these cameras. ``psnr`` is the mean over views of the per-view
+PSNR (each capped at 100 dB so identical renders give a finite number), ``psnr_p10`` its 10th percentile
+(`sog.metrics.percentile`), ``psnr_min`` the worst view's, ``worst_view`` its name; ``ssim``, ``ssim_p10`` and
+``ssim_min`` the same for the per-view SSIM (`sog.metrics`). The original is the reference: nothing is compared to
 ground-truth photos. LPIPS is not reported: the ``lpips`` package ships only its linear heads and loads its
 AlexNet/VGG backbones from the network at run time, which this project cannot rely on.
 """
@@ -27,6 +28,7 @@ import torch
 
 from .errors import SogError
 from .io.limits import LIMITS, Limits
+from .render.views import JUDGING_SIZE, JUDGING_VIEWS
 from .splats import Splats
 
 
@@ -53,8 +55,8 @@ def original_ply_bytes(path: str | os.PathLike | None, splats: Splats) -> int:
     return inria_ply_size(len(splats), splats.sh_degree)
 
 
-def evaluation_cameras(original_path, splats: Splats, views: int = 12, size=512, cameras=None, up: str = "-y",
-                       fov_deg: float = 50.0):
+def evaluation_cameras(original_path, splats: Splats, views: int = JUDGING_VIEWS, size=JUDGING_SIZE, cameras=None,
+                       up: str = "-y", fov_deg: float = 50.0):
     """The cameras `evaluate` renders with (`sog.render.views.judging_cameras`; ``cameras`` may also be a list of
     `sog.render.Camera`, rendered as given); returns ``(cameras, source)``."""
     from .render.cameras import Camera
@@ -126,8 +128,8 @@ def _write_views(folder: Path, ref: torch.Tensor, test: torch.Tensor, psnrs: lis
     return paths
 
 
-def evaluate(original: str | os.PathLike | Splats, compressed: str | os.PathLike | Splats, views: int = 12,
-             size: int | str | tuple[int, int] = 512, save_views: str | os.PathLike | None = None,
+def evaluate(original: str | os.PathLike | Splats, compressed: str | os.PathLike | Splats,
+             views: int = JUDGING_VIEWS, size: int | str | tuple[int, int] = JUDGING_SIZE, save_views: str | os.PathLike | None = None,
              device: str = "auto", backend: str = "auto", cameras: str | os.PathLike | None = None,
              up: str = "-y", fov_deg: float = 50.0, background: tuple[float, float, float] = (0.0, 0.0, 0.0),
              progress: bool = False) -> dict:
@@ -168,6 +170,7 @@ def evaluate(original: str | os.PathLike | Splats, compressed: str | os.PathLike
         "ratio": None if not nbytes else ply / nbytes,
         "bits_per_gaussian": None if nbytes is None else 8 * nbytes / n,
         "psnr": sum(psnr_views) / len(psnr_views), "ssim": sum(ssim_views) / len(ssim_views),
+        "psnr_p10": metrics.percentile(psnr_views, 10), "ssim_p10": metrics.percentile(ssim_views, 10),
         "psnr_min": min(psnr_views), "ssim_min": min(ssim_views),
         "worst_view": cams[psnr_views.index(min(psnr_views))].name,
         "psnr_views": psnr_views, "ssim_views": ssim_views, "view_names": [c.name for c in cams],

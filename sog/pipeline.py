@@ -22,10 +22,12 @@ from .grid import grid_shape
 from .reduce import REDUCE_SIZE, REDUCE_VIEWS, check_reduce_options, reduce, target_count
 from .render import render
 from .render.importance import sensitivities
-from .render.views import importance_views, search_cameras, tuning_cameras
-from .io import UNCOMPRESSED, WRITERS, get_writer, load, output_format, read_container, write_container, write_ply
+from .render.views import TUNING_SIZE, TUNING_VIEWS, importance_views, search_cameras, tuning_cameras
+from .io import (UNCOMPRESSED, WRITERS, container_size, get_writer, load, output_format, read_container,
+                 write_container, write_ply)
 from .io.atomic import check_destination, check_not_input
 from .io.limits import check_magnitudes
+from .metrics import RateTarget
 from .rate import RateSearch
 from .sort import get_sorter, sort_grid
 from .sort.config import ShuffleSoftSortConfig
@@ -60,8 +62,16 @@ class CompressOptions:
     #: opt-in wall-clock cap of ShuffleSoftSort per compress (the bytes then depend on the machine)
     sort_seconds: float | None = None
     profile_options: dict = field(default_factory=dict)
-    quality: str | None = None          #: the profile's preset (`Profile.presets`; native "small" is a PSNR target)
-    target_psnr: float | None = None    #: the smallest file whose renders reach this PSNR (`sog.rate`)
+    quality: str | None = None          #: the profile's preset (`Profile.presets`; "small" is a `RateTarget`)
+    #: the smallest file whose tuning views reach this mean PSNR (`sog.rate`), with the floors of
+    #: `sog.metrics.RateTarget.for_psnr` on the 10th-percentile and worst view unless ``psnr_p10``/``psnr_worst``
+    #: say otherwise
+    target_psnr: float | None = None
+    psnr_p10: float | None = None       #: the 10th-percentile tuning view's floor (dB); alone: the only mean-free floor
+    psnr_worst: float | None = None     #: the worst tuning view's floor (dB)
+    #: the rate search's tuning views (`sog.render.views.search_cameras`): how many, and their size in pixels
+    search_views: int = TUNING_VIEWS
+    search_size: int = TUNING_SIZE
     #: reuse an earlier result's split and sort (`CompressResult.layout`) of the same scene: no importance, no sort
     layout: list[tuple[torch.Tensor, dict[str, float]]] | None = None
     #: the sorter's config, built from ``sort``, ``sort_options`` and ``sort_budget`` when the options are made
@@ -95,6 +105,9 @@ class CompressOptions:
         check_reduce_options(self.reduce, self.max_gaussians)
         if self.finetune is not None and self.finetune < 0:
             raise SogError(f"--finetune must be 0 or more steps, not {self.finetune}")
+        if not (self.search_views >= 1 and self.search_size >= 1):
+            raise SogError(f"the rate search needs at least one view of at least one pixel, not {self.search_views} "
+                           f"views of {self.search_size} px")
 
 
 @dataclass
@@ -107,10 +120,11 @@ class CompressResult:
     order: torch.Tensor  #: (N,) long: the input index of the i-th Gaussian of the file (layer by layer)
     layers: list[tuple[int, int]] = field(default_factory=list)  #: (H, W) grid of each importance layer
     unstored: list[str] = field(default_factory=list)  #: extra PLY properties the .sog cannot hold
-    #: with ``target_psnr``: the PSNR measured for the written file, on the search's tuning cameras
+    #: with a rate target: the mean PSNR measured for the written file, on the search's tuning cameras
     #: (`sog.render.views.search_cameras`), not `sog eval`'s judging views
     psnr: float | None = None
-    #: with ``target_psnr`` (or ``quality="small"``): target, level and settings chosen, whether the target was
+    #: with a rate target (``target_psnr``, ``psnr_p10``/``psnr_worst`` or ``quality="small"``): the target and the
+    #: chosen file's mean, p10 and worst tuning view (dicts), level and settings chosen, whether the target was
     #: reached, every probe
     rate: dict | None = None
     #: per layer: the input indices in grid order (N_k,) and the drops (`CompressOptions.layout` reuses it)
@@ -143,19 +157,28 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
     if WRITERS[fmt].function is not None:
         return _compress_to_file(source, output, fmt, options, overwrite)
     profile = get_profile(options.profile)
-    if options.target_psnr is not None and not 0 < options.target_psnr < 1000:  # also catches NaN
-        raise SogError(f"--psnr must be a positive number of dB, not {options.target_psnr}")
     overrides = {"effort": options.effort, "seed": options.seed, **options.profile_options}
-    profile_options, fixed, target_psnr = profile.options(options.quality, options.target_psnr, overrides)
+    profile_options, fixed, target = profile.options(options.quality, rate_target(options), overrides)
     check_destination(output, [] if isinstance(source, Splats) else [source], overwrite)  # before any work
     device = resolve_device(options.device)  # fail before any work on a bad --device
     with one_cpu_thread(device):  # the same bytes for any core count
-        return _compress(source, output, fmt, options, profile, profile_options, fixed, target_psnr, device,
+        return _compress(source, output, fmt, options, profile, profile_options, fixed, target, device,
                          overwrite, quiet)
 
 
-def _compress(source, output, fmt: str, options: CompressOptions, profile, profile_options, fixed, target_psnr,
-              device, overwrite: bool, quiet: bool) -> CompressResult:
+def rate_target(options: CompressOptions) -> RateTarget | None:
+    """The `RateTarget` that ``options`` ask for: ``target_psnr`` as `RateTarget.for_psnr` (``psnr_p10`` and
+    ``psnr_worst`` replacing its derived floors), or the floors alone without a ``target_psnr``; None: no search
+    unless a preset is one."""
+    if options.target_psnr is not None:
+        return RateTarget.for_psnr(options.target_psnr, options.psnr_p10, options.psnr_worst)
+    if options.psnr_p10 is None and options.psnr_worst is None:
+        return None
+    return RateTarget(p10=options.psnr_p10, worst=options.psnr_worst)
+
+
+def _compress(source, output, fmt: str, options: CompressOptions, profile, profile_options, fixed,
+              target: RateTarget | None, device, overwrite: bool, quiet: bool) -> CompressResult:
     """`compress` once its options are checked: load, plan, sort, encode, write."""
     seconds: dict[str, float] = {}
     splats, source_path, source_count, kept = _scene(source, options, device, seconds)
@@ -189,28 +212,33 @@ def _compress(source, output, fmt: str, options: CompressOptions, profile, profi
     order = torch.cat([torch.as_tensor(index) for index, _ in layout])
     seconds["sort"] = time.perf_counter() - t0
     sh_degree, unstored = splats.sh_degree, sorted(splats.extras)
-    if target_psnr is None:
+    if target is None:
         original = None  # only the rate search judges against it
         if not isinstance(source, Splats):
             del splats  # the layers hold every Gaussian (in grid order); the unsorted copy would only add N to the peak
 
     t0 = time.perf_counter()
     rate = None
-    if target_psnr is not None:
-        cameras = search_cameras(splats if original is None else original, source_path)
+    if target is not None:
+        cameras = search_cameras(splats if original is None else original, source_path, options.search_views,
+                                 options.search_size)
         # after a fine-tune the probes are judged against the input's renders, not the fine-tuned scene's
         reference = None if original is None else render(original, cameras, device=device)
-        with tqdm(total=None, desc=f"encode to {target_psnr:g} dB", unit="probe", disable=quiet,
-                  leave=False) as bar:
-            rate = RateSearch(profile, profile.ladder, layers, target_psnr, fixed, cameras, device,
-                              progress=lambda name: bar.update(1), reference=reference).run()
+        bundle = fmt == "sog"
+
+        def size(meta, files):  # the bytes the search chooses on: what write_container will write
+            return container_size(_with_source(meta, kept, source_count), files, bundle=bundle,
+                                  compress_meta=profile.compress_meta)
+
+        with tqdm(total=None, desc=f"encode to {target}", unit="probe", disable=quiet, leave=False) as bar:
+            rate = RateSearch(profile, profile.ladder, layers, target, fixed, cameras, device,
+                              progress=lambda name: bar.update(1), reference=reference, size=size).run()
         meta, files = rate.meta, rate.files
     else:
         with tqdm(total=None, desc="encode", unit="plane", disable=quiet, leave=False) as bar:
             meta, files = profile.encode(layers, profile_options, progress=lambda name: bar.update(1))
     seconds["encode"] = time.perf_counter() - t0
-    if kept is not None:  # reduced: the count it came from, in a key SOG v2 readers ignore
-        meta = {**meta, "sog": {"source_count": source_count}}
+    meta = _with_source(meta, kept, source_count)
     t0 = time.perf_counter()
     size = write_container(meta, files, output, bundle=fmt == "sog", overwrite=overwrite,
                            compress_meta=profile.compress_meta)
@@ -220,9 +248,15 @@ def _compress(source, output, fmt: str, options: CompressOptions, profile, profi
                           order=order, unstored=unstored,
                           layout=[(torch.as_tensor(index), layer.drops) for (index, _), layer in zip(layout, layers)],
                           psnr=None if rate is None else rate.psnr, source_count=source_count, kept=kept,
-                          rate=None if rate is None else {"target": target_psnr, "level": rate.level,
-                                                          "reached": rate.reached,
+                          rate=None if rate is None else {"target": target.as_dict(), "stats": rate.stats.as_dict(),
+                                                          "level": rate.level, "reached": rate.reached,
                                                           "settings": rate.settings, "tried": rate.tried})
+
+
+def _with_source(meta: dict, kept, source_count: int) -> dict:
+    """``meta`` of a reduced scene (``kept`` not None) with the count it came from, in a key SOG v2 readers
+    ignore; ``meta`` itself otherwise."""
+    return meta if kept is None else {**meta, "sog": {"source_count": source_count}}
 
 
 def _grid_order(splats: Splats, index: torch.Tensor, options: CompressOptions, device, quiet: bool,
@@ -289,7 +323,7 @@ def _scene(source, options: CompressOptions, device,
 
 def _compress_to_file(source, output, fmt: str, options: CompressOptions, overwrite: bool) -> CompressResult:
     """`compress` to a format with a writer of its own: load, order (`stream_order`), write."""
-    if options.target_psnr is not None or options.quality is not None or options.profile_options:
+    if rate_target(options) is not None or options.quality is not None or options.profile_options:
         raise SogError(f"--psnr, --quality and --layers apply to SOG outputs, not {fmt}; the {fmt} writer's own "
                        "choices are in docs/formats.md")
     check_destination(output, [] if isinstance(source, Splats) else [source], overwrite)  # before any work

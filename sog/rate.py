@@ -1,4 +1,14 @@
-"""Rate control: the smallest file of a profile whose renders reach a PSNR against the original's.
+"""Rate control: the smallest file of a profile whose renders reach a `RateTarget` against the original's.
+
+A target holds floors on the per-view PSNR statistics of the search cameras (`sog.metrics.ViewStats`: mean, 10th
+percentile, worst view); a probe *passes* when it reaches every floor given, and its *margin* is the least amount
+by which it clears them (`RateTarget.margin`; negative when it fails). Every stage below compares margins where a
+mean-only search compared mean PSNRs (a target of the mean alone steps as it did). ``--psnr DB`` is
+`RateTarget.for_psnr` (the mean DB, with floors on the 10th percentile and the worst view); ``--quality small`` is
+the profile's `Profile.preset_target`.
+
+Bytes are what the container holds (`sog.io.container_size`: ``meta.json``, the planes and the zip's headers), the
+size that is written: a small scene's ``meta.json`` (its three 256-entry codebooks) is several per cent of it.
 
 `RateSearch` searches any `sog.codec.base.Profile` that has a ladder (``Profile.ladder``, the profile's
 ``LEVELS``: settings from finest to coarsest, one setting coarser per step, the bytes falling along the list). The
@@ -24,6 +34,7 @@ The smallest file met that reaches the target is written. Measured figures: docs
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
@@ -31,6 +42,8 @@ from . import metrics
 from .codec.base import Layer, Profile
 from .codec.layers import LAYER_STEPPED, layer_drops, layer_options
 from .errors import SogError
+from .io import container_size
+from .metrics import RateTarget, ViewStats
 from .render import render
 from .splats import Splats
 
@@ -48,11 +61,14 @@ class RateResult:
 
     meta: dict
     files: dict[str, bytes]
-    psnr: float                  #: measured PSNR of the chosen settings (dB, on the search cameras)
+    psnr: float                  #: measured mean PSNR of the chosen settings (dB, on the search cameras)
     level: int                   #: index into the profile's ladder of the level the refinement started from
     reached: bool                #: False when even the finest level stays below the target
-    tried: list[dict] = field(default_factory=list)  #: every probe: level (None past the list), settings, bytes, psnr
+    #: every probe: level (None past the list), settings, bytes, psnr (mean), p10, worst, passed
+    tried: list[dict] = field(default_factory=list)
     settings: dict = field(default_factory=dict)     #: the chosen settings
+    stats: ViewStats | None = None  #: mean, p10 and worst view of the chosen settings (dB, on the search cameras)
+    target: RateTarget | None = None  #: what the search held the file to
 
 
 def layer_step(settings: dict, layers: int, k: int, name: str, size: float) -> dict:
@@ -76,7 +92,8 @@ def key(settings: dict) -> tuple:
 
 
 class RateSearch:
-    """The smallest file of ``profile`` whose renders from ``cameras`` reach ``target`` dB (`run`).
+    """The smallest file of ``profile`` whose renders from ``cameras`` reach ``target`` (`run`): a `RateTarget`, or
+    a number of dB, which means `RateTarget.for_psnr` (``--psnr``).
 
     ``layers``: the scene's `Layer` s in grid order; each keeps its drops relative to the level chosen.
     ``ladder``: the profile's levels, finest first (``profile.ladder``). ``options``: profile options the caller
@@ -87,17 +104,21 @@ class RateSearch:
 
     Probes encode at image-codec effort ``probe_effort`` at most (the codecs are lossless: effort changes the bytes
     a little and the PSNR not at all), and the SH palette is fitted once (`Profile.fit_palette`); the chosen
-    settings are then encoded once at the requested effort. ``tried`` reports the probes' bytes."""
+    settings are then encoded once at the requested effort. ``size(meta, files)`` counts a probe's bytes (default:
+    `container_size` of a ``.sog`` zip, what `sog.io.write_container` writes); ``tried`` reports them."""
 
-    def __init__(self, profile: Profile, ladder: list[dict], layers: list[Layer], target: float,
+    def __init__(self, profile: Profile, ladder: list[dict], layers: list[Layer], target: RateTarget | float,
                  options: dict | None = None, cameras=None, device: str = "auto", progress=None, *,
                  refine_rounds: int = 4, probe_effort: int = 2, layer_rounds: int = 4, trade_probes: int = 3,
-                 reference: torch.Tensor | None = None):
+                 reference: torch.Tensor | None = None, size: Callable[[dict, dict], int] | None = None):
         if not ladder:
             raise SogError(f"--psnr does not apply to the {profile.name} profile")
         if not cameras:
             raise SogError("the rate search needs cameras to render its probes from")
+        if not isinstance(target, RateTarget):
+            target = RateTarget.for_psnr(float(target))
         self.profile, self.ladder, self.layers, self.target = profile, ladder, layers, target
+        self.size = size or (lambda meta, files: container_size(meta, files, compress_meta=profile.compress_meta))
         self.options = dict(options or {})
         self.cameras, self.device, self.progress = list(cameras), device, progress
         self.refine_rounds, self.layer_rounds, self.trade_probes = refine_rounds, layer_rounds, trade_probes
@@ -108,7 +129,8 @@ class RateSearch:
         # what the probes are judged against: renders of the layers' scene, or ``reference`` (C, H, W, 3) given
         # (the scene before a fine-tune changed it)
         self.reference = render(splats, self.cameras, device=device) if reference is None else reference
-        self.probes: dict[tuple, dict] = {}  # settings (as `key`) -> level, settings, meta, files, bytes, psnr
+        # settings (as `key`) -> level, settings, meta, files, bytes, psnr (mean), p10, worst, margin, passed
+        self.probes: dict[tuple, dict] = {}
 
     def run(self) -> RateResult:
         """Search: the ladder, then the single-setting and per-layer steps (`refine`, `rebalance`)."""
@@ -122,41 +144,45 @@ class RateSearch:
         # the smallest file met on the way that reaches the target (the last step's, unless an earlier round's
         # larger step was smaller still)
         if reached:
-            chosen = min((p["settings"] for p in self.probes.values() if p["psnr"] >= self.target),
+            chosen = min((p["settings"] for p in self.probes.values() if p["passed"]),
                          key=lambda st: self.probes[key(st)]["bytes"])
         found = self.probes[key(chosen)]
         meta, files = found["meta"], found["files"]
         if self.probe_options != self.options:  # the same values at the requested effort
             meta, files = self.profile.encode(self.layers, self.profile.Options(**{**chosen, **self.options}),
                                               palette=self.palette)
-        tried = [{k: p[k] for k in ("level", "settings", "bytes", "psnr")} for p in self.probes.values()]
+        tried = [{k: p[k] for k in ("level", "settings", "bytes", "psnr", "p10", "worst", "passed")}
+                 for p in self.probes.values()]
         return RateResult(meta=meta, files=files, psnr=found["psnr"], level=best, reached=reached,
-                          tried=tried, settings=chosen)
+                          tried=tried, settings=chosen, stats=found["stats"], target=self.target)
 
     # -- probes -----------------------------------------------------------------------------------------------
     def probe(self, settings: dict, level: int | None = None) -> float:
-        """The PSNR of the file ``settings`` make (encoded, decoded and rendered once; remembered)."""
+        """The margin over the target (dB, `RateTarget.margin`) of the file ``settings`` make (encoded, decoded and
+        rendered once; remembered): it passes when the margin is 0 or more."""
         if key(settings) not in self.probes:
             profile = self.profile
             meta, files = profile.encode(self.layers, profile.Options(**{**settings, **self.probe_options}),
                                          palette=self.palette)
             test = render(profile.decode(meta, files.__getitem__), self.cameras, device=self.device)
-            views_psnr = metrics.view_psnrs(self.reference, test)
+            stats = ViewStats.of(metrics.view_psnrs(self.reference, test))
+            margin = self.target.margin(stats)
             self.probes[key(settings)] = {"level": level, "settings": settings, "meta": meta, "files": files,
-                                          "bytes": sum(len(v) for v in files.values()),
-                                          "psnr": sum(views_psnr) / len(views_psnr)}
+                                          "bytes": self.size(meta, files), "stats": stats, "psnr": stats.mean,
+                                          "p10": stats.p10, "worst": stats.worst, "margin": margin,
+                                          "passed": margin >= 0}
             if self.progress:
                 self.progress(f"level {level}" if level is not None else "refine")
-        return self.probes[key(settings)]["psnr"]
+        return self.probes[key(settings)]["margin"]
 
     def passes(self, settings: dict) -> bool:
         """Whether the (probed) file of ``settings`` reaches the target."""
-        return self.probes[key(settings)]["psnr"] >= self.target
+        return self.probes[key(settings)]["passed"]
 
     def saved_per_db(self, settings: dict, start: dict) -> float:
-        """Bytes saved per dB of PSNR given up from ``start`` to ``settings`` (a free step: very many)."""
+        """Bytes saved per dB of margin given up from ``start`` to ``settings`` (a free step: very many)."""
         p, here = self.probes[key(settings)], self.probes[key(start)]
-        return (here["bytes"] - p["bytes"]) / max(here["psnr"] - p["psnr"], 1e-3)
+        return (here["bytes"] - p["bytes"]) / max(here["margin"] - p["margin"], 1e-3)
 
     def stored(self, settings: dict) -> tuple:
         """What each layer is stored with under ``settings`` (two settings that store the same: one file)."""
@@ -173,11 +199,11 @@ class RateSearch:
         lo, hi = 0, len(self.ladder) - 1
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            if self.probe(self.ladder[mid], mid) >= self.target:
+            if self.probe(self.ladder[mid], mid) >= 0:
                 lo = mid
             else:
                 hi = mid - 1
-        return lo, lo > 0 or self.probe(self.ladder[0], 0) >= self.target
+        return lo, lo > 0 or self.probe(self.ladder[0], 0) >= 0
 
     def refine(self, chosen: dict, size: float, rounds: int) -> dict:
         """Up to ``rounds`` rounds of single-setting steps of ``size``; a setting whose step failed once is not
@@ -192,7 +218,7 @@ class RateSearch:
                     open_steps.remove(name)
                     continue
                 settings = {**chosen, name: max(floor, coarser(name, chosen[name], size))}
-                if settings[name] == chosen[name] or self.probe(settings) < self.target:
+                if settings[name] == chosen[name] or self.probe(settings) < 0:
                     open_steps.remove(name)  # too small a step to change anything, or it fails
                 else:
                     passing.append(settings)
@@ -239,9 +265,9 @@ class RateSearch:
         for a, *knob_a in moves:
             for b, *knob_b in refinable:
                 pa, pb = self.probes[key(a)], self.probes[key(b)]
-                expected_psnr = here["psnr"] + pa["psnr"] - pb["psnr"]
-                if knob_a != knob_b and expected_psnr >= self.target and pa["bytes"] < pb["bytes"]:
+                expected_margin = here["margin"] + pa["margin"] - pb["margin"]
+                if knob_a != knob_b and expected_margin >= 0 and pa["bytes"] < pb["bytes"]:
                     trades.append((pa["bytes"] - pb["bytes"], layer_step(a, count, *knob_b, -0.5)))
         trades.sort(key=lambda t: t[0])
         return next((st for _, st in trades[:self.trade_probes]
-                     if self.probe(st) >= self.target and self.probes[key(st)]["bytes"] < here["bytes"]), None)
+                     if self.probe(st) >= 0 and self.probes[key(st)]["bytes"] < here["bytes"]), None)

@@ -41,21 +41,27 @@ def test_compress_json_summary(tmp_path, sample_ply, capsys):
 
 def test_compress_to_a_psnr_reports_the_measured_psnr_and_a_playcanvas_request_is_refused(tmp_path, sample_ply,
                                                                                           capsys):
-    out = tmp_path / "s.sog"
-    assert run("compress", sample_ply, out, "--sort", "morton", "--psnr", "58", "--json", "-q") == 0
+    out, ply = tmp_path / "s.sog", tmp_path / "scene.ply"
+    write_ply(small_scene(800, seed=3, sh_degree=1), ply)  # the search renders 48 tuning views a probe
+    assert run("compress", ply, out, "--sort", "morton", "--psnr", "58", "--json", "-q") == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["psnr"] >= 58 and summary["rate"]["reached"] and summary["bytes"] == out.stat().st_size
+    assert summary["rate"]["target"] == {"mean": 58.0, "p10": 54.0, "worst": 48.0}
+    assert summary["rate"]["stats"]["p10"] >= 54 and summary["rate"]["stats"]["worst"] >= 48
     _fails(capsys, "compress", sample_ply, tmp_path / "p.sog", "--profile", "playcanvas", "--psnr", "58",
            match="--psnr does not apply to the playcanvas")
     assert not (tmp_path / "p.sog").exists()
 
 
-def test_the_small_preset_reports_its_45_db_target(tmp_path, capsys):
+def test_the_small_preset_reports_its_p10_and_worst_view_target(tmp_path, capsys):
     ply = tmp_path / "scene.ply"
     write_ply(small_scene(800, seed=3, sh_degree=1), ply)
     assert run("compress", ply, tmp_path / "s.sog", "--sort", "morton", "--quality", "small") == 0
     out = capsys.readouterr().out
-    assert "(target 45 dB)" in out and (tmp_path / "s.sog").exists()
+    assert "(target p10 40, worst 35 dB)" in out and "on the tuning views" in out and (tmp_path / "s.sog").exists()
+    for flag in ("--psnr-p10", "--psnr-worst"):
+        _fails(capsys, "compress", ply, tmp_path / "bad.sog", flag, "nan", match=f"{flag} must be a positive")
+    assert not (tmp_path / "bad.sog").exists()
 
 
 def _fails(capsys, *args, match: str):

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from conftest import shared_path, small_scene, write_cameras_json
 from sog.cli import main
 from sog.errors import SogError
-from sog.evaluate import evaluate
+from sog.evaluate import evaluate, evaluation_cameras
 from sog.io import write_ply
 from sog.io.ply import inria_ply_size
 
@@ -37,9 +38,17 @@ def test_a_scene_against_itself_is_perfect(scene_files):
 
 def test_a_degraded_copy_scores_lower(scene_files):
     orig, noisy = scene_files
-    r = evaluate(orig, noisy, views=2, size=48, device="cpu")
+    r = evaluate(orig, noisy, views=10, size=48, device="cpu")
     assert 5 < r["psnr"] < 60 and 0 < r["ssim"] < 1
-    assert len(r["psnr_views"]) == 2 and r["psnr_min"] == min(r["psnr_views"])
+    assert len(r["psnr_views"]) == 10 and r["psnr_min"] == min(r["psnr_views"])
+    assert r["psnr_min"] <= r["psnr_p10"] <= r["psnr"] and r["ssim_min"] <= r["ssim_p10"] <= r["ssim"]
+    assert r["psnr_p10"] == pytest.approx(float(np.percentile(r["psnr_views"], 10)))
+
+
+def test_by_default_eval_judges_on_48_views_at_512_px_32_of_them_close():
+    cams, source = evaluation_cameras(None, small_scene(400, seed=0))
+    assert len(cams) == 48 and {(c.width, c.height) for c in cams} == {(512, 512)} and source == "scene views (seed 0)"
+    assert sum(c.name.endswith("close") for c in cams) == 32
 
 
 def test_a_compressed_sog_is_measured_by_its_file_size_against_the_ply(tmp_path):

@@ -19,6 +19,7 @@ from sog.codec.rotation import canonical_rotations
 from sog.errors import SogError
 from sog.io import read_container
 from sog.evaluate import evaluate
+from sog.metrics import RateTarget
 from sog.render.views import search_cameras  # the search measures on tuning views, not sog eval's
 from sog.pipeline import CompressOptions, compress
 
@@ -132,17 +133,20 @@ def test_sh_band_limit_and_presets(tmp_path):
         native.preset_options("ultra")
 
 
-def test_the_small_preset_is_the_smallest_file_at_45_db_and_smaller_than_the_default(tmp_path):
+def test_the_small_preset_reaches_40_db_at_p10_and_35_at_the_worst_view_and_is_smaller_than_the_default(tmp_path):
     scene = small_scene(9000, seed=4, sh_degree=3)  # a palette of N/12 entries at most (512)
     results = {}
     for quality in ("small", "default"):
         out = tmp_path / f"{quality}.sog"
-        results[quality] = compress(scene, out, CompressOptions(profile="native",
-                                                                quality=quality, sort="morton"), quiet=True)
+        results[quality] = compress(scene, out, CompressOptions(profile="native", quality=quality, sort="morton",
+                                                                search_views=12, search_size=64), quiet=True)
     small = results["small"]
     assert small.bytes < results["default"].bytes
-    assert small.rate["reached"] and small.psnr >= native.PRESET_PSNR["small"]
-    assert evaluate(scene, tmp_path / "small.sog", cameras=search_cameras(scene))["psnr"] == pytest.approx(small.psnr, abs=1e-4)
+    assert native.PRESET_TARGET["small"] == RateTarget(p10=40.0, worst=35.0)
+    assert small.rate["reached"] and small.rate["target"] == {"mean": None, "p10": 40.0, "worst": 35.0}
+    judged = evaluate(scene, tmp_path / "small.sog", cameras=search_cameras(scene, views=12, size=64))
+    assert judged["psnr_p10"] == pytest.approx(small.rate["stats"]["p10"], abs=1e-4) and judged["psnr_p10"] >= 40.0
+    assert judged["psnr_min"] == pytest.approx(small.rate["stats"]["worst"], abs=1e-4) and judged["psnr_min"] >= 35.0
 
 
 def test_bad_options_and_broken_meta_raise_sog_errors(tmp_path):

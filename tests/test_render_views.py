@@ -9,6 +9,7 @@ import sog
 from conftest import small_scene, write_cameras_json
 from sog.render import orbit_cameras
 from sog.render.cameras import CLOSE_DISTANCES, robust_bounds, scene_views, split_cameras
+from sog.render import views
 from sog.render.views import importance_views, judging_cameras, search_cameras, tuning_cameras
 
 
@@ -39,14 +40,30 @@ def test_seeded_views_are_reproducible_and_a_prefix_of_a_longer_list():
     assert poses(scene_views(s.means, 5, 32, seed=7)) <= poses(scene_views(s.means, 12, 32, seed=7))
 
 
-@pytest.mark.parametrize("views", [1, 8, 12, 40])
-def test_judging_and_tuning_views_share_no_pose(views):
+@pytest.mark.parametrize("count", [1, 8, 12, 40])
+def test_judging_and_tuning_views_share_no_pose(count):
     s = small_scene(800, seed=2)
-    judging, source = judging_cameras(s, views=views, size=32)
+    judging, source = judging_cameras(s, views=count, size=32)
     assert "seed 0" in source
-    for tuning in (tuning_cameras(s, views=views, size=32), search_cameras(s, views=views, size=32),
-                   importance_views(s, views=views, size=32)):
-        assert len(tuning) == views and not poses(judging) & poses(tuning)
+    for tuning in (tuning_cameras(s, views=count, size=32), search_cameras(s, views=count, size=32),
+                   importance_views(s, views=count, size=32)):
+        assert len(tuning) == count and not poses(judging) & poses(tuning)
+
+
+def test_the_default_sets_are_48_views_each_32_close_and_16_orbit_and_share_no_pose():
+    """`sog eval`'s default (JUDGING_VIEWS at JUDGING_SIZE) and the rate search's (TUNING_VIEWS at TUNING_SIZE),
+    and longer lists of both (a user's ``--views``): never one pose in common."""
+    s = small_scene(800, seed=2)
+    judging, _ = judging_cameras(s)
+    tuning = search_cameras(s)
+    assert (views.JUDGING_VIEWS, views.JUDGING_SIZE, views.TUNING_VIEWS) == (48, 512, 48) and views.TUNING_SIZE >= 256
+    for cams, size in ((judging, views.JUDGING_SIZE), (tuning, views.TUNING_SIZE)):
+        assert len(cams) == 48 and all((c.width, c.height) == (size, size) for c in cams)
+        assert sum(c.name.endswith("close") for c in cams) == 32 and sum(c.name.endswith("orbit") for c in cams) == 16
+        assert len(poses(cams)) == 48
+    assert not poses(judging) & poses(tuning)
+    longer = poses(judging_cameras(s, views=200, size=32)[0])
+    assert not longer & poses(tuning_cameras(s, views=200, size=32))
 
 
 def test_a_camera_file_is_split_into_disjoint_judging_and_tuning_subsets(tmp_path):
@@ -65,7 +82,6 @@ def test_a_camera_file_is_split_into_disjoint_judging_and_tuning_subsets(tmp_pat
 def test_compressing_with_a_psnr_target_and_importance_never_renders_a_judging_view(monkeypatch, tmp_path):
     """The tuning code paths (importance layers, the rate search) do not call `judging_cameras`, and every
     camera they render from is a tuning camera."""
-    import sog.render.views as views
     from sog.render import cpu
 
     s = small_scene(1000, seed=4, sh_degree=1)

@@ -36,6 +36,7 @@ from typing import Callable
 import torch
 
 from ..errors import SogError
+from ..metrics import RateTarget
 from ..splats import Splats
 
 #: ``read(filename) -> bytes``: how a decoder fetches a file named in ``meta.json``
@@ -66,10 +67,10 @@ class Profile(ABC):
     summary: str = ""
     #: the option dataclass of `options` (its fields are the ``profile_options`` keys)
     Options: type = object
-    #: ``--quality`` presets: name -> overrides of `Options` (a preset may also be a PSNR target: `preset_psnr`)
+    #: ``--quality`` presets: name -> overrides of `Options` (a preset may also be a PSNR target: `preset_target`)
     presets: dict[str, dict] = {}
-    #: presets that are a quality target: the smallest file whose renders reach this PSNR
-    preset_psnr: dict[str, float] = {}
+    #: presets that are a quality target: the smallest file whose tuning views reach this `RateTarget`
+    preset_target: dict[str, RateTarget] = {}
     #: deflate the container's meta.json entry
     compress_meta: bool = False
     #: why this profile is no longer a write option of ``sog compress`` (empty: it is one); its files are still
@@ -85,13 +86,13 @@ class Profile(ABC):
         return tuple(self.ladder[0]) if self.ladder else ()
 
     # -- options ----------------------------------------------------------------------------------------------
-    def options(self, quality: str | None, target_psnr: float | None, overrides: dict):
-        """``(Options, fixed, target_psnr)``: the preset ``quality`` (its `searched` settings left to the search when
+    def options(self, quality: str | None, target: RateTarget | None, overrides: dict):
+        """``(Options, fixed, target)``: the preset ``quality`` (its `searched` settings left to the search when
         there is a target) under ``overrides``, as the dataclass and as the dict of what was set (``fixed``: a PSNR
-        search keeps those as they are); a preset in `preset_psnr` sets the target when none is given."""
-        if target_psnr is None and quality in self.preset_psnr:
-            target_psnr = self.preset_psnr[quality]
-        if target_psnr is not None and not self.ladder:
+        search keeps those as they are); a preset in `preset_target` sets the target when none is given."""
+        if target is None and quality in self.preset_target:
+            target = self.preset_target[quality]
+        if target is not None and not self.ladder:
             raise SogError(f"--psnr does not apply to the {self.name} profile")
         preset = {}
         if quality is not None:
@@ -100,7 +101,7 @@ class Profile(ABC):
                                + (f" (choose from {', '.join(self.presets)})" if self.presets else ""))
             known = {f.name for f in fields(self.Options)}
             preset = {k: v for k, v in self.presets[quality].items() if k in known}
-            if target_psnr is not None:
+            if target is not None:
                 preset = {k: v for k, v in preset.items() if k not in self.searched}
         merged = {**preset, **overrides}
         try:
@@ -108,7 +109,7 @@ class Profile(ABC):
         except TypeError as exc:
             raise SogError(f"{self.name} profile: {exc}") from None
         self.check(opts)
-        return opts, merged, target_psnr
+        return opts, merged, target
 
     def check(self, options) -> None:
         """Raise `SogError` for option values the encoder would refuse (before the slow work)."""

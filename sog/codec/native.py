@@ -48,6 +48,7 @@ import numpy as np
 import torch
 
 from ..errors import SogError
+from ..metrics import RateTarget
 from ..splats import SH_REST_COUNT, Splats
 from .image import CODECS, decode_image, encode_image
 from . import native_legacy as legacy
@@ -112,7 +113,7 @@ class Options(CodecOptions):
 
 #: ``--quality`` presets: overrides of `Options`.
 PRESETS: dict[str, dict] = {
-    # the bit depths come from the rate search (`PRESET_PSNR`); an SH palette of at most N/12 entries unless the
+    # the bit depths come from the rate search (`PRESET_TARGET`); an SH palette of at most N/12 entries unless the
     # source is already palettised
     "small": {"palette_size": 32768, "palette_per": 12},
     "default": {},  # the `Options` defaults
@@ -120,9 +121,10 @@ PRESETS: dict[str, dict] = {
              "palette_size": 65536, "palette_per": 4, "kmeans_iters": 15},
 }
 
-#: presets that are a quality target: the smallest file whose renders reach this PSNR against the input's
-#: (`sog.rate`, on `sog.render.views.search_cameras`' tuning views): no fixed bit depths suit every scene
-PRESET_PSNR: dict[str, float] = {"small": 45.0}
+#: presets that are a quality target: the smallest file whose tuning views (`sog.rate`, on
+#: `sog.render.views.search_cameras`) reach this `RateTarget` against the input's renders; no fixed bit depths suit
+#: every scene. "small" "looks the same": 40 dB at the 10th-percentile view, 35 dB at the worst (docs/profiles.md)
+PRESET_TARGET: dict[str, RateTarget] = {"small": RateTarget(p10=40.0, worst=35.0)}
 
 
 def preset_options(quality: str, **overrides) -> dict:
@@ -718,7 +720,7 @@ class NativeProfile(Profile):
                "that would earn its place (scripts/bench_native.py; docs/profiles.md#the-native-profile-is-retired)")
     Options = Options
     presets = PRESETS
-    preset_psnr = PRESET_PSNR
+    preset_target = PRESET_TARGET
     compress_meta = COMPRESS_META
     ladder = LEVELS
 

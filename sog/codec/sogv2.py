@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from ..errors import SogError
+from ..metrics import RateTarget
 from ..splats import Splats
 from .base import Layer, Profile
 from .layers import layer_drops, layer_options, plan_importance_layers, wants_layers
@@ -103,11 +104,14 @@ class Options(CodecOptions):
 
 
 PRESETS: dict[str, dict] = {
-    "small": {"palette_size": 32768, "palette_per": 12},  # a PSNR target (`PRESET_PSNR`)
+    "small": {"palette_size": 32768, "palette_per": 12},  # a PSNR target (`PRESET_TARGET`)
     "default": {},
     "high": {**LEVELS[0], "palette_size": 65536, "palette_per": 4, "kmeans_iters": 15},
 }
-PRESET_PSNR: dict[str, float] = {"small": 45.0}
+#: presets that are a quality target: the smallest file whose tuning views (`sog.rate`, on
+#: `sog.render.views.search_cameras`) reach this `RateTarget` against the input's renders; no fixed bit depths suit
+#: every scene. "small" "looks the same": 40 dB at the 10th-percentile view, 35 dB at the worst (docs/profiles.md)
+PRESET_TARGET: dict[str, RateTarget] = {"small": RateTarget(p10=40.0, worst=35.0)}
 
 
 def check_options(options: Options) -> None:
@@ -443,7 +447,7 @@ class SogV2Profile(Profile):
     summary = "SOG v2 (PlayCanvas, SuperSplat, splat-transform, ... read it), rate-optimised"
     Options = Options
     presets = PRESETS
-    preset_psnr = PRESET_PSNR
+    preset_target = PRESET_TARGET
     compress_meta = False  # as PlayCanvas writes it
     ladder = LEVELS
 

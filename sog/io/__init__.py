@@ -15,13 +15,13 @@ from pathlib import Path
 
 from ..errors import SogError, is_out_of_memory
 from ..splats import Splats
-from .container import read_container, write_container
+from .container import container_size, read_container, write_container
 from .limits import LIMITS, Limits, check_count, check_magnitudes
 from .ply import read_ply, write_ply
 from .splat import read_splat
 
 __all__ = ["load", "read_checked", "save", "read_ply", "write_ply", "read_splat", "read_container", "write_container",
-           "detect_format", "as_sog_error", "WRITERS", "Writer", "output_format", "get_writer"]
+           "container_size", "detect_format", "as_sog_error", "WRITERS", "Writer", "output_format", "get_writer"]
 
 
 def detect_format(path: str | os.PathLike) -> str:

@@ -8,6 +8,7 @@ long lists of floats: 10 KB -> 4 KB on a 114K-Gaussian scene); a profile asks fo
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import zipfile
@@ -29,6 +30,30 @@ def _entry(name: str, deflate: bool = False) -> zipfile.ZipInfo:
     return info
 
 
+def _meta_bytes(meta: dict) -> bytes:
+    return json.dumps(meta, separators=(",", ":")).encode()
+
+
+def _write_zip(fh, meta_bytes: bytes, files: dict[str, bytes], compress_meta: bool) -> None:
+    """The bundled form into the binary file ``fh``: ``meta.json`` first, then ``files`` in their order."""
+    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr(_entry(META, compress_meta), meta_bytes)
+        for name, data in files.items():
+            zf.writestr(_entry(name), data)
+
+
+def container_size(meta: dict, files: dict[str, bytes], *, bundle: bool = True, compress_meta: bool = False) -> int:
+    """The bytes `write_container` would write for ``meta`` and ``files`` (the zip with its headers and
+    ``meta.json``, or for a folder ``meta.json`` plus the planes), without writing anything: what the rate search
+    counts, so that the size it chooses on is the written file's."""
+    meta_bytes = _meta_bytes(meta)
+    if not bundle:
+        return len(meta_bytes) + sum(len(d) for d in files.values())
+    with io.BytesIO() as fh:
+        _write_zip(fh, meta_bytes, files, compress_meta)
+        return fh.tell()
+
+
 def write_container(meta: dict, files: dict[str, bytes], path: str | os.PathLike, *,
                     bundle: bool | None = None, overwrite: bool = False, compress_meta: bool = False) -> int:
     """Write ``meta`` and ``files`` to ``path`` atomically; return the bytes written.
@@ -37,15 +62,13 @@ def write_container(meta: dict, files: dict[str, bytes], path: str | os.PathLike
     (a folder path, or a path ending in ``meta.json`` whose folder receives the planes).
     """
     path = Path(path)
-    meta_bytes = json.dumps(meta, separators=(",", ":")).encode()
+    meta_bytes = _meta_bytes(meta)
     if bundle is None:
         bundle = path.suffix.lower() == ".sog"
     if bundle:
         with atomic_path(path, overwrite) as tmp:
-            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
-                zf.writestr(_entry(META, compress_meta), meta_bytes)
-                for name, data in files.items():
-                    zf.writestr(_entry(name), data)
+            with open(tmp, "wb") as fh:
+                _write_zip(fh, meta_bytes, files, compress_meta)
         return path.stat().st_size
     folder = path.parent if path.name == META else path
     if overwrite and folder.is_dir() and not (folder / META).is_file():

@@ -21,8 +21,11 @@ from .cameras import (Camera, find_scene_cameras, load_cameras, parse_size, scen
 JUDGING_SEED = 0
 #: the seed of the views that tuning (rate search, presets, importance) may use; never `JUDGING_SEED`
 TUNING_SEED = 1
-#: `sog eval`'s defaults: 12 views, 512 px
-JUDGING_VIEWS, JUDGING_SIZE = 12, 512
+#: `sog eval`'s (and the benchmarks') defaults: 48 `scene_views` at 512 px, 32 of them close views and 16 orbit views
+JUDGING_VIEWS, JUDGING_SIZE = 48, 512
+#: the rate search's (``--psnr``, ``--quality small``) views: 48 `scene_views` at 256 px, 32 close and 16 orbit views
+#: (a probe renders each of them: docs/profiles.md has the cost)
+TUNING_VIEWS, TUNING_SIZE = 48, 256
 
 
 def _resize(cams: list[Camera], size) -> list[Camera]:
@@ -66,8 +69,9 @@ def tuning_cameras(splats: Splats, source_path=None, views: int = 8, size=256, u
     return _cameras("tuning", TUNING_SEED, splats, source_path, views, size, None, up, fov_deg)[0]
 
 
-def search_cameras(splats: Splats, source_path=None, views: int = 8, size: int = 256) -> list[Camera]:
-    """The views the rate search renders its probes from: `tuning_cameras`."""
+def search_cameras(splats: Splats, source_path=None, views: int = TUNING_VIEWS, size: int = TUNING_SIZE) -> list[Camera]:
+    """The views the rate search renders its probes from: `tuning_cameras` (by default `TUNING_VIEWS` at
+    `TUNING_SIZE`)."""
     return tuning_cameras(splats, source_path, views, size)
 
 
