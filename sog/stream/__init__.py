@@ -144,7 +144,8 @@ def compress_chunked(source: str | os.PathLike, output: str | os.PathLike, optio
     filenames = [name for per_leaf in names for name in per_leaf]
     chunk = replace(options, format="sog-folder", bundle=None, format_options={}, reduce=None, max_gaussians=None,
                     layout=None)
-    tasks = [ChunkTask(leaf, str(source), np.sort(part.members[0]).astype(np.int64), str(output.parent), names[leaf],
+    where, folder = os.path.abspath(source), os.path.abspath(output.parent)  # a worker's working folder may differ
+    tasks = [ChunkTask(leaf, where, np.sort(part.members[0]).astype(np.int64), folder, names[leaf],
                        replace(chunk, seed=options.seed + SEED_STRIDE * leaf)) for leaf, part in enumerate(parts)]
     for part in parts:
         part.members = []  # the tasks hold the rows now
