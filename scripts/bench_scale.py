@@ -143,7 +143,7 @@ def main() -> None:
     for r in rows:
         print(f"{r['count']:>10,} {r['workers'] or 'serial':>7} {r['seconds']:>8.1f} {r['seconds_per_million']:>6.1f} "
               f"{r['peak_total_rss_mb']:>13,} {r['peak_process_rss_mb']:>12,} {r['bytes']:>12,} "
-              f"{r['bits_per_gaussian']:>7.2f} {str(r['same_as_serial'] if r['same_as_serial'] is not None else '-'):>5} "
+              f"{r['bits_per_gaussian']:>7.2f} {'-' if r['same_as_serial'] is None else str(r['same_as_serial']):>5} "
               f"{str(r.get('splat_transform_level0', '-')):>10}")
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "load_average": os.getloadavg(), "cpus": os.cpu_count()},

@@ -87,7 +87,8 @@ def plan_batch(inputs: list[str], outdir: str | os.PathLike, options: CompressOp
         output = outdir / stem / META_NAME if lod else outdir / f"{stem}.sog"
         if output.parent.exists():
             check_destination(output, [str(s) for s in scenes], overwrite)
-        jobs.append(SceneJob(os.path.abspath(scene), os.path.abspath(output), options, overwrite))  # workers may run elsewhere
+        # absolute paths: a worker's working folder may differ from this one's
+        jobs.append(SceneJob(os.path.abspath(scene), os.path.abspath(output), options, overwrite))
     return jobs
 
 
