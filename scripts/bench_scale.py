@@ -8,6 +8,7 @@ compared byte for byte with the serial one; the pinned splat-transform reads lev
 Prints a table and writes JSON.
 
     nice -n 10 python scripts/bench_scale.py --counts 1000000,5000000 --workers 0,2 --lod 1 --json bench_scale.json
+    nice -n 10 python scripts/bench_scale.py --split-only 10000000,50000000 --json bench_split.json
 
 Counts are Gaussians; ``--workers 0`` is the serial run. Figures depend on the machine and its load: say which.
 """
@@ -85,6 +86,57 @@ def peer_level0_count(meta: Path, scratch: Path, env: dict) -> int | None:
     return next(int(line.split()[2]) for line in head.splitlines() if line.startswith("element vertex"))
 
 
+def write_split_scene(path: Path, count: int, seed: int = 0) -> None:
+    """A synthetic SH-0 INRIA PLY of ``count`` Gaussians (centres uniform in a 16-unit box, so that the count rule
+    splits; the rest constant), written block by block through a memory map: only for timing the split, whose work
+    is the centres'."""
+    import numpy as np
+
+    names = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1", "scale_2",
+             "rot_0", "rot_1", "rot_2", "rot_3"]
+    header = (f"ply\nformat binary_little_endian 1.0\nelement vertex {count}\n"
+              + "".join(f"property float {n}\n" for n in names) + "end_header\n").encode()
+    with open(path, "wb") as fh:
+        fh.write(header)
+        fh.truncate(len(header) + 4 * len(names) * count)
+    rows = np.memmap(path, dtype=[(n, "<f4") for n in names], mode="r+", offset=len(header), shape=(count,))
+    gen = np.random.default_rng(seed)
+    for start in range(0, count, 1 << 22):
+        block = rows[start:start + (1 << 22)]
+        for axis in "xyz":
+            block[axis] = gen.uniform(-8, 8, len(block)).astype(np.float32)
+        block["rot_0"], block["scale_0"], block["scale_1"], block["scale_2"] = 1.0, -4.0, -4.0, -4.0
+    rows.flush()
+
+
+SPLIT_CHILD = """
+import json, resource, sys, time
+from sog.io.ply_memmap import PlyMemmap
+from sog.stream import split
+t0 = time.perf_counter()
+tree, parts = split(PlyMemmap(sys.argv[1]), int(sys.argv[2]), 16.0, 8192)
+print(json.dumps({"seconds": time.perf_counter() - t0, "leaves": len(parts),
+                  "largest": max(len(p.members[0]) for p in parts),
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def split_only(counts: list[int], out: Path, chunk: int, env: dict) -> list[dict]:
+    """The split alone (`sog.stream.split`: centres in one pass, the k-d tree) of synthetic SH-0 scenes, in a child
+    process each: seconds, leaves, the largest leaf, peak RSS (the driver's share of a chunked run's memory)."""
+    rows = []
+    for count in counts:
+        path = out / f"split_{count}.ply"
+        if not path.is_file():
+            write_split_scene(path, count)
+        done = subprocess.run([sys.executable, "-c", SPLIT_CHILD, str(path), str(chunk)], check=True,
+                              capture_output=True, env=env, cwd=ROOT)
+        row = {"count": count, "file_bytes": path.stat().st_size, **json.loads(done.stdout.decode())}
+        print(json.dumps(row), file=sys.stderr, flush=True)
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--counts", default="1000000,5000000", help="comma-separated scene sizes (Gaussians)")
@@ -96,6 +148,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("/tmp/sog_scale"), help="scenes and outputs (not the repo)")
     ap.add_argument("--no-peer", action="store_true", help="skip the splat-transform check")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--split-only", default=None, metavar="COUNTS",
+                    help="time only the split (centres and k-d tree) of synthetic SH-0 scenes of these counts")
     args = ap.parse_args()
     if ROOT in args.out.resolve().parents:
         raise SystemExit("bench_scale: --out must be outside the repository")
@@ -103,6 +157,16 @@ def main() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.setdefault("SOG_NODE_MODULES", str(ROOT / "node_modules"))
     from sog.io.ply import inria_ply_size
+
+    if args.split_only:
+        rows = split_only([int(c) for c in args.split_only.split(",")], args.out, args.chunk_size or 512 * 1024, env)
+        print(f"{'count':>12} {'file GB':>8} {'seconds':>8} {'leaves':>7} {'largest':>9} {'peak RSS MB':>11}")
+        for r in rows:
+            print(f"{r['count']:>12,} {r['file_bytes'] / 1e9:>8.2f} {r['seconds']:>8.1f} {r['leaves']:>7} "
+                  f"{r['largest']:>9,} {r['peak_rss_mb']:>11,.0f}")
+        if args.json:
+            args.json.write_text(json.dumps({"split": rows, "load_average": os.getloadavg()}, indent=1))
+        return
 
     rows = []
     for count in [int(c) for c in args.counts.split(",")]:
@@ -143,7 +207,7 @@ def main() -> None:
     for r in rows:
         print(f"{r['count']:>10,} {r['workers'] or 'serial':>7} {r['seconds']:>8.1f} {r['seconds_per_million']:>6.1f} "
               f"{r['peak_total_rss_mb']:>13,} {r['peak_process_rss_mb']:>12,} {r['bytes']:>12,} "
-              f"{r['bits_per_gaussian']:>7.2f} {str(r['same_as_serial'] if r['same_as_serial'] is not None else '-'):>5} "
+              f"{r['bits_per_gaussian']:>7.2f} {'-' if r['same_as_serial'] is None else str(r['same_as_serial']):>5} "
               f"{str(r.get('splat_transform_level0', '-')):>10}")
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "load_average": os.getloadavg(), "cpus": os.cpu_count()},

@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compress", help="scene (.ply/.splat/.sog/.spz/...) -> .sog zip, SOG folder or another "
                        "compressed format, chosen by OUT's extension")
-    c.add_argument("input")
+    c.add_argument("input", nargs="+", help="a scene; several, or a folder of scenes: a batch into the folder OUT "
+                   "(OUT/NAME.sog each, OUT/NAME/lod-meta.json with --lod; docs/scale.md)")
     c.add_argument("output", help="OUT.sog for a zip; a path without an extension or folder/meta.json for the "
                    "unbundled form; " + ", ".join(e for w in WRITERS.values() for e in w.endings if e != ".ply")
                    + " for those formats (any other extension is refused)")
@@ -319,21 +320,29 @@ def _compress(args) -> int:
     if args.layers is not None and args.layers < 1:
         raise SogError(f"--layers must be 1 or more, not {args.layers}")
     from .io import output_format
+    from .distributed.batch import is_batch
 
+    batch = is_batch(args.input)
+    if not batch:
+        args.input = args.input[0]
+    elif args.format not in (None, "lod") or args.psnr is not None:
+        raise SogError("a batch (several inputs, or a folder of them) writes OUT/NAME.sog, or OUT/NAME/lod-meta.json "
+                       "with --lod; --format and --psnr apply to one input")
     format_options = {}
     if args.lod is not None:
         from .io.lod_writer import check_levels
 
-        if output_format(args.output, args.format) != "lod":
+        if not batch and output_format(args.output, args.format) != "lod":
             raise SogError(f"--lod applies to a .../lod-meta.json output, not {args.output}")
         format_options["levels"] = check_levels(args.lod)
-    lod = output_format(args.output, args.format) == "lod"
+    lod = (args.lod is not None or args.format == "lod") if batch else output_format(args.output, args.format) == "lod"
     if args.chunk_size is not None:
         if not lod:
             raise SogError(f"--chunk-size applies to a .../lod-meta.json output, not {args.output}")
         format_options["chunk_gaussians"] = args.chunk_size
-    if (args.workers is not None or args.scheduler is not None) and not lod:
-        raise SogError(f"--workers and --scheduler apply to a .../lod-meta.json output, not {args.output}")
+    if (args.workers is not None or args.scheduler is not None) and not (lod or batch):
+        raise SogError(f"--workers and --scheduler apply to a .../lod-meta.json output or a batch of inputs, not "
+                       f"{args.output}")
     t0 = time.perf_counter()
     options = CompressOptions(profile=args.profile, sort=args.sort, seed=args.seed, device=args.device,
                               effort=args.effort, quality=args.quality, target_psnr=args.psnr,
@@ -342,8 +351,10 @@ def _compress(args) -> int:
                               sort_budget=SORT_BUDGET if args.sort_budget is None else args.sort_budget,
                               sort_weights=_parse_weights(args.sort_weights),
                               profile_options={} if args.layers is None else {"layers": args.layers},
-                              format=args.format, format_options=format_options, reduce=args.reduce,
-                              max_gaussians=args.max_gaussians, finetune=args.finetune)
+                              format=None if batch else args.format, format_options=format_options,
+                              reduce=args.reduce, max_gaussians=args.max_gaussians, finetune=args.finetune)
+    if batch:
+        return _compress_batch(args, options, lod, t0)
     if lod:
         from .distributed import compress_lod
 
@@ -389,6 +400,26 @@ def _compress(args) -> int:
                       "wrote that file")
         if result.unstored:
             print(f"note: extra PLY properties not stored in .sog: {', '.join(result.unstored)}")
+    return 0
+
+
+def _compress_batch(args, options, lod: bool, t0: float) -> int:
+    """`sog compress A B ... OUTDIR` (or a folder of inputs): one line per scene, or one JSON object."""
+    from .distributed.batch import run_batch
+
+    done = run_batch(args.input, args.output, options, lod=lod, workers=args.workers, scheduler=args.scheduler,
+                     overwrite=args.force, quiet=args.quiet)
+    scenes = [{"input": d.source, "output": d.output, "count": d.count, "bytes": d.bytes,
+               "bits_per_gaussian": 8 * d.bytes / d.count, "ratio": ply_bytes(d.count, d.sh_degree) / d.bytes}
+              for d in done]
+    seconds = round(time.perf_counter() - t0, 3)
+    if args.json:
+        print(json.dumps({"output": str(args.output), "scenes": scenes, "seconds": seconds}))
+    elif not args.quiet:
+        for s in scenes:
+            print(f"{s['output']}: {s['count']:,} Gaussians, {s['bytes']:,} bytes ({s['bits_per_gaussian']:.1f} "
+                  f"bits/Gaussian, {s['ratio']:.1f}x smaller than PLY)")
+        print(f"{len(scenes)} scenes in {seconds:.1f} s")
     return 0
 
 

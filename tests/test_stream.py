@@ -190,3 +190,11 @@ def test_a_chunk_task_is_its_own_unit_of_work(written, ply, tmp_path):
     done = run_chunk(task)
     assert done.counts == [count, math.ceil(count / 2)]
     assert files_of(tmp_path) == {k: v for k, v in files_of(out).items() if k.startswith(("0_0/", "1_0/"))}
+
+
+def test_splat_transform_reads_each_level_with_its_count(written, splat_transform, tmp_path):
+    out, _ = written
+    counts = json.loads((out / META_NAME).read_text())["counts"]
+    for level, count in enumerate(counts):
+        splat_transform(out / META_NAME, "-L", str(level), tmp_path / f"level{level}.ply")
+        assert len(sog.load(tmp_path / f"level{level}.ply")) == count

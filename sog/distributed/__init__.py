@@ -64,7 +64,7 @@ def dask_runner(workers: int | None = None, scheduler: str | None = None, retrie
                 client = Client(scheduler, timeout=CONNECT_SECONDS)
             else:
                 cluster = LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=level)
+                                       dashboard_address=":0", silence_logs=level)
                 stack.callback(cluster.close)
                 client = Client(cluster)
         except (OSError, TimeoutError) as exc:

@@ -33,8 +33,10 @@ PLY_DTYPES = {"char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short":
 #: indices (20 bytes a Gaussian) are less than the 56 or more a row of the file takes
 MAX_MAPPED_ROWS = 1 << 31
 
-#: rows read at once when streaming positions: 1 Mi rows of a 62-float SH-3 record is 248 MiB of page cache
-BLOCK_ROWS = 1 << 20
+#: rows mapped at once when streaming positions: 256 Ki rows of a 59-float SH-3 record is 59 MiB
+BLOCK_ROWS = 1 << 18
+#: indices gathered from one map: at most that many pages of the file touched before it is unmapped
+GATHER_ROWS = 1 << 15
 
 
 @dataclass(frozen=True)
@@ -90,20 +92,26 @@ def memmappable(path: str | os.PathLike) -> bool:
 
 
 class PlyMemmap:
-    """The vertex records of a binary INRIA PLY, memory-mapped read-only: (N,) structured rows, paged in on use."""
+    """The vertex records of a binary INRIA PLY, memory-mapped read-only a block at a time: each block of rows is
+    mapped, copied out and unmapped, so the file's pages never pile up in this process's memory (a mapped page
+    counts in its RSS until it is unmapped)."""
 
     def __init__(self, path: str | os.PathLike, limits: Limits = LIMITS):
         layout = ply_layout(path, limits)
         if layout is None:
             raise SogError(f"{path}: not a binary little-endian INRIA PLY (only that layout is read out of core)")
         self.path, self.limits, self.layout = str(path), limits, layout
-        try:
-            self.records = np.memmap(path, dtype=layout.dtype, mode="r", offset=layout.offset, shape=(layout.count,))
-        except (OSError, ValueError) as exc:
-            raise SogError(f"{path}: cannot map its rows ({exc})") from None
 
     def __len__(self) -> int:
         return self.layout.count
+
+    def _map(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start``..``stop - 1`` as a read-only memory map (unmapped when the caller drops it)."""
+        try:
+            return np.memmap(self.path, dtype=self.layout.dtype, mode="r",
+                             offset=self.layout.offset + start * self.layout.dtype.itemsize, shape=(stop - start,))
+        except (OSError, ValueError) as exc:
+            raise SogError(f"{self.path}: cannot map its rows ({exc})") from None
 
     def positions(self, block: int = BLOCK_ROWS) -> np.ndarray:
         """(N, 3) float32 centres, read ``block`` rows at a time (only x, y, z are copied out); a non-finite value is
@@ -111,13 +119,26 @@ class PlyMemmap:
         n = len(self)
         out = np.empty((n, 3), np.float32)
         for start in range(0, n, block):
-            rows = self.records[start:start + block]
-            for axis, name in enumerate("xyz"):
-                out[start:start + len(rows), axis] = rows[name]
+            rows = self._map(start, min(n, start + block))
             part = out[start:start + len(rows)]
+            for axis, name in enumerate("xyz"):
+                part[:, axis] = rows[name]
+            del rows
             if not np.isfinite(part).all():
                 first = start + int(np.flatnonzero(~np.isfinite(part).all(1))[0])
                 raise SogError(f"{self.path}: means has Gaussian(s) with NaN or Inf values (first at index {first})")
+        return out
+
+    def records(self, index: np.ndarray, block: int = GATHER_ROWS) -> np.ndarray:
+        """(n,) structured records of the rows ``index`` ((n,) int64), gathered ``block`` indices at a time from a
+        map of just the rows they span."""
+        out = np.empty(len(index), self.layout.dtype)
+        for start in range(0, len(index), block):
+            piece = index[start:start + block]
+            lo, hi = int(piece.min()), int(piece.max()) + 1
+            rows = self._map(lo, hi)
+            out[start:start + len(piece)] = rows[piece - lo]
+            del rows
         return out
 
     def rows(self, index: np.ndarray) -> Splats:
@@ -127,4 +148,4 @@ class PlyMemmap:
         if index.size and (index.min() < 0 or index.max() >= len(self)):
             raise SogError(f"{self.path}: row index out of range 0..{len(self) - 1}")
         what = f"{self.path} (rows {int(index.min()) if index.size else 0}..)"
-        return check_magnitudes(splats_from_records(np.asarray(self.records[index]), what), what, self.limits)
+        return check_magnitudes(splats_from_records(self.records(index), what), what, self.limits)

@@ -112,6 +112,16 @@ def chunkable(source, options: CompressOptions) -> bool:
             and memmappable(source))
 
 
+def split(ply: PlyMemmap, chunk_gaussians: int, chunk_extent: float, chunk_min: int) -> tuple[dict, list]:
+    """The k-d tree over ``ply``'s centres (read in one streaming pass, only x, y, z) and its leaves in file order,
+    each leaf's ``members[0]`` its (n,) rows; memory: the (N, 3) float32 centres while the tree is built, then the
+    leaves' int64 rows."""
+    positions = ply.positions()
+    tree = partition([positions], chunk_gaussians, chunk_extent, chunk_min)
+    del positions
+    return tree, leaves(tree)
+
+
 def check_chunked(source, output, options: CompressOptions, overwrite: bool) -> dict:
     """Every check `compress_chunked` makes before any work (options, destination, device); returns the writer's
     options (`check_lod_options`)."""
@@ -136,17 +146,15 @@ def compress_chunked(source: str | os.PathLike, output: str | os.PathLike, optio
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     ply = PlyMemmap(source)
-    positions = ply.positions()
-    tree = partition([positions], lod["chunk_gaussians"], lod["chunk_extent"], lod["chunk_min"])
-    del positions
-    parts = leaves(tree)
+    tree, parts = split(ply, lod["chunk_gaussians"], lod["chunk_extent"], lod["chunk_min"])
     seconds["split"] = time.perf_counter() - t0
     levels = lod["levels"]
     names = [tuple(chunk_name(k, leaf) for k in range(levels)) for leaf in range(len(parts))]
     filenames = [name for per_leaf in names for name in per_leaf]
     chunk = replace(options, format="sog-folder", bundle=None, format_options={}, reduce=None, max_gaussians=None,
                     layout=None)
-    tasks = [ChunkTask(leaf, str(source), np.sort(part.members[0]).astype(np.int64), str(output.parent), names[leaf],
+    where, folder = os.path.abspath(source), os.path.abspath(output.parent)  # a worker's working folder may differ
+    tasks = [ChunkTask(leaf, where, np.sort(part.members[0]).astype(np.int64), folder, names[leaf],
                        replace(chunk, seed=options.seed + SEED_STRIDE * leaf)) for leaf, part in enumerate(parts)]
     for part in parts:
         part.members = []  # the tasks hold the rows now
