@@ -29,6 +29,7 @@ import torch
 from ..errors import SogError
 from ..localserver import LocalServer
 from ..peers import CHROMIUM_ARGS, find_chromium
+from ..splats import Splats
 from .cameras import Camera
 
 COMMON_JS = Path(__file__).resolve().parent / "browser_page" / "common.js"
@@ -190,7 +191,6 @@ def scene_file(scene, folder: Path, suffixes: tuple[str, ...], lod: bool = False
     folder's ``meta.json`` (or, with ``lod``, a ``lod-meta.json``); else a PLY written into ``folder`` from
     `Splats` or from what `sog.io.load` reads (a format the viewer has no loader for)."""
     from ..io import load, write_ply
-    from ..splats import Splats
 
     if not isinstance(scene, Splats):
         path = Path(scene)
