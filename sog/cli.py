@@ -64,13 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--profile", default=DEFAULT_PROFILE, choices=[*PROFILES, *ALIASES],
                    help="; ".join(f"{p.name}: {p.summary}" for p in PROFILES.values())
                    + f" (default {DEFAULT_PROFILE}; " + ", ".join(f"{a} = {n}" for a, n in ALIASES.items()) + ")")
-    presets = list(dict.fromkeys(q for p in PROFILES.values() for q in p.presets))  # every profile's, in order
+    from .codec.spz_profile import PROFILE as SPZ_PROFILE
+
+    presets = list(dict.fromkeys(q for p in (*PROFILES.values(), SPZ_PROFILE) for q in p.presets))  # in order
     c.add_argument("--quality", default=None, choices=presets,
                    help="sogv2 and native presets: small = the smallest file whose renders reach 45 dB (a --psnr "
-                        "search); high = 16-bit positions, 8-bit rotations, finer codebooks")
+                        "search); high = 16-bit positions, 8-bit rotations, finer codebooks. SPZ: small = the "
+                        f"smallest file whose renders reach {SPZ_PROFILE.preset_psnr['small']:g} dB; high = finer "
+                        "position, SH and rotation lattices (docs/formats.md)")
     c.add_argument("--psnr", type=float, default=None, metavar="DB",
-                   help="sogv2 and native: the smallest bit depths whose renders reach this PSNR against the input "
-                        "(the search cameras of sog.render.views); encodes, decodes and renders a few times")
+                   help="sogv2, native and SPZ: the smallest bit depths (SPZ: lattices) whose renders reach this PSNR "
+                        "against the input (the search cameras of sog.render.views); encodes, decodes and renders "
+                        "a few times")
     c.add_argument("--layers", type=int, default=None, metavar="K",
                    help="sogv2 and native: importance layers, the less visible stored coarser (default 3 for scenes "
                         "of 32,768 Gaussians or more; 1: one grid)")
