@@ -68,16 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="; ".join(f"{p.name}: {p.summary}" + (" (retired: read only)" if p.retired else "")
                                   for p in PROFILES.values())
                    + f" (default {DEFAULT_PROFILE}; " + ", ".join(f"{a} = {n}" for a, n in ALIASES.items()) + ")")
-    presets = list(dict.fromkeys(q for p in PROFILES.values() for q in p.presets))  # every profile's, in order
+    from .codec.spz_profile import PROFILE as SPZ_PROFILE
+
+    presets = list(dict.fromkeys(q for p in (*PROFILES.values(), SPZ_PROFILE) for q in p.presets))  # in order
     c.add_argument("--quality", default=None, choices=presets,
-                   help="sogv2 and native presets: small = the smallest file whose tuning views reach 40 dB at the "
-                        "10th percentile and 35 dB at the worst view (a rate search); high = 16-bit positions, 8-bit "
-                        "rotations, finer codebooks")
+                   help="sogv2 presets: small = the smallest file whose tuning views reach 40 dB at the 10th "
+                        "percentile and 35 dB at the worst view (a rate search); high = 16-bit positions, 8-bit "
+                        "rotations, finer codebooks. SPZ: small = the same target over the SPZ writer's lattices; "
+                        "high = finer position, SH and rotation lattices (docs/formats.md)")
     c.add_argument("--psnr", type=float, default=None, metavar="DB",
-                   help="sogv2 and native: the smallest bit depths whose renders reach this mean PSNR against the "
-                        f"input, with the 10th-percentile view at least DB-{P10_BELOW:g} and the worst at least "
-                        f"DB-{WORST_BELOW:g} (the tuning views of sog.render.views.search_cameras); encodes, decodes "
-                        "and renders a few times")
+                   help="sogv2 and SPZ: the smallest bit depths (SPZ: lattices) whose renders reach this mean PSNR "
+                        f"against the input, with the 10th-percentile view at least DB-{P10_BELOW:g} and the worst at "
+                        f"least DB-{WORST_BELOW:g} (the tuning views of sog.render.views.search_cameras); encodes, "
+                        "decodes and renders a few times")
     c.add_argument("--psnr-p10", type=float, default=None, metavar="DB",
                    help="the floor of the 10th-percentile tuning view instead of --psnr's (alone: a search without a "
                         "mean target)")

@@ -16,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .codec import DEFAULT_PROFILE, Layer, get_profile
+from .codec.spz_profile import PROFILE as SPZ_PROFILE
 from .device import one_cpu_thread, resolve_device
 from .errors import SogError
 from .grid import grid_shape
@@ -155,7 +156,7 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
     if fmt == "lod":
         return _compress_to_lod(source, output, options, overwrite)
     if WRITERS[fmt].function is not None:
-        return _compress_to_file(source, output, fmt, options, overwrite)
+        return _compress_to_file(source, output, fmt, options, overwrite, quiet)
     profile = get_profile(options.profile)
     overrides = {"effort": options.effort, "seed": options.seed, **options.profile_options}
     profile_options, fixed, target = profile.options(options.quality, rate_target(options), overrides)
@@ -321,27 +322,68 @@ def _scene(source, options: CompressOptions, device,
     return reduction.splats, source_path, source_count, reduction.kept
 
 
-def _compress_to_file(source, output, fmt: str, options: CompressOptions, overwrite: bool) -> CompressResult:
-    """`compress` to a format with a writer of its own: load, order (`stream_order`), write."""
-    if rate_target(options) is not None or options.quality is not None or options.profile_options:
-        raise SogError(f"--psnr, --quality and --layers apply to SOG outputs, not {fmt}; the {fmt} writer's own "
-                       "choices are in docs/formats.md")
+def _compress_to_file(source, output, fmt: str, options: CompressOptions, overwrite: bool,
+                      quiet: bool = True) -> CompressResult:
+    """`compress` to a format with a writer of its own: load, order (`stream_order`), write. A format with a
+    profile in `FORMAT_PROFILES` (SPZ) takes ``--quality`` and ``--psnr`` too: a preset of its writer's settings, or
+    the smallest file on its ladder whose renders from the search cameras reach the target (`sog.rate.RateSearch`)."""
+    profile = FORMAT_PROFILES.get(fmt)
+    wanted = rate_target(options)
+    if options.profile_options or (profile is None and (wanted is not None or options.quality is not None)):
+        raise SogError(f"--psnr and --quality apply to SOG and SPZ outputs and --layers to SOG outputs, not {fmt}; "
+                       f"the {fmt} writer's own choices are in docs/formats.md")
+    settings, fixed, target = None, {}, None
+    if profile is not None:
+        settings, fixed, target = profile.options(options.quality, wanted, dict(options.format_options))
     check_destination(output, [] if isinstance(source, Splats) else [source], overwrite)  # before any work
     device = resolve_device(options.device)
     seconds: dict[str, float] = {}
     with one_cpu_thread(device):  # the same choice for any core count
-        splats, _, source_count, kept = _scene(source, options, device, seconds)
+        splats, source_path, source_count, kept = _scene(source, options, device, seconds)
     t0 = time.perf_counter()
     order = stream_order(splats, options.sort)
     splats = splats.permute(order)
     seconds["sort"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    get_writer(fmt)(splats, output, overwrite=overwrite, **options.format_options)
+    rate = None
+    if profile is None:
+        get_writer(fmt)(splats, output, overwrite=overwrite, **options.format_options)
+    elif target is None:
+        get_writer(fmt)(splats, output, overwrite=overwrite, settings=settings)
+    else:
+        rate = _search_format(profile, splats, source_path, target, fixed, options, device, quiet)
+        _write_bytes(output, next(iter(rate.files.values())), overwrite)
     seconds["write"] = time.perf_counter() - t0
     n = len(splats)
     return CompressResult(count=n, sh_degree=splats.sh_degree, grid=(1, n), layers=[(1, n)],
                           bytes=os.path.getsize(output), seconds=seconds, order=order,
-                          unstored=sorted(splats.extras), format=fmt, source_count=source_count, kept=kept)
+                          unstored=sorted(splats.extras), format=fmt, source_count=source_count, kept=kept,
+                          psnr=None if rate is None else rate.psnr,
+                          rate=None if rate is None else {"target": target.as_dict(), "stats": rate.stats.as_dict(),
+                                                          "level": rate.level, "reached": rate.reached,
+                                                          "settings": rate.settings, "tried": rate.tried})
+
+
+#: formats whose writer's settings a `Profile` carries for ``--quality`` and ``--psnr`` (`sog.codec.spz_profile`)
+FORMAT_PROFILES = {"spz": SPZ_PROFILE}
+
+
+def _search_format(profile, splats: Splats, source_path, target: RateTarget, fixed: dict, options: CompressOptions,
+                   device, quiet: bool):
+    """The `RateResult` of ``profile``'s ladder for ``splats`` (in file order, one layer) against ``target`` on the
+    search cameras: the ladder's binary search and nothing finer (its settings are whole lattice steps)."""
+    cameras = search_cameras(splats, source_path, options.search_views, options.search_size)
+    n = len(splats)
+    with one_cpu_thread(device), tqdm(total=None, desc=f"encode to {target}", unit="probe",
+                                      disable=quiet, leave=False) as bar:
+        return RateSearch(profile, profile.ladder, [Layer(splats, n, 1)], target, fixed, cameras, device,
+                          progress=lambda name: bar.update(1), refine_rounds=0).run()
+
+
+def _write_bytes(output, data: bytes, overwrite: bool) -> None:
+    from .io.atomic import atomic_path
+    with atomic_path(output, overwrite) as tmp:
+        tmp.write_bytes(data)
 
 
 def _compress_to_lod(source, output, options: CompressOptions, overwrite: bool) -> CompressResult:

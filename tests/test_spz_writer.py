@@ -1,4 +1,4 @@
-"""Writing .spz (v3): each quantiser and its dequantiser agree within the format's step, a written scene reads back
+"""Writing .spz (v4 by default, v3 on request): each quantiser and its dequantiser agree within the format's step, a written scene reads back
 (sog's reader and splat-transform's) with every Gaussian, and what SPZ cannot hold is refused on one line."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sog.cli import main
 from sog.errors import SogError
 from sog.io import spz_format as fmt
 from sog.io.spz import decode_spz, read_spz
-from sog.io.spz_writer import choose_fractional_bits, encode_spz, write_spz
+from sog.io.spz_writer import SpzSettings, choose_fractional_bits, encode_spz, write_spz
 
 finite = dict(allow_nan=False, allow_infinity=False)
 
@@ -55,28 +55,57 @@ def test_opacities_come_back_within_half_a_byte_of_alpha(opacity):
 
 
 @settings(max_examples=100, deadline=None)
-@given(arrays(np.float64, (8, 4), elements=st.floats(-1, 1, **finite)).filter(
-    lambda q: np.all(np.linalg.norm(q, axis=1) > 0.1)))
-def test_rotations_come_back_as_the_same_rotation(quats):
-    back = fmt.dequantise_rotations(fmt.quantise_rotations(quats))
+@given(quats=arrays(np.float64, (8, 4), elements=st.floats(-1, 1, **finite)).filter(
+    lambda q: np.all(np.linalg.norm(q, axis=1) > 0.1)), step=st.sampled_from([1, 2, 4, 8, 16]))
+def test_rotations_come_back_as_the_same_rotation_within_their_lattice_step(quats, step):
+    back = fmt.dequantise_rotations(fmt.quantise_rotations(quats, step))
     unit = quats / np.linalg.norm(quats, axis=1, keepdims=True)
-    # each of the three stored components is within half a 9-bit step of sqrt(1/2); the fourth follows
-    assert np.all(np.abs((back * unit).sum(1)) > 1 - 2e-5)
+    # each of the three stored components is within half a step of sqrt(1/2) / 511 codes; the fourth follows
+    err = np.sqrt(3) * step / 2 * np.sqrt(0.5) / 511
+    assert np.all(np.abs((back * unit).sum(1)) >= np.cos(2 * err) - 1e-6)
+
+
+def test_a_rotation_lattice_keeps_every_magnitude_a_multiple_of_its_step():
+    quats = np.random.default_rng(0).normal(size=(200, 4))
+    words = fmt.quantise_rotations(quats, 8).astype(np.int64)
+    mags = np.stack([(words >> s) & 511 for s in (0, 10, 20)])
+    assert np.all(mags % 8 == 0) and np.all(words >> 30 <= 3)
 
 
 @settings(max_examples=60, deadline=None)
-@given(bits=st.integers(1, 8), sh=arrays(np.float64, (4, 3, 3), elements=st.floats(-0.99, 0.99, **finite)))
-def test_sh_comes_back_within_half_its_lattice_step(bits, sh):
-    codes = fmt.quantise_sh(sh, bits)
-    step = 1 << (8 - bits)
-    assert np.all(codes % step == 0)
-    top = (255 // step * step - 128) / 128  # above the top lattice point the value is clamped to it
-    assert np.all(np.abs(fmt.dequantise_sh(codes) - np.clip(sh, None, top)) <= step / 2 / 128 + 1e-12)
+@given(step=st.integers(1, 128), sh=arrays(np.float64, (4, 3, 3), elements=st.floats(-1.2, 1.2, **finite)))
+def test_sh_comes_back_within_half_its_lattice_step(step, sh):
+    codes = fmt.quantise_sh(sh, step).astype(np.int64)
+    assert np.all(((codes - 128) % step == 0) | (codes == 255))  # the lattice around 128, or the top code
+    j = 128 // step
+    lo, hi = -j * step / 128, min(j * step, 127) / 128  # the lattice's ends: values beyond are clamped to them
+    inside = (sh >= lo) & (sh <= hi)
+    err = np.abs(fmt.dequantise_sh(codes) - sh)[inside]
+    assert np.all(err <= step / 2 / 128 + 1 / 128 + 1e-12)  # half a step (+ the top code's 1/128 short of 256)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ratio=st.sampled_from([1 / 64, 1 / 32, 1 / 16, 1 / 4]), shift=st.floats(-12, 12),
+       data=st.data())
+def test_the_position_lattice_is_the_coarsest_within_the_ratio_of_the_scene_size(ratio, shift, data):
+    """The chosen step is at most ``ratio`` of the median largest axis and no more than twice finer (the coarsest
+    power of two that keeps the rule), unless the positions would not fit; positions then come back within half a
+    step: the rule scales with the scene (shift: the same scene 2^shift times larger)."""
+    scales = data.draw(arrays(np.float64, (16, 3), elements=st.floats(-6, 2, **finite)))
+    means = data.draw(arrays(np.float64, (16, 3), elements=st.floats(-50, 50, **finite)))
+    means, scales = means * 2.0 ** shift, scales + shift * np.log(2)
+    bits = choose_fractional_bits(means, scales, ratio)
+    step, size = 2.0 ** -bits, float(np.median(np.exp(scales.max(1))))
+    assert np.abs(means).max() <= fmt.position_limit(bits)
+    if bits < fmt.MAX_FRACTIONAL_BITS and np.abs(means).max() <= fmt.position_limit(bits + 1):
+        assert step <= ratio * size * (1 + 1e-9) and (bits == 0 or 2 * step > ratio * size * (1 - 1e-9))
+    back = fmt.dequantise_positions(fmt.quantise_positions(means, bits), bits)
+    assert np.all(np.abs(back - means) <= step / 2 * (1 + 1e-9) + 1e-12 * np.abs(means))
 
 
 def test_a_written_scene_reads_back_within_spz_precision(tmp_path):
     scene = small_scene(500, seed=2, sh_degree=3)
-    write_spz(scene, tmp_path / "s.spz", fractional_bits=12, sh_bits=(8, 8))
+    write_spz(scene, tmp_path / "s.spz", fractional_bits=12, sh1_step=1, sh_step=1, rotation_step=1)
     back = read_spz(tmp_path / "s.spz")
     assert len(back) == len(scene) and back.sh_degree == 3
     assert torch.allclose(back.means, scene.means, atol=2 ** -13 + 1e-6)
@@ -96,17 +125,43 @@ def _covariances(scene: sog.Splats) -> torch.Tensor:
     return rot @ torch.diag_embed(torch.exp(2 * scene.scales.double())) @ rot.transpose(1, 2)
 
 
-def test_the_file_is_a_v3_gzip_stream_and_the_same_scene_gives_the_same_bytes():
+def test_the_file_is_v4_zstd_streams_or_v3_gzip_and_the_same_scene_gives_the_same_bytes():
     scene = small_scene(200, seed=1, sh_degree=1)
     data = encode_spz(scene)
     assert data == encode_spz(scene)
-    magic, version, n, degree = struct.unpack_from("<IIIB", gzip.decompress(data))
-    assert (magic, version, n, degree) == (fmt.MAGIC, 3, 200, 1)
+    magic, version, n, degree, frac, flags, streams, toc = struct.unpack_from("<IIIBBBBI", data)
+    assert (magic, version, n, degree, streams, toc) == (fmt.MAGIC, 4, 200, 1, 6, 32)
+    old = encode_spz(scene, version=3)
+    assert struct.unpack_from("<IIIB", gzip.decompress(old)) == (fmt.MAGIC, 3, 200, 1)
+    a, b = decode_spz(data), decode_spz(old)
+    assert torch.equal(a.means, b.means) and torch.equal(a.shN, b.shN) and torch.equal(a.quats, b.quats)
 
 
-def test_coarser_sh_lattices_make_a_smaller_file():
+def test_coarser_lattices_make_a_smaller_file():
     scene = small_scene(2000, seed=3, sh_degree=3)
-    assert len(encode_spz(scene, sh_bits=(5, 4))) < len(encode_spz(scene, sh_bits=(8, 8)))
+    fine = len(encode_spz(scene, sh1_step=1, sh_step=1, rotation_step=1))
+    assert len(encode_spz(scene, sh1_step=8, sh_step=16, rotation_step=1)) < fine
+    assert len(encode_spz(scene, sh1_step=1, sh_step=1, rotation_step=16)) < fine
+
+
+def test_the_default_settings_come_back_within_their_lattices(tmp_path):
+    """The default quantisation (per-scene fractional bits, SH and rotation lattices) reads back within the step
+    each lattice promises."""
+    scene = small_scene(800, seed=4, sh_degree=3)
+    settings = SpzSettings()
+    data = encode_spz(scene, settings)
+    frac = data[13]
+    assert frac == choose_fractional_bits(scene.means.double().numpy() * [1, -1, -1], scene.scales.double().numpy(),
+                                          settings.position_ratio)
+    back = decode_spz(data)
+    assert float((back.means - scene.means).abs().max()) <= 2.0 ** -frac / 2 + 1e-5
+    inside = scene.shN.abs() < 0.9
+    band1 = (back.shN - scene.shN)[:, :3][inside[:, :3]].abs().max()
+    rest = (back.shN - scene.shN)[:, 3:][inside[:, 3:]].abs().max()
+    assert float(band1) <= settings.sh1_step / 256 + 1e-6 and float(rest) <= settings.sh_step / 256 + 1e-6
+    inside = ((scene.scales > -10) & (scene.scales < 5.9)).all(1)  # within the 8-bit log-scale range
+    a, b = _covariances(back)[inside], _covariances(scene)[inside]
+    assert float(((a - b).norm(dim=(1, 2)) / b.norm(dim=(1, 2))).max()) < 0.25  # 6-bit rotations, 1/16 log-scales
 
 
 def test_fractional_bits_follow_the_gaussians_size_and_always_fit():
@@ -114,6 +169,7 @@ def test_fractional_bits_follow_the_gaussians_size_and_always_fit():
     means, scales = scene.means.double().numpy(), scene.scales.double().numpy()
     small = choose_fractional_bits(means, scales)
     assert choose_fractional_bits(means * 8, scales + np.log(8)) == small - 3  # the same scene, 8x larger
+    assert choose_fractional_bits(means, scales, 1 / 64) == small + 1  # half the step
     huge = means * 1e5
     bits = choose_fractional_bits(huge, scales)
     assert np.abs(huge).max() <= fmt.position_limit(bits)
@@ -131,7 +187,7 @@ def test_what_spz_cannot_hold_is_refused(tmp_path):
 
 def test_compress_to_spz_writes_an_spz_that_reads_back_with_every_gaussian(tmp_path, sample_ply):
     assert main(["compress", str(sample_ply), str(tmp_path / "s.spz"), "-q"]) == 0
-    assert (tmp_path / "s.spz").is_file() and (tmp_path / "s.spz").read_bytes()[:2] == b"\x1f\x8b"
+    assert (tmp_path / "s.spz").is_file() and (tmp_path / "s.spz").read_bytes()[:4] == b"NGSP"
     assert len(sog.load(tmp_path / "s.spz")) == len(sog.load(sample_ply))
 
 
@@ -148,6 +204,29 @@ def test_splat_transform_reads_our_spz_with_every_gaussian(tmp_path, splat_trans
     assert torch.allclose(theirs.scales, stored.scales, atol=1e-5)
     q = torch.nn.functional.normalize(theirs.quats, dim=1)
     assert float((q * stored.quats).sum(1).abs().min()) > 1 - 1e-4
+
+
+def test_quality_and_psnr_choose_spz_settings_on_tuning_views(tmp_path, sample_ply):
+    """--quality high is finer (larger) than the default, --quality small coarser; --psnr reports the search: the
+    tuning-view PSNR of the written file reaches the target, and the file is the smallest probe that did."""
+    sizes = {}
+    for quality in ("default", "high"):
+        result = sog.compress(sample_ply, tmp_path / f"{quality}.spz", sog.CompressOptions(quality=quality),
+                              quiet=True)
+        sizes[quality] = result.bytes
+    assert sizes["high"] > sizes["default"]
+    result = sog.compress(sample_ply, tmp_path / "t.spz", sog.CompressOptions(target_psnr=38.0), quiet=True)
+    assert result.rate["reached"] and result.psnr >= 38.0 and result.format == "spz"
+    passing = [p for p in result.rate["tried"] if p["psnr"] >= 38.0]
+    assert result.rate["settings"] == min(passing, key=lambda p: p["bytes"])["settings"]
+    assert len(sog.load(tmp_path / "t.spz")) == len(sog.load(sample_ply))
+
+
+def test_psnr_and_quality_are_refused_for_formats_without_a_ladder(tmp_path, sample_ply):
+    with pytest.raises(SogError, match="apply to SOG and SPZ outputs"):
+        sog.compress(sample_ply, tmp_path / "s.compressed.ply", sog.CompressOptions(target_psnr=40.0), quiet=True)
+    assert list(tmp_path.iterdir()) == []
+
 
 def test_a_count_beyond_the_header_is_refused_before_writing(tmp_path, monkeypatch):
     from sog.io import spz_writer

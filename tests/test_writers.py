@@ -113,7 +113,10 @@ def test_convert_refuses_an_unknown_extension_and_creates_nothing(tmp_path, scen
     assert list(out_dir.iterdir()) == []
 
 
-@pytest.mark.parametrize("name", ["s.spz", "s.glb", "s.compressed.ply"])
-def test_compress_options_that_only_sog_has_are_refused_for_other_formats(tmp_path, scene_ply, capsys, name):
-    _fails(capsys, "compress", scene_ply, tmp_path / name, "--psnr", "40", "-q", match="apply to SOG outputs")
+@pytest.mark.parametrize("name, option", [("s.glb", "--psnr"), ("s.compressed.ply", "--psnr"),
+                                          ("s.spz", "--layers")])
+def test_compress_options_a_format_does_not_have_are_refused(tmp_path, scene_ply, capsys, name, option):
+    """--psnr and --quality apply to SOG and SPZ (a ladder of its writer's settings), --layers to SOG only."""
+    _fails(capsys, "compress", scene_ply, tmp_path / name, option, "2" if option == "--layers" else "40", "-q",
+           match="apply to SOG and SPZ outputs")
     assert not (tmp_path / name).exists()

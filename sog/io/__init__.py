@@ -149,7 +149,8 @@ WRITERS: dict[str, Writer] = {
     "sog": Writer((".sog",), None, "SOG zip (the codec profiles; PlayCanvas reads v2)"),
     "sog-folder": Writer((), None, "unbundled SOG: a folder of meta.json and image planes (a path with no "
                                    "extension, or .../meta.json)"),
-    "spz": Writer((".spz",), "sog.io.spz_writer:write_spz", "Niantic SPZ v3 (gzip), per-scene fractional bits"),
+    "spz": Writer((".spz",), "sog.io.spz_writer:write_spz",
+                  "Niantic SPZ v4 (zstd; v3 on request), per-scene quantisation"),
     "compressed-ply": Writer((".compressed.ply",), "sog.io.compressed_ply_writer:write_compressed_ply",
                              "PlayCanvas/SuperSplat compressed PLY: chunks of 256, packed words, 8-bit SH"),
     "glb": Writer((".glb",), "sog.io.glb_writer:write_glb", "binary glTF with KHR_gaussian_splatting (float32)"),

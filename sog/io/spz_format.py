@@ -19,6 +19,9 @@ quaternions and the odd SH basis functions) takes one to the other, and is its o
 
 from __future__ import annotations
 
+import os
+import struct
+
 import numpy as np
 
 MAGIC = 0x5053474E
@@ -117,8 +120,12 @@ def dequantise_scales(codes: np.ndarray) -> np.ndarray:
 _MAG = (1 << 9) - 1
 
 
-def quantise_rotations(quats: np.ndarray) -> np.ndarray:
-    """(N, 4) wxyz (any non-zero norm) -> (N,) uint32 smallest-three words."""
+def quantise_rotations(quats: np.ndarray, step: int = 1) -> np.ndarray:
+    """(N, 4) wxyz (any non-zero norm) -> (N,) uint32 smallest-three words, each magnitude rounded to the nearest
+    multiple of ``step`` (1..511; 1: every 9-bit code): a coarser lattice of the same codes, which any reader
+    decodes, with fewer distinct words for the entropy coder."""
+    if not 1 <= step <= _MAG:
+        raise ValueError(f"rotation step must be 1..{_MAG}, not {step}")
     q = np.asarray(quats, np.float64)[:, [1, 2, 3, 0]]  # xyzw
     q = q / np.linalg.norm(q, axis=1, keepdims=True)
     n = len(q)
@@ -127,7 +134,7 @@ def quantise_rotations(quats: np.ndarray) -> np.ndarray:
     word = largest.astype(np.uint64)
     for j in range(4):
         here = largest != j
-        mag = np.clip(np.rint(np.abs(q[:, j]) / np.sqrt(0.5) * _MAG), 0, _MAG).astype(np.uint64)
+        mag = (np.clip(np.rint(np.abs(q[:, j]) / np.sqrt(0.5) * (_MAG / step)), 0, _MAG // step) * step).astype(np.uint64)
         bits = (np.where(q[:, j] < 0, 1, 0).astype(np.uint64) << np.uint64(9)) | mag
         word = np.where(here, (word << np.uint64(10)) | bits, word)
     return word.astype(np.uint32)
@@ -151,23 +158,31 @@ def dequantise_rotations(words: np.ndarray) -> np.ndarray:
     return xyzw[:, [3, 0, 1, 2]]
 
 
-# SH: u8 of 128 + 128 sh, on a lattice of 2^(8 - bits) codes
+# SH: u8 of 128 + 128 sh, on a lattice of every ``step``-th code around 128
 
-def quantise_sh(shN: np.ndarray, bits: int = 8, signs: np.ndarray | None = None) -> np.ndarray:
-    """(N, K, 3) -> (N, K, 3) uint8 ``128 + 128 sh`` rounded to the nearest multiple of 2^(8 - bits) (``bits``
-    1..8), clamped to 0..255 (a value past the top lattice point goes to the top one, not to 255). ``signs`` (K,)
-    multiplies coefficient k first (a frame turn, `RUB_TO_RDF_SH`) in the same pass."""
+def sh_step(bits: float) -> int:
+    """The code step of ``bits`` bits of SH (Niantic's buckets: 2^(8 - bits); 5 bits -> 8, 4 -> 16)."""
+    return int(round(2.0 ** (8 - bits)))
+
+
+def quantise_sh(shN: np.ndarray, step: int = 1, signs: np.ndarray | None = None) -> np.ndarray:
+    """(N, K, 3) -> (N, K, 3) uint8 ``128 + 128 sh`` rounded to the nearest code ``128 + j step`` (``step``
+    1..128, any integer: the reader decodes every byte) in 0..256, 256 stored as 255 (the top code, as in
+    Niantic's encoder: a large coefficient keeps 127/128). ``signs`` (K,) multiplies coefficient k first (a frame
+    turn, `RUB_TO_RDF_SH`) in the same pass."""
+    if not 1 <= step <= 128:
+        raise ValueError(f"SH step must be 1..128, not {step}")
     shN = _float(shN)
-    step = 1 << (8 - bits)
     scale = np.full((shN.shape[1], 1), 128 / step, shN.dtype)
     if signs is not None:
         scale = scale * np.asarray(signs, shN.dtype)[:, None]
     levels = np.multiply(shN, scale)
-    levels += 128 / step
     np.rint(levels, out=levels)
-    np.clip(levels, 0, 255 // step, out=levels)
-    codes = levels.astype(np.uint8)
-    return codes * np.uint8(step) if step > 1 else codes
+    np.clip(levels, -(128 // step), 128 // step, out=levels)  # j: the code 128 + j step stays in 0..256
+    if step == 1:
+        levels += 128
+        return np.minimum(levels, 255).astype(np.uint8)
+    return np.minimum(levels.astype(np.int16) * step + 128, 255).astype(np.uint8)
 
 
 def dequantise_sh(codes: np.ndarray) -> np.ndarray:
@@ -180,3 +195,26 @@ def block_sizes(n: int, k: int, version: int) -> list[int]:
     if k:
         sizes.append(3 * k * n)
     return sizes
+
+
+# v4 container: a 32-byte header (the v3 fields, the stream count in byte 15, the table's offset in bytes 16..19,
+# the rest zero), a table of (compressed, raw) u64 sizes per stream, then one zstd frame per block
+
+V4_HEADER = "<IIIBBBBI12x"
+
+
+def pack_v4(n: int, degree: int, frac: int, blocks: list[bytes], level: int) -> bytes:
+    """The bytes of a v4 ``.spz``: ``blocks`` (raw, in file order) each one zstd frame at ``level``. Each frame is
+    compressed by one thread (the same bytes on any machine); the frames go to a few threads at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import zstandard
+
+    def frame(block: bytes) -> bytes:
+        return zstandard.ZstdCompressor(level=level, write_content_size=True).compress(block)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(blocks), os.cpu_count() or 1))) as pool:
+        frames = list(pool.map(frame, blocks))
+    head = struct.pack(V4_HEADER, MAGIC, 4, n, degree, frac, 0, len(blocks), 32)
+    toc = b"".join(struct.pack("<QQ", len(f), len(b)) for f, b in zip(frames, blocks))
+    return head + toc + b"".join(frames)

@@ -1,19 +1,23 @@
-"""Writer of Niantic's ``.spz``, version 3 (one gzip stream; the version most SPZ readers take). The format's shape
-is `sog.io.spz_format`; `sog.io.spz` reads the file back.
+"""Writer of Niantic's ``.spz``: version 4 by default (one zstd stream per attribute, as splat-transform 3.x and
+Niantic's current encoder write), version 3 on request (one gzip stream, for older readers). The format's shape is
+`sog.io.spz_format`; `sog.io.spz` reads the file back.
 
-sog's choices inside the format's rules:
+sog's choices inside the format's rules (`SpzSettings`; docs/formats.md has the measured reasons):
 
-* the fractional bits of the 24-bit fixed-point positions are chosen per scene (`choose_fractional_bits`): a step
-  of at most `STEP_OF_SCALE` of a small Gaussian's size (the 10th percentile of the smallest axis), so the error
-  stays a few percent of the Gaussians' own size at any scene scale, and never so many bits that a position
-  overflows;
-* SH on coarser lattices of the 8-bit codes (band 1 on `sh_bits[0]`, bands 2-3 on `sh_bits[1]` bits), as Niantic's
-  own encoder does: fewer distinct bytes for gzip;
-* canonical rotations (`sog.codec.rotation.canonical_rotations`: of the 24 rotations that give a Gaussian the same
-  covariance, with its scales permuted to match, the one closest to the identity): the smallest-three words then
-  always drop w and hold small components, a little more alike for gzip (renders unchanged);
+* the fractional bits of the 24-bit fixed-point positions are chosen per scene (`choose_fractional_bits`): the
+  coarsest lattice whose step is at most ``position_ratio`` of a typical Gaussian's size (the median of the
+  largest axis), and never so many bits that a position overflows;
+* SH on a lattice of every ``sh1_step``-th code (band 1) and ``sh_step``-th code (bands 2-3) around 128, as
+  Niantic's encoder does with 5 and 4 bits (steps 8 and 16), but with any integer step: the reader decodes every
+  byte, so the step is the writer's choice;
+* rotations on a lattice of every ``rotation_step``-th 9-bit magnitude, and canonical
+  (`sog.codec.rotation.canonical_rotations`: of the 24 rotations that give a Gaussian the same covariance, with
+  its scales permuted to match, the one closest to the identity): the smallest-three words then always drop w
+  and hold small components, a little more alike for the compressor (renders unchanged);
 * the caller orders the Gaussians (`sog.pipeline.stream_order`: Morton) so that neighbours in the stream are
-  neighbours in space, which gzip's matches gain from.
+  neighbours in space, which the compressor's matches gain from.
+
+`sog.codec.spz_profile` wraps these settings for ``--quality`` and ``--psnr`` (a ladder searched on tuning views).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import gzip
 import math
 import os
 import struct
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -31,70 +36,126 @@ from . import spz_format as fmt
 from .atomic import atomic_path
 from .limits import check_writable
 
-VERSION = 3
-#: the position step is at most this fraction of the 10th percentile of the Gaussians' smallest axis
-STEP_OF_SCALE = 1 / 16
-DEFAULT_SH_BITS = (5, 4)
+VERSION = 4
 MAX_COUNT = (1 << 32) - 1  #: the header's u32 count
+#: zstd level by effort (`SpzSettings.effort`): probes of a search at 2, written files at 4 (the default)
+ZSTD_LEVELS = {0: 3, 1: 6, 2: 9, 3: 15, 4: 19}
+#: above this many raw bytes, effort 4 compresses at level 15 rather than 19 (a work budget: level 19 runs at a
+#: few MB/s on one core; 1M SH-3 Gaussians are 65 MB)
+BIG_RAW_BYTES = 16 << 20
 
 
-def choose_fractional_bits(means: np.ndarray, scales: np.ndarray, step_of_scale: float = STEP_OF_SCALE) -> int:
+@dataclass(frozen=True)
+class SpzSettings:
+    """What the SPZ writer chooses inside the format. The defaults (``--quality default``) were picked on tuning
+    views of the shared scenes: docs/formats.md."""
+
+    #: position step at most this fraction of the median of the Gaussians' largest axis
+    position_ratio: float = 1 / 32
+    fractional_bits: int | None = None  #: fixed fractional bits instead (0..30)
+    sh1_step: int = 6                   #: SH band 1 on every 6th code (between Niantic's 5 and 6 bits)
+    sh_step: int = 12                   #: SH bands 2-3 on every 12th code (between Niantic's 4 and 5 bits)
+    rotation_step: int = 8              #: rotation magnitudes on every 8th 9-bit code (6 bits)
+    effort: int = 4                     #: zstd level by `ZSTD_LEVELS` (v3: gzip level 9 always)
+    version: int = VERSION              #: 4 (zstd streams) or 3 (one gzip stream)
+
+    def check(self) -> None:
+        """Refuse (`SogError`) values the format or the writer cannot use."""
+        if not self.position_ratio > 0:
+            raise SogError(f"SPZ position_ratio must be positive, not {self.position_ratio}")
+        if self.fractional_bits is not None and not 0 <= self.fractional_bits <= fmt.MAX_FRACTIONAL_BITS:
+            raise SogError(f"SPZ fractional bits must be 0..{fmt.MAX_FRACTIONAL_BITS}, not {self.fractional_bits}")
+        if not (1 <= self.sh1_step <= 128 and 1 <= self.sh_step <= 128):
+            raise SogError(f"SPZ SH steps must be 1..128 codes, not {self.sh1_step}, {self.sh_step}")
+        if not 1 <= self.rotation_step <= 511:
+            raise SogError(f"SPZ rotation step must be 1..511 codes, not {self.rotation_step}")
+        if self.effort not in ZSTD_LEVELS:
+            raise SogError(f"SPZ effort must be one of {', '.join(map(str, ZSTD_LEVELS))}, not {self.effort}")
+        if self.version not in (3, 4):
+            raise SogError(f"sog writes SPZ versions 3 and 4, not {self.version}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def choose_fractional_bits(means: np.ndarray, scales: np.ndarray, position_ratio: float = 1 / 32) -> int:
     """Fractional bits for positions ``means`` (N, 3) of Gaussians with log-scales ``scales`` (N, 3): the fewest
-    whose step 2^-bits is at most ``step_of_scale`` times the 10th percentile of the smallest axis, capped where
-    the largest |coordinate| would no longer fit 24-bit fixed point (`SogError` when even 0 bits do not fit)."""
+    whose step 2^-bits is at most ``position_ratio`` times the median of the largest axis (a lattice
+    relative to the Gaussians' size, so the same at any scene scale), capped where the largest |coordinate| would
+    no longer fit 24-bit fixed point (`SogError` when even 0 bits do not fit)."""
     biggest = float(np.abs(np.asarray(means, np.float64)).max())
     fit = fmt.MAX_FRACTIONAL_BITS if biggest == 0 else min(
         fmt.MAX_FRACTIONAL_BITS, math.floor(math.log2(((1 << (fmt.POSITION_BITS - 1)) - 1) / biggest)))
     if fit < 0:
         raise SogError(f"positions up to {biggest:.4g} do not fit SPZ's 24-bit fixed point (at most "
                        f"{fmt.position_limit(0):,.0f} with no fractional bits)")
-    small = float(np.percentile(np.exp(np.asarray(scales, np.float64).min(1)), 10))
-    wanted = math.ceil(-math.log2(max(small * step_of_scale, 2.0 ** -fmt.MAX_FRACTIONAL_BITS)))
+    small = float(np.median(np.exp(np.asarray(scales, np.float64).max(1))))
+    wanted = math.ceil(-math.log2(max(small * position_ratio, 2.0 ** -fmt.MAX_FRACTIONAL_BITS)))
     return max(0, min(fit, wanted))
 
 
-def encode_spz(splats: Splats, fractional_bits: int | None = None,
-               sh_bits: tuple[int, int] = DEFAULT_SH_BITS, level: int = 9) -> bytes:
-    """The bytes of a v3 ``.spz`` holding ``splats`` (in the PLY frame; written in SPZ's RUB frame), in the order
-    given. Refuses (`SogError`) what the format cannot hold: more than 2^32 - 1 Gaussians, positions beyond the
-    24-bit fixed point, SH degree above 3."""
-    check_writable(splats, f"SPZ v{VERSION}", MAX_COUNT, fmt.MAX_SH_DEGREE)
+def spz_blocks(splats: Splats, settings: SpzSettings = SpzSettings()) -> tuple[int, list[bytes]]:
+    """``(fractional bits, raw blocks)``: the attribute blocks of ``splats`` (in the PLY frame; stored in SPZ's RUB
+    frame) in file order (`spz_format.block_sizes`), quantised as the format says with ``settings``. Refuses
+    (`SogError`) what the format cannot hold: more than 2^32 - 1 Gaussians, positions beyond the 24-bit fixed
+    point, SH degree above 3."""
+    settings.check()
+    check_writable(splats, "SPZ", MAX_COUNT, fmt.MAX_SH_DEGREE)
     n, k = len(splats), int(splats.shN.shape[1])
-    if not all(1 <= b <= 8 for b in sh_bits):
-        raise SogError(f"SPZ SH bits must be 1..8, not {sh_bits}")
     from ..codec.rotation import canonical_rotations
 
     means = splats.means.detach().cpu().numpy() * np.float32([1, -1, -1])  # to SPZ's frame (`fmt.turn_x180`)
     quats, scales = canonical_rotations(splats.quats.detach().cpu().double().numpy() * [1, 1, -1, -1],
                                         splats.scales.detach().cpu().numpy())
     shN = splats.shN.detach().cpu().numpy()  # turned inside `quantise_sh`
-    if fractional_bits is None:
-        fractional_bits = choose_fractional_bits(means, splats.scales.detach().cpu().double().numpy())
-    frac = int(fractional_bits)
-    if not 0 <= frac <= fmt.MAX_FRACTIONAL_BITS:
-        raise SogError(f"SPZ fractional bits must be 0..{fmt.MAX_FRACTIONAL_BITS}, not {frac}")
+    frac = settings.fractional_bits
+    if frac is None:
+        frac = choose_fractional_bits(means, splats.scales.detach().cpu().double().numpy(), settings.position_ratio)
     biggest = float(np.abs(means).max())
     if biggest > fmt.position_limit(frac):
         raise SogError(f"positions up to {biggest:.4g} do not fit SPZ's 24-bit fixed point with {frac} fractional "
                        f"bits (at most {fmt.position_limit(frac):.4g}); choose fewer")
     blocks = [
-        struct.pack(fmt.HEADER, fmt.MAGIC, VERSION, n, splats.sh_degree, frac, 0, 0),
         fmt.pack_positions(fmt.quantise_positions(means, frac)),
         fmt.quantise_alpha(splats.opacities.detach().cpu().numpy()).tobytes(),
         fmt.quantise_colour(splats.sh0.detach().cpu().numpy().reshape(n, 3)).tobytes(),
         fmt.quantise_scales(scales).tobytes(),
-        fmt.quantise_rotations(quats).astype("<u4").tobytes(),
+        fmt.quantise_rotations(quats, settings.rotation_step).astype("<u4").tobytes(),
     ]
     if k:
         signs = fmt.RUB_TO_RDF_SH[:k]
-        codes = np.concatenate([fmt.quantise_sh(shN[:, :3], sh_bits[0], signs[:3]),
-                                fmt.quantise_sh(shN[:, 3:], sh_bits[1], signs[3:])], 1)
+        codes = np.concatenate([fmt.quantise_sh(shN[:, :3], settings.sh1_step, signs[:3]),
+                                fmt.quantise_sh(shN[:, 3:], settings.sh_step, signs[3:])], 1)
         blocks.append(codes.tobytes())
-    return gzip.compress(b"".join(blocks), compresslevel=level, mtime=0)
+    return frac, blocks
 
 
-def write_spz(splats: Splats, path: str | os.PathLike, *, overwrite: bool = False, **options) -> None:
-    """Write ``splats`` as a v3 ``.spz`` at ``path`` atomically (options: `encode_spz`'s)."""
-    data = encode_spz(splats, **options)
+def zstd_level(settings: SpzSettings, raw_bytes: int) -> int:
+    """The zstd level of ``settings.effort`` for ``raw_bytes`` of blocks (effort 4 on more than `BIG_RAW_BYTES`:
+    level 15)."""
+    level = ZSTD_LEVELS[settings.effort]
+    return min(level, ZSTD_LEVELS[3]) if raw_bytes > BIG_RAW_BYTES else level
+
+
+def encode_spz(splats: Splats, settings: SpzSettings | None = None, **options) -> bytes:
+    """The bytes of a ``.spz`` holding ``splats`` in the order given, with ``settings`` (or `SpzSettings` built
+    from ``options``; `spz_blocks` quantises and refuses)."""
+    if settings is None:
+        try:
+            settings = SpzSettings(**options)
+        except TypeError as exc:
+            raise SogError(f"SPZ writer: {exc}") from None
+    frac, blocks = spz_blocks(splats, settings)
+    n, degree = len(splats), splats.sh_degree
+    if settings.version == 3:
+        header = struct.pack(fmt.HEADER, fmt.MAGIC, 3, n, degree, frac, 0, 0)
+        return gzip.compress(header + b"".join(blocks), compresslevel=9, mtime=0)
+    return fmt.pack_v4(n, degree, frac, blocks, zstd_level(settings, sum(map(len, blocks))))
+
+
+def write_spz(splats: Splats, path: str | os.PathLike, *, overwrite: bool = False,
+              settings: SpzSettings | None = None, **options) -> None:
+    """Write ``splats`` as a ``.spz`` at ``path`` atomically (``settings``, or `SpzSettings` fields as options)."""
+    data = encode_spz(splats, settings, **options)
     with atomic_path(path, overwrite) as tmp:
         tmp.write_bytes(data)
