@@ -1,8 +1,8 @@
 """Benchmark: sog's files and splat-transform's `.sog` as two real viewers show them (issue 28, item 2).
 
 Per shared scene (`sog.datasets`; default plant, tarot, kacytran) and per file, PSNR in the PlayCanvas engine
-(`sog.render.engine`, its default per-asset renderer and RGBA8 canvas, one settle frame after the sort) and in Spark (`sog.render.spark`, its
-defaults: 16-byte splats, anti-aliasing blur), each against ITS OWN render of the float original (the scene
+(`sog.render.engine`, its default per-asset renderer and RGBA8 canvas, one settle frame after the sort) and in
+Spark (`sog.render.spark`, its defaults: 16-byte splats, anti-aliasing blur), each against ITS OWN render of the float original (the scene
 written as a PLY), on the same judging views (`sog.render.views.judging_cameras`, close views only, ``--views``
 of them at ``--size`` px): mean, p10 and worst view per viewer. Each viewer opens each file with its own loader.
 
@@ -102,7 +102,9 @@ def bench_scene(name: str, args, work: Path) -> dict:
             print(f"{viewer} left out: missing {', '.join(missing())}", file=sys.stderr)
             continue
         t = time.perf_counter()
-        options = {"timeout_s": args.timeout} | ({"settle_frames": args.settle_frames} if viewer == "playcanvas" else {})
+        options = {"timeout_s": args.timeout}
+        if viewer == "playcanvas":
+            options["settle_frames"] = args.settle_frames
         with renderer(ply, args.size, config(**options)) as r:
             reference = r.render(cams)
             for f, row in tqdm(list(zip(files, rows)), desc=f"{name} {viewer}", disable=args.quiet):

@@ -57,7 +57,8 @@ ENGINE_EPS2D = 0.3 / 4
 #: A sog `Camera` -> the engine's view (PlayCanvas cameras look down -Z with +Y up): `sog.render.browser.gl_camera`.
 engine_camera = gl_camera
 
-#: the files the engine's own loaders open (a .glb: KHR_gaussian_splatting in its glTF container loader; besides a SOG folder's ``meta.json`` and ``lod-meta.json``)
+#: the files the engine's own loaders open (a .glb: KHR_gaussian_splatting in its glTF container loader), besides a
+#: SOG folder's ``meta.json`` and ``lod-meta.json``
 ENGINE_SUFFIXES = (".ply", ".sog", ".glb")
 
 
