@@ -47,8 +47,9 @@ FINETUNE_STEPS = 300
 class FinetuneConfig:
     """Steps, loss weights, re-sorting and Adam learning rates of `finetune`.
 
-    The learning rates are 3DGS's end-of-training ones (positions: times the scene's robust extent), as befits
-    a scene that has converged already. ``smooth_weight`` (λ) and ``smooth_weights`` (per attribute) go to the
+    The learning rates are 3DGS's end-of-training ones (positions: times the scene's robust extent) times
+    ``lr_scale`` (0.1: chosen on held-out tuning views of plant, see docs/finetune.md), as befits a scene that
+    has converged already. ``smooth_weight`` (λ) and ``smooth_weights`` (per attribute) go to the
     plugin's neighbour loss; ``sort`` / ``sort_options`` / ``sort_weights`` to its re-sort (``sort_every`` 0:
     never re-sort).
     """
@@ -61,8 +62,8 @@ class FinetuneConfig:
     sort: str = "auto"
     sort_options: dict = field(default_factory=dict)
     sort_weights: dict[str, float] = field(default_factory=dict)
-    #: every learning rate below times this
-    lr_scale: float = 1.0
+    #: every learning rate below times this (see the class docstring)
+    lr_scale: float = 0.1
     lr_means: float = 1.6e-6
     lr_quats: float = 1e-3
     lr_scales: float = 5e-3
