@@ -31,7 +31,7 @@ def test_a_few_steps_lower_the_distillation_loss_and_keep_every_gaussian():
     teacher, student = perturbed()
     cams = orbit_cameras(teacher.means, 4, 40)
     targets = render(teacher, cams, backend="cpu", device="cpu")
-    config = FinetuneConfig(steps=16, sort_every=6, sort="morton", lr_sh0=2e-2, lr_opacities=5e-2)
+    config = FinetuneConfig(steps=16, sort_every=6, sort="morton", lr_scale=1.0, lr_sh0=2e-2, lr_opacities=5e-2)
     with one_cpu_thread():
         before, _ = distillation_loss(student, targets, cams, config)
         result = finetune(student, cams, config, seed=0, teacher=teacher)

@@ -254,6 +254,12 @@ class _Lists:
         self.width, self.height = width, height
 
 
+def _centres(lists: _Lists, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel centres ``j + 0.5`` of the columns (W,) and rows (H,) in ``dtype`` (the kernels' arithmetic type)."""
+    return (np.arange(lists.width, dtype=dtype) + dtype.type(0.5), np.arange(lists.height, dtype=dtype) +
+            dtype.type(0.5))
+
+
 def _forward(lists: _Lists, table: np.ndarray, colors: np.ndarray, config) -> tuple[np.ndarray, ...]:
     """Run `_composite` in ``table``'s dtype -> image (H*W, C), log_t (H*W,) float64, last (H*W,) int64."""
     dtype = table.dtype.type
@@ -261,8 +267,7 @@ def _forward(lists: _Lists, table: np.ndarray, colors: np.ndarray, config) -> tu
     image = np.zeros((n_pix, colors.shape[1]), table.dtype)
     log_t = np.zeros(n_pix, np.float64)
     last = np.zeros(n_pix, np.int64)
-    xs = np.arange(lists.width, dtype=table.dtype) + dtype(0.5)
-    ys = np.arange(lists.height, dtype=table.dtype) + dtype(0.5)
+    xs, ys = _centres(lists, table.dtype)
     _composite(lists.offsets, lists.ids, table, colors, lists.x0, lists.y0, lists.x1, lists.y1, xs, ys,
                lists.width, lists.height, lists.tile, lists.tiles_x, dtype(config.alpha_min),
                dtype(config.alpha_max), math.log(config.t_min), image, log_t, last)
@@ -317,8 +322,7 @@ class _TiledRaster(torch.autograd.Function):
         g_a = (torch.zeros(n_pix, dtype=torch.float64) if g_alpha is None
                else g_alpha.detach().reshape(n_pix).double()).contiguous().numpy()
         dtype = table.dtype.type
-        xs = np.arange(lists.width, dtype=table.dtype) + dtype(0.5)
-        ys = np.arange(lists.height, dtype=table.dtype) + dtype(0.5)
+        xs, ys = _centres(lists, table.dtype)
         background = np.zeros(n_col, np.float64)
         bg = np.asarray(config.background, np.float64)[:n_col]
         background[: len(bg)] = bg

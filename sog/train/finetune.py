@@ -38,7 +38,7 @@ from .plugin import SelfOrganizingGrid
 
 
 #: the tuning views the pipeline's fine-tune trains on (`sog.render.views.tuning_cameras`), and their size
-FINETUNE_VIEWS, FINETUNE_SIZE = 16, 256
+FINETUNE_VIEWS, FINETUNE_SIZE = 128, 256
 #: `sog compress --finetune` without a step count
 FINETUNE_STEPS = 300
 
@@ -47,8 +47,9 @@ FINETUNE_STEPS = 300
 class FinetuneConfig:
     """Steps, loss weights, re-sorting and Adam learning rates of `finetune`.
 
-    The learning rates are 3DGS's end-of-training ones (positions: times the scene's robust extent), as befits
-    a scene that has converged already. ``smooth_weight`` (λ) and ``smooth_weights`` (per attribute) go to the
+    The learning rates are 3DGS's end-of-training ones (positions: times the scene's robust extent) times
+    ``lr_scale`` (0.1: chosen on held-out tuning views of plant, see docs/finetune.md), as befits a scene that
+    has converged already. ``smooth_weight`` (λ) and ``smooth_weights`` (per attribute) go to the
     plugin's neighbour loss; ``sort`` / ``sort_options`` / ``sort_weights`` to its re-sort (``sort_every`` 0:
     never re-sort).
     """
@@ -61,6 +62,8 @@ class FinetuneConfig:
     sort: str = "auto"
     sort_options: dict = field(default_factory=dict)
     sort_weights: dict[str, float] = field(default_factory=dict)
+    #: every learning rate below times this (see the class docstring)
+    lr_scale: float = 0.1
     lr_means: float = 1.6e-6
     lr_quats: float = 1e-3
     lr_scales: float = 5e-3
@@ -131,18 +134,18 @@ def distillation_loss(splats: Splats, targets: torch.Tensor, cameras: list[Camer
 def finetune(splats: Splats, cameras: list[Camera], config: FinetuneConfig | None = None, seed: int = 0,
              progress: bool = False, teacher: Splats | None = None) -> FinetuneResult:
     """Fine-tune ``splats`` (in grid order: row i at texel i of `sog.grid.grid_shape`) towards renders of
-    ``teacher`` (default: ``splats`` itself) from ``cameras`` (tuning cameras, all the same size); see the
-    module docstring. CPU only. Returns a `FinetuneResult` (the scene in the input's row order)."""
+    ``teacher`` (default: ``splats`` itself) from ``cameras`` (tuning cameras; each step renders its view's
+    target, so many views cost no memory); see the module docstring. CPU only. Returns a `FinetuneResult` (the scene in the input's row order)."""
     config = config or FinetuneConfig()
     if not cameras:
         raise SogError("the fine-tune needs at least one camera")
     n = len(splats)
     teacher = splats if teacher is None else teacher
-    targets = render(teacher, cameras, backend="cpu", device="cpu", config=config.raster)   # (V, H, W, 3)
     lo, hi = robust_bounds(splats.means)
     extent = float((hi - lo).norm())
     lrs = {"means": config.lr_means * extent, "quats": config.lr_quats, "scales": config.lr_scales,
            "opacities": config.lr_opacities, "sh0": config.lr_sh0, "shN": config.lr_shN}
+    lrs = {name: lr * config.lr_scale for name, lr in lrs.items()}
     params = torch.nn.ParameterDict({name: torch.nn.Parameter(getattr(splats, name).detach().float().clone())
                                      for name in FIELDS})
     # one Adam per attribute (gsplat's layout): the plugin's `sort_` swaps each parameter and permutes its state
@@ -162,8 +165,8 @@ def finetune(splats: Splats, cameras: list[Camera], config: FinetuneConfig | Non
             if not views:
                 views = torch.randperm(len(cameras), generator=gen).tolist()
             v = views.pop()
-            photo = photometric_loss(render_params(params, cameras[v], config.raster), targets[v],
-                                     config.ssim_weight)
+            target = render(teacher, cameras[v], backend="cpu", device="cpu", config=config.raster)[0]
+            photo = photometric_loss(render_params(params, cameras[v], config.raster), target, config.ssim_weight)
             smooth = grid.smoothness_loss(params)
             (photo + smooth).backward()
             for opt in optimizers.values():
