@@ -716,8 +716,8 @@ class NativeProfile(Profile):
 
     name = "native"
     summary = "sog's own layout: free bit depths and codebooks, importance layers, read by sog only"
-    retired = ("at an equal judging-view worst view it is larger than the default sogv2 file, not the 10 % smaller "
-               "that would earn its place (scripts/bench_native.py; docs/profiles.md#the-native-profile-is-retired)")
+    retired = ("at an equal judging-view worst view it is no smaller than the default sogv2 file, not the 10 % "
+               "smaller that would earn its place (scripts/bench_native.py; docs/profiles.md#the-native-profile-is-retired)")
     Options = Options
     presets = PRESETS
     preset_target = PRESET_TARGET
