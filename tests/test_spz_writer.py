@@ -222,6 +222,16 @@ def test_quality_and_psnr_choose_spz_settings_on_tuning_views(tmp_path, sample_p
     assert len(sog.load(tmp_path / "t.spz")) == len(sog.load(sample_ply))
 
 
+def test_the_spz_ladder_gets_coarser_in_every_setting_and_holds_the_default():
+    from sog.codec.spz_profile import LEVELS, PRESETS
+    for finer, coarser in zip(LEVELS, LEVELS[1:]):
+        assert all(coarser[k] >= finer[k] for k in finer) and coarser != finer
+    default = SpzSettings()
+    assert {k: getattr(default, k) for k in LEVELS[0]} in LEVELS
+    assert all(PRESETS["high"][k] <= getattr(default, k) for k in LEVELS[0])
+    assert all(step & (step - 1) == 0 for step in (rung["rotation_step"] for rung in LEVELS))  # powers of two
+
+
 def test_psnr_and_quality_are_refused_for_formats_without_a_ladder(tmp_path, sample_ply):
     with pytest.raises(SogError, match="apply to SOG and SPZ outputs"):
         sog.compress(sample_ply, tmp_path / "s.compressed.ply", sog.CompressOptions(target_psnr=40.0), quiet=True)
