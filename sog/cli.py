@@ -383,6 +383,10 @@ def _compress(args) -> int:
         print(f"{args.output}: {result.count:,} Gaussians as {result.format}, {result.bytes:,} bytes "
               f"({summary['bits_per_gaussian']:.1f} bits/Gaussian, {summary['ratio']:.1f}x smaller than PLY) in "
               f"{seconds:.1f} s")
+        if result.rate is not None:
+            reached = "" if result.rate["reached"] else ", under the target even at the finest rung"
+            print(f"renders at {result.psnr:.2f} dB on the tuning views (target {result.rate['target']:g} dB{reached}): "
+                  f"{result.rate['settings']}")
     elif not args.quiet:
         grids = " + ".join(f"{w}x{h}" for h, w in result.layers)
         print(f"{args.output}: {result.count:,} Gaussians on {grids}, "

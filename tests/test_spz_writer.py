@@ -88,14 +88,16 @@ def test_sh_comes_back_within_half_its_lattice_step(step, sh):
 @given(ratio=st.sampled_from([1 / 64, 1 / 32, 1 / 16, 1 / 4]), shift=st.floats(-12, 12),
        data=st.data())
 def test_the_position_lattice_is_the_coarsest_within_the_ratio_of_the_scene_size(ratio, shift, data):
-    """The chosen step is at most ``ratio`` of the median largest axis and no more than twice finer (the coarsest
-    power of two that keeps the rule), unless the positions would not fit; positions then come back within half a
-    step: the rule scales with the scene (shift: the same scene 2^shift times larger)."""
+    """The chosen step is at most ``ratio`` of the median largest axis and 4 ``ratio`` of its 10th percentile, and no
+    more than twice finer (the coarsest power of two that keeps the rule), unless the positions would not fit;
+    positions then come back within half a step: the rule scales with the scene (shift: the same scene 2^shift times
+    larger)."""
     scales = data.draw(arrays(np.float64, (16, 3), elements=st.floats(-6, 2, **finite)))
     means = data.draw(arrays(np.float64, (16, 3), elements=st.floats(-50, 50, **finite)))
     means, scales = means * 2.0 ** shift, scales + shift * np.log(2)
     bits = choose_fractional_bits(means, scales, ratio)
-    step, size = 2.0 ** -bits, float(np.median(np.exp(scales.max(1))))
+    largest = np.exp(scales.max(1))
+    step, size = 2.0 ** -bits, min(float(np.median(largest)), 4 * float(np.percentile(largest, 10)))
     assert np.abs(means).max() <= fmt.position_limit(bits)
     if bits < fmt.MAX_FRACTIONAL_BITS and np.abs(means).max() <= fmt.position_limit(bits + 1):
         assert step <= ratio * size * (1 + 1e-9) and (bits == 0 or 2 * step > ratio * size * (1 - 1e-9))
@@ -220,6 +222,16 @@ def test_quality_and_psnr_choose_spz_settings_on_tuning_views(tmp_path, sample_p
     passing = [p for p in result.rate["tried"] if p["psnr"] >= 38.0]
     assert result.rate["settings"] == min(passing, key=lambda p: p["bytes"])["settings"]
     assert len(sog.load(tmp_path / "t.spz")) == len(sog.load(sample_ply))
+
+
+def test_the_spz_ladder_gets_coarser_in_every_setting_and_holds_the_default():
+    from sog.codec.spz_profile import LEVELS, PRESETS
+    for finer, coarser in zip(LEVELS, LEVELS[1:]):
+        assert all(coarser[k] >= finer[k] for k in finer) and coarser != finer
+    default = SpzSettings()
+    assert {k: getattr(default, k) for k in LEVELS[0]} in LEVELS
+    assert all(PRESETS["high"][k] <= getattr(default, k) for k in LEVELS[0])
+    assert all(step & (step - 1) == 0 for step in (rung["rotation_step"] for rung in LEVELS))  # powers of two
 
 
 def test_psnr_and_quality_are_refused_for_formats_without_a_ladder(tmp_path, sample_ply):

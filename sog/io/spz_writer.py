@@ -6,7 +6,8 @@ sog's choices inside the format's rules (`SpzSettings`; docs/formats.md has the 
 
 * the fractional bits of the 24-bit fixed-point positions are chosen per scene (`choose_fractional_bits`): the
   coarsest lattice whose step is at most ``position_ratio`` of a typical Gaussian's size (the median of the
-  largest axis), and never so many bits that a position overflows;
+  largest axis) and 4 times that share of a small one's (its 10th percentile), and never so many bits that a
+  position overflows;
 * SH on a lattice of every ``sh1_step``-th code (band 1) and ``sh_step``-th code (bands 2-3) around 128, as
   Niantic's encoder does with 5 and 4 bits (steps 8 and 16), but with any integer step: the reader decodes every
   byte, so the step is the writer's choice;
@@ -50,7 +51,7 @@ class SpzSettings:
     """What the SPZ writer chooses inside the format. The defaults (``--quality default``) were picked on tuning
     views of the shared scenes: docs/formats.md."""
 
-    #: position step at most this fraction of the median of the Gaussians' largest axis
+    #: position step at most this fraction of the median of the Gaussians' largest axis (`choose_fractional_bits`)
     position_ratio: float = 1 / 32
     fractional_bits: int | None = None  #: fixed fractional bits instead (0..30)
     sh1_step: int = 6                   #: SH band 1 on every 6th code (between Niantic's 5 and 6 bits)
@@ -78,19 +79,25 @@ class SpzSettings:
         return asdict(self)
 
 
+#: a small Gaussian's (the 10th percentile of the largest axis) step may be this many times ``position_ratio``
+SMALL_RATIO = 4
+
+
 def choose_fractional_bits(means: np.ndarray, scales: np.ndarray, position_ratio: float = 1 / 32) -> int:
     """Fractional bits for positions ``means`` (N, 3) of Gaussians with log-scales ``scales`` (N, 3): the fewest
-    whose step 2^-bits is at most ``position_ratio`` times the median of the largest axis (a lattice
-    relative to the Gaussians' size, so the same at any scene scale), capped where the largest |coordinate| would
-    no longer fit 24-bit fixed point (`SogError` when even 0 bits do not fit)."""
+    whose step 2^-bits is at most ``position_ratio`` times the median of the largest axis and at most
+    `SMALL_RATIO` times that share of its 10th percentile (a lattice relative to the Gaussians' size, so the same
+    at any scene scale; the second bound keeps close views of the small Gaussians sharp), capped where the largest
+    |coordinate| would no longer fit 24-bit fixed point (`SogError` when even 0 bits do not fit)."""
     biggest = float(np.abs(np.asarray(means, np.float64)).max())
     fit = fmt.MAX_FRACTIONAL_BITS if biggest == 0 else min(
         fmt.MAX_FRACTIONAL_BITS, math.floor(math.log2(((1 << (fmt.POSITION_BITS - 1)) - 1) / biggest)))
     if fit < 0:
         raise SogError(f"positions up to {biggest:.4g} do not fit SPZ's 24-bit fixed point (at most "
                        f"{fmt.position_limit(0):,.0f} with no fractional bits)")
-    small = float(np.median(np.exp(np.asarray(scales, np.float64).max(1))))
-    wanted = math.ceil(-math.log2(max(small * position_ratio, 2.0 ** -fmt.MAX_FRACTIONAL_BITS)))
+    largest = np.exp(np.asarray(scales, np.float64).max(1))
+    step = min(float(np.median(largest)), SMALL_RATIO * float(np.percentile(largest, 10))) * position_ratio
+    wanted = math.ceil(-math.log2(max(step, 2.0 ** -fmt.MAX_FRACTIONAL_BITS)))
     return max(0, min(fit, wanted))
 
 
