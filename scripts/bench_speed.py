@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from sog.datasets import SCENES, scene_path, shared_data
+from sog.render.views import JUDGING_SIZE, JUDGING_VIEWS
 
 #: the checkout: the children it starts import its sog (PYTHONPATH)
 ROOT = Path(__file__).resolve().parent.parent
@@ -215,8 +216,8 @@ def main() -> None:
     ap.add_argument("--probe", type=int, default=10, help="the first budget, timed to convert seconds to runs")
     ap.add_argument("--no-sweep", action="store_true", help="the headline compress only")
     ap.add_argument("--tools", action="store_true", help="also sog info, decompress and eval on each written file")
-    ap.add_argument("--eval-views", type=int, default=12, help="views of the --tools sog eval")
-    ap.add_argument("--eval-size", type=int, default=512, help="image size of the --tools sog eval")
+    ap.add_argument("--eval-views", type=int, default=JUDGING_VIEWS, help="views of the --tools sog eval (its default)")
+    ap.add_argument("--eval-size", type=int, default=JUDGING_SIZE, help="image size of the --tools sog eval")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads, here and in the headline child (default 1: comparable on a shared machine; "
                          "0: torch's default)")

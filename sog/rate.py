@@ -102,15 +102,17 @@ class RateSearch:
     ``layer_rounds`` rounds of one-layer steps and trades (at most ``trade_probes`` probed per round), then a round
     of quarter steps (`STEP_SIZES`; ``refine_rounds=0``: the ladder only).
 
-    Probes encode at image-codec effort ``probe_effort`` at most (the codecs are lossless: effort changes the bytes
-    a little and the PSNR not at all), and the SH palette is fitted once (`Profile.fit_palette`); the chosen
-    settings are then encoded once at the requested effort. ``size(meta, files)`` counts a probe's bytes (default:
+    Probes encode at the requested image-codec effort (``probe_effort``: at most this one instead, the chosen
+    settings then encoded once more at the requested effort, whose bytes differ from the probe's by up to about
+    1 %), and the SH palette is fitted once (`Profile.fit_palette`): the file written is the chosen probe's, and
+    the bytes the search chose on are its bytes. ``size(meta, files)`` counts a probe's bytes (default:
     `container_size` of a ``.sog`` zip, what `sog.io.write_container` writes); ``tried`` reports them."""
 
     def __init__(self, profile: Profile, ladder: list[dict], layers: list[Layer], target: RateTarget | float,
                  options: dict | None = None, cameras=None, device: str = "auto", progress=None, *,
-                 refine_rounds: int = 4, probe_effort: int = 2, layer_rounds: int = 4, trade_probes: int = 3,
-                 reference: torch.Tensor | None = None, size: Callable[[dict, dict], int] | None = None):
+                 refine_rounds: int = 4, probe_effort: int | None = None, layer_rounds: int = 4,
+                 trade_probes: int = 3, reference: torch.Tensor | None = None,
+                 size: Callable[[dict, dict], int] | None = None):
         if not ladder:
             raise SogError(f"--psnr does not apply to the {profile.name} profile")
         if not cameras:
@@ -123,7 +125,8 @@ class RateSearch:
         self.cameras, self.device, self.progress = list(cameras), device, progress
         self.refine_rounds, self.layer_rounds, self.trade_probes = refine_rounds, layer_rounds, trade_probes
         base = profile.Options(**self.options)
-        self.probe_options = {**self.options, "effort": min(base.effort, probe_effort)}
+        self.probe_options = self.options if probe_effort is None else \
+            {**self.options, "effort": min(base.effort, probe_effort)}
         splats = Splats.concat([layer.splats for layer in layers])
         self.palette = profile.fit_palette(splats, base)  # reused by every probe
         # what the probes are judged against: renders of the layers' scene, or ``reference`` (C, H, W, 3) given
