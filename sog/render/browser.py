@@ -11,6 +11,8 @@ page's entry points and turns every failure into a `SogError`.
   Every wait is bounded by ``timeout_s``.
 - `gl_camera`: a sog OpenCV `Camera` -> the camera-to-world transform and OpenGL projection that both PlayCanvas
   and three.js take (both look down -Z with +Y up).
+- `PageRenderer`: what each viewer's renderer class shares (a context manager over one `BrowserPage` with a scene
+  loaded, the page-error check, the one-call `PageRenderer.render_all`).
 - `decode_pixels`: the page's read-back (base64 RGBA8 or float32, GL rows bottom first) -> (H, W, 3) float32,
   top row first.
 """
@@ -30,7 +32,7 @@ from ..errors import SogError
 from ..localserver import LocalServer
 from ..peers import CHROMIUM_ARGS, find_chromium
 from ..splats import Splats
-from .cameras import Camera
+from .cameras import Camera, parse_size
 
 COMMON_JS = Path(__file__).resolve().parent / "browser_page" / "common.js"
 
@@ -184,6 +186,65 @@ class BrowserPage:
                 step()
             except Exception:  # closing what is already gone (a crashed browser) must not hide the first error
                 pass
+
+
+class PageRenderer:
+    """A running viewer page (browser + server) with one scene loaded; use as a context manager:
+    ``with Renderer(path, 256) as r: images = r.render(cameras)`` (``size`` fixes the canvas: N or "WxH").
+
+    Subclasses set ``Config`` (their config dataclass), ``label`` (the start of their error messages) and ``api``
+    (the page's ``window`` object), and implement ``_start`` (start ``self._page`` and load ``self.scene``) and
+    ``render``."""
+
+    Config: type = object
+    label: str = "viewer renderer"
+    api: str = ""
+
+    def __init__(self, scene, size, config=None):
+        self.config = config or self.Config()
+        self.width, self.height = parse_size(size)
+        self.scene = scene
+        self.info: dict = {}
+        self._page: BrowserPage | None = None
+
+    def __enter__(self):
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _start(self):
+        raise NotImplementedError
+
+    def check_page_errors(self) -> None:
+        """`SogError` with the first error the page recorded, if any."""
+        errors = self._page.call(f"() => window.{self.api}.errors()")
+        if errors:
+            raise SogError(f"{self.label}: page error: {errors[0]}")
+
+    def close(self):
+        if self._page is not None:
+            self._page.close()
+
+    @classmethod
+    def render_all(cls, scene, cameras: list[Camera] | Camera, size=None, config=None) -> torch.Tensor:
+        """Open a page on ``scene``, render ``cameras`` -> (C, H, W, 3) float32, close it. ``size`` (N, "WxH" or
+        (W, H)) resizes every camera; by default all cameras must share one image size."""
+        cams = [cameras] if isinstance(cameras, Camera) else list(cameras)
+        if not cams:
+            raise SogError("no cameras to render")
+        if size is None:
+            sizes = {(c.width, c.height) for c in cams}
+            if len(sizes) > 1:
+                raise SogError("all cameras must have the same image size (pass size=...)")
+            size = sizes.pop()
+        with cls(scene, size, config) as renderer:
+            return renderer.render(cams)
 
 
 def scene_file(scene, folder: Path, suffixes: tuple[str, ...], lod: bool = False) -> Path:

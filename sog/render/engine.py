@@ -44,8 +44,8 @@ import torch
 from ..errors import SogError
 from ..peers import find_playcanvas
 from ..splats import Splats
-from .browser import BrowserPage, browser_missing, decode_pixels, gl_camera, scene_file
-from .cameras import Camera, parse_size
+from .browser import BrowserPage, PageRenderer, browser_missing, decode_pixels, gl_camera, scene_file
+from .cameras import Camera
 
 PAGE_DIR = Path(__file__).resolve().parent / "engine_page"
 
@@ -99,30 +99,19 @@ def _nearly_same(c2w_a: list[float], c2w_b: list[float], eps: float = 1e-3) -> b
     return all(abs(c2w_a[i] - c2w_b[i]) < eps for i in idx)
 
 
-class EngineRenderer:
+class EngineRenderer(PageRenderer):
     """A running engine page (browser + server) with one scene loaded; use as a context manager.
 
     ``with EngineRenderer(path, 256) as r: images = r.render(cameras)``; ``size`` fixes the canvas (N, "WxH").
     """
 
+    Config = EngineConfig
+    label = "engine renderer"
+    api = "sogEngine"
+
     def __init__(self, scene, size, config: EngineConfig | None = None):
-        self.config = config or EngineConfig()
-        self.width, self.height = parse_size(size)
-        self.scene = scene
-        self.info: dict = {}
-        self._page: BrowserPage | None = None
-        self._previous = None
-
-    def __enter__(self) -> "EngineRenderer":
-        try:
-            self._start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        super().__init__(scene, size, config)
+        self._previous = None  # the last camera rendered (an unmoved camera gets no new sort)
 
     def _start(self):
         cfg = self.config
@@ -175,14 +164,8 @@ class EngineRenderer:
                                f"{self.config.timeout_s:g} s for camera {cam.name or len(out)}")
             out.append(decode_pixels(result, self.width, self.height))
             previous = self._previous = {k: view[k] for k in ("c2w", "proj")}
-        errors = self._page.call("() => window.sogEngine.errors()")
-        if errors:
-            raise SogError(f"engine renderer: page error: {errors[0]}")
+        self.check_page_errors()
         return torch.stack(out)
-
-    def close(self):
-        if self._page is not None:
-            self._page.close()
 
 
 def render_engine(scene: str | os.PathLike | Splats, cameras: list[Camera] | Camera,
@@ -193,13 +176,4 @@ def render_engine(scene: str | os.PathLike | Splats, cameras: list[Camera] | Cam
 
     ``size`` (N, "WxH" or (W, H)) resizes every camera; by default all cameras must share one image size.
     """
-    cams = [cameras] if isinstance(cameras, Camera) else list(cameras)
-    if not cams:
-        raise SogError("no cameras to render")
-    if size is None:
-        sizes = {(c.width, c.height) for c in cams}
-        if len(sizes) > 1:
-            raise SogError("all cameras must have the same image size (pass size=...)")
-        size = sizes.pop()
-    with EngineRenderer(scene, size, config) as renderer:
-        return renderer.render(cams)
+    return EngineRenderer.render_all(scene, cameras, size, config)

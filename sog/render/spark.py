@@ -38,8 +38,8 @@ import torch
 from ..errors import SogError
 from ..peers import find_spark
 from ..splats import Splats
-from .browser import BrowserPage, browser_missing, decode_pixels, gl_camera, scene_file
-from .cameras import Camera, parse_size
+from .browser import BrowserPage, PageRenderer, browser_missing, decode_pixels, gl_camera, scene_file
+from .cameras import Camera
 
 PAGE_DIR = Path(__file__).resolve().parent / "spark_page"
 
@@ -76,29 +76,15 @@ def missing_peers(config: SparkConfig | None = None) -> list[str]:
     return missing
 
 
-class SparkRenderer:
+class SparkRenderer(PageRenderer):
     """A running Spark page (browser + server) with one scene loaded; use as a context manager.
 
     ``with SparkRenderer(path, 256) as r: images = r.render(cameras)``; ``size`` fixes the canvas (N, "WxH").
     """
 
-    def __init__(self, scene, size, config: SparkConfig | None = None):
-        self.config = config or SparkConfig()
-        self.width, self.height = parse_size(size)
-        self.scene = scene
-        self.info: dict = {}
-        self._page: BrowserPage | None = None
-
-    def __enter__(self) -> "SparkRenderer":
-        try:
-            self._start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+    Config = SparkConfig
+    label = "Spark renderer"
+    api = "sogSpark"
 
     def _start(self):
         cfg = self.config
@@ -143,14 +129,8 @@ class SparkRenderer:
                 raise SogError(f"Spark renderer: no sort finished within {self.config.timeout_s:g} s "
                                f"for camera {cam.name or len(out)}")
             out.append(decode_pixels(result, self.width, self.height))
-        errors = self._page.call("() => window.sogSpark.errors()")
-        if errors:
-            raise SogError(f"Spark renderer: page error: {errors[0]}")
+        self.check_page_errors()
         return torch.stack(out)
-
-    def close(self):
-        if self._page is not None:
-            self._page.close()
 
 
 def render_spark(scene: str | os.PathLike | Splats, cameras: list[Camera] | Camera,
@@ -161,13 +141,4 @@ def render_spark(scene: str | os.PathLike | Splats, cameras: list[Camera] | Came
 
     ``size`` (N, "WxH" or (W, H)) resizes every camera; by default all cameras must share one image size.
     """
-    cams = [cameras] if isinstance(cameras, Camera) else list(cameras)
-    if not cams:
-        raise SogError("no cameras to render")
-    if size is None:
-        sizes = {(c.width, c.height) for c in cams}
-        if len(sizes) > 1:
-            raise SogError("all cameras must have the same image size (pass size=...)")
-        size = sizes.pop()
-    with SparkRenderer(scene, size, config) as renderer:
-        return renderer.render(cams)
+    return SparkRenderer.render_all(scene, cameras, size, config)
