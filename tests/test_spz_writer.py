@@ -105,6 +105,13 @@ def test_the_position_lattice_is_the_coarsest_within_the_ratio_of_the_scene_size
     assert np.all(np.abs(back - means) <= step / 2 * (1 + 1e-9) + 1e-12 * np.abs(means))
 
 
+def test_a_subnormal_largest_coordinate_gets_the_most_fractional_bits():
+    """Found by the property above: positions of at most 5e-324 once overflowed the bit count to infinity."""
+    means = np.zeros((4, 3))
+    means[0, 0] = 5e-324
+    assert choose_fractional_bits(means, np.zeros((4, 3))) <= fmt.MAX_FRACTIONAL_BITS
+
+
 def test_a_written_scene_reads_back_within_spz_precision(tmp_path):
     scene = small_scene(500, seed=2, sh_degree=3)
     write_spz(scene, tmp_path / "s.spz", fractional_bits=12, sh1_step=1, sh_step=1, rotation_step=1)
@@ -127,14 +134,17 @@ def _covariances(scene: sog.Splats) -> torch.Tensor:
     return rot @ torch.diag_embed(torch.exp(2 * scene.scales.double())) @ rot.transpose(1, 2)
 
 
-def test_the_file_is_v4_zstd_streams_or_v3_gzip_and_the_same_scene_gives_the_same_bytes():
+def test_the_file_is_v3_gzip_by_default_or_v4_zstd_streams_and_the_same_scene_gives_the_same_bytes():
+    """Version 3 by default: Spark 2.2.0, the browser viewer that reads SPZ, decompresses gzip only
+    (tests/test_spark.py opens the default file); version 4 on request."""
     scene = small_scene(200, seed=1, sh_degree=1)
-    data = encode_spz(scene)
-    assert data == encode_spz(scene)
+    old = encode_spz(scene)
+    assert old == encode_spz(scene)
+    assert struct.unpack_from("<IIIB", gzip.decompress(old)) == (fmt.MAGIC, 3, 200, 1)
+    data = encode_spz(scene, version=4)
+    assert data == encode_spz(scene, version=4)
     magic, version, n, degree, frac, flags, streams, toc = struct.unpack_from("<IIIBBBBI", data)
     assert (magic, version, n, degree, streams, toc) == (fmt.MAGIC, 4, 200, 1, 6, 32)
-    old = encode_spz(scene, version=3)
-    assert struct.unpack_from("<IIIB", gzip.decompress(old)) == (fmt.MAGIC, 3, 200, 1)
     a, b = decode_spz(data), decode_spz(old)
     assert torch.equal(a.means, b.means) and torch.equal(a.shN, b.shN) and torch.equal(a.quats, b.quats)
 
@@ -152,7 +162,7 @@ def test_the_default_settings_come_back_within_their_lattices(tmp_path):
     scene = small_scene(800, seed=4, sh_degree=3)
     settings = SpzSettings()
     data = encode_spz(scene, settings)
-    frac = data[13]
+    frac = gzip.decompress(data)[13]  # version 3: the 16-byte header inside the gzip stream
     assert frac == choose_fractional_bits(scene.means.double().numpy() * [1, -1, -1], scene.scales.double().numpy(),
                                           settings.position_ratio)
     back = decode_spz(data)
@@ -189,7 +199,8 @@ def test_what_spz_cannot_hold_is_refused(tmp_path):
 
 def test_compress_to_spz_writes_an_spz_that_reads_back_with_every_gaussian(tmp_path, sample_ply):
     assert main(["compress", str(sample_ply), str(tmp_path / "s.spz"), "-q"]) == 0
-    assert (tmp_path / "s.spz").is_file() and (tmp_path / "s.spz").read_bytes()[:4] == b"NGSP"
+    assert (tmp_path / "s.spz").is_file()
+    assert gzip.decompress((tmp_path / "s.spz").read_bytes())[:4] == b"NGSP"  # version 3: one gzip stream
     assert len(sog.load(tmp_path / "s.spz")) == len(sog.load(sample_ply))
 
 

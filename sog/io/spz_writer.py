@@ -1,5 +1,6 @@
-"""Writer of Niantic's ``.spz``: version 4 by default (one zstd stream per attribute, as splat-transform 3.x and
-Niantic's current encoder write), version 3 on request (one gzip stream, for older readers). The format's shape is
+"""Writer of Niantic's ``.spz``: version 3 by default (one gzip stream: the version Spark, the web viewer that reads
+SPZ, opens; its 2.2.0 has no zstd), version 4 on request (one zstd stream per attribute, as splat-transform 3.x and
+Niantic's current encoder write; about 4-7 % smaller, opened by neither browser viewer sog tests). The format's shape is
 `sog.io.spz_format`; `sog.io.spz` reads the file back.
 
 sog's choices inside the format's rules (`SpzSettings`; docs/formats.md has the measured reasons):
@@ -37,7 +38,8 @@ from . import spz_format as fmt
 from .atomic import atomic_path
 from .limits import check_writable
 
-VERSION = 4
+#: the default version: 3, which Spark 2.2.0 reads (it decompresses gzip only; a v4 file fails there)
+VERSION = 3
 MAX_COUNT = (1 << 32) - 1  #: the header's u32 count
 #: zstd level by effort (`SpzSettings.effort`): probes of a search at 2, written files at 4 (the default)
 ZSTD_LEVELS = {0: 3, 1: 6, 2: 9, 3: 15, 4: 19}
@@ -58,7 +60,7 @@ class SpzSettings:
     sh_step: int = 12                   #: SH bands 2-3 on every 12th code (between Niantic's 4 and 5 bits)
     rotation_step: int = 8              #: rotation magnitudes on every 8th 9-bit code (6 bits)
     effort: int = 4                     #: zstd level by `ZSTD_LEVELS` (v3: gzip level 9 always)
-    version: int = VERSION              #: 4 (zstd streams) or 3 (one gzip stream)
+    version: int = VERSION              #: 3 (one gzip stream) or 4 (zstd streams)
 
     def check(self) -> None:
         """Refuse (`SogError`) values the format or the writer cannot use."""
@@ -90,8 +92,9 @@ def choose_fractional_bits(means: np.ndarray, scales: np.ndarray, position_ratio
     at any scene scale; the second bound keeps close views of the small Gaussians sharp), capped where the largest
     |coordinate| would no longer fit 24-bit fixed point (`SogError` when even 0 bits do not fit)."""
     biggest = float(np.abs(np.asarray(means, np.float64)).max())
+    # log2 of the quotient as a difference: a subnormal ``biggest`` would make the quotient itself infinite
     fit = fmt.MAX_FRACTIONAL_BITS if biggest == 0 else min(
-        fmt.MAX_FRACTIONAL_BITS, math.floor(math.log2(((1 << (fmt.POSITION_BITS - 1)) - 1) / biggest)))
+        fmt.MAX_FRACTIONAL_BITS, math.floor(math.log2((1 << (fmt.POSITION_BITS - 1)) - 1) - math.log2(biggest)))
     if fit < 0:
         raise SogError(f"positions up to {biggest:.4g} do not fit SPZ's 24-bit fixed point (at most "
                        f"{fmt.position_limit(0):,.0f} with no fractional bits)")
