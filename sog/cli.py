@@ -87,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--psnr-worst", type=float, default=None, metavar="DB",
                    help="the floor of the worst tuning view instead of --psnr's (alone: as --psnr-p10)")
     c.add_argument("--layers", type=int, default=None, metavar="K",
-                   help="sogv2 and native: importance layers, the less visible stored coarser (default 3 for scenes "
-                        "of 32,768 Gaussians or more; 1: one grid)")
+                   help="sogv2: importance layers, the less visible stored coarser, as row blocks of the one grid "
+                        "(default 1: one grid)")
     c.add_argument("--reduce", type=float, default=None, metavar="FRACTION",
                    help="remove this share of the Gaussians (0 <= FRACTION < 1), those the tuning views need least "
                         "(sog.reduce; docs/reduce.md); default: keep every Gaussian")
