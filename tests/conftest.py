@@ -7,6 +7,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+#: property tests draw the same examples on every run and machine (the same test run gives the same verdict; CI
+#: cannot fail on an example no earlier run drew); ``HYPOTHESIS_PROFILE=explore`` draws fresh random ones, with
+#: ``--hypothesis-seed N`` to replay one
+settings.register_profile("repeatable", derandomize=True, database=None)
+settings.register_profile("explore")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 from sog.datasets import scene_path, shared_data, synthetic_scene
 
