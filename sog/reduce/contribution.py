@@ -25,7 +25,7 @@ import torch
 from ..render.cameras import Camera
 from ..render.cpu import RasterConfig, _boxes, project
 from ..render.sh import sh_to_rgb
-from ..render.tiles import _bin, numba
+from ..render.tiles import _bin, numba, tile_box
 from ..stable import snap
 
 if numba is not None:
@@ -37,12 +37,7 @@ if numba is not None:
         n_tiles = offsets.shape[0] - 1
         n_col = colors.shape[1]
         for t in numba.prange(n_tiles):
-            tx0 = (t % tiles_x) * tile
-            ty0 = (t // tiles_x) * tile
-            tx1 = min(tx0 + tile, width) - 1
-            ty1 = min(ty0 + tile, height) - 1
-            tw = tx1 - tx0 + 1
-            npx = tw * (ty1 - ty0 + 1)
+            tx0, ty0, tx1, ty1, tw, npx = tile_box(t, tiles_x, tile, width, height)
             final = np.zeros((npx, n_col), np.float64)
             front = np.zeros((npx, n_col), np.float64)
             for sweep in range(2):

@@ -50,6 +50,17 @@ def available() -> bool:
 
 
 if numba is not None:
+    @numba.njit(inline="always", cache=True)
+    def tile_box(t, tiles_x, tile, width, height):
+        """Tile ``t``'s pixel box (row-major tiles of ``tile`` px, clipped to the image) -> (x0, y0, x1, y1)
+        inclusive, its width and its pixel count: the prologue of every tile kernel (here and `sog.reduce`)."""
+        tx0 = (t % tiles_x) * tile
+        ty0 = (t // tiles_x) * tile
+        tx1 = min(tx0 + tile, width) - 1
+        ty1 = min(ty0 + tile, height) - 1
+        tw = tx1 - tx0 + 1
+        return tx0, ty0, tx1, ty1, tw, tw * (ty1 - ty0 + 1)
+
     @numba.njit(cache=True)
     def _bin(order, x0, y0, x1, y1, tile, tiles_x, n_tiles):
         """Tile lists: for each tile (row-major), the Gaussians whose box touches it, in ``order``.
@@ -84,12 +95,7 @@ if numba is not None:
         n_col = colors.shape[1]
         half = xs[0]                               # 0.5 in the table's dtype (the first pixel centre)
         for t in numba.prange(n_tiles):
-            tx0 = (t % tiles_x) * tile
-            ty0 = (t // tiles_x) * tile
-            tx1 = min(tx0 + tile, width) - 1
-            ty1 = min(ty0 + tile, height) - 1
-            tw = tx1 - tx0 + 1
-            npx = tw * (ty1 - ty0 + 1)
+            tx0, ty0, tx1, ty1, tw, npx = tile_box(t, tiles_x, tile, width, height)
             done = np.zeros(npx, np.bool_)
             lt = np.zeros(npx, np.float64)
             end = np.full(npx, offsets[t], np.int64)
@@ -149,12 +155,7 @@ if numba is not None:
         n_col = colors.shape[1]
         half = xs[0]
         for t in numba.prange(n_tiles):
-            tx0 = (t % tiles_x) * tile
-            ty0 = (t // tiles_x) * tile
-            tx1 = min(tx0 + tile, width) - 1
-            ty1 = min(ty0 + tile, height) - 1
-            tw = tx1 - tx0 + 1
-            npx = tw * (ty1 - ty0 + 1)
+            tx0, ty0, tx1, ty1, tw, npx = tile_box(t, tiles_x, tile, width, height)
             trans = np.empty(npx, np.float64)      # transmittance in front of the entry being visited
             final = np.empty(npx, np.float64)      # transmittance after the last contributor
             behind = np.empty((npx, n_col), np.float64)   # colour composited behind it (background included)
