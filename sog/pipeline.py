@@ -249,9 +249,15 @@ def _compress(source, output, fmt: str, options: CompressOptions, profile, profi
                           order=order, unstored=unstored,
                           layout=[(torch.as_tensor(index), layer.drops) for (index, _), layer in zip(layout, layers)],
                           psnr=None if rate is None else rate.psnr, source_count=source_count, kept=kept,
-                          rate=None if rate is None else {"target": target.as_dict(), "stats": rate.stats.as_dict(),
-                                                          "level": rate.level, "reached": rate.reached,
-                                                          "settings": rate.settings, "tried": rate.tried})
+                          rate=_rate_report(rate))
+
+
+def _rate_report(rate) -> dict | None:
+    """What `CompressResult.rate` holds of a `sog.rate.RateResult` (None: no search ran)."""
+    if rate is None:
+        return None
+    return {"target": rate.target.as_dict(), "stats": rate.stats.as_dict(), "level": rate.level,
+            "reached": rate.reached, "settings": rate.settings, "tried": rate.tried}
 
 
 def _with_source(meta: dict, kept, source_count: int) -> dict:
@@ -359,9 +365,7 @@ def _compress_to_file(source, output, fmt: str, options: CompressOptions, overwr
                           bytes=os.path.getsize(output), seconds=seconds, order=order,
                           unstored=sorted(splats.extras), format=fmt, source_count=source_count, kept=kept,
                           psnr=None if rate is None else rate.psnr,
-                          rate=None if rate is None else {"target": target.as_dict(), "stats": rate.stats.as_dict(),
-                                                          "level": rate.level, "reached": rate.reached,
-                                                          "settings": rate.settings, "tried": rate.tried})
+                          rate=_rate_report(rate))
 
 
 #: formats whose writer's settings a `Profile` carries for ``--quality`` and ``--psnr`` (`sog.codec.spz_profile`)
@@ -376,8 +380,10 @@ def _search_format(profile, splats: Splats, source_path, target: RateTarget, fix
     n = len(splats)
     with one_cpu_thread(device), tqdm(total=None, desc=f"encode to {target}", unit="probe",
                                       disable=quiet, leave=False) as bar:
+        # the bytes chosen on are the one file written (not a SOG container of it: no meta.json, no zip headers)
         return RateSearch(profile, profile.ladder, [Layer(splats, n, 1)], target, fixed, cameras, device,
-                          progress=lambda name: bar.update(1), refine_rounds=0).run()
+                          progress=lambda name: bar.update(1), refine_rounds=0,
+                          size=lambda meta, files: sum(len(data) for data in files.values())).run()
 
 
 def _write_bytes(output, data: bytes, overwrite: bool) -> None:
