@@ -379,19 +379,17 @@ def _compress(args) -> int:
         summary.update(format=result.format, grid=None, layers=[])
     if args.json:
         print(json.dumps(summary))
-    elif not args.quiet and result.format not in ("sog", "sog-folder"):
-        print(f"{args.output}: {result.count:,} Gaussians as {result.format}, {result.bytes:,} bytes "
-              f"({summary['bits_per_gaussian']:.1f} bits/Gaussian, {summary['ratio']:.1f}x smaller than PLY) in "
-              f"{seconds:.1f} s")
-        if result.rate is not None:
-            reached = "" if result.rate["reached"] else ", under the target even at the finest rung"
-            print(f"renders at {result.psnr:.2f} dB on the tuning views (target {result.rate['target']:g} dB{reached}): "
-                  f"{result.rate['settings']}")
     elif not args.quiet:
-        grids = " + ".join(f"{w}x{h}" for h, w in result.layers)
-        print(f"{args.output}: {result.count:,} Gaussians on {grids}, "
-              f"{result.bytes:,} bytes ({summary['bits_per_gaussian']:.1f} bits/Gaussian, "
-              f"{summary['ratio']:.1f}x smaller than PLY) in {seconds:.1f} s")
+        sog_output = result.format in ("sog", "sog-folder")
+        if sog_output:
+            grids = " + ".join(f"{w}x{h}" for h, w in result.layers)
+            print(f"{args.output}: {result.count:,} Gaussians on {grids}, "
+                  f"{result.bytes:,} bytes ({summary['bits_per_gaussian']:.1f} bits/Gaussian, "
+                  f"{summary['ratio']:.1f}x smaller than PLY) in {seconds:.1f} s")
+        else:
+            print(f"{args.output}: {result.count:,} Gaussians as {result.format}, {result.bytes:,} bytes "
+                  f"({summary['bits_per_gaussian']:.1f} bits/Gaussian, {summary['ratio']:.1f}x smaller than PLY) in "
+                  f"{seconds:.1f} s")
         if args.reduce is not None or args.max_gaussians is not None:
             print(f"kept {result.count:,} of {result.source_count:,} Gaussians")
         if result.rate is not None:
@@ -400,12 +398,13 @@ def _compress(args) -> int:
                         "the tuning views")
             wanted = ", ".join(f"{k} {v:g}" for k, v in target.items() if v is not None) + " dB"
             if result.rate["reached"]:
-                print(f"renders at {measured} (target {wanted}): from bit-depth level "
-                      f"{result.rate['level']} (0 = finest): {result.rate['settings']}")
+                print(f"renders at {measured} (target {wanted}): from "
+                      f"{'bit-depth' if sog_output else 'ladder'} level {result.rate['level']} (0 = finest): "
+                      f"{result.rate['settings']}")
             else:
-                print(f"note: even the finest bit depths reach only {measured}, under the target ({wanted}); "
-                      "wrote that file")
-        if result.unstored:
+                print(f"note: even the finest {'bit depths' if sog_output else 'settings'} reach only {measured}, "
+                      f"under the target ({wanted}); wrote that file")
+        if result.unstored and sog_output:
             print(f"note: extra PLY properties not stored in .sog: {', '.join(result.unstored)}")
     return 0
 

@@ -237,6 +237,16 @@ def test_quality_and_psnr_choose_spz_settings_on_tuning_views(tmp_path, sample_p
     assert len(sog.load(tmp_path / "t.spz")) == len(sog.load(sample_ply))
 
 
+def test_the_command_line_reports_an_spz_search_and_a_reduction_as_for_sog(tmp_path, sample_ply, capsys):
+    """`sog compress IN OUT.spz --psnr DB` prints the tuning views' mean, p10 and worst against the target (it once
+    failed formatting the target, exit 3, after writing the file); a reduction prints "kept N of M"."""
+    assert main(["compress", str(sample_ply), str(tmp_path / "t.spz"), "--psnr", "38"]) == 0
+    out = capsys.readouterr().out
+    assert "(target mean 38, p10 34, worst 28 dB)" in out and "on the tuning views" in out
+    assert main(["compress", str(sample_ply), str(tmp_path / "r.spz"), "--max-gaussians", "5000"]) == 0
+    assert "kept 5,000 of 10,000 Gaussians" in capsys.readouterr().out
+
+
 def test_the_spz_ladder_gets_coarser_in_every_setting_and_holds_the_default():
     from sog.codec.spz_profile import LEVELS, PRESETS
     for finer, coarser in zip(LEVELS, LEVELS[1:]):
