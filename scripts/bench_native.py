@@ -36,12 +36,6 @@ from sog.render.views import judging_cameras
 RUNGS = {"sogv2": [0, sogv2.DEFAULT_LEVEL, 12], "native": [0, 2, native.DEFAULT_LEVEL, 7, 10]}
 
 
-def stats(values: list[float]) -> dict:
-    """Mean, 10th percentile (nearest rank, lower) and worst of per-view PSNRs."""
-    s = sorted(values)
-    return {"mean": sum(s) / len(s), "p10": s[int(0.1 * (len(s) - 1))], "worst": s[0]}
-
-
 def at_worst(points: list[dict], worst: float) -> float | None:
     """Bytes of the curve ``points`` (bytes, worst) at ``worst``: log-linear between the two rungs that bracket
     it (the smallest file at or above it if the curve is not monotone there); None if no rung reaches it."""
@@ -75,7 +69,8 @@ def bench_scene(name: str, args, tmp: Path) -> dict:
             layout = res.layout
             psnrs = metrics.view_psnrs(ref, render(sog.load(out), cams))
             row = {"scene": name, "profile": profile, "rung": rung, "default": rung == module.DEFAULT_LEVEL,
-                   "bytes": out.stat().st_size, "encode_s": round(seconds, 2), **stats(psnrs)}
+                   "bytes": out.stat().st_size, "encode_s": round(seconds, 2),
+                   **metrics.ViewStats.of(psnrs).as_dict()}  # mean, p10 and worst as `sog eval` reports them
             rows.append(row)
             print(f"{name:10s} {profile:7s} rung {rung:2d}{'*' if row['default'] else ' '} {row['bytes']:>10,d} B"
                   f"  mean {row['mean']:6.2f}  p10 {row['p10']:6.2f}  worst {row['worst']:6.2f}", flush=True)

@@ -161,6 +161,7 @@ def evaluate(original: str | os.PathLike | Splats, compressed: str | os.PathLike
     n = len(ref_scene)
     nbytes = input_bytes(comp_path) if comp_path is not None else None
     ply = original_ply_bytes(orig_path, ref_scene)
+    p, q = metrics.ViewStats.of(psnr_views), metrics.ViewStats.of(ssim_views)  # mean, p10, worst of each
     result = {
         "original": None if orig_path is None else str(orig_path),
         "compressed": None if comp_path is None else str(comp_path),
@@ -169,9 +170,7 @@ def evaluate(original: str | os.PathLike | Splats, compressed: str | os.PathLike
         "bytes": nbytes, "ply_bytes": ply,
         "ratio": None if not nbytes else ply / nbytes,
         "bits_per_gaussian": None if nbytes is None else 8 * nbytes / n,
-        "psnr": sum(psnr_views) / len(psnr_views), "ssim": sum(ssim_views) / len(ssim_views),
-        "psnr_p10": metrics.percentile(psnr_views, 10), "ssim_p10": metrics.percentile(ssim_views, 10),
-        "psnr_min": min(psnr_views), "ssim_min": min(ssim_views),
+        "psnr": p.mean, "ssim": q.mean, "psnr_p10": p.p10, "ssim_p10": q.p10, "psnr_min": p.worst, "ssim_min": q.worst,
         "worst_view": cams[psnr_views.index(min(psnr_views))].name,
         "psnr_views": psnr_views, "ssim_views": ssim_views, "view_names": [c.name for c in cams],
         "views": len(cams), "size": [cams[0].width, cams[0].height], "cameras": cam_source,
