@@ -16,6 +16,7 @@ from pathlib import Path
 from ..errors import SogError
 from ..io.atomic import check_destination, is_sog_folder
 from ..io.lod_format import META_NAME
+from ..io.lod_writer import prepare_folder
 from ..pipeline import CompressOptions
 
 #: the endings of the scene files a folder input contributes (a SOG folder inside it is one scene too)
@@ -127,12 +128,7 @@ def run_batch(inputs: list[str], outdir: str | os.PathLike, options: CompressOpt
     check_workers(workers, scheduler)
     jobs = plan_batch(inputs, outdir, options, lod=lod, overwrite=overwrite)
     outdir = Path(outdir)
-    made = not outdir.exists()
-    if made:
-        try:
-            os.mkdir(outdir)
-        except OSError as exc:
-            raise SogError(f"cannot make output folder {outdir} ({exc.strerror or exc})") from None
+    made = prepare_folder(outdir, [], overwrite)  # plan_batch checked every destination in it
     try:
         with tqdm(total=len(jobs), desc="scenes", unit="scene", disable=quiet, leave=False) as bar:
             if workers is None and scheduler is None:
