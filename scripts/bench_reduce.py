@@ -8,7 +8,10 @@ tuning views (`sog.render.views.tuning_cameras`). Prints a table and writes JSON
     nice -n 10 python scripts/bench_reduce.py --scenes plant --views 16 --size 256 --json bench_reduce.json
 
 Methods: ``footprint`` (keep the largest opacity × footprint), ``render`` (`sog.reduce.reduce`), ``render+merge``
-(the same with ``merge=True``), ``render 1 round`` (measured once, no re-measuring).
+(the same with ``merge=True``), ``render 1 round`` (measured once, no re-measuring), ``render+refit`` (the
+``render`` reduction, then `sog.train.refit.refit`: --refit-steps of distillation of the survivors' colour, opacity
+and scales towards renders of the whole scene from the tuning views; its seconds are the reduction's plus the
+re-fit's, and the ``refit s`` column is the re-fit's alone).
 """
 
 from __future__ import annotations
@@ -29,16 +32,38 @@ SCENES = {
     "kacytran": "kacytran1122-try/point_cloud/iteration_7000/point_cloud.ply",
     "playbot": "playbot/0_0/meta.json",
 }
-METHODS = ("footprint", "render", "render+merge", "render 1 round", "render no prior")
+METHODS = ("footprint", "render", "render+merge", "render 1 round", "render no prior", "render+refit")
 
 
-def run_method(method: str, splats, keep: int, tuning, seed: int):
+def run_method(method: str, splats, keep: int, tuning, seed: int, cache: dict, refit_steps: int):
+    """-> (the `Reduction`, seconds of a re-fit in it, or 0). ``cache`` holds the last ``render`` reduction (with
+    its seconds) so that ``render+refit`` re-fits it instead of reducing again."""
+    import dataclasses
+
+    from sog.reduce import reduce
+    from sog.train.refit import RefitConfig, refit
+
+    if method == "render+refit":
+        if cache.get("keep") != keep:
+            t0 = time.perf_counter()
+            cache.update(keep=keep, reduction=reduce(splats, keep, tuning, seed=seed),
+                         seconds=time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        fitted = refit(cache["reduction"].splats, splats, tuning, RefitConfig(steps=refit_steps), seed=seed)
+        return dataclasses.replace(cache["reduction"], splats=fitted.splats), time.perf_counter() - t0
+    return _reduce(method, splats, keep, tuning, seed, cache), 0.0
+
+
+def _reduce(method: str, splats, keep: int, tuning, seed: int, cache: dict):
     from sog.reduce import footprint_prune, reduce
 
     if method == "footprint":
         return footprint_prune(splats, keep)
     if method == "render":
-        return reduce(splats, keep, tuning, seed=seed)
+        t0 = time.perf_counter()
+        out = reduce(splats, keep, tuning, seed=seed)
+        cache.update(keep=keep, reduction=out, seconds=time.perf_counter() - t0)
+        return out
     if method == "render+merge":
         return reduce(splats, keep, tuning, seed=seed, merge=True)
     if method == "render 1 round":
@@ -65,9 +90,13 @@ def main() -> None:
     ap.add_argument("--tuning-views", type=int, default=12)
     ap.add_argument("--tuning-size", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--refit-steps", type=int, default=None, help="render+refit: steps (default: REFIT_STEPS)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
+    from sog.train.refit import REFIT_STEPS
+
+    refit_steps = REFIT_STEPS if args.refit_steps is None else args.refit_steps
     rows = []
     for name in args.scenes.split(","):
         path = args.data / SCENES[name]
@@ -77,21 +106,25 @@ def main() -> None:
         reference = render(splats, judging, backend="cpu", device="cpu")
         for fraction in (float(f) for f in args.fractions.split(",")):
             keep = target_count(len(splats), fraction)
+            cache: dict = {}
             for method in args.methods.split(","):
                 t0 = time.perf_counter()
-                reduced = run_method(method, splats, keep, tuning, args.seed)
+                reduced, refit_seconds = run_method(method, splats, keep, tuning, args.seed, cache, refit_steps)
                 seconds = time.perf_counter() - t0
+                if method == "render+refit":
+                    seconds = cache["seconds"] + refit_seconds
                 psnrs = np.array(view_psnrs(render(reduced.splats, judging, backend="cpu", device="cpu"),
                                             reference))
                 row = {"scene": name, "count": len(splats), "removed": fraction, "kept": reduced.count,
                        "method": method, "merged": reduced.merged, "psnr_mean": float(psnrs.mean()),
                        "psnr_p10": float(np.percentile(psnrs, 10)), "psnr_worst": float(psnrs.min()),
-                       "seconds": round(seconds, 2), "views": f"{len(judging)} x {args.size} px ({source})",
+                       "seconds": round(seconds, 2), "refit_seconds": round(refit_seconds, 2),
+                       "refit_steps": refit_steps if method == "render+refit" else 0, "views": f"{len(judging)} x {args.size} px ({source})",
                        "tuning": f"{len(tuning)} x {args.tuning_size} px"}
                 rows.append(row)
                 print(f"{name:9s} {fraction:4.0%} removed  {method:15s} kept {reduced.count:>8,}  "
                       f"PSNR mean {row['psnr_mean']:6.2f}  p10 {row['psnr_p10']:6.2f}  worst {row['psnr_worst']:6.2f}"
-                      f"  {seconds:6.1f} s", flush=True)
+                      f"  {seconds:6.1f} s (refit {refit_seconds:5.1f} s)", flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

@@ -1,0 +1,68 @@
+"""Re-fit a reduced scene: a few distillation steps that let the survivors of `sog.reduce` carry what was dropped.
+
+After `sog.reduce.reduce` removes Gaussians, the ones kept still have the colour, opacity and size they had next to
+their removed neighbours. `refit` trains only those attributes (sh0 colour, logit opacity, log-scales; optionally
+the means) for a few steps of `sog.train.finetune` with the ORIGINAL scene as teacher: its targets are renders of
+the unreduced scene from the caller's *tuning* cameras (`sog.render.views.tuning_cameras`; never the judging
+ones), rendered by the differentiable tiled renderer. No neighbour loss and no re-sort (the reduced scene is not
+sorted yet), so the rows stay in the reduced scene's order. The loss and the step are `finetune`'s, not a copy.
+
+    from sog.train.refit import RefitConfig, refit
+    fitted = refit(reduction.splats, original, tuning_cams, RefitConfig(steps=24), seed=0)
+    fitted.splats       # (M,) Gaussians, row i = reduced row i; quats and shN unchanged
+    fitted.photometric  # (steps,) float64, the loss of each step
+
+Deterministic for a seed on a fixed thread count (as `finetune`).
+
+This module lives in `sog.train` (not `sog.reduce`): it drives the fine-tune, which sits above the reduction in
+the package's room order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import SogError
+from ..render import Camera, RasterConfig
+from ..splats import Splats
+from .finetune import FinetuneConfig, FinetuneResult, finetune
+
+#: `sog compress --reduce F` re-fits for this many steps (0: off)
+REFIT_STEPS = 24
+
+
+@dataclass
+class RefitConfig:
+    """``steps`` of Adam on sh0, opacity and scales (and the means with ``means``); their learning rates are the
+    fine-tune's (`FinetuneConfig`) times ``lr_scale`` (the fine-tune's own scale is 0.1, for a converged scene;
+    a reduced one has further to go); ``ssim_weight`` as in the fine-tune."""
+
+    steps: int = REFIT_STEPS
+    lr_scale: float = 1.0
+    means: bool = False
+    ssim_weight: float = 0.2
+    raster: RasterConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.steps < 0:
+            raise SogError(f"the re-fit needs 0 or more steps, not {self.steps}")
+        if not self.lr_scale > 0:  # also catches NaN
+            raise SogError(f"the re-fit's lr_scale must be positive, not {self.lr_scale}")
+
+    def finetune_config(self) -> FinetuneConfig:
+        """The `FinetuneConfig` that trains only the re-fitted attributes: the others' learning rates 0 (Adam then
+        leaves them exactly as they are), no neighbour loss, no re-sort."""
+        base = FinetuneConfig()
+        extra = {} if self.raster is None else {"raster": self.raster}
+        return FinetuneConfig(steps=self.steps, ssim_weight=self.ssim_weight, smooth_weight=0.0, sort_every=0,
+                              lr_scale=self.lr_scale, lr_quats=0.0, lr_shN=0.0,
+                              lr_means=base.lr_means if self.means else 0.0, **extra)
+
+
+def refit(reduced: Splats, original: Splats, cameras: list[Camera], config: RefitConfig | None = None,
+          seed: int = 0, progress: bool = False) -> FinetuneResult:
+    """Re-fit ``reduced`` (M Gaussians) towards renders of ``original`` (N >= M, the scene before the reduction)
+    from ``cameras`` (tuning cameras); see the module docstring. Returns `finetune`'s result (``splats`` in
+    ``reduced``'s row order; ``photometric`` (steps,) the loss of each step). 0 steps: ``reduced`` unchanged."""
+    config = config or RefitConfig()
+    return finetune(reduced, cameras, config.finetune_config(), seed=seed, progress=progress, teacher=original)

@@ -1,0 +1,80 @@
+"""Re-fitting a reduced scene (`sog.train.refit`): a few distillation steps towards the original scene's renders
+from tuning views lower the loss, change only colour, opacity and scales, are deterministic, and never read a
+judging camera."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import small_scene
+from sog.device import one_cpu_thread
+from sog.errors import SogError
+from sog.reduce import reduce
+from sog.render import render, tiles
+from sog.render.views import tuning_cameras
+from sog.train.finetune import FinetuneConfig, distillation_loss
+from sog.train.refit import RefitConfig, refit
+
+pytestmark = pytest.mark.skipif(not tiles.available(), reason="the differentiable renderer needs numba")
+
+
+def reduced_scene():
+    """(original, reduced, tuning cameras): a small scene with 40 % of its Gaussians removed by `reduce`."""
+    original = small_scene(300, seed=3, sh_degree=1)
+    cams = tuning_cameras(original, None, views=4, size=40)
+    return original, reduce(original, 180, cams, seed=0).splats, cams
+
+
+def test_refit_lowers_the_tuning_views_distillation_loss():
+    original, reduced, cams = reduced_scene()
+    targets = render(original, cams, backend="cpu", device="cpu")
+    loss = FinetuneConfig(smooth_weight=0.0)
+    with one_cpu_thread():
+        before, _ = distillation_loss(reduced, targets, cams, loss)
+        fitted = refit(reduced, original, cams, RefitConfig(steps=12), seed=0)
+        after, _ = distillation_loss(fitted.splats, targets, cams, loss)
+    assert after < 0.97 * before, (before, after)             # measured: 0.95 of it
+    assert len(fitted.splats) == len(reduced)
+
+
+def test_refit_changes_only_colour_opacity_and_scales_unless_asked_for_the_means():
+    original, reduced, cams = reduced_scene()
+    with one_cpu_thread():
+        fitted = refit(reduced, original, cams, RefitConfig(steps=4), seed=0).splats
+        moved = refit(reduced, original, cams, RefitConfig(steps=4, means=True), seed=0).splats
+    for name in ("means", "quats", "shN"):
+        assert torch.equal(getattr(fitted, name), getattr(reduced, name)), name
+    for name in ("sh0", "opacities", "scales"):
+        assert not torch.equal(getattr(fitted, name), getattr(reduced, name)), name
+    assert not torch.equal(moved.means, reduced.means)
+
+
+def test_refit_is_deterministic_and_zero_steps_change_nothing():
+    original, reduced, cams = reduced_scene()
+    with one_cpu_thread():
+        runs = [refit(reduced, original, cams, RefitConfig(steps=5), seed=7).splats for _ in range(2)]
+        same = refit(reduced, original, cams, RefitConfig(steps=0), seed=7).splats
+    for name, value in runs[0].tensors().items():
+        assert torch.equal(value, getattr(runs[1], name)), name
+        assert torch.equal(getattr(same, name), getattr(reduced, name)), name
+
+
+def test_refit_never_reads_a_judging_camera(monkeypatch):
+    import sog.render.views as views
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the re-fit read a judging camera")
+
+    monkeypatch.setattr(views, "judging_cameras", refuse)
+    original, reduced, cams = reduced_scene()
+    with one_cpu_thread():
+        fitted = refit(reduced, original, cams, RefitConfig(steps=2), seed=0)
+    assert len(fitted.photometric) == 2
+
+
+def test_bad_refit_settings_are_refused():
+    with pytest.raises(SogError, match="re-fit"):
+        RefitConfig(steps=-1)
+    with pytest.raises(SogError, match="lr_scale"):
+        RefitConfig(lr_scale=0)
