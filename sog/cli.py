@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .codec import ALIASES, DEFAULT_PROFILE, PROFILES
     from .pipeline import SORT_BUDGET
     from .train.finetune import FINETUNE_STEPS
+    from .train.refit import REFIT_STEPS
     from .render import BACKENDS
     from .render.cameras import UP_AXES
     from .render.views import JUDGING_SIZE, JUDGING_VIEWS
@@ -94,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(sog.reduce; docs/reduce.md); default: keep every Gaussian")
     c.add_argument("--max-gaussians", type=int, default=None, metavar="N",
                    help="keep at most N Gaussians (N >= 1), chosen as --reduce chooses; not with --reduce")
+    c.add_argument("--refit", type=int, nargs="?", const=REFIT_STEPS, default=0, metavar="STEPS",
+                   help="after --reduce / --max-gaussians: re-fit the kept Gaussians' colour, opacity and scales "
+                        "for STEPS steps towards renders of the whole scene from the tuning views (sog.train.refit; "
+                        f"docs/reduce.md); default off; without STEPS {REFIT_STEPS}")
     c.add_argument("--finetune", type=int, nargs="?", const=FINETUNE_STEPS, default=None, metavar="STEPS",
                    help="SOG outputs: fine-tune the scene before encoding it, towards renders of itself from tuning "
                         "views, with the neighbour loss on its sorted grid (sog.train.finetune; CPU); "
@@ -355,7 +360,8 @@ def _compress(args) -> int:
                               sort_weights=_parse_weights(args.sort_weights),
                               profile_options={} if args.layers is None else {"layers": args.layers},
                               format=None if batch else args.format, format_options=format_options,
-                              reduce=args.reduce, max_gaussians=args.max_gaussians, finetune=args.finetune)
+                              reduce=args.reduce, max_gaussians=args.max_gaussians, finetune=args.finetune,
+                              refit=args.refit)
     if batch:
         return _compress_batch(args, options, lod, t0)
     if lod:

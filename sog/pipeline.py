@@ -35,6 +35,7 @@ from .sort.config import ShuffleSoftSortConfig
 from .sort.features import splat_features
 from .splats import Splats
 from .train.finetune import FINETUNE_SIZE, FINETUNE_VIEWS, FinetuneConfig, finetune
+from .train.refit import RefitConfig, refit
 
 
 #: default runs of ShuffleSoftSort per grid. scripts/bench_speed.py (native bytes against budget, against the
@@ -87,6 +88,10 @@ class CompressOptions:
     #: SOG outputs: fine-tune the (reduced) scene for this many steps before it is encoded (`sog.train.finetune`:
     #: distillation towards renders of itself from tuning views + the neighbour loss on its sorted grid); None: off
     finetune: int | None = None
+    #: after a reduction (``reduce`` / ``max_gaussians``): re-fit the survivors' colour, opacity and scales for this
+    #: many steps towards renders of the whole scene from the reduction's tuning views (`sog.train.refit`); 0: off
+    #: (the default: a re-fitted file's bytes differ between CPU code paths, see docs/reduce.md)
+    refit: int = 0
 
     def __post_init__(self) -> None:
         """Check the sort options once, before any work, and build the sorter's config from them: ShuffleSoftSort
@@ -106,6 +111,8 @@ class CompressOptions:
         check_reduce_options(self.reduce, self.max_gaussians)
         if self.finetune is not None and self.finetune < 0:
             raise SogError(f"--finetune must be 0 or more steps, not {self.finetune}")
+        if isinstance(self.refit, bool) or not isinstance(self.refit, (int, np.integer)) or self.refit < 0:
+            raise SogError(f"--refit must be a whole number of 0 or more steps, not {self.refit}")
         if not (self.search_views >= 1 and self.search_size >= 1):
             raise SogError(f"the rate search needs at least one view of at least one pixel, not {self.search_views} "
                            f"views of {self.search_size} px")
@@ -182,7 +189,7 @@ def _compress(source, output, fmt: str, options: CompressOptions, profile, profi
               target: RateTarget | None, device, overwrite: bool, quiet: bool) -> CompressResult:
     """`compress` once its options are checked: load, plan, sort, encode, write."""
     seconds: dict[str, float] = {}
-    splats, source_path, source_count, kept = _scene(source, options, device, seconds)
+    splats, source_path, source_count, kept = _scene(source, options, device, seconds, quiet)
     original = None
     if options.finetune is not None:
         t0 = time.perf_counter()
@@ -307,12 +314,13 @@ def _check_layout(layout, n: int, profile) -> None:
                        f"the layout has {len(layout)} layers")
 
 
-def _scene(source, options: CompressOptions, device,
-           seconds: dict) -> tuple[Splats, str | os.PathLike | None, int, torch.Tensor | None]:
+def _scene(source, options: CompressOptions, device, seconds: dict,
+           quiet: bool = True) -> tuple[Splats, str | os.PathLike | None, int, torch.Tensor | None]:
     """The scene every compress path starts from: ``source`` loaded (a path) or checked as a loaded file is
     (`Splats`), then reduced if ``options`` ask for it (`sog.reduce`, on tuning views; the default keeps every
-    Gaussian). Returns the scene, its path (None for `Splats`), the count it came from, and the (count,) input index
-    of each kept Gaussian (None without a reduction); the seconds go into ``seconds``."""
+    Gaussian) and its survivors re-fitted (`sog.train.refit`, ``options.refit`` steps, on the same views).
+    Returns the scene, its path (None for `Splats`), the count it came from, and the (count,) input index of each
+    kept Gaussian (None without a reduction); the seconds go into ``seconds``."""
     t0 = time.perf_counter()
     splats = load(source) if not isinstance(source, Splats) else check_magnitudes(source.validate(), "scene")
     seconds["load"] = time.perf_counter() - t0
@@ -325,7 +333,14 @@ def _scene(source, options: CompressOptions, device,
     cameras = tuning_cameras(splats, source_path, views=REDUCE_VIEWS, size=REDUCE_SIZE)
     reduction = reduce(splats, keep, cameras, seed=options.seed, device=device)
     seconds["reduce"] = time.perf_counter() - t0
-    return reduction.splats, source_path, source_count, reduction.kept
+    reduced = reduction.splats
+    if options.refit and len(reduced) < source_count:
+        t0 = time.perf_counter()
+        with one_cpu_thread():                          # the fine-tune's bytes are pinned on one thread
+            reduced = refit(reduced, splats, cameras, RefitConfig(steps=int(options.refit)), seed=options.seed,
+                            progress=not quiet).splats
+        seconds["refit"] = time.perf_counter() - t0
+    return reduced, source_path, source_count, reduction.kept
 
 
 def _compress_to_file(source, output, fmt: str, options: CompressOptions, overwrite: bool,
@@ -345,7 +360,7 @@ def _compress_to_file(source, output, fmt: str, options: CompressOptions, overwr
     device = resolve_device(options.device)
     seconds: dict[str, float] = {}
     with one_cpu_thread(device):  # the same choice for any core count
-        splats, source_path, source_count, kept = _scene(source, options, device, seconds)
+        splats, source_path, source_count, kept = _scene(source, options, device, seconds, quiet)
     t0 = time.perf_counter()
     order = stream_order(splats, options.sort)
     splats = splats.permute(order)

@@ -78,3 +78,34 @@ def test_bad_refit_settings_are_refused():
         RefitConfig(steps=-1)
     with pytest.raises(SogError, match="lr_scale"):
         RefitConfig(lr_scale=0)
+
+
+def test_compress_reduce_refit_trains_on_tuning_views_only_and_is_off_by_default(tmp_path, monkeypatch):
+    import sog
+    import sog.render.views as views
+    from sog.pipeline import CompressOptions
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("compress --reduce read a judging camera")
+
+    monkeypatch.setattr(views, "judging_cameras", refuse)
+    s = small_scene(300, seed=2, sh_degree=1)
+    plain = sog.compress(s, tmp_path / "plain.sog", CompressOptions(sort="morton", reduce=0.5), quiet=True)
+    fitted = sog.compress(s, tmp_path / "fit.sog", CompressOptions(sort="morton", reduce=0.5, refit=4), quiet=True)
+    assert "refit" in fitted.seconds and "refit" not in plain.seconds
+    assert fitted.count == plain.count == 150
+    assert (tmp_path / "fit.sog").read_bytes() != (tmp_path / "plain.sog").read_bytes()
+    again = sog.compress(s, tmp_path / "again.sog", CompressOptions(sort="morton", reduce=0.5, refit=4), quiet=True)
+    assert again.count == 150 and (tmp_path / "again.sog").read_bytes() == (tmp_path / "fit.sog").read_bytes()
+
+
+def test_a_bad_refit_step_count_is_one_line_and_exit_2(tmp_path, capsys):
+    from sog.cli import main
+    from sog.io import write_ply
+
+    write_ply(small_scene(50), tmp_path / "s.ply")
+    assert main(["compress", str(tmp_path / "s.ply"), str(tmp_path / "o.sog"), "--reduce", "0.5",
+                 "--refit", "-1", "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--refit" in err[0]
+    assert not (tmp_path / "o.sog").exists()
