@@ -34,7 +34,7 @@ def test_refit_lowers_the_tuning_views_distillation_loss():
         before, _ = distillation_loss(reduced, targets, cams, loss)
         fitted = refit(reduced, original, cams, RefitConfig(steps=12), seed=0)
         after, _ = distillation_loss(fitted.splats, targets, cams, loss)
-    assert after < 0.97 * before, (before, after)             # measured: 0.95 of it
+    assert after < 0.95 * before, (before, after)             # measured: 0.91 of it
     assert len(fitted.splats) == len(reduced)
 
 

@@ -8,7 +8,7 @@ ones), rendered by the differentiable tiled renderer. No neighbour loss and no r
 sorted yet), so the rows stay in the reduced scene's order. The loss and the step are `finetune`'s, not a copy.
 
     from sog.train.refit import RefitConfig, refit
-    fitted = refit(reduction.splats, original, tuning_cams, RefitConfig(steps=24), seed=0)
+    fitted = refit(reduction.splats, original, tuning_cams, RefitConfig(steps=48), seed=0)
     fitted.splats       # (M,) Gaussians, row i = reduced row i; quats and shN unchanged
     fitted.photometric  # (steps,) float64, the loss of each step
 
@@ -28,17 +28,18 @@ from ..splats import Splats
 from .finetune import FinetuneConfig, FinetuneResult, finetune
 
 #: `sog compress --reduce F` re-fits for this many steps (0: off)
-REFIT_STEPS = 24
+REFIT_STEPS = 48
 
 
 @dataclass
 class RefitConfig:
     """``steps`` of Adam on sh0, opacity and scales (and the means with ``means``); their learning rates are the
     fine-tune's (`FinetuneConfig`) times ``lr_scale`` (the fine-tune's own scale is 0.1, for a converged scene;
-    a reduced one has further to go); ``ssim_weight`` as in the fine-tune."""
+    a reduced one has further to go). Steps and scale were chosen on held-out tuning views of plant (see
+    docs/reduce.md); ``ssim_weight`` as in the fine-tune."""
 
     steps: int = REFIT_STEPS
-    lr_scale: float = 1.0
+    lr_scale: float = 3.0
     means: bool = False
     ssim_weight: float = 0.2
     raster: RasterConfig | None = None
