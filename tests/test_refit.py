@@ -99,11 +99,17 @@ def test_compress_reduce_refit_trains_on_tuning_views_only_and_is_off_by_default
     assert again.count == 150 and (tmp_path / "again.sog").read_bytes() == (tmp_path / "fit.sog").read_bytes()
 
 
-def test_a_bad_refit_step_count_is_one_line_and_exit_2(tmp_path, capsys):
+def test_the_cli_refits_when_asked_and_refuses_a_bad_step_count_in_one_line(tmp_path, capsys):
+    import json
+
     from sog.cli import main
     from sog.io import write_ply
 
     write_ply(small_scene(50), tmp_path / "s.ply")
+    assert main(["compress", str(tmp_path / "s.ply"), str(tmp_path / "ok.sog"), "--sort", "morton", "--reduce", "0.5",
+                 "--refit", "2", "--json", "-q"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["count"], out["source_count"]) == (25, 50)
     assert main(["compress", str(tmp_path / "s.ply"), str(tmp_path / "o.sog"), "--reduce", "0.5",
                  "--refit", "-1", "-q"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
