@@ -27,7 +27,7 @@ from ..render import Camera, RasterConfig
 from ..splats import Splats
 from .finetune import FinetuneConfig, FinetuneResult, finetune
 
-#: `sog compress --reduce F` re-fits for this many steps (0: off)
+#: `RefitConfig`'s steps, and `sog compress --reduce F --refit` without a step count
 REFIT_STEPS = 48
 
 
