@@ -269,3 +269,18 @@ def test_a_count_beyond_the_header_is_refused_before_writing(tmp_path, monkeypat
     with pytest.raises(SogError, match="at most 10 Gaussians"):
         write_spz(small_scene(11, sh_degree=0), tmp_path / "s.spz")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_v3_file_above_the_work_budget_is_gzipped_at_the_faster_level(monkeypatch):
+    """Budget counted in bytes: at most `BIG_RAW_BYTES` of header and blocks get gzip level 9, more get level 6
+    (the same file on every machine); the values are the same either way."""
+    import sog.io.spz_writer as writer
+
+    scene = small_scene(300, seed=3, sh_degree=1)
+    small = encode_spz(scene)
+    raw = gzip.decompress(small)
+    assert small == gzip.compress(raw, compresslevel=writer.GZIP_LEVEL, mtime=0)
+    monkeypatch.setattr(writer, "BIG_RAW_BYTES", len(raw) - 1)
+    big = encode_spz(scene)
+    assert big == gzip.compress(raw, compresslevel=writer.GZIP_LEVEL_BIG, mtime=0) and big != small
+    assert gzip.decompress(big) == raw

@@ -46,6 +46,9 @@ ZSTD_LEVELS = {0: 3, 1: 6, 2: 9, 3: 15, 4: 19}
 #: above this many raw bytes, effort 4 compresses at level 15 rather than 19 (a work budget: level 19 runs at a
 #: few MB/s on one core; 1M SH-3 Gaussians are 65 MB)
 BIG_RAW_BYTES = 16 << 20
+#: SPZ v3's gzip level: 9, and 6 above `BIG_RAW_BYTES` (the same work budget: level 9 spends about 6x level 6's
+#: time for about 2 % fewer bytes on 1M SH-3 Gaussians, docs/formats.md)
+GZIP_LEVEL, GZIP_LEVEL_BIG = 9, 6
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ class SpzSettings:
     sh1_step: int = 6                   #: SH band 1 on every 6th code (between Niantic's 5 and 6 bits)
     sh_step: int = 12                   #: SH bands 2-3 on every 12th code (between Niantic's 4 and 5 bits)
     rotation_step: int = 8              #: rotation magnitudes on every 8th 9-bit code (6 bits)
-    effort: int = 4                     #: zstd level by `ZSTD_LEVELS` (v3: gzip level 9 always)
+    effort: int = 4                     #: zstd level by `ZSTD_LEVELS` (v3: `gzip_level`)
     version: int = VERSION              #: 3 (one gzip stream) or 4 (zstd streams)
 
     def check(self) -> None:
@@ -147,6 +150,12 @@ def zstd_level(settings: SpzSettings, raw_bytes: int) -> int:
     return min(level, ZSTD_LEVELS[3]) if raw_bytes > BIG_RAW_BYTES else level
 
 
+def gzip_level(raw_bytes: int) -> int:
+    """SPZ v3's gzip level for ``raw_bytes`` of header and blocks: `GZIP_LEVEL`, or `GZIP_LEVEL_BIG` above
+    `BIG_RAW_BYTES` (counted in bytes, not seconds, so the same scene gets the same level on every machine)."""
+    return GZIP_LEVEL_BIG if raw_bytes > BIG_RAW_BYTES else GZIP_LEVEL
+
+
 def encode_spz(splats: Splats, settings: SpzSettings | None = None, **options) -> bytes:
     """The bytes of a ``.spz`` holding ``splats`` in the order given, with ``settings`` (or `SpzSettings` built
     from ``options``; `spz_blocks` quantises and refuses)."""
@@ -159,7 +168,8 @@ def encode_spz(splats: Splats, settings: SpzSettings | None = None, **options) -
     n, degree = len(splats), splats.sh_degree
     if settings.version == 3:
         header = struct.pack(fmt.HEADER, fmt.MAGIC, 3, n, degree, frac, 0, 0)
-        return gzip.compress(header + b"".join(blocks), compresslevel=9, mtime=0)
+        raw = header + b"".join(blocks)
+        return gzip.compress(raw, compresslevel=gzip_level(len(raw)), mtime=0)
     return fmt.pack_v4(n, degree, frac, blocks, zstd_level(settings, sum(map(len, blocks))))
 
 
