@@ -411,6 +411,7 @@ def _compress_to_lod(source, output, options: CompressOptions, overwrite: bool) 
     """`compress` to streamed SOG (`sog.io.lod_writer`): level k is level k-1 halved by `sog.reduce` (on tuning
     views), and each spatial chunk of a level is compressed as ``options`` ask to a SOG folder."""
     from .io.lod_writer import check_lod_destination, check_lod_options, level_counts, write_lod
+    from .reduce.lod_error import level_errors
 
     lod = check_lod_options(options.format_options)
     check_lod_destination(output, [] if isinstance(source, Splats) else [source], overwrite)  # before any work
@@ -428,8 +429,13 @@ def _compress_to_lod(source, output, options: CompressOptions, overwrite: bool) 
     chunk = replace(options, format="sog-folder", bundle=None, format_options={}, reduce=None, max_gaussians=None,
                     layout=None)
     t0 = time.perf_counter()
+    def measure(parts, lo, hi):
+        with one_cpu_thread(device):
+            return level_errors(parts, lo, hi)
+
     written = write_lod(levels, output, lambda part, path: compress(part, path, chunk, overwrite=overwrite,
-                                                                   quiet=True), overwrite=overwrite, **lod)
+                                                                   quiet=True), overwrite=overwrite, measure=measure,
+                        **lod)
     seconds["chunks"] = time.perf_counter() - t0
     n = len(splats)
     return CompressResult(count=n, sh_degree=splats.sh_degree, grid=(1, n), layers=[(1, n)], bytes=written.bytes,

@@ -5,7 +5,8 @@ The tree is walked without recursion and refused beyond `sog.io.limits.Limits.ma
 ``max_lod_depth`` levels; ``filenames`` must be relative paths inside the lod-meta's folder (no ``..``)
 and may not name another ``lod-meta.json`` nor one file twice; the ranges of a level must fit the files they
 point into and may not overlap (a level holds each Gaussian once), so the scene read is never larger than the
-files it is read from."""
+files it is read from. A leaf's optional ``errors`` (its error per level) must be a short list of finite,
+non-negative numbers; sog reads no more of them than that (a level's Gaussians do not depend on them)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ import torch
 from ..errors import SogError
 from ..splats import Splats
 from .limits import LIMITS, Limits, check_int, parse_json
-from .lod_format import CHILDREN, COUNT, FILE, FILENAMES, LOD_LEVELS, LODS, META_NAME, OFFSET, TREE
+from .lod_format import CHILDREN, COUNT, ERRORS, FILE, FILENAMES, LOD_LEVELS, LODS, META_NAME, OFFSET, TREE
+
+#: a leaf's ``errors`` hold at most this many levels (as many as a tree can name sensibly)
+MAX_ERROR_LEVELS = 64
 
 
 def lod_ranges(meta, what: str, level: int = 0, limits: Limits = LIMITS) -> tuple[list[str], np.ndarray]:
@@ -58,6 +62,8 @@ def lod_ranges(meta, what: str, level: int = 0, limits: Limits = LIMITS) -> tupl
             ranges.append((check_int(lod.get(FILE), f"{what}: lod file", 0, len(filenames) - 1),
                            check_int(lod.get(OFFSET), f"{what}: lod offset", 0, limits.max_gaussians),
                            check_int(lod.get(COUNT), f"{what}: lod count", 0, limits.max_gaussians)))
+        if ERRORS in node:
+            _check_errors(node[ERRORS], what)
         children = node.get(CHILDREN, [])
         if not isinstance(children, list):
             raise SogError(f"{what}: a node's 'children' is not a list")
@@ -71,6 +77,15 @@ def lod_ranges(meta, what: str, level: int = 0, limits: Limits = LIMITS) -> tupl
         raise SogError(f"{what}: level {level} holds {total:,} Gaussians, more than sog's limit of "
                        f"{limits.max_gaussians:,}")
     return filenames, table
+
+
+def _check_errors(errors, what: str) -> None:
+    """Refuse a leaf's ``errors`` that is not a list of at most `MAX_ERROR_LEVELS` finite numbers >= 0."""
+    if not isinstance(errors, list) or len(errors) > MAX_ERROR_LEVELS:
+        raise SogError(f"{what}: a leaf's 'errors' must be a list of at most {MAX_ERROR_LEVELS} numbers")
+    for e in errors:
+        if isinstance(e, bool) or not isinstance(e, (int, float)) or not np.isfinite(e) or e < 0:
+            raise SogError(f"{what}: a leaf's 'errors' holds {str(e)[:20]!r}; each must be a finite number >= 0")
 
 
 def _check_disjoint(table: np.ndarray, filenames: list[str], what: str, level: int) -> None:

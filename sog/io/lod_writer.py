@@ -27,8 +27,12 @@ from ..splats import Splats, quat_to_rotmat
 from ..version import __version__
 from .atomic import atomic_path, check_destination, check_not_input, is_sog_folder
 from .limits import LIMITS, parse_json
-from .lod_format import (ASSET, BOUND, CHILDREN, COUNT, COUNTS, FILE, FILENAMES, LOD_LEVELS, LODS, MAX, MIN, OFFSET,
-                         TREE, VERSION, VERSION_KEY, chunk_name)
+from .lod_format import (ASSET, BOUND, CHILDREN, COUNT, COUNTS, ERRORS, FILE, FILENAMES, LOD_ERRORS, LOD_LEVELS, LODS,
+                         MAX, MIN, OFFSET, TREE, VERSION, VERSION_KEY, chunk_name)
+
+#: ``measure(parts, lo, hi)``: one leaf's error per level (``parts[k]`` its Gaussians of level k, a `Splats`, maybe
+#: empty; ``lo``, ``hi`` (3,) its bound), as `sog.reduce.lod_error.level_errors` measures it
+Measure = Callable[[list[Splats], np.ndarray, np.ndarray], list[float]]
 
 DEFAULT_LEVELS = 3          #: levels written without ``--lod``: the scene, a half and a quarter of it
 MAX_LEVELS = 20             #: level 19 holds a millionth of level 0
@@ -149,12 +153,13 @@ class LodWritten:
 
 def write_lod(levels: list[Splats], output: str | os.PathLike, encode: Callable[[Splats, Path], Any], *,
               overwrite: bool = False, chunk_gaussians: int = CHUNK_GAUSSIANS, chunk_extent: float = CHUNK_EXTENT,
-              chunk_min: int = CHUNK_MIN, generator: str | None = None) -> LodWritten:
+              chunk_min: int = CHUNK_MIN, generator: str | None = None, measure: Measure | None = None) -> LodWritten:
     """Write ``levels`` (level 0 first) as ``output`` (``.../lod-meta.json``) and its chunk folders beside it.
 
     ``encode(chunk, path)`` writes one chunk (a `Splats`) as the SOG folder ``path`` (``.../meta.json``) and returns
     an object with ``bytes`` and ``order`` ((n,) long: the chunk's index of each Gaussian in file order), as
-    `sog.pipeline.compress` does."""
+    `sog.pipeline.compress` does. With ``measure`` (`Measure`) every leaf carries its errors per level and the
+    header ``lodErrors``."""
     output = Path(output)
     folder = output.parent
     tree = partition([s.means.detach().double().cpu().numpy() for s in levels], chunk_gaussians, chunk_extent,
@@ -180,12 +185,15 @@ def write_lod(levels: list[Splats], output: str | os.PathLike, encode: Callable[
     counts = [len(s) for s in levels]
 
     def leaf_json(leaf: Leaf):
-        boxes = [bounds(levels[k].permute(torch.from_numpy(m))) for k, m in enumerate(leaf.members) if len(m)]
-        return (np.min([b[0] for b in boxes], 0), np.max([b[1] for b in boxes], 0),
-                {str(k): ranges[(id(leaf), k)] for k, m in enumerate(leaf.members) if len(m)})
+        parts = [levels[k].permute(torch.from_numpy(m)) for k, m in enumerate(leaf.members)]
+        boxes = [bounds(part) for part in parts if len(part)]
+        lo, hi = np.min([b[0] for b in boxes], 0), np.max([b[1] for b in boxes], 0)
+        return (lo, hi, {str(k): ranges[(id(leaf), k)] for k, m in enumerate(leaf.members) if len(m)},
+                None if measure is None else measure(parts, lo, hi))
 
     data = finish_lod(output, filenames, json_tree(tree, leaf_json), counts, overwrite=overwrite, generator=generator,
-                      chunk_gaussians=chunk_gaussians, chunk_extent=chunk_extent, chunk_min=chunk_min)
+                      chunk_gaussians=chunk_gaussians, chunk_extent=chunk_extent, chunk_min=chunk_min,
+                      errors=measure is not None)
     return LodWritten(bytes=total + data, counts=counts, files=len(chunks), order=torch.cat(orders))
 
 
@@ -205,14 +213,19 @@ def prepare_folder(folder: Path, filenames: list[str], overwrite: bool) -> bool:
 
 
 def finish_lod(output: Path, filenames: list[str], tree: dict, counts: list[int], *, overwrite: bool,
-               generator: str | None, chunk_gaussians: int, chunk_extent: float, chunk_min: int) -> int:
-    """Write the tree (``tree``: `json_tree`'s nodes) as ``output`` once every chunk is in, then remove the chunk
-    folders of an earlier tree that this one does not name; returns the tree's bytes."""
+               generator: str | None, chunk_gaussians: int, chunk_extent: float, chunk_min: int,
+               errors: bool = False) -> int:
+    """Write the tree (``tree``: `json_tree`'s nodes; ``errors``: its leaves carry errors) as ``output`` once every
+    chunk is in, then remove the chunk folders of an earlier tree that this one does not name; returns the tree's
+    bytes."""
     folder = output.parent
     meta = {VERSION_KEY: VERSION,
             ASSET: {"generator": generator or f"sog {__version__}", "chunkGaussians": chunk_gaussians,
                     "chunkExtent": chunk_extent, "chunkMinGaussians": chunk_min},
-            COUNT: sum(counts), COUNTS: counts, LOD_LEVELS: len(counts), FILENAMES: filenames, TREE: tree}
+            COUNT: sum(counts), COUNTS: counts, LOD_LEVELS: len(counts)}
+    if errors:
+        meta[LOD_ERRORS] = True
+    meta.update({FILENAMES: filenames, TREE: tree})
     data = json.dumps(meta, separators=(",", ":")).encode()
     stale = _old_chunks(output, folder) - {(folder / name).parent for name in filenames} if overwrite else set()
     with atomic_path(output, overwrite) as tmp:  # the tree last: readers see every chunk or no tree at all
@@ -241,17 +254,19 @@ def _old_chunks(output: Path, folder: Path) -> set[Path]:
     return found
 
 
-def json_tree(tree: dict, leaf_json: Callable[[Leaf], tuple[np.ndarray, np.ndarray, dict]]) -> dict:
-    """``tree`` as lod-meta.json nodes: each leaf's ``(lo (3,), hi (3,), lods)`` from ``leaf_json`` (its box and its
-    range per level), every inner node's bound the union of its children's."""
+def json_tree(tree: dict, leaf_json: Callable[[Leaf], tuple[np.ndarray, np.ndarray, dict, list[float] | None]]) -> dict:
+    """``tree`` as lod-meta.json nodes: each leaf's ``(lo (3,), hi (3,), lods, errors)`` from ``leaf_json`` (its box,
+    its range per level, and its errors per level or None), every inner node's bound the union of its children's."""
     out: dict = {}
     stack = [(tree, out, False)]
     while stack:  # post-order without recursion: a node's bound is its children's union
         node, into, done = stack.pop()
         if "leaf" in node:
-            lo, hi, lods = leaf_json(node["leaf"])
+            lo, hi, lods, errors = leaf_json(node["leaf"])
             into[BOUND] = _bound(lo, hi)
             into[LODS] = lods
+            if errors is not None:
+                into[ERRORS] = [float(e) for e in errors]
         elif not done:
             into[CHILDREN] = [{}, {}]
             stack.append((node, into, True))

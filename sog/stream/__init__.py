@@ -6,7 +6,8 @@
    cuts them into leaves of at most ``chunk_gaussians`` (the k-d tree of the in-memory writer, on level 0);
 2. **chunks**: each leaf is one `ChunkTask`, run by `run_chunk`: its rows gathered from the memory map, its
    coarser levels made from it by `sog.reduce` (level k is level k-1 halved), each level sorted and encoded as
-   the default compress does and written atomically as the unbundled SOG folder ``{k}_{leaf}``, then freed;
+   the default compress does and written atomically as the unbundled SOG folder ``{k}_{leaf}``, then freed (the
+   leaf's error per level, `sog.reduce.lod_error`, measured first);
 3. **tree**: ``lod-meta.json`` written last, from the chunks' counts and boxes.
 
 The chunks are independent: ``run`` maps `run_chunk` over the tasks (default: one after another here;
@@ -36,6 +37,7 @@ from ..io.lod_writer import (bounds, check_lod_destination, check_lod_options, f
 from ..io.ply_memmap import PlyMemmap, memmappable
 from ..pipeline import CompressOptions, CompressResult, compress
 from ..reduce import REDUCE_SIZE, REDUCE_VIEWS, reduce
+from ..reduce.lod_error import level_errors
 from ..render.views import tuning_cameras
 
 #: leaf ``c``'s work is seeded with ``seed + SEED_STRIDE * c`` (its level k's reduction with that plus k): leaf 0
@@ -61,12 +63,14 @@ class ChunkTask:
 
 @dataclass
 class ChunkDone:
-    """What a chunk wrote: per level its count and box ((3,), (3,) float64 corners), the bytes, and the leaf's
-    level-0 rows in file order ((n,) int64: the PLY row of each Gaussian level 0 reads back)."""
+    """What a chunk wrote: per level its count, box ((3,), (3,) float64 corners) and error (`sog.reduce.lod_error`),
+    the bytes, and the leaf's level-0 rows in file order ((n,) int64: the PLY row of each Gaussian level 0 reads
+    back)."""
 
     leaf: int
     counts: list[int]
     boxes: list[tuple[np.ndarray, np.ndarray]]
+    errors: list[float]
     bytes: int
     order: np.ndarray
     seconds: float
@@ -85,15 +89,16 @@ def run_chunk(task: ChunkTask) -> ChunkDone:
             cameras = tuning_cameras(levels[-1], task.source, views=REDUCE_VIEWS, size=REDUCE_SIZE)
             levels.append(levels[-1] if keep >= len(levels[-1]) else
                           reduce(levels[-1], keep, cameras, seed=options.seed + k, device=device).splats)
-    counts, boxes, total, order = [], [], 0, None
+        boxes = [bounds(level) for level in levels]
+        errors = level_errors(levels, np.min([b[0] for b in boxes], 0), np.max([b[1] for b in boxes], 0))
+    counts, total, order = [], 0, None
     for k, (level, name) in enumerate(zip(levels, task.names)):
         written = compress(level, Path(task.folder) / name, options, overwrite=True, quiet=True)
         counts.append(len(level))
-        boxes.append(bounds(level))
         total += int(written.bytes)
         if k == 0:
             order = task.index[torch.as_tensor(written.order).numpy()]
-    return ChunkDone(task.leaf, counts, boxes, total, order, time.perf_counter() - t0)
+    return ChunkDone(task.leaf, counts, boxes, errors, total, order, time.perf_counter() - t0)
 
 
 def serial(function: Callable, tasks: Sequence, progress: Callable[[], None]) -> list:
@@ -173,10 +178,10 @@ def compress_chunked(source: str | os.PathLike, output: str | os.PathLike, optio
         def leaf_json(part):
             d = done[index[id(part)]]
             lods = {str(k): {FILE: levels * d.leaf + k, OFFSET: 0, COUNT: d.counts[k]} for k in range(levels)}
-            return np.min([b[0] for b in d.boxes], 0), np.max([b[1] for b in d.boxes], 0), lods
+            return np.min([b[0] for b in d.boxes], 0), np.max([b[1] for b in d.boxes], 0), lods, d.errors
 
         data = finish_lod(output, filenames, json_tree(tree, leaf_json), counts, overwrite=overwrite, generator=None,
-                          **{k: lod[k] for k in ("chunk_gaussians", "chunk_extent", "chunk_min")})
+                          errors=True, **{k: lod[k] for k in ("chunk_gaussians", "chunk_extent", "chunk_min")})
     except BaseException:
         _remove_written(output.parent, filenames, existed, made)
         raise
