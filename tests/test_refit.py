@@ -115,3 +115,18 @@ def test_the_cli_refits_when_asked_and_refuses_a_bad_step_count_in_one_line(tmp_
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--refit" in err[0]
     assert not (tmp_path / "o.sog").exists()
+
+
+def test_refit_without_a_reduction_is_refused_in_one_line_with_nothing_written(tmp_path, capsys):
+    """--refit re-fits what a reduction keeps: alone it would silently do nothing, so it is an error."""
+    from sog.cli import main
+    from sog.io import write_ply
+    from sog.pipeline import CompressOptions
+
+    with pytest.raises(SogError, match="--reduce or --max-gaussians"):
+        CompressOptions(refit=4)
+    write_ply(small_scene(50), tmp_path / "s.ply")
+    assert main(["compress", str(tmp_path / "s.ply"), str(tmp_path / "o.sog"), "--refit", "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--reduce or --max-gaussians" in err[0]
+    assert not (tmp_path / "o.sog").exists()
