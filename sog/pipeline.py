@@ -195,7 +195,8 @@ def _compress(source, output, fmt: str, options: CompressOptions, profile, profi
     original = None
     if options.finetune is not None:
         t0 = time.perf_counter()
-        original, splats = splats, _finetune(splats, source_path, options, device, quiet)
+        with one_cpu_thread():  # it renders on the CPU: pinned to one thread there whatever the device
+            original, splats = splats, _finetune(splats, source_path, options, device, quiet)
         seconds["finetune"] = time.perf_counter() - t0
 
     # importance layers, when the profile stores them (the Gaussians that make little of the pictures go coarser)
