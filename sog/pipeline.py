@@ -191,8 +191,28 @@ def _compress(source, output, fmt: str, options: CompressOptions, profile, profi
               target: RateTarget | None, device, overwrite: bool, quiet: bool) -> CompressResult:
     """`compress` once its options are checked: load, plan, sort, encode, write."""
     seconds: dict[str, float] = {}
-    splats, source_path, source_count, kept = _scene(source, options, device, seconds, quiet)
-    original = None
+    # the scene goes straight into _encode (no reference kept here: it may drop the unsorted copy)
+    result, meta, files = _encode(*_scene(source, options, device, seconds, quiet), source, fmt, options, profile,
+                                  profile_options, fixed, target, device, quiet, seconds)
+    return _write(result, meta, files, output, fmt, profile, overwrite)
+
+
+def _write(result: CompressResult, meta: dict, files: dict[str, bytes], output, fmt: str, profile,
+           overwrite: bool) -> CompressResult:
+    """Write an encoded scene (`_encode`) as ``output``; ``result`` with its bytes and write seconds."""
+    t0 = time.perf_counter()
+    result.bytes = write_container(meta, files, output, bundle=fmt == "sog", overwrite=overwrite,
+                                   compress_meta=profile.compress_meta)
+    result.seconds["write"] = time.perf_counter() - t0
+    return result
+
+
+def _encode(splats: Splats, source_path, source_count: int, kept, source, fmt: str, options: CompressOptions,
+            profile, profile_options, fixed, target: RateTarget | None, device, quiet: bool, seconds: dict,
+            original: Splats | None = None) -> tuple[CompressResult, dict, dict[str, bytes]]:
+    """Plan, sort and encode the scene ``splats`` (`_scene`'s four results first) -> (the result, its bytes not yet
+    known, meta, files). ``original``: the scene the rate search judges against when it is not ``splats`` itself
+    (the input, before a fine-tune or a count search's reduction)."""
     if options.finetune is not None:
         t0 = time.perf_counter()
         with one_cpu_thread():  # it renders on the CPU: pinned to one thread there whatever the device
@@ -250,16 +270,13 @@ def _compress(source, output, fmt: str, options: CompressOptions, profile, profi
             meta, files = profile.encode(layers, profile_options, progress=lambda name: bar.update(1))
     seconds["encode"] = time.perf_counter() - t0
     meta = _with_source(meta, kept, source_count)
-    t0 = time.perf_counter()
-    size = write_container(meta, files, output, bundle=fmt == "sog", overwrite=overwrite,
-                           compress_meta=profile.compress_meta)
-    seconds["write"] = time.perf_counter() - t0
-    return CompressResult(count=n, sh_degree=sh_degree, grid=(layers[0].height, layers[0].width),
-                          layers=[(layer.height, layer.width) for layer in layers], bytes=size, seconds=seconds,
-                          order=order, unstored=unstored,
-                          layout=[(torch.as_tensor(index), layer.drops) for (index, _), layer in zip(layout, layers)],
-                          psnr=None if rate is None else rate.psnr, source_count=source_count, kept=kept,
-                          rate=_rate_report(rate))
+    result = CompressResult(count=n, sh_degree=sh_degree, grid=(layers[0].height, layers[0].width),
+                            layers=[(layer.height, layer.width) for layer in layers], bytes=0, seconds=seconds,
+                            order=order, unstored=unstored,
+                            layout=[(torch.as_tensor(index), layer.drops) for (index, _), layer in zip(layout, layers)],
+                            psnr=None if rate is None else rate.psnr, source_count=source_count, kept=kept,
+                            rate=_rate_report(rate))
+    return result, meta, files
 
 
 def _rate_report(rate) -> dict | None:
