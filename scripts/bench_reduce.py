@@ -11,7 +11,9 @@ Methods: ``footprint`` (keep the largest opacity × footprint), ``render`` (`sog
 (the same with ``merge=True``), ``render 1 round`` (measured once, no re-measuring), ``render+refit`` (the
 ``render`` reduction, then `sog.train.refit.refit`: --refit-steps of distillation of the survivors' colour, opacity
 and scales towards renders of the whole scene from the tuning views; its seconds are the reduction's plus the
-re-fit's, and the ``refit s`` column is the re-fit's alone).
+re-fit's, and the ``refit s`` column is the re-fit's alone), ``st-decimate`` and ``st-decimate-adaptive``
+(splat-transform 3.x's ``--decimate N`` and ``--decimate-adaptive N`` to the same count, on its CPU path ``-g cpu``:
+the peer's reducer, run in the same benchmark; its seconds include starting Node and reading the scene).
 """
 
 from __future__ import annotations
@@ -32,10 +34,28 @@ SCENES = {
     "kacytran": "kacytran1122-try/point_cloud/iteration_7000/point_cloud.ply",
     "playbot": "playbot/0_0/meta.json",
 }
-METHODS = ("footprint", "render", "render+merge", "render 1 round", "render no prior", "render+refit")
+METHODS = ("footprint", "render", "render+merge", "render 1 round", "render no prior", "render+refit", "st-decimate",
+           "st-decimate-adaptive")
 
 
-def run_method(method: str, splats, keep: int, tuning, seed: int, cache: dict, refit_steps: int):
+def peer_decimate(path: Path, keep: int, adaptive: bool):
+    """splat-transform's reduction of the scene file ``path`` to ``keep`` Gaussians, read back (same frame)."""
+    import tempfile
+    from types import SimpleNamespace
+
+    from sog.io import load
+    from sog.peers import run_splat_transform
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "decimated.ply"
+        run_splat_transform("-q", "-w", "-g", "cpu", path, out,
+                            "--decimate-adaptive" if adaptive else "--decimate", str(keep), capture_output=True,
+                            check=True)
+        splats = load(out)
+    return SimpleNamespace(splats=splats, count=len(splats), merged=None)
+
+
+def run_method(method: str, splats, keep: int, tuning, seed: int, cache: dict, refit_steps: int, path: Path):
     """-> (the `Reduction`, seconds of a re-fit in it, or 0). ``cache`` holds the last ``render`` reduction (with
     its seconds) so that ``render+refit`` re-fits it instead of reducing again."""
     import dataclasses
@@ -51,6 +71,8 @@ def run_method(method: str, splats, keep: int, tuning, seed: int, cache: dict, r
         t0 = time.perf_counter()
         fitted = refit(cache["reduction"].splats, splats, tuning, RefitConfig(steps=refit_steps), seed=seed)
         return dataclasses.replace(cache["reduction"], splats=fitted.splats), time.perf_counter() - t0
+    if method.startswith("st-decimate"):
+        return peer_decimate(path, keep, adaptive=method.endswith("adaptive")), 0.0
     return _reduce(method, splats, keep, tuning, seed, cache), 0.0
 
 
@@ -109,7 +131,8 @@ def main() -> None:
             cache: dict = {}
             for method in args.methods.split(","):
                 t0 = time.perf_counter()
-                reduced, refit_seconds = run_method(method, splats, keep, tuning, args.seed, cache, refit_steps)
+                reduced, refit_seconds = run_method(method, splats, keep, tuning, args.seed, cache, refit_steps,
+                                                     path)
                 seconds = time.perf_counter() - t0
                 if method == "render+refit":
                     seconds = cache["seconds"] + refit_seconds
