@@ -7,7 +7,10 @@ tuning views (`sog.render.views.tuning_cameras`). Prints a table and writes JSON
 
     nice -n 10 python scripts/bench_reduce.py --scenes plant --views 16 --size 256 --json bench_reduce.json
 
-Methods: ``footprint`` (keep the largest opacity × footprint), ``render`` (`sog.reduce.reduce`), ``render+merge``
+Methods: ``footprint`` (keep the largest opacity × footprint), ``pairs`` (`sog.reduce.reduce`, the default: pairwise
+merging priced by the tuning views, `sog.reduce.pairs`), ``pairs no views`` (the same priced by area mass alone),
+``pairs+refit`` (``pairs``, then the re-fit), ``render`` (``method="drop"``: keep the Gaussians whose removal the
+tuning views see most), ``render+merge``
 (the same with ``merge=True``), ``render 1 round`` (measured once, no re-measuring), ``render+refit`` (the
 ``render`` reduction, then `sog.train.refit.refit`: --refit-steps of distillation of the survivors' colour, opacity
 and scales towards renders of the whole scene from the tuning views; its seconds are the reduction's plus the
@@ -34,7 +37,7 @@ SCENES = {
     "kacytran": "kacytran1122-try/point_cloud/iteration_7000/point_cloud.ply",
     "playbot": "playbot/0_0/meta.json",
 }
-METHODS = ("footprint", "render", "render+merge", "render 1 round", "render no prior", "render+refit", "st-decimate",
+METHODS = ("footprint", "pairs", "pairs no views", "pairs+refit", "render", "render+merge", "render 1 round", "render no prior", "render+refit", "st-decimate",
            "st-decimate-adaptive")
 
 
@@ -56,18 +59,20 @@ def peer_decimate(path: Path, keep: int, adaptive: bool):
 
 
 def run_method(method: str, splats, keep: int, tuning, seed: int, cache: dict, refit_steps: int, path: Path):
-    """-> (the `Reduction`, seconds of a re-fit in it, or 0). ``cache`` holds the last ``render`` reduction (with
+    """-> (the `Reduction`, seconds of a re-fit in it, or 0). ``cache`` holds the ``render`` and ``pairs`` reductions (with
     its seconds) so that ``render+refit`` re-fits it instead of reducing again."""
     import dataclasses
 
     from sog.reduce import reduce
     from sog.train.refit import RefitConfig, refit
 
-    if method == "render+refit":
-        if cache.get("keep") != keep:
+    if method in ("render+refit", "pairs+refit"):
+        base = "render" if method == "render+refit" else "pairs"
+        if cache.get((base, keep)) is None:
             t0 = time.perf_counter()
-            cache.update(keep=keep, reduction=reduce(splats, keep, tuning, seed=seed),
-                         seconds=time.perf_counter() - t0)
+            cache[(base, keep)] = (reduce(splats, keep, tuning, seed=seed, method="drop" if base == "render" else
+                                          "pairs"), time.perf_counter() - t0)
+        cache.update(keep=keep, reduction=cache[(base, keep)][0], seconds=cache[(base, keep)][1])
         t0 = time.perf_counter()
         fitted = refit(cache["reduction"].splats, splats, tuning, RefitConfig(steps=refit_steps), seed=seed)
         return dataclasses.replace(cache["reduction"], splats=fitted.splats), time.perf_counter() - t0
@@ -81,17 +86,21 @@ def _reduce(method: str, splats, keep: int, tuning, seed: int, cache: dict):
 
     if method == "footprint":
         return footprint_prune(splats, keep)
-    if method == "render":
+    from sog.reduce.pairs import merge_pairs
+
+    if method in ("render", "pairs"):
         t0 = time.perf_counter()
-        out = reduce(splats, keep, tuning, seed=seed)
-        cache.update(keep=keep, reduction=out, seconds=time.perf_counter() - t0)
+        out = reduce(splats, keep, tuning, seed=seed, method="drop" if method == "render" else "pairs")
+        cache[(method, keep)] = (out, time.perf_counter() - t0)
         return out
+    if method == "pairs no views":
+        return merge_pairs(splats, keep, None, seed=seed)
     if method == "render+merge":
-        return reduce(splats, keep, tuning, seed=seed, merge=True)
+        return reduce(splats, keep, tuning, seed=seed, method="drop", merge=True)
     if method == "render 1 round":
-        return reduce(splats, keep, tuning, seed=seed, rounds=1)
+        return reduce(splats, keep, tuning, seed=seed, method="drop", rounds=1)
     if method == "render no prior":
-        return reduce(splats, keep, tuning, seed=seed, prior=False)
+        return reduce(splats, keep, tuning, seed=seed, method="drop", prior=False)
     raise SystemExit(f"unknown method {method}")
 
 
@@ -134,7 +143,7 @@ def main() -> None:
                 reduced, refit_seconds = run_method(method, splats, keep, tuning, args.seed, cache, refit_steps,
                                                      path)
                 seconds = time.perf_counter() - t0
-                if method == "render+refit":
+                if method.endswith("+refit"):
                     seconds = cache["seconds"] + refit_seconds
                 psnrs = np.array(view_psnrs(render(reduced.splats, judging, backend="cpu", device="cpu"),
                                             reference))
@@ -142,7 +151,7 @@ def main() -> None:
                        "method": method, "merged": reduced.merged, "psnr_mean": float(psnrs.mean()),
                        "psnr_p10": float(np.percentile(psnrs, 10)), "psnr_worst": float(psnrs.min()),
                        "seconds": round(seconds, 2), "refit_seconds": round(refit_seconds, 2),
-                       "refit_steps": refit_steps if method == "render+refit" else 0, "views": f"{len(judging)} x {args.size} px ({source})",
+                       "refit_steps": refit_steps if method.endswith("+refit") else 0, "views": f"{len(judging)} x {args.size} px ({source})",
                        "tuning": f"{len(tuning)} x {args.tuning_size} px"}
                 rows.append(row)
                 print(f"{name:9s} {fraction:4.0%} removed  {method:15s} kept {reduced.count:>8,}  "

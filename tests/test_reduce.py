@@ -188,7 +188,7 @@ def test_pruning_by_render_contribution_beats_opacity_times_footprint():
     def mean_psnr(s):
         return float(np.mean(view_psnrs(render(s, judging, backend="cpu", device="cpu"), reference)))
 
-    ours = reduce(scene, keep, tuning, seed=0)
+    ours = reduce(scene, keep, tuning, seed=0, method="drop")
     naive = footprint_prune(scene, keep)
     assert ours.count == naive.count == keep
     assert mean_psnr(ours.splats) > mean_psnr(naive.splats) + 1.0

@@ -5,7 +5,10 @@
     r = reduce(splats, keep=len(splats) // 2, cameras=tuning_cameras(splats, path), seed=0)
     r.splats          # (keep,) Gaussians; r.source_count is len(splats)
 
-`reduce` ranks the Gaussians by what removing each one does to the pictures (`sog.reduce.contribution`: the
+By default (``method="pairs"``) `reduce` merges neighbours that overlap and look alike in pairs, each pair into one
+moment-matched Gaussian that keeps its coverage, priced by what the tuning views see of each
+(`sog.reduce.pairs`). With ``method="drop"`` it keeps a subset of the Gaussians as they are instead: it ranks them
+by what removing each one does to the pictures (`sog.reduce.contribution`: the
 summed squared RGB change of a view when that Gaussian alone is dropped) and keeps, per Gaussian, the largest
 figure over the views, so that whatever one view needs is kept even if no other view sees it. It drops the least
 needed in a few rounds, measuring again after each (what one Gaussian adds depends on which others are still
@@ -16,7 +19,8 @@ Gaussian that lies inside a kept neighbour of about its colour is folded into it
 
 The cameras are the caller's: tuning views (`sog.render.views.tuning_cameras`), never the judging ones
 (`sog.render.views.judging_cameras`) that `sog eval` and the benchmarks report on. The ranking is computed in
-float64 and snapped (`sog.stable`), so the same Gaussians are kept on every CPU.
+float64 and snapped (`sog.stable`), so the same Gaussians are kept (and merged into the same values) on every
+CPU.
 """
 
 from __future__ import annotations
@@ -32,7 +36,15 @@ from ..render.cameras import Camera
 from ..splats import SH_C0, Splats, quat_to_rotmat
 from ..stable import snap
 from .contribution import removal_errors
+from .pairs import merge_pairs
 
+#: `reduce`'s methods: merge neighbours in pairs (the default), or drop the least needed
+METHODS = ("pairs", "drop")
+#: ``method="pairs"`` first drops Gaussians whose removal changes no tuning view by more than this share of the
+#: mean change (`view_errors`): what no view sees is better dropped than merged into a neighbour
+UNSEEN_ERROR = 1e-3
+#: ... and whose area mass (`area_mass`) is at most this share of the mean: what other views could see is merged
+UNSEEN_MASS = 0.03
 #: measuring rounds of `reduce`: each drops an equal share of what is still to go, then measures again
 ROUNDS = 4
 #: `merge`: a dropped Gaussian joins a kept one when its centre lies within this many of the kept one's
@@ -126,19 +138,24 @@ def _ranking(err: np.ndarray, tie: np.ndarray, perm: np.ndarray, prior: bool) ->
 
 
 def reduce(splats: Splats, keep: int, cameras: list[Camera], seed: int = 0, device: str | torch.device = "cpu",
-           rounds: int = ROUNDS, merge: bool = False, prior: bool = True) -> Reduction:
-    """Keep ``keep`` of ``splats``' N Gaussians (1 <= keep; ``keep >= N`` keeps all): those whose removal would
-    change the pictures of ``cameras`` (tuning views) most, in their worst view; see the module docstring.
-    ``rounds`` measuring rounds; ``merge`` folds dropped Gaussians into kept look-alikes (`merge_gaussians`).
+           method: str = "pairs", rounds: int = ROUNDS, merge: bool = False, prior: bool = True) -> Reduction:
+    """``keep`` Gaussians for ``splats``' N (1 <= keep; ``keep >= N`` keeps all), weighed by the pictures of
+    ``cameras`` (tuning views); see the module docstring. ``method``: ``"pairs"`` merges neighbours in pairs
+    (`sog.reduce.pairs.merge_pairs`), ``"drop"`` keeps those whose removal would change the pictures most, in
+    ``rounds`` measuring rounds, ``merge`` folding dropped Gaussians into kept look-alikes (`merge_gaussians`).
     Measuring renders on the CPU (numba); ``device`` is where merged values are computed. Deterministic for a
     given ``seed`` (which orders exact ties)."""
     n = len(splats)
+    if method not in METHODS:
+        raise SogError(f"unknown reduction method {method!r} (use {', '.join(METHODS)})")
     if keep < 1:
         raise SogError(f"a reduction keeps at least one Gaussian, not {keep}")
     if keep >= n:
         return Reduction(splats, torch.arange(n), n)
     if not cameras:
         raise SogError("reduction needs cameras to measure the renders from")
+    if method == "pairs":
+        return _drop_unseen_then_merge(splats, keep, cameras, seed, device)
     tie = footprint_score(splats)
     perm = np.argsort(torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy())
     alive = np.arange(n)
@@ -156,6 +173,22 @@ def reduce(splats: Splats, keep: int, cameras: list[Camera], seed: int = 0, devi
     removed = np.setdiff1d(np.arange(n), alive)
     out, merged = merge_into_neighbours(splats, alive, removed, device)
     return Reduction(out, kept, n, merged)
+
+
+def _drop_unseen_then_merge(splats: Splats, keep: int, cameras: list[Camera], seed: int, device) -> Reduction:
+    """``method="pairs"``: first drop the Gaussians whose removal no camera sees (an error of at most
+    `UNSEEN_ERROR` of the mean, least first, no more than are to go), then merge pairs (`merge_pairs`) down to
+    ``keep``."""
+    n = len(splats)
+    err = view_errors(splats, cameras).max(0)
+    perm = np.argsort(torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy())
+    order = np.lexsort((perm, footprint_score(splats), err))
+    mass = area_mass(splats).cpu().numpy()
+    free = (err <= UNSEEN_ERROR * err.mean()) & (mass <= UNSEEN_MASS * mass.mean())
+    ranked = np.concatenate([order[free[order]], order[~free[order]]])
+    alive = np.sort(ranked[min(int(free.sum()), n - keep):])
+    merged = merge_pairs(splats.permute(torch.from_numpy(alive)), keep, cameras, seed=seed, device=device)
+    return Reduction(merged.splats, torch.from_numpy(alive)[merged.kept], n, merged.merged)
 
 
 def merge_into_neighbours(splats: Splats, kept: np.ndarray, removed: np.ndarray,
@@ -201,14 +234,33 @@ def opacity_mass(splats: Splats) -> torch.Tensor:
     return torch.sigmoid(splats.opacities.double()) * (2 * math.pi) ** 1.5 * torch.exp(splats.scales.double().sum(1))
 
 
-def merge_gaussians(splats: Splats, group: torch.Tensor, groups: int) -> Splats:
+def projected_area(log_scales: torch.Tensor) -> torch.Tensor:
+    """(N,) float64: the mean projected area of each 1-sigma ellipsoid (``log_scales`` (N, 3) log standard
+    deviations): a quarter of its surface area, by Thomsen's formula (within about 1 %)."""
+    s = torch.exp(log_scales.double())
+    p = 1.6075
+    pairs = (s[:, 0] * s[:, 1]) ** p + (s[:, 0] * s[:, 2]) ** p + (s[:, 1] * s[:, 2]) ** p
+    return math.pi * (pairs / 3) ** (1 / p)
+
+
+def area_mass(splats: Splats) -> torch.Tensor:
+    """(N,) float64: opacity × `projected_area`, the coverage that pictures see whatever the ellipsoid's
+    thickness (a flat disc has almost no `opacity_mass` but the coverage of its face): what a merge with
+    ``mass="area"`` keeps."""
+    return torch.sigmoid(splats.opacities.double()) * projected_area(splats.scales)
+
+
+def merge_gaussians(splats: Splats, group: torch.Tensor, groups: int, mass: str = "volume") -> Splats:
     """Moment-matched merge: Gaussian i of ``splats`` (N) joins group ``group[i]`` ((N,) long in 0..groups-1) ->
-    ``groups`` Gaussians (a group with no member: zeros). Each keeps its members' opacity mass (`opacity_mass`,
-    unless that needs an opacity above `MAX_OPACITY`), their mass-weighted centroid and second moment
-    (covariance = mass-weighted mean of ``Σ_i + (μ_i - μ)(μ_i - μ)ᵀ``), and their mass-weighted mean SH. Extras
-    are dropped."""
+    ``groups`` Gaussians (a group with no member: zeros). Each keeps its members' mass (``mass="volume"``:
+    `opacity_mass`; ``"area"``: `area_mass`), unless that needs an opacity above `MAX_OPACITY`, their
+    mass-weighted centroid and second moment (covariance = mass-weighted mean of ``Σ_i + (μ_i - μ)(μ_i - μ)ᵀ``),
+    and their mass-weighted mean SH. Extras are dropped."""
+    if mass not in ("volume", "area"):
+        raise SogError(f"a merge keeps the volume or the area mass, not {mass!r}")
     dev = splats.means.device
-    mass = opacity_mass(splats)                                          # (N,)
+    by_area = mass == "area"
+    mass = area_mass(splats) if by_area else opacity_mass(splats)        # (N,)
     group = group.to(dev)
     total = torch.zeros(groups, dtype=torch.float64, device=dev).index_add(0, group, mass)
     w = mass / total[group]                                              # (N,) weights within the group
@@ -232,8 +284,8 @@ def merge_gaussians(splats: Splats, group: torch.Tensor, groups: int) -> Splats:
     det = torch.linalg.det(eigvec)
     eigvec[:, :, 2] = eigvec[:, :, 2] * torch.sign(det)[:, None]
     scales = 0.5 * torch.log(eigval)                                     # (G, 3) log standard deviations
-    volume = (2 * math.pi) ** 1.5 * torch.exp(scales.sum(1))
-    opacity = (total / volume).clamp(1e-6, MAX_OPACITY)
+    size = projected_area(scales) if by_area else (2 * math.pi) ** 1.5 * torch.exp(scales.sum(1))
+    opacity = (total / size).clamp(1e-6, MAX_OPACITY)
     return Splats(means=mu.float(), scales=scales.float(), quats=rotmat_to_quat(eigvec).float(),
                   opacities=torch.logit(opacity).float(), sh0=wsum(splats.sh0.double()).float(),
                   shN=wsum(splats.shN.double()).float())
