@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "mean target)")
     c.add_argument("--psnr-worst", type=float, default=None, metavar="DB",
                    help="the floor of the worst tuning view instead of --psnr's (alone: as --psnr-p10)")
+    c.add_argument("--keep-all", action="store_true",
+                   help="with --quality small or --psnr: keep every Gaussian and search the bits only (default: "
+                        "the search also tries fewer Gaussians, merged as --reduce merges, and keeps the smallest "
+                        "file that reaches the target; docs/reduce.md)")
     c.add_argument("--layers", type=int, default=None, metavar="K",
                    help="sogv2: importance layers, the less visible stored coarser, as row blocks of the one grid "
                         "(default 1: one grid)")
@@ -361,7 +365,7 @@ def _compress(args) -> int:
                               profile_options={} if args.layers is None else {"layers": args.layers},
                               format=None if batch else args.format, format_options=format_options,
                               reduce=args.reduce, max_gaussians=args.max_gaussians, finetune=args.finetune,
-                              refit=args.refit)
+                              refit=args.refit, search_count=not args.keep_all)
     if batch:
         return _compress_batch(args, options, lod, t0)
     if lod:

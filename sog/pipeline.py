@@ -28,7 +28,7 @@ from .io import (UNCOMPRESSED, WRITERS, container_size, get_writer, load, output
                  write_container, write_ply)
 from .io.atomic import check_destination, check_not_input
 from .io.limits import check_magnitudes
-from .metrics import RateTarget
+from .metrics import RateTarget, ViewStats, view_psnrs
 from .rate import RateSearch
 from .sort import get_sorter, sort_grid
 from .sort.config import ShuffleSoftSortConfig
@@ -92,6 +92,9 @@ class CompressOptions:
     #: many steps towards renders of the whole scene from the reduction's tuning views (`sog.train.refit`); 0: off
     #: (the default: a re-fitted file's bytes differ between CPU code paths, see docs/reduce.md)
     refit: int = 0
+    #: with a rate target (``--quality small``, ``--psnr``) and no ``reduce``/``max_gaussians``: also search how many
+    #: Gaussians to keep (`COUNT_LADDER`, the smallest file that reaches the target); False: keep every one
+    search_count: bool = True
 
     def __post_init__(self) -> None:
         """Check the sort options once, before any work, and build the sorter's config from them: ShuffleSoftSort
@@ -172,6 +175,9 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
     check_destination(output, [] if isinstance(source, Splats) else [source], overwrite)  # before any work
     device = resolve_device(options.device)  # fail before any work on a bad --device
     with one_cpu_thread(device):  # the same bytes for any core count
+        if target is not None and _counts_searched(options):
+            return _compress_searching_count(source, output, fmt, options, profile, profile_options, fixed, target,
+                                             device, overwrite, quiet)
         return _compress(source, output, fmt, options, profile, profile_options, fixed, target, device,
                          overwrite, quiet)
 
@@ -194,6 +200,83 @@ def _compress(source, output, fmt: str, options: CompressOptions, profile, profi
     # the scene goes straight into _encode (no reference kept here: it may drop the unsorted copy)
     result, meta, files = _encode(*_scene(source, options, device, seconds, quiet), source, fmt, options, profile,
                                   profile_options, fixed, target, device, quiet, seconds)
+    return _write(result, meta, files, output, fmt, profile, overwrite)
+
+
+#: the shares of Gaussians the count search tries removing, in turn, until the unquantised reduced scene misses the
+#: target on the search cameras
+COUNT_LADDER = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def _counts_searched(options: CompressOptions) -> bool:
+    """Whether a rate search also searches the count: asked for (``search_count``), and nothing else fixes it
+    (``reduce``, ``max_gaussians``, a reused ``layout``) or trains the scene first (``finetune``)."""
+    return (options.search_count and options.reduce is None and options.max_gaussians is None
+            and options.layout is None and options.finetune is None)
+
+
+def _compress_searching_count(source, output, fmt: str, options: CompressOptions, profile, profile_options, fixed,
+                              target: RateTarget, device, overwrite: bool, quiet: bool) -> CompressResult:
+    """`compress` with a rate target that chooses the count and the bits together.
+
+    1. The scene reduced (`sog.reduce`, on its tuning views) by each share of `COUNT_LADDER` in turn, until the
+       reduced scene itself, unquantised, misses the target on the search cameras (judged against the whole
+       scene's renders).
+    2. The rate search on the most reduced scene that passed, then on the next less reduced one, ... until one
+       reaches the target; then on one more (the bits a heavier reduction leaves may cost more than it saves),
+       and the smaller file of the two is written. Without a share that passes (or one that reaches the target),
+       the whole scene's rate search, as with ``search_count=False``.
+
+    Every choice is measured on tuning views (the search cameras and the reduction's), never judging ones. Memory:
+    the scene and the two latest reductions."""
+    seconds: dict[str, float] = {}
+    splats, source_path, source_count, _ = _scene(source, options, device, seconds, quiet)
+    bundle = fmt == "sog"
+    t0 = time.perf_counter()
+    cameras = search_cameras(splats, source_path, options.search_views, options.search_size)
+    reference = render(splats, cameras, device=device)
+    tuning = tuning_cameras(splats, source_path, views=REDUCE_VIEWS, size=REDUCE_SIZE)
+
+    def reduced(share: float):
+        return reduce(splats, target_count(len(splats), share), tuning, seed=options.seed, device=device)
+
+    tried, latest = [], []                  # latest: the last two (share, reduction) that passed unquantised
+    with tqdm(total=len(COUNT_LADDER), desc="count search", unit="count", disable=quiet, leave=False) as bar:
+        for share in COUNT_LADDER:
+            reduction = reduced(share)
+            stats = ViewStats.of(view_psnrs(render(reduction.splats, cameras, device=device), reference))
+            tried.append({"removed": share, "kept": reduction.count, "unquantised": stats.as_dict()})
+            bar.update(1)
+            if not target.met(stats):
+                break
+            latest = [*latest[-1:], (share, reduction)]
+
+    def encoded(scene: Splats, kept, own: dict) -> tuple:
+        result, meta, files = _encode(scene, source_path, source_count, kept, source, fmt, options, profile,
+                                      profile_options, fixed, target, device, quiet, own,
+                                      original=None if kept is None else splats)
+        return container_size(meta, files, bundle=bundle, compress_meta=profile.compress_meta), result, meta, files
+
+    best = None
+    passed = [row["removed"] for row in tried if target.met(ViewStats(**row["unquantised"]))]
+    for share in reversed(passed):
+        found = dict(latest).get(share)
+        reduction = found if found is not None else reduced(share)
+        candidate = encoded(reduction.splats, reduction.kept, {})
+        row = next(r for r in tried if r["removed"] == share)
+        row.update(bytes=candidate[0], reached=candidate[1].rate["reached"])
+        if not row["reached"]:
+            continue
+        if best is not None:
+            best = min(best, candidate, key=lambda c: c[0])
+            break
+        best = candidate
+    if best is None:
+        best = encoded(splats, None, {})
+        tried.insert(0, {"removed": 0.0, "kept": len(splats), "bytes": best[0], "reached": best[1].rate["reached"]})
+    size, result, meta, files = best
+    result.seconds = {**seconds, **result.seconds, "count_search": time.perf_counter() - t0}
+    result.rate = {**result.rate, "counts": tried}
     return _write(result, meta, files, output, fmt, profile, overwrite)
 
 
