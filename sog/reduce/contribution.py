@@ -18,6 +18,7 @@ another CPU's ``exp`` may round differently.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -94,15 +95,39 @@ if numba is not None:
                             final[i, c] += rest * background[c]
 
 
-def removal_errors(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, opacities: torch.Tensor,
-                   sh0: torch.Tensor, shN: torch.Tensor, camera: Camera,
-                   config: RasterConfig = RasterConfig()) -> tuple[np.ndarray, np.ndarray]:
-    """For each of the N Gaussians (activated values as `sog.render.cpu.project` takes them; sh0 (N, 1, 3), shN
-    (N, K, 3)), seen from ``camera`` -> ``(error, weight)``, each (N,) float64 snapped (`sog.stable.snap`):
-    the summed squared RGB change of the picture when that Gaussian alone is removed, and its summed blending
-    weight ``T·a`` (in pixels). Gaussians the camera does not see get 0."""
-    if numba is None:  # pragma: no cover - numba is a dependency
-        raise RuntimeError("sog.reduce needs numba")
+@dataclass
+class ViewSetup:
+    """One camera's share of `removal_errors` that does not depend on which of the Gaussians are there: the
+    ``count`` (N) Gaussians projected, coloured and boxed once, kept only where the box touches the image, in depth
+    order (L of them). Each Gaussian's values are its own (a Gaussian's projection, colour and box do not depend on
+    the others), so `measure` on a subset gives what `removal_errors` on that subset gives, without projecting it
+    again: `sog.reduce` measures its rounds this way.
+
+    index (L,) int64: input rows; table (L, 6) float64: centre (2), conic (3), opacity; colors (L, 3) float64;
+    x0, y0, x1, y1 (L,) int32: inclusive pixel boxes."""
+
+    count: int
+    index: np.ndarray
+    table: np.ndarray
+    colors: np.ndarray
+    x0: np.ndarray
+    y0: np.ndarray
+    x1: np.ndarray
+    y1: np.ndarray
+    width: int
+    height: int
+    config: RasterConfig
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.index, self.table, self.colors, self.x0, self.y0, self.x1, self.y1))
+
+
+def setup_view(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, opacities: torch.Tensor,
+               sh0: torch.Tensor, shN: torch.Tensor, camera: Camera,
+               config: RasterConfig = RasterConfig()) -> ViewSetup:
+    """The `ViewSetup` of N Gaussians (activated values as `sog.render.cpu.project` takes them; sh0 (N, 1, 3), shN
+    (N, K, 3)) seen from ``camera``: projected, coloured and boxed in float64, as `removal_errors` needs them."""
     n = len(means)
     dt = torch.float64
     means, quats, scales, opacities = (x.detach().cpu().to(dt) for x in (means, quats, scales, opacities))
@@ -114,21 +139,43 @@ def removal_errors(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tenso
                        means[p.index] - campos)
     x0, y0, nx, ny = _boxes(p, width, height, config.alpha_min)
     live = (nx * ny > 0).nonzero().squeeze(1)
-    order = live[torch.sort(p.depths[live], stable=True).indices]
+    order = live[torch.sort(p.depths[live], stable=True).indices].numpy()
+    x0n, y0n = x0.numpy()[order], y0.numpy()[order]
+    x1n, y1n = x0n + nx.numpy()[order] - 1, y0n + ny.numpy()[order] - 1
+    table = torch.cat([p.means2d, p.conics, p.opacities[:, None]], 1).numpy()[order]
+    return ViewSetup(n, p.index.numpy()[order].astype(np.int64), np.ascontiguousarray(table),
+                     np.ascontiguousarray(colors.numpy()[order]), *(a.astype(np.int32) for a in (x0n, y0n, x1n, y1n)),
+                     width, height, config)
+
+
+def measure(view: ViewSetup, alive: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`removal_errors` of the Gaussians of ``view`` that ``alive`` ((N,) bool; None: all) keeps, as if the others
+    were not there -> ``(error, weight)``, each (N,) float64 snapped; 0 for a Gaussian not kept or not seen."""
+    config = view.config
     tile = int(config.tile)
-    tiles_x, tiles_y = -(-width // tile), -(-height // tile)
-    x0n, y0n = x0.numpy().astype(np.int64), y0.numpy().astype(np.int64)
-    x1n, y1n = x0n + nx.numpy() - 1, y0n + ny.numpy() - 1
-    offsets, ids = _bin(order.numpy(), x0n, y0n, x1n, y1n, tile, tiles_x, tiles_x * tiles_y)
-    table = torch.cat([p.means2d, p.conics, p.opacities[:, None]], 1).contiguous().numpy()
+    tiles_x, tiles_y = -(-view.width // tile), -(-view.height // tile)
+    order = np.arange(len(view.index)) if alive is None else np.flatnonzero(alive[view.index])
+    x0n, y0n, x1n, y1n = (a.astype(np.int64) for a in (view.x0, view.y0, view.x1, view.y1))
+    offsets, ids = _bin(order, x0n, y0n, x1n, y1n, tile, tiles_x, tiles_x * tiles_y)
     err = np.zeros(len(ids), np.float64)
     wsum = np.zeros(len(ids), np.float64)
-    _removal(offsets, ids, table, colors.contiguous().numpy(), x0n, y0n, x1n, y1n, width, height, tile, tiles_x,
+    _removal(offsets, ids, view.table, view.colors, x0n, y0n, x1n, y1n, view.width, view.height, tile, tiles_x,
              config.alpha_min, config.alpha_max, math.log(config.t_min),
              np.asarray(config.background, np.float64), err, wsum)
-    m = len(p.index)
-    index = p.index.numpy()
-    out_err, out_w = np.zeros(n), np.zeros(n)
-    out_err[index] = np.bincount(ids, weights=err, minlength=m)
-    out_w[index] = np.bincount(ids, weights=wsum, minlength=m)
+    m = len(view.index)
+    out_err, out_w = np.zeros(view.count), np.zeros(view.count)
+    out_err[view.index] = np.bincount(ids, weights=err, minlength=m)
+    out_w[view.index] = np.bincount(ids, weights=wsum, minlength=m)
     return snap(out_err), snap(out_w)
+
+
+def removal_errors(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, opacities: torch.Tensor,
+                   sh0: torch.Tensor, shN: torch.Tensor, camera: Camera,
+                   config: RasterConfig = RasterConfig()) -> tuple[np.ndarray, np.ndarray]:
+    """For each of the N Gaussians (activated values as `sog.render.cpu.project` takes them; sh0 (N, 1, 3), shN
+    (N, K, 3)), seen from ``camera`` -> ``(error, weight)``, each (N,) float64 snapped (`sog.stable.snap`):
+    the summed squared RGB change of the picture when that Gaussian alone is removed, and its summed blending
+    weight ``T·a`` (in pixels). Gaussians the camera does not see get 0. (`setup_view`, then `measure`.)"""
+    if numba is None:  # pragma: no cover - numba is a dependency
+        raise RuntimeError("sog.reduce needs numba")
+    return measure(setup_view(means, quats, scales, opacities, sh0, shN, camera, config))
