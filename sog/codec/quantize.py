@@ -223,6 +223,14 @@ def _lloyd(x: torch.Tensor, k: int, iters: int, seed: int, weights: torch.Tensor
     return centroids, labels
 
 
+def _squared_norms(x: torch.Tensor) -> torch.Tensor:
+    """(N,) float64 squared norms of the rows of ``x`` (N, D) float64, summed column by column from 0 in a fixed
+    order (a cumsum along the row: one op where a loop over the columns took one per column), on every CPU."""
+    if x.shape[1] == 0:
+        return torch.zeros(x.shape[0], dtype=torch.float64)
+    return torch.cumsum(x * x, 1)[:, -1]
+
+
 def _assign(x: torch.Tensor, centroids: torch.Tensor, chunk: int) -> torch.Tensor:
     """Index of the nearest of ``centroids`` (k, D) for each row of ``x`` (N, D) float32, (N,) long: the same on
     every CPU. A float32 matrix product ranks the candidates; its rounding (which BLAS code path, in which order)
@@ -231,9 +239,7 @@ def _assign(x: torch.Tensor, centroids: torch.Tensor, chunk: int) -> torch.Tenso
     operations in a fixed order; the lowest index on a tie)."""
     n, d = x.shape
     c64 = centroids.double()
-    c2_64 = torch.zeros(c64.shape[0], dtype=torch.float64)
-    for j in range(d):  # |c|^2 in a fixed order, then rounded once
-        c2_64 += c64[:, j] * c64[:, j]
+    c2_64 = _squared_norms(c64)  # |c|^2 in a fixed order, then rounded once
     c2 = c2_64.float()
     # |x.c| <= (|x|^2 + |c|^2) / 2: every rounding of c2 - 2 x.c within `u` (d + 4) (|x|^2 + max |c|^2), times 4
     unit = 4.0 * (d + 4) * 2.0 ** -24
@@ -250,10 +256,7 @@ def _assign(x: torch.Tensor, centroids: torch.Tensor, chunk: int) -> torch.Tenso
         # index of a tie `min` returns does not matter.
         first, labels = dist.min(1)
         second = dist.scatter_(1, labels[:, None], float("inf")).amin(1)
-        x2 = torch.zeros(part.shape[0], dtype=torch.float64)
-        part64 = part.double()
-        for j in range(d):
-            x2 += part64[:, j] * part64[:, j]
+        x2 = _squared_norms(part.double())
         bound = unit * (x2 + cmax)
         near = torch.nonzero((second - first).double() <= 3 * bound).flatten()
         if near.numel():
