@@ -29,41 +29,111 @@ from ..render.sh import sh_to_rgb
 from ..render.tiles import _bin, numba, tile_box
 from ..stable import snap
 
-if numba is not None:
-    @numba.njit(parallel=True, cache=True)
-    def _removal(offsets, ids, table, colors, x0, y0, x1, y1, width, height, tile, tiles_x,
-                 alpha_min, alpha_max, log_t_min, background, err, wsum):
-        """Per tile list slot ``k``: ``err[k]`` the squared colour change over the tile's pixels if Gaussian
-        ``ids[k]`` were removed, ``wsum[k]`` its blending weight there (both float64, zero on entry).
+#: the most (Gaussian, pixel) records `_removal` keeps for one tile (20 bytes each, per thread: 40 MiB); a tile
+#: whose boxes hold more pixels than this is composited twice instead (the same figures, more exp and log1p)
+MAX_TILE_RECORDS = 1 << 21
 
-        The first sweep composites the tile and records each drawn (Gaussian, pixel) pair's pixel, alpha and
-        transmittance in drawing order; the second replays those records (the same values the same sweep would
-        compute again, without its exp and log1p) with ``F``, the colour in front, accumulated per pixel."""
-        n_tiles = offsets.shape[0] - 1
+if numba is not None:
+    @numba.njit(cache=True)
+    def _tile_recorded(t, offsets, ids, table, colors, x0, y0, x1, y1, width, height, tile, tiles_x,
+                       alpha_min, alpha_max, log_t_min, background, err, wsum, cap):
+        """`_removal` of tile ``t`` with at most ``cap`` records: the first sweep composites the tile and records
+        each drawn (Gaussian, pixel) pair's pixel, alpha and transmittance in drawing order; the second replays
+        them (the values a second sweep would compute again, without its exp and log1p)."""
+        tx0, ty0, tx1, ty1, tw, npx = tile_box(t, tiles_x, tile, width, height)
         n_col = colors.shape[1]
-        for t in numba.prange(n_tiles):
-            tx0, ty0, tx1, ty1, tw, npx = tile_box(t, tiles_x, tile, width, height)
-            final = np.zeros((npx, n_col), np.float64)
-            front = np.zeros((npx, n_col), np.float64)
+        final = np.zeros((npx, n_col), np.float64)
+        front = np.zeros((npx, n_col), np.float64)
+        done = np.zeros(npx, np.bool_)
+        lt = np.zeros(npx, np.float64)
+        n_done = 0
+        start = offsets[t]
+        stop = offsets[t + 1]
+        pix = np.empty(cap, np.int32)
+        alphas = np.empty(cap, np.float64)
+        transs = np.empty(cap, np.float64)
+        ends = np.empty(stop - start, np.int64)   # per slot, the end of its records
+        used = 0
+        last = stop
+        for k in range(start, stop):
+            g = ids[k]
+            u, v = table[g, 0], table[g, 1]
+            ca, cb, cc, op = table[g, 2], table[g, 3], table[g, 4], table[g, 5]
+            for py in range(max(y0[g], ty0), min(y1[g], ty1) + 1):
+                dy = v - (py + 0.5)
+                for px in range(max(x0[g], tx0), min(x1[g], tx1) + 1):
+                    i = (py - ty0) * tw + (px - tx0)
+                    if done[i]:
+                        continue
+                    dx = u - (px + 0.5)
+                    sigma = 0.5 * (ca * dx * dx + cc * dy * dy) + cb * dx * dy
+                    if sigma < 0:
+                        continue
+                    alpha = min(alpha_max, op * math.exp(-sigma))
+                    if alpha < alpha_min:
+                        continue
+                    l = math.log1p(-alpha)
+                    if lt[i] + l <= log_t_min:
+                        done[i] = True
+                        n_done += 1
+                        continue
+                    trans = math.exp(lt[i])
+                    w = alpha * trans
+                    for c in range(n_col):
+                        final[i, c] += w * colors[g, c]
+                    lt[i] += l
+                    pix[used] = i
+                    alphas[used] = alpha
+                    transs[used] = trans
+                    used += 1
+            ends[k - start] = used
+            if n_done == npx:
+                last = k + 1
+                break
+        for i in range(npx):
+            rest = math.exp(lt[i])
+            for c in range(n_col):
+                final[i, c] += rest * background[c]
+        r = 0
+        for k in range(start, last):
+            g = ids[k]
+            e = 0.0
+            ws = 0.0
+            while r < ends[k - start]:
+                i = pix[r]
+                alpha = alphas[r]
+                trans = transs[r]
+                r += 1
+                w = alpha * trans
+                through = trans * (1.0 - alpha)
+                for c in range(n_col):
+                    behind = (final[i, c] - front[i, c] - w * colors[g, c]) / through
+                    d = w * (colors[g, c] - behind)
+                    e += d * d
+                    front[i, c] += w * colors[g, c]
+                ws += w
+            err[k] = e
+            wsum[k] = ws
+
+    @numba.njit(cache=True)
+    def _tile_twice(t, offsets, ids, table, colors, x0, y0, x1, y1, width, height, tile, tiles_x,
+                    alpha_min, alpha_max, log_t_min, background, err, wsum):
+        """`_removal` of tile ``t`` in two full sweeps (no records): one for the finished pixels, one walking the
+        same pairs again with the colour in front ``F`` and the transmittance ``T``."""
+        tx0, ty0, tx1, ty1, tw, npx = tile_box(t, tiles_x, tile, width, height)
+        n_col = colors.shape[1]
+        final = np.zeros((npx, n_col), np.float64)
+        front = np.zeros((npx, n_col), np.float64)
+        for sweep in range(2):
             done = np.zeros(npx, np.bool_)
             lt = np.zeros(npx, np.float64)
             n_done = 0
-            start = offsets[t]
-            stop = offsets[t + 1]
-            cap = 0                                   # every box pixel in the tile: at most this many records
-            for k in range(start, stop):
-                g = ids[k]
-                cap += (min(y1[g], ty1) - max(y0[g], ty0) + 1) * (min(x1[g], tx1) - max(x0[g], tx0) + 1)
-            pix = np.empty(cap, np.int32)
-            alphas = np.empty(cap, np.float64)
-            transs = np.empty(cap, np.float64)
-            ends = np.empty(stop - start, np.int64)   # per slot, the end of its records
-            used = 0
-            last = stop
-            for k in range(start, stop):
+            for k in range(offsets[t], offsets[t + 1]):
                 g = ids[k]
                 u, v = table[g, 0], table[g, 1]
                 ca, cb, cc, op = table[g, 2], table[g, 3], table[g, 4], table[g, 5]
+                e = 0.0
+                ws = 0.0
                 for py in range(max(y0[g], ty0), min(y1[g], ty1) + 1):
                     dy = v - (py + 0.5)
                     for px in range(max(x0[g], tx0), min(x1[g], tx1) + 1):
@@ -84,41 +154,49 @@ if numba is not None:
                             continue
                         trans = math.exp(lt[i])
                         w = alpha * trans
-                        for c in range(n_col):
-                            final[i, c] += w * colors[g, c]
+                        if sweep == 0:
+                            for c in range(n_col):
+                                final[i, c] += w * colors[g, c]
+                        else:
+                            through = trans * (1.0 - alpha)
+                            for c in range(n_col):
+                                behind = (final[i, c] - front[i, c] - w * colors[g, c]) / through
+                                d = w * (colors[g, c] - behind)
+                                e += d * d
+                                front[i, c] += w * colors[g, c]
+                            ws += w
                         lt[i] += l
-                        pix[used] = i
-                        alphas[used] = alpha
-                        transs[used] = trans
-                        used += 1
-                ends[k - start] = used
+                if sweep == 1:
+                    err[k] = e
+                    wsum[k] = ws
                 if n_done == npx:
-                    last = k + 1
                     break
-            for i in range(npx):
-                rest = math.exp(lt[i])
-                for c in range(n_col):
-                    final[i, c] += rest * background[c]
-            r = 0
-            for k in range(start, last):
-                g = ids[k]
-                e = 0.0
-                ws = 0.0
-                while r < ends[k - start]:
-                    i = pix[r]
-                    alpha = alphas[r]
-                    trans = transs[r]
-                    r += 1
-                    w = alpha * trans
-                    through = trans * (1.0 - alpha)
+            if sweep == 0:
+                for i in range(npx):
+                    rest = math.exp(lt[i])
                     for c in range(n_col):
-                        behind = (final[i, c] - front[i, c] - w * colors[g, c]) / through
-                        d = w * (colors[g, c] - behind)
-                        e += d * d
-                        front[i, c] += w * colors[g, c]
-                    ws += w
-                err[k] = e
-                wsum[k] = ws
+                        final[i, c] += rest * background[c]
+
+    @numba.njit(parallel=True, cache=True)
+    def _removal(offsets, ids, table, colors, x0, y0, x1, y1, width, height, tile, tiles_x,
+                 alpha_min, alpha_max, log_t_min, background, err, wsum, max_records):
+        """Per tile list slot ``k``: ``err[k]`` the squared colour change over the tile's pixels if Gaussian
+        ``ids[k]`` were removed, ``wsum[k]`` its blending weight there (both float64, zero on entry). A tile
+        whose boxes hold at most ``max_records`` pixels replays recorded pairs (`_tile_recorded`), any other is
+        composited twice (`_tile_twice`): the same figures either way."""
+        n_tiles = offsets.shape[0] - 1
+        for t in numba.prange(n_tiles):
+            tx0, ty0, tx1, ty1, tw, npx = tile_box(t, tiles_x, tile, width, height)
+            cap = 0                                   # every box pixel in the tile: at most this many records
+            for k in range(offsets[t], offsets[t + 1]):
+                g = ids[k]
+                cap += (min(y1[g], ty1) - max(y0[g], ty0) + 1) * (min(x1[g], tx1) - max(x0[g], tx0) + 1)
+            if cap <= max_records:
+                _tile_recorded(t, offsets, ids, table, colors, x0, y0, x1, y1, width, height, tile, tiles_x,
+                               alpha_min, alpha_max, log_t_min, background, err, wsum, cap)
+            else:
+                _tile_twice(t, offsets, ids, table, colors, x0, y0, x1, y1, width, height, tile, tiles_x,
+                            alpha_min, alpha_max, log_t_min, background, err, wsum)
 
 
 @dataclass
@@ -174,9 +252,11 @@ def setup_view(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, o
                      width, height, config)
 
 
-def measure(view: ViewSetup, alive: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def measure(view: ViewSetup, alive: np.ndarray | None = None,
+            max_records: int = MAX_TILE_RECORDS) -> tuple[np.ndarray, np.ndarray]:
     """`removal_errors` of the Gaussians of ``view`` that ``alive`` ((N,) bool; None: all) keeps, as if the others
-    were not there -> ``(error, weight)``, each (N,) float64 snapped; 0 for a Gaussian not kept or not seen."""
+    were not there -> ``(error, weight)``, each (N,) float64 snapped; 0 for a Gaussian not kept or not seen.
+    ``max_records``: `MAX_TILE_RECORDS` (tests set 0 to take the two-sweep path everywhere)."""
     config = view.config
     tile = int(config.tile)
     tiles_x, tiles_y = -(-view.width // tile), -(-view.height // tile)
@@ -187,7 +267,7 @@ def measure(view: ViewSetup, alive: np.ndarray | None = None) -> tuple[np.ndarra
     wsum = np.zeros(len(ids), np.float64)
     _removal(offsets, ids, view.table, view.colors, x0n, y0n, x1n, y1n, view.width, view.height, tile, tiles_x,
              config.alpha_min, config.alpha_max, math.log(config.t_min),
-             np.asarray(config.background, np.float64), err, wsum)
+             np.asarray(config.background, np.float64), err, wsum, max_records)
     m = len(view.index)
     out_err, out_w = np.zeros(view.count), np.zeros(view.count)
     out_err[view.index] = np.bincount(ids, weights=err, minlength=m)
