@@ -17,7 +17,8 @@ from sog.io import write_ply
 from sog.metrics import view_psnrs
 from sog.pipeline import CompressOptions, compress
 from sog.reduce import (footprint_prune, merge_gaussians, opacity_mass, reduce, rotmat_to_quat, target_count,
-                        view_errors)
+                        view_errors, view_setups)
+from sog.reduce.contribution import measure
 from sog.render import render
 from sog.render.cpu import render_one
 from sog.render.views import judging_cameras, tuning_cameras
@@ -120,6 +121,24 @@ def test_compress_options_are_checked_before_any_work(tmp_path):
     with pytest.raises(SogError):
         compress(small_scene(50), tmp_path / "a.sog", CompressOptions(max_gaussians=True))
     assert not (tmp_path / "a.sog").exists()
+
+
+def test_a_round_measured_on_the_first_rounds_views_is_a_fresh_measure_of_the_survivors():
+    """`reduce` projects each view once and measures later rounds on the survivors only; that is the same figure
+    as measuring the survivors as a scene of their own, and the kernel's two paths (recorded pairs, or two full
+    sweeps for a tile with too many) agree exactly."""
+    scene = small_scene(400, seed=5)
+    cams = tuning_cameras(scene, views=3, size=48)
+    views = view_setups(scene, cams)
+    alive = np.sort(np.random.default_rng(0).choice(len(scene), 250, replace=False))
+    live = np.zeros(len(scene), np.bool_)
+    live[alive] = True
+    fresh = view_errors(scene.permute(torch.from_numpy(alive)), cams)
+    for v, view in enumerate(views):
+        assert np.array_equal(measure(view, live)[0][alive], fresh[v])
+        assert np.array_equal(measure(view, live, max_records=0)[0], measure(view, live)[0])
+        assert not measure(view, live)[0][~live].any()
+    assert fresh.any()
 
 
 def test_target_count():

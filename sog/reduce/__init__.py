@@ -35,7 +35,7 @@ from ..errors import SogError
 from ..render.cameras import Camera
 from ..splats import SH_C0, Splats, quat_to_rotmat
 from ..stable import snap
-from .contribution import removal_errors
+from .contribution import ViewSetup, measure, setup_view
 from .pairs import merge_pairs
 
 #: `reduce`'s methods: merge neighbours in pairs (the default), or drop the least needed
@@ -96,15 +96,21 @@ def target_count(n: int, fraction: float | None = None, max_gaussians: int | Non
     return n
 
 
-def view_errors(splats: Splats, cameras: list[Camera]) -> np.ndarray:
-    """(V, N) float64: per camera, the squared RGB change of its picture when each Gaussian alone is removed
-    (`sog.reduce.contribution.removal_errors`)."""
+def view_setups(splats: Splats, cameras: list[Camera]) -> list[ViewSetup]:
+    """Per camera, ``splats`` projected, coloured and boxed in float64 (`sog.reduce.contribution.setup_view`): what
+    every measuring round of `reduce` shares (about 100 bytes per Gaussian a view sees)."""
     s = splats.to("cpu")
     act = (s.means.double(), s.quats.double(), torch.exp(s.scales.double()), torch.sigmoid(s.opacities.double()),
            s.sh0.double(), s.shN.double())
+    return [setup_view(*act, cam) for cam in cameras]
+
+
+def view_errors(splats: Splats, cameras: list[Camera]) -> np.ndarray:
+    """(V, N) float64: per camera, the squared RGB change of its picture when each Gaussian alone is removed
+    (`sog.reduce.contribution.removal_errors`)."""
     if not cameras:
-        return np.zeros((0, len(s)))
-    return np.stack([removal_errors(*act, cam)[0] for cam in cameras])
+        return np.zeros((0, len(splats)))
+    return np.stack([measure(view)[0] for view in view_setups(splats, cameras)])
 
 
 def footprint_score(splats: Splats) -> np.ndarray:
@@ -160,11 +166,14 @@ def reduce(splats: Splats, keep: int, cameras: list[Camera], seed: int = 0, devi
     perm = np.argsort(torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy())
     alive = np.arange(n)
     rounds = max(1, int(rounds))
+    views = view_setups(splats, cameras)  # once: a Gaussian's projection and colour do not change between rounds
     for k in range(rounds):
         drop = math.ceil((len(alive) - keep) / (rounds - k))
         if drop <= 0:
             break
-        err = view_errors(splats.permute(torch.from_numpy(alive)), cameras).max(0)
+        live = np.zeros(n, np.bool_)
+        live[alive] = True
+        err = np.stack([measure(view, live)[0][alive] for view in views]).max(0)
         order = _ranking(err, tie[alive], perm[alive], prior)
         alive = np.sort(alive[order[drop:]])
     kept = torch.from_numpy(alive)
@@ -180,14 +189,17 @@ def _drop_unseen_then_merge(splats: Splats, keep: int, cameras: list[Camera], se
     `UNSEEN_ERROR` of the mean, least first, no more than are to go), then merge pairs (`merge_pairs`) down to
     ``keep``."""
     n = len(splats)
-    err = view_errors(splats, cameras).max(0)
+    measured = [measure(view) for view in view_setups(splats, cameras)]
+    err = np.max([m[0] for m in measured], 0)
+    seen = np.max([m[1] for m in measured], 0)      # blending weights: the merge prices' first round
     perm = np.argsort(torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy())
     order = np.lexsort((perm, footprint_score(splats), err))
     mass = area_mass(splats).cpu().numpy()
     free = (err <= UNSEEN_ERROR * err.mean()) & (mass <= UNSEEN_MASS * mass.mean())
     ranked = np.concatenate([order[free[order]], order[~free[order]]])
     alive = np.sort(ranked[min(int(free.sum()), n - keep):])
-    merged = merge_pairs(splats.permute(torch.from_numpy(alive)), keep, cameras, seed=seed, device=device)
+    merged = merge_pairs(splats.permute(torch.from_numpy(alive)), keep, cameras, seed=seed, device=device,
+                         seen=seen[alive])
     return Reduction(merged.splats, torch.from_numpy(alive)[merged.kept], n, merged.merged)
 
 

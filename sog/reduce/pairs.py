@@ -126,29 +126,31 @@ def greedy_matching(pairs: np.ndarray, cost: np.ndarray, tie: np.ndarray, n: int
     return pairs[_greedy(np.ascontiguousarray(pairs), order, n, int(most))]
 
 
-def pair_weight(splats: Splats, cameras: list[Camera] | None) -> np.ndarray:
+def pair_weight(splats: Splats, cameras: list[Camera] | None, seen: np.ndarray | None = None) -> np.ndarray:
     """(N,) float64: each Gaussian's weight in the price (the module docstring): with ``cameras``, its largest
-    blending weight over them over the mean, plus `AREA_SHARE` of its area mass over the mean; without, its area
-    mass."""
+    blending weight over them (``seen`` (N,) when the caller has measured it) over the mean, plus `AREA_SHARE` of
+    its area mass over the mean; without, its area mass."""
     from . import area_mass
     from .contribution import removal_errors
 
     mass = area_mass(splats).cpu().numpy()
     if not cameras:
         return mass
-    s = splats.to("cpu")
-    act = (s.means.double(), s.quats.double(), torch.exp(s.scales.double()), torch.sigmoid(s.opacities.double()),
-           s.sh0.double(), s.shN.double())
-    seen = np.max([removal_errors(*act, cam)[1] for cam in cameras], 0)
+    if seen is None:
+        s = splats.to("cpu")
+        act = (s.means.double(), s.quats.double(), torch.exp(s.scales.double()),
+               torch.sigmoid(s.opacities.double()), s.sh0.double(), s.shN.double())
+        seen = np.max([removal_errors(*act, cam)[1] for cam in cameras], 0)
     return seen / max(seen.mean(), 1e-300) + AREA_SHARE * mass / max(mass.mean(), 1e-300)
 
 
 def merge_pairs(splats: Splats, keep: int, cameras: list[Camera] | None = None, seed: int = 0,
-                device: str | torch.device = "cpu"):
+                device: str | torch.device = "cpu", seen: np.ndarray | None = None):
     """Merge ``splats``' N Gaussians in pairs until ``keep`` are left (1 <= keep; ``keep >= N`` keeps all), as the
     module docstring says -> a `sog.reduce.Reduction` (``kept``: for each output Gaussian the input row of the one
     that carried the most weight into it; ``merged``: the merges made). ``cameras``: tuning views, never judging
-    ones. Deterministic for a given ``seed``. Extras are dropped when any merge is made."""
+    ones; ``seen`` (N,): their blending weights for the first round, when the caller has measured them.
+    Deterministic for a given ``seed``. Extras are dropped when any merge is made."""
     from . import Reduction, merge_gaussians
 
     n = len(splats)
@@ -165,7 +167,7 @@ def merge_pairs(splats: Splats, keep: int, cameras: list[Camera] | None = None, 
         pairs = neighbour_pairs(current.means.double().numpy())
         if len(pairs) == 0:
             break
-        weight = pair_weight(current, cameras)
+        weight = pair_weight(current, cameras, seen if merges == 0 else None)
         cost = pair_cost(current, pairs, weight)
         chosen = greedy_matching(pairs, cost, rng.permutation(len(pairs)), m, m - keep)
         if len(chosen) == 0:
