@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sogv2: importance layers, the less visible stored coarser, as row blocks of the one grid "
                         "(default 1: one grid)")
     c.add_argument("--reduce", type=float, default=None, metavar="FRACTION",
-                   help="remove this share of the Gaussians (0 <= FRACTION < 1), those the tuning views need least "
+                   help="remove this share of the Gaussians (0 <= FRACTION < 1): neighbours merged in pairs, priced by "
+                        "what the tuning views see "
                         "(sog.reduce; docs/reduce.md); default: keep every Gaussian")
     c.add_argument("--max-gaussians", type=int, default=None, metavar="N",
                    help="keep at most N Gaussians (N >= 1), chosen as --reduce chooses; not with --reduce")
