@@ -222,10 +222,10 @@ def _compress_searching_count(source, output, fmt: str, options: CompressOptions
     1. The scene reduced (`sog.reduce`, on its tuning views) by each share of `COUNT_LADDER` in turn, until the
        reduced scene itself, unquantised, misses the target on the search cameras (judged against the whole
        scene's renders).
-    2. The rate search on the most reduced scene that passed, then on the next less reduced one, ... until one
-       reaches the target; then on one more (the bits a heavier reduction leaves may cost more than it saves),
-       and the smaller file of the two is written. Without a share that passes (or one that reaches the target),
-       the whole scene's rate search, as with ``search_count=False``.
+    2. The rate search on the most reduced scene that passed, then on the next less reduced one, ... (the whole
+       scene last) until one reaches the target; then on one more (the bits a heavier reduction leaves may cost
+       more than it saves), and the smaller file of the two is written. Without a share that passes, the whole
+       scene's rate search alone, as with ``search_count=False``.
 
     Every choice is measured on tuning views (the search cameras and the reduction's), never judging ones. Memory:
     the scene and the two latest reductions."""
@@ -259,21 +259,22 @@ def _compress_searching_count(source, output, fmt: str, options: CompressOptions
 
     best = None
     passed = [row["removed"] for row in tried if target.met(ViewStats(**row["unquantised"]))]
-    for share in reversed(passed):
-        found = dict(latest).get(share)
-        reduction = found if found is not None else reduced(share)
-        candidate = encoded(reduction.splats, reduction.kept, {})
-        row = next(r for r in tried if r["removed"] == share)
-        row.update(bytes=candidate[0], reached=candidate[1].rate["reached"])
-        if not row["reached"]:
+    for share in reversed([0.0, *passed]):  # 0.0: the whole scene
+        if share == 0.0:
+            scene, kept = splats, None
+            tried.insert(0, {"removed": 0.0, "kept": len(splats)})
+        else:
+            reduction = dict(latest).get(share) or reduced(share)
+            scene, kept = reduction.splats, reduction.kept
+        candidate = encoded(scene, kept, seconds if kept is None else {})
+        next(r for r in tried if r["removed"] == share).update(bytes=candidate[0],
+                                                                reached=candidate[1].rate["reached"])
+        if not candidate[1].rate["reached"] and share > 0:
             continue
         if best is not None:
             best = min(best, candidate, key=lambda c: c[0])
             break
         best = candidate
-    if best is None:
-        best = encoded(splats, None, {})
-        tried.insert(0, {"removed": 0.0, "kept": len(splats), "bytes": best[0], "reached": best[1].rate["reached"]})
     size, result, meta, files = best
     result.seconds = {**seconds, **result.seconds, "count_search": time.perf_counter() - t0}
     result.rate = {**result.rate, "counts": tried}
