@@ -31,7 +31,6 @@ The idea of pairwise merging over a neighbour graph with mass-preserving moment 
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 
