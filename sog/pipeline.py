@@ -217,22 +217,41 @@ def _counts_searched(options: CompressOptions) -> bool:
 
 def _compress_searching_count(source, output, fmt: str, options: CompressOptions, profile, profile_options, fixed,
                               target: RateTarget, device, overwrite: bool, quiet: bool) -> CompressResult:
-    """`compress` with a rate target that chooses the count and the bits together.
-
-    1. The scene reduced (`sog.reduce`, on its tuning views) by each share of `COUNT_LADDER` in turn, until the
-       reduced scene itself, unquantised, misses the target on the search cameras (judged against the whole
-       scene's renders).
-    2. The rate search on the most reduced scene that passed, then on the next less reduced one, ... (the whole
-       scene last) until one reaches the target; then on one more (the bits a heavier reduction leaves may cost
-       more than it saves), and the smaller file of the two is written. Without a share that passes, the whole
-       scene's rate search alone, as with ``search_count=False``.
-
-    Every choice is measured on tuning views (the search cameras and the reduction's), never judging ones. Memory:
-    the scene and the two latest reductions."""
+    """`compress` to SOG with a rate target that chooses the count and the bits together (`_count_walk`; each
+    candidate scene gets the profile's rate search)."""
     seconds: dict[str, float] = {}
     splats, source_path, source_count, _ = _scene(source, options, device, seconds, quiet)
     bundle = fmt == "sog"
     t0 = time.perf_counter()
+
+    def encoded(scene: Splats, kept) -> tuple:
+        result, meta, files = _encode(scene, source_path, source_count, kept, source, fmt, options, profile,
+                                      profile_options, fixed, target, device, quiet, seconds if kept is None else {},
+                                      original=None if kept is None else splats)
+        size = container_size(meta, files, bundle=bundle, compress_meta=profile.compress_meta)
+        return size, result.rate["reached"], (result, meta, files)
+
+    (result, meta, files), tried = _count_walk(splats, source_path, target, options, device, quiet, encoded)
+    result.seconds = {**seconds, **result.seconds, "count_search": time.perf_counter() - t0}
+    result.rate = {**result.rate, "counts": tried}
+    return _write(result, meta, files, output, fmt, profile, overwrite)
+
+
+def _count_walk(splats: Splats, source_path, target: RateTarget, options: CompressOptions, device, quiet: bool,
+                encode) -> tuple[object, list[dict]]:
+    """The count search of a rate target, for any output: ``(what encode returned for the chosen scene, every
+    count tried)``.
+
+    1. ``splats`` reduced (`sog.reduce`, on its tuning views) by each share of `COUNT_LADDER` in turn, until the
+       reduced scene itself, unquantised, misses ``target`` on the search cameras (judged against the whole
+       scene's renders).
+    2. ``encode(scene, kept) -> (bytes, reached, payload)`` (``kept``: (n,) input rows, None for the whole scene)
+       on the most reduced scene that passed, then on the next less reduced one, ... (the whole scene last) until
+       one reaches the target; then on one more (the bits a heavier reduction leaves may cost more than it
+       saves), and the smaller of the two is chosen. Without a share that passes, the whole scene alone.
+
+    Every choice is measured on tuning views (the search cameras and the reduction's), never judging ones. Memory:
+    the scene and the two latest reductions."""
     cameras = search_cameras(splats, source_path, options.search_views, options.search_size)
     reference = render(splats, cameras, device=device)
     tuning = tuning_cameras(splats, source_path, views=REDUCE_VIEWS, size=REDUCE_SIZE)
@@ -251,12 +270,6 @@ def _compress_searching_count(source, output, fmt: str, options: CompressOptions
                 break
             latest = [*latest[-1:], (share, reduction)]
 
-    def encoded(scene: Splats, kept, own: dict) -> tuple:
-        result, meta, files = _encode(scene, source_path, source_count, kept, source, fmt, options, profile,
-                                      profile_options, fixed, target, device, quiet, own,
-                                      original=None if kept is None else splats)
-        return container_size(meta, files, bundle=bundle, compress_meta=profile.compress_meta), result, meta, files
-
     best = None
     passed = [row["removed"] for row in tried if target.met(ViewStats(**row["unquantised"]))]
     for share in reversed([0.0, *passed]):  # 0.0: the whole scene
@@ -266,19 +279,15 @@ def _compress_searching_count(source, output, fmt: str, options: CompressOptions
         else:
             reduction = dict(latest).get(share) or reduced(share)
             scene, kept = reduction.splats, reduction.kept
-        candidate = encoded(scene, kept, seconds if kept is None else {})
-        next(r for r in tried if r["removed"] == share).update(bytes=candidate[0],
-                                                                reached=candidate[1].rate["reached"])
-        if not candidate[1].rate["reached"] and share > 0:
+        candidate = encode(scene, kept)
+        next(r for r in tried if r["removed"] == share).update(bytes=candidate[0], reached=candidate[1])
+        if not candidate[1] and share > 0:
             continue
         if best is not None:
             best = min(best, candidate, key=lambda c: c[0])
             break
         best = candidate
-    size, result, meta, files = best
-    result.seconds = {**seconds, **result.seconds, "count_search": time.perf_counter() - t0}
-    result.rate = {**result.rate, "counts": tried}
-    return _write(result, meta, files, output, fmt, profile, overwrite)
+    return best[2], tried
 
 
 def _write(result: CompressResult, meta: dict, files: dict[str, bytes], output, fmt: str, profile,
