@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from ..errors import SogError
-from ..metrics import RateTarget
+from ..metrics import SMALL_TARGET, RateTarget
 from ..splats import SH_REST_COUNT, Splats
 from .image import CODECS, decode_image, encode_image
 from . import native_legacy as legacy
@@ -124,7 +124,7 @@ PRESETS: dict[str, dict] = {
 #: presets that are a quality target: the smallest file whose tuning views (`sog.rate`, on
 #: `sog.render.views.search_cameras`) reach this `RateTarget` against the input's renders; no fixed bit depths suit
 #: every scene. "small" "looks the same": 40 dB at the 10th-percentile view, 35 dB at the worst (docs/profiles.md)
-PRESET_TARGET: dict[str, RateTarget] = {"small": RateTarget(p10=40.0, worst=35.0)}
+PRESET_TARGET: dict[str, RateTarget] = {"small": SMALL_TARGET}
 
 
 def preset_options(quality: str, **overrides) -> dict:

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from ..errors import SogError
-from ..metrics import RateTarget
+from ..metrics import SMALL_TARGET, RateTarget
 from ..splats import Splats
 from .base import Layer, Profile
 from .layers import layer_drops, layer_options, plan_importance_layers, wants_layers
@@ -111,7 +111,7 @@ PRESETS: dict[str, dict] = {
 #: presets that are a quality target: the smallest file whose tuning views (`sog.rate`, on
 #: `sog.render.views.search_cameras`) reach this `RateTarget` against the input's renders; no fixed bit depths suit
 #: every scene. "small" "looks the same": 40 dB at the 10th-percentile view, 35 dB at the worst (docs/profiles.md)
-PRESET_TARGET: dict[str, RateTarget] = {"small": RateTarget(p10=40.0, worst=35.0)}
+PRESET_TARGET: dict[str, RateTarget] = {"small": SMALL_TARGET}
 
 
 def check_options(options: Options) -> None:

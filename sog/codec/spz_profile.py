@@ -11,7 +11,7 @@ lattice (``position_ratio``), the SH lattices (``sh1_step``, ``sh_step``) and th
 from __future__ import annotations
 
 from ..errors import SogError
-from ..metrics import RateTarget
+from ..metrics import SMALL_TARGET, RateTarget
 from ..splats import Splats
 from .base import Layer, Profile
 
@@ -39,7 +39,7 @@ LEVELS: list[dict] = [
 PRESETS: dict[str, dict] = {"small": {}, "default": {}, "high": dict(LEVELS[2])}
 #: "small" as for the SOG profiles: the smallest file whose tuning views reach 40 dB at the 10th percentile and
 #: 35 dB at the worst view
-PRESET_TARGET: dict[str, RateTarget] = {"small": RateTarget(p10=40.0, worst=35.0)}
+PRESET_TARGET: dict[str, RateTarget] = {"small": SMALL_TARGET}
 
 
 class SpzProfile(Profile):
