@@ -401,20 +401,25 @@ def _compress(args) -> int:
             print(f"{args.output}: {result.count:,} Gaussians as {result.format}, {result.bytes:,} bytes "
                   f"({summary['bits_per_gaussian']:.1f} bits/Gaussian, {summary['ratio']:.1f}x smaller than PLY) in "
                   f"{seconds:.1f} s")
-        if args.reduce is not None or args.max_gaussians is not None:
+        if args.reduce is not None or args.max_gaussians is not None or (
+                result.source_count is not None and result.count != result.source_count):  # also a count search's
             print(f"kept {result.count:,} of {result.source_count:,} Gaussians")
         if result.rate is not None:
             stats, target = result.rate["stats"], result.rate["target"]
             measured = (f"mean {stats['mean']:.2f}, p10 {stats['p10']:.2f}, worst {stats['worst']:.2f} dB on "
                         "the tuning views")
             wanted = ", ".join(f"{k} {v:g}" for k, v in target.items() if v is not None) + " dB"
-            if result.rate["reached"]:
+            if result.rate["reached"] and result.rate["level"] is None:  # a format with one precision
+                print(f"renders at {measured} (target {wanted})")
+            elif result.rate["reached"]:
                 print(f"renders at {measured} (target {wanted}): from "
                       f"{'bit-depth' if sog_output else 'ladder'} level {result.rate['level']} (0 = finest): "
                       f"{result.rate['settings']}")
             else:
-                print(f"note: even the finest {'bit depths' if sog_output else 'settings'} reach only {measured}, "
-                      f"under the target ({wanted}); wrote that file")
+                finest = "bit depths" if sog_output else "settings" if result.rate["level"] is not None else \
+                    "file (every Gaussian, at the format's one precision)"
+                print(f"note: even the finest {finest} reach{'es' if finest.startswith('file') else ''} only "
+                      f"{measured}, under the target ({wanted}); wrote that file")
         if result.unstored and sog_output:
             print(f"note: extra PLY properties not stored in .sog: {', '.join(result.unstored)}")
     return 0

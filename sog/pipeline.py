@@ -28,7 +28,7 @@ from .io import (UNCOMPRESSED, WRITERS, container_size, get_writer, load, output
                  write_container, write_ply)
 from .io.atomic import check_destination, check_not_input
 from .io.limits import check_magnitudes
-from .metrics import RateTarget, ViewStats, view_psnrs
+from .metrics import SMALL_TARGET, RateTarget, ViewStats, view_psnrs
 from .rate import RateSearch
 from .sort import get_sorter, sort_grid
 from .sort.config import ShuffleSoftSortConfig
@@ -224,7 +224,7 @@ def _compress_searching_count(source, output, fmt: str, options: CompressOptions
     bundle = fmt == "sog"
     t0 = time.perf_counter()
 
-    def encoded(scene: Splats, kept) -> tuple:
+    def encoded(scene: Splats, kept, cameras, reference) -> tuple:  # _encode renders its own from the same views
         result, meta, files = _encode(scene, source_path, source_count, kept, source, fmt, options, profile,
                                       profile_options, fixed, target, device, quiet, seconds if kept is None else {},
                                       original=None if kept is None else splats)
@@ -245,8 +245,9 @@ def _count_walk(splats: Splats, source_path, target: RateTarget, options: Compre
     1. ``splats`` reduced (`sog.reduce`, on its tuning views) by each share of `COUNT_LADDER` in turn, until the
        reduced scene itself, unquantised, misses ``target`` on the search cameras (judged against the whole
        scene's renders).
-    2. ``encode(scene, kept) -> (bytes, reached, payload)`` (``kept``: (n,) input rows, None for the whole scene)
-       on the most reduced scene that passed, then on the next less reduced one, ... (the whole scene last) until
+    2. ``encode(scene, kept, cameras, reference) -> (bytes, reached, payload)`` (``kept``: (n,) input rows, None
+       for the whole scene; ``cameras``: the search cameras; ``reference``: the whole scene's renders from them) on
+       the most reduced scene that passed, then on the next less reduced one, ... (the whole scene last) until
        one reaches the target; then on one more (the bits a heavier reduction leaves may cost more than it
        saves), and the smaller of the two is chosen. Without a share that passes, the whole scene alone.
 
@@ -279,7 +280,7 @@ def _count_walk(splats: Splats, source_path, target: RateTarget, options: Compre
         else:
             reduction = dict(latest).get(share) or reduced(share)
             scene, kept = reduction.splats, reduction.kept
-        candidate = encode(scene, kept)
+        candidate = encode(scene, kept, cameras, reference)
         next(r for r in tried if r["removed"] == share).update(bytes=candidate[0], reached=candidate[1])
         if not candidate[1] and share > 0:
             continue
@@ -458,22 +459,46 @@ def _scene(source, options: CompressOptions, device, seconds: dict,
 
 def _compress_to_file(source, output, fmt: str, options: CompressOptions, overwrite: bool,
                       quiet: bool = True) -> CompressResult:
-    """`compress` to a format with a writer of its own: load, order (`stream_order`), write. A format with a
-    profile in `FORMAT_PROFILES` (SPZ) takes ``--quality`` and ``--psnr`` too: a preset of its writer's settings, or
-    the smallest file on its ladder whose renders from the search cameras reach the target (`sog.rate.RateSearch`)."""
+    """`compress` to a format with a writer of its own: load, order (`stream_order`), write.
+
+    ``--quality small`` and ``--psnr`` work for every such format: they choose the count (`_count_walk`: fewer
+    Gaussians, merged as ``--reduce`` merges) and, for a format with a profile in `FORMAT_PROFILES` (SPZ), its
+    writer's settings too (the smallest file on its ladder whose renders from the search cameras reach the target,
+    `sog.rate.RateSearch`). A format with no settings of its own (compressed PLY, GLB) has nothing else to choose:
+    a target with the count fixed (``--keep-all``, ``--reduce``, ``--max-gaussians``) is refused, and ``--quality
+    high`` is its one precision, the default."""
     profile = FORMAT_PROFILES.get(fmt)
     wanted = rate_target(options)
-    if options.profile_options or (profile is None and (wanted is not None or options.quality is not None)):
-        raise SogError(f"--psnr and --quality apply to SOG and SPZ outputs and --layers to SOG outputs, not {fmt}; "
-                       f"the {fmt} writer's own choices are in docs/formats.md")
+    if options.profile_options:
+        raise SogError(f"--layers applies to SOG outputs, not {fmt}; the {fmt} writer's own choices are in "
+                       f"docs/formats.md")
     settings, fixed, target = None, {}, None
     if profile is not None:
         settings, fixed, target = profile.options(options.quality, wanted, dict(options.format_options))
+    else:
+        target = wanted if wanted is not None else SMALL_TARGET if options.quality == "small" else None
+        if target is not None and not _counts_searched(options):
+            raise SogError(f"a {fmt} file has no settings of its own to search: --psnr and --quality small choose "
+                           f"only how many Gaussians it keeps, which --keep-all, --reduce and --max-gaussians fix")
     check_destination(output, [] if isinstance(source, Splats) else [source], overwrite)  # before any work
     device = resolve_device(options.device)
     seconds: dict[str, float] = {}
     with one_cpu_thread(device):  # the same choice for any core count
         splats, source_path, source_count, kept = _scene(source, options, device, seconds, quiet)
+        if target is not None and _counts_searched(options):
+            t0 = time.perf_counter()
+
+            def encoded(scene: Splats, kept, cameras, reference) -> tuple:
+                order = stream_order(scene, options.sort)
+                data, rate = _file_bytes(scene.permute(order), fmt, options, profile, settings, fixed, target,
+                                         cameras, reference, device, quiet)
+                return len(data), rate["reached"], (data, order, rate, kept, scene)
+
+            (data, order, rate, kept, scene), tried = _count_walk(splats, source_path, target, options, device,
+                                                                  quiet, encoded)
+            _write_bytes(output, data, overwrite)
+            seconds["count_search"] = time.perf_counter() - t0
+            return _file_result(scene, output, fmt, order, seconds, source_count, kept, {**rate, "counts": tried})
     t0 = time.perf_counter()
     order = stream_order(splats, options.sort)
     splats = splats.permute(order)
@@ -488,12 +513,37 @@ def _compress_to_file(source, output, fmt: str, options: CompressOptions, overwr
         rate = _search_format(profile, splats, source_path, target, fixed, options, device, quiet)
         _write_bytes(output, next(iter(rate.files.values())), overwrite)
     seconds["write"] = time.perf_counter() - t0
+    return _file_result(splats, output, fmt, order, seconds, source_count, kept, _rate_report(rate))
+
+
+def _file_result(splats: Splats, output, fmt: str, order: torch.Tensor, seconds: dict, source_count: int, kept,
+                 rate: dict | None) -> CompressResult:
+    """The `CompressResult` of a written file of a format without a grid (``splats`` as written)."""
     n = len(splats)
     return CompressResult(count=n, sh_degree=splats.sh_degree, grid=(1, n), layers=[(1, n)],
                           bytes=os.path.getsize(output), seconds=seconds, order=order,
                           unstored=sorted(splats.extras), format=fmt, source_count=source_count, kept=kept,
-                          psnr=None if rate is None else rate.psnr,
-                          rate=_rate_report(rate))
+                          psnr=None if rate is None else rate["stats"]["mean"], rate=rate)
+
+
+def _file_bytes(splats: Splats, fmt: str, options: CompressOptions, profile, settings, fixed: dict,
+                target: RateTarget, cameras, reference: torch.Tensor, device, quiet: bool) -> tuple[bytes, dict]:
+    """``(the file's bytes, its rate report)``: ``splats`` (in file order) as a ``fmt`` file held to ``target``
+    against ``reference`` ((C, H, W, 3) renders of the whole scene from ``cameras``): the profile's ladder search
+    for a format with one, else the writer's one file, decoded and rendered to say whether it reaches it."""
+    if profile is not None:
+        rate = _search_format(profile, splats, None, target, fixed, options, device, quiet, cameras, reference)
+        return next(iter(rate.files.values())), _rate_report(rate)
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="sog-probe-") as folder:
+        path = Path(folder) / f"probe{WRITERS[fmt].endings[0]}"
+        get_writer(fmt)(splats, path, **options.format_options)
+        data = path.read_bytes()
+        stats = ViewStats.of(view_psnrs(render(load(path), cameras, device=device), reference))
+    return data, {"target": target.as_dict(), "stats": stats.as_dict(), "level": None, "reached": target.met(stats),
+                  "settings": {}, "tried": []}
 
 
 #: formats whose writer's settings a `Profile` carries for ``--quality`` and ``--psnr`` (`sog.codec.spz_profile`)
@@ -501,16 +551,18 @@ FORMAT_PROFILES = {"spz": SPZ_PROFILE}
 
 
 def _search_format(profile, splats: Splats, source_path, target: RateTarget, fixed: dict, options: CompressOptions,
-                   device, quiet: bool):
+                   device, quiet: bool, cameras=None, reference: torch.Tensor | None = None):
     """The `RateResult` of ``profile``'s ladder for ``splats`` (in file order, one layer) against ``target`` on the
-    search cameras: the ladder's binary search and nothing finer (its settings are whole lattice steps)."""
-    cameras = search_cameras(splats, source_path, options.search_views, options.search_size)
+    search cameras (or ``cameras``, judged against ``reference`` renders of another scene: the whole one of a count
+    search): the ladder's binary search and nothing finer (its settings are whole lattice steps)."""
+    if cameras is None:
+        cameras = search_cameras(splats, source_path, options.search_views, options.search_size)
     n = len(splats)
     with one_cpu_thread(device), tqdm(total=None, desc=f"encode to {target}", unit="probe",
                                       disable=quiet, leave=False) as bar:
         # the bytes chosen on are the one file written (not a SOG container of it: no meta.json, no zip headers)
         return RateSearch(profile, profile.ladder, [Layer(splats, n, 1)], target, fixed, cameras, device,
-                          progress=lambda name: bar.update(1), refine_rounds=0,
+                          progress=lambda name: bar.update(1), refine_rounds=0, reference=reference,
                           size=lambda meta, files: sum(len(data) for data in files.values())).run()
 
 

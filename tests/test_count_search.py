@@ -92,3 +92,27 @@ def test_the_cli_reports_kept_of_source_and_keep_all(tmp_path, capsys):
     assert main([*base[:2], str(tmp_path / "b.sog"), *base[2:], "--keep-all"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["source_count"] == out["count"] == 300
+
+
+@pytest.mark.parametrize("name", ["s.compressed.ply", "s.spz", "s.glb"])
+def test_every_format_searches_the_count_and_reaches_the_target_against_the_whole_scene(tmp_path, scene, name):
+    """A format with no settings of its own (compressed PLY, GLB) chooses only the count; SPZ its count and its
+    writer's lattices. Either way the file written is the one measured, judged against the whole scene."""
+    out = tmp_path / name
+    result = compress(scene, out, options(psnr_p10=24.0, psnr_worst=22.0), quiet=True)
+    assert result.source_count == len(scene) > result.count == len(sog.load(out))
+    assert result.bytes == out.stat().st_size
+    assert result.rate["reached"]
+    tried = [row for row in result.rate["counts"] if "bytes" in row]
+    assert result.bytes == min(row["bytes"] for row in tried if row["reached"])
+    stats = evaluate(scene, out, cameras=search_cameras(scene, views=VIEWS, size=SIZE))
+    assert stats["psnr_p10"] >= 24.0 - 1e-6 and stats["psnr_min"] >= 22.0 - 1e-6
+    assert abs(stats["psnr"] - result.psnr) < 1e-3
+
+
+def test_a_fixed_format_at_an_unreachable_target_keeps_every_gaussian_and_says_so(tmp_path, scene, capsys):
+    write_ply(scene, tmp_path / "s.ply")
+    assert main(["compress", str(tmp_path / "s.ply"), str(tmp_path / "s.compressed.ply"), "--sort", "morton",
+                 "--psnr", "90", "-q", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["count"] == out["source_count"] == len(scene) and not out["rate"]["reached"]

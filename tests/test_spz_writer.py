@@ -228,7 +228,8 @@ def test_quality_and_psnr_choose_spz_settings_on_tuning_views(tmp_path, sample_p
                               quiet=True)
         sizes[quality] = result.bytes
     assert sizes["high"] > sizes["default"]
-    result = sog.compress(sample_ply, tmp_path / "t.spz", sog.CompressOptions(target_psnr=38.0), quiet=True)
+    result = sog.compress(sample_ply, tmp_path / "t.spz", sog.CompressOptions(target_psnr=38.0, search_count=False),
+                          quiet=True)
     assert result.rate["reached"] and result.psnr >= 38.0 and result.format == "spz"
     passing = [p for p in result.rate["tried"] if p["passed"]]  # mean 38, p10 34 and worst 28 dB all met
     chosen = min(passing, key=lambda p: p["bytes"])
@@ -257,9 +258,10 @@ def test_the_spz_ladder_gets_coarser_in_every_setting_and_holds_the_default():
     assert all(step & (step - 1) == 0 for step in (rung["rotation_step"] for rung in LEVELS))  # powers of two
 
 
-def test_psnr_and_quality_are_refused_for_formats_without_a_ladder(tmp_path, sample_ply):
-    with pytest.raises(SogError, match="apply to SOG and SPZ outputs"):
-        sog.compress(sample_ply, tmp_path / "s.compressed.ply", sog.CompressOptions(target_psnr=40.0), quiet=True)
+def test_a_target_with_the_count_fixed_is_refused_for_formats_without_a_ladder(tmp_path, sample_ply):
+    with pytest.raises(SogError, match="no settings of its own to search"):
+        sog.compress(sample_ply, tmp_path / "s.compressed.ply",
+                     sog.CompressOptions(target_psnr=40.0, search_count=False), quiet=True)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -113,10 +113,12 @@ def test_convert_refuses_an_unknown_extension_and_creates_nothing(tmp_path, scen
     assert list(out_dir.iterdir()) == []
 
 
-@pytest.mark.parametrize("name, option", [("s.glb", "--psnr"), ("s.compressed.ply", "--psnr"),
-                                          ("s.spz", "--layers")])
-def test_compress_options_a_format_does_not_have_are_refused(tmp_path, scene_ply, capsys, name, option):
-    """--psnr and --quality apply to SOG and SPZ (a ladder of its writer's settings), --layers to SOG only."""
-    _fails(capsys, "compress", scene_ply, tmp_path / name, option, "2" if option == "--layers" else "40", "-q",
-           match="apply to SOG and SPZ outputs")
+@pytest.mark.parametrize("name, options, match", [
+    ("s.glb", ["--psnr", "40", "--keep-all"], "no settings of its own to search"),
+    ("s.compressed.ply", ["--quality", "small", "--reduce", "0.5"], "no settings of its own to search"),
+    ("s.spz", ["--layers", "2"], "--layers applies to SOG outputs")])
+def test_compress_options_a_format_does_not_have_are_refused(tmp_path, scene_ply, capsys, name, options, match):
+    """A format with no settings of its own (GLB, compressed PLY) takes --psnr and --quality small only as a count
+    search, so a target with the count fixed is refused; --layers is SOG's alone."""
+    _fails(capsys, "compress", scene_ply, tmp_path / name, *options, "-q", match=match)
     assert not (tmp_path / name).exists()
