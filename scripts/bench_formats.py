@@ -6,11 +6,14 @@ splat-transform: ``-g cpu``, its defaults). One row per scene and format: sog's 
 ratio (the target of issue 32: at most 0.85x for SPZ and 0.9x for compressed PLY), and the seconds each took. With
 ``--eval`` each file is also rendered against the original on judging views (``--views`` at ``--size``; the
 original rendered once per scene): mean, 10th-percentile and worst-view PSNR, the other half of the target.
-``--big PLY`` times ``sog compress PLY out.spz`` (and splat-transform's) on a large scene (scripts/make_big_scene.py).
+``--matched`` adds a row per format: sog's file held (``--psnr`` with its p10 and worst floors, the count search
+included) to the mean, p10 and worst that splat-transform's file reaches on the *tuning* views, then judged as the
+others are: the "same standard" of issue 32, chosen without a judging view. ``--big PLY`` times ``sog compress PLY out.spz`` (and splat-transform's) on a large scene (scripts/make_big_scene.py).
 Prints a table and writes JSON (``--json``).
 
     nice -n 10 python scripts/bench_formats.py --scenes sample --json bench_formats.json
     nice -n 10 python scripts/bench_formats.py --formats spz --eval --views 48 --size 512
+    nice -n 10 python scripts/bench_formats.py --scenes plant tarot --eval --matched --views 48 --size 512
     nice -n 10 python scripts/bench_formats.py --scenes --big /tmp/big_1m.ply
 
 Without the pinned splat-transform (`npm ci`, `sog.peers`) only sog's rows are measured (its columns are empty).
@@ -120,7 +123,36 @@ def run_scene(name: str, path: Path, work: Path, args) -> list[dict]:
             row["target"] = TARGETS[fmt]
         rows.append(row)
         print(table(rows[-1:]), flush=True)
+        if args.matched and peer is not None:
+            rows.append(matched_row(row, ply, ours.with_name(f"{name}.matched{ending}"), theirs, peer, judge, args))
+            print(table(rows[-1:]), flush=True)
     return rows
+
+
+def matched_row(row: dict, ply: Path, ours: Path, theirs: Path, peer: list[str], judge, args) -> dict:
+    """sog's file held to splat-transform's quality *on tuning views*: splat-transform's file (as it decodes it)
+    rendered from the search cameras against the original gives a mean, p10 and worst view, and ``sog compress
+    --psnr MEAN --psnr-p10 P10 --psnr-worst WORST`` writes the smallest file that reaches them (the count search
+    included). Both are then judged on the judging views, which neither choice saw."""
+    from sog import metrics
+    from sog.render import render
+    from sog.render.views import search_cameras
+
+    decoded = theirs.with_name(theirs.name + ".tuning.ply")
+    subprocess.run([*peer, "-q", "-w", "-g", "cpu", str(theirs), str(decoded)], check=True, capture_output=True)
+    original = sog.load(ply)
+    cameras = search_cameras(original, ply)
+    stats = metrics.ViewStats.of(metrics.view_psnrs(render(original, cameras, device=args.device),
+                                                    render(sog.load(decoded), cameras, device=args.device)))
+    options = sog.CompressOptions(target_psnr=stats.mean, psnr_p10=stats.p10, psnr_worst=stats.worst)
+    t0 = time.perf_counter()
+    result = sog.compress(ply, ours, options, overwrite=True, quiet=True)
+    out = {**row, "variant": "matched", "sog_seconds": time.perf_counter() - t0, "sog": measure(ours, judge),
+           "st_tuning": stats.as_dict()}
+    out["sog"]["rate"] = {k: result.rate[k] for k in ("target", "reached", "settings", "stats")}
+    out["sog"]["kept"] = result.count
+    out["ratio"] = out["sog"]["bytes"] / row["st"]["bytes"]
+    return out
 
 
 def run_big(path: Path, work: Path) -> dict:
@@ -164,7 +196,9 @@ def table(rows: list[dict]) -> str:
         st_bytes = f"{st['bytes']:,}" if st else "-"
         ratio = f"{r['ratio']:.3f}" if st else "-"
         st_seconds = f"{r['st_seconds']:.1f}" if st else "-"
-        lines.append(f"{r['scene']:10} {r['format']:15} {r['count']:>9,} {r['sog']['bytes']:>11,} {st_bytes:>11} "
+        fmt = r["format"] + (" =st" if r.get("variant") == "matched" else "")
+        count = r["sog"]["count"]
+        lines.append(f"{r['scene']:10} {fmt:15} {count:>9,} {r['sog']['bytes']:>11,} {st_bytes:>11} "
                      f"{ratio:>6} {TARGETS[r['format']]:>6} {db(r['sog']):>20} {db(st):>20} "
                      f"{r['sog_seconds']:>6.1f} {st_seconds:>6}")
     return "\n".join(lines)
@@ -177,6 +211,8 @@ def main() -> None:
     ap.add_argument("--formats", nargs="+", default=list(FORMATS), choices=list(FORMATS))
     ap.add_argument("--quality", default=None, choices=["small", "default", "high"], help="sog's SPZ preset")
     ap.add_argument("--eval", action="store_true", help="also render each file against the original (PSNR)")
+    ap.add_argument("--matched", action="store_true",
+                    help="also sog's file held to splat-transform's tuning-view quality (--psnr and its floors)")
     ap.add_argument("--views", type=int, default=JUDGING_VIEWS, help="judging views (default %(default)s)")
     ap.add_argument("--size", type=int, default=JUDGING_SIZE, help="judging image size (default %(default)s)")
     ap.add_argument("--big", default=None, metavar="PLY", help="also time compressing this large scene to .spz")

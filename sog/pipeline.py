@@ -428,13 +428,14 @@ def _check_layout(layout, n: int, profile) -> None:
                        f"the layout has {len(layout)} layers")
 
 
-def _scene(source, options: CompressOptions, device, seconds: dict,
-           quiet: bool = True) -> tuple[Splats, str | os.PathLike | None, int, torch.Tensor | None]:
+def _scene(source, options: CompressOptions, device, seconds: dict, quiet: bool = True,
+           before_reduce=None) -> tuple[Splats, str | os.PathLike | None, int, torch.Tensor | None]:
     """The scene every compress path starts from: ``source`` loaded (a path) or checked as a loaded file is
     (`Splats`), then reduced if ``options`` ask for it (`sog.reduce`, on tuning views; the default keeps every
     Gaussian) and its survivors re-fitted (`sog.train.refit`, ``options.refit`` steps, on the same views).
     Returns the scene, its path (None for `Splats`), the count it came from, and the (count,) input index of each
-    kept Gaussian (None without a reduction); the seconds go into ``seconds``."""
+    kept Gaussian (None without a reduction); the seconds go into ``seconds``. ``before_reduce(scene)`` is called
+    with the whole scene before it is reduced."""
     t0 = time.perf_counter()
     splats = load(source) if not isinstance(source, Splats) else check_magnitudes(source.validate(), "scene")
     seconds["load"] = time.perf_counter() - t0
@@ -442,6 +443,8 @@ def _scene(source, options: CompressOptions, device, seconds: dict,
     source_count = len(splats)
     if options.reduce is None and options.max_gaussians is None:
         return splats, source_path, source_count, None
+    if before_reduce is not None:
+        before_reduce(splats)
     t0 = time.perf_counter()
     keep = target_count(source_count, options.reduce, options.max_gaussians)
     cameras = tuning_cameras(splats, source_path, views=REDUCE_VIEWS, size=REDUCE_SIZE)
@@ -483,14 +486,19 @@ def _compress_to_file(source, output, fmt: str, options: CompressOptions, overwr
     check_destination(output, [] if isinstance(source, Splats) else [source], overwrite)  # before any work
     device = resolve_device(options.device)
     seconds: dict[str, float] = {}
+    own: dict = {}  # what a reduced scene's encoding keeps of the whole scene's (`Profile.source_options`)
     with one_cpu_thread(device):  # the same choice for any core count
-        splats, source_path, source_count, kept = _scene(source, options, device, seconds, quiet)
+        splats, source_path, source_count, kept = _scene(
+            source, options, device, seconds, quiet,
+            before_reduce=None if profile is None else lambda whole: own.update(profile.source_options(whole)))
         if target is not None and _counts_searched(options):
             t0 = time.perf_counter()
+            own = {} if profile is None else profile.source_options(splats)
 
             def encoded(scene: Splats, kept, cameras, reference) -> tuple:
                 order = stream_order(scene, options.sort)
-                data, rate = _file_bytes(scene.permute(order), fmt, options, profile, settings, fixed, target,
+                held = fixed if kept is None else {**own, **fixed}
+                data, rate = _file_bytes(scene.permute(order), fmt, options, profile, settings, held, target,
                                          cameras, reference, device, quiet)
                 return len(data), rate["reached"], (data, order, rate, kept, scene)
 
@@ -503,6 +511,8 @@ def _compress_to_file(source, output, fmt: str, options: CompressOptions, overwr
     order = stream_order(splats, options.sort)
     splats = splats.permute(order)
     seconds["sort"] = time.perf_counter() - t0
+    if kept is not None and own:  # reduced by --reduce or --max-gaussians
+        settings, fixed = replace(settings, **{k: v for k, v in own.items() if k not in fixed}), {**own, **fixed}
     t0 = time.perf_counter()
     rate = None
     if profile is None:

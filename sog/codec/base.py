@@ -135,6 +135,11 @@ class Profile(ABC):
         """How many layers a file of this profile can hold (None: any number)."""
         return 1
 
+    def source_options(self, source: Splats) -> dict:
+        """Options that a reduced scene's encoding takes from ``source``, the scene it came from, so that a choice
+        made from the scene's own statistics does not drift with the reduction (default: none)."""
+        return {}
+
     # -- encode / decode --------------------------------------------------------------------------------------
     def fit_palette(self, splats: Splats, options):
         """The SH palette `encode` would fit for ``splats`` (the layers' concatenation) under ``options``, for a caller

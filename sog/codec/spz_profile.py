@@ -59,6 +59,13 @@ class SpzProfile(Profile):
     def check(self, options) -> None:
         options.check()
 
+    def source_options(self, source: Splats) -> dict:
+        """The position lattice stays relative to the source's sizes (`SpzSettings.sizes`): merging removes the
+        small Gaussians first, so the reduced scene's own sizes would coarsen the lattice of the few small ones
+        left (docs/formats.md has the case that showed it)."""
+        from ..io.spz_writer import size_percentiles
+        return {"sizes": size_percentiles(source.scales.detach().cpu().numpy())}
+
     def encode(self, layers: list[Layer], options, progress=None, palette=None) -> tuple[dict, dict[str, bytes]]:
         """``({"settings": ...}, {"scene.spz": bytes})`` for the one layer's Gaussians in their order."""
         from ..io.spz_writer import encode_spz

@@ -63,6 +63,10 @@ class SpzSettings:
     sh_step: int = 12                   #: SH bands 2-3 on every 12th code (between Niantic's 4 and 5 bits)
     rotation_step: int = 8              #: rotation magnitudes on every 8th 9-bit code (6 bits)
     effort: int = 4                     #: zstd level by `ZSTD_LEVELS` (v3: `gzip_level`)
+    #: the (median, 10th percentile) of the Gaussians' largest axis that the position lattice is relative to
+    #: (`choose_fractional_bits`); None: this scene's. A reduced scene takes its source's (`Profile.source_options`):
+    #: merging removes the small Gaussians first, and the few left still need the source's lattice
+    sizes: tuple[float, float] | None = None
     version: int = VERSION              #: 3 (one gzip stream) or 4 (zstd streams)
 
     def check(self) -> None:
@@ -77,6 +81,9 @@ class SpzSettings:
             raise SogError(f"SPZ rotation step must be 1..511 codes, not {self.rotation_step}")
         if self.effort not in ZSTD_LEVELS:
             raise SogError(f"SPZ effort must be one of {', '.join(map(str, ZSTD_LEVELS))}, not {self.effort}")
+        if self.sizes is not None and not (len(self.sizes) == 2 and all(math.isfinite(v) and v > 0
+                                                                         for v in self.sizes)):
+            raise SogError(f"SPZ sizes must be two positive lengths (median, 10th percentile), not {self.sizes}")
         if self.version not in (3, 4):
             raise SogError(f"sog writes SPZ versions 3 and 4, not {self.version}")
 
@@ -88,12 +95,20 @@ class SpzSettings:
 SMALL_RATIO = 4
 
 
-def choose_fractional_bits(means: np.ndarray, scales: np.ndarray, position_ratio: float = 1 / 32) -> int:
+def size_percentiles(scales: np.ndarray) -> tuple[float, float]:
+    """(median, 10th percentile) of the largest axis of Gaussians with log-scales ``scales`` (N, 3)."""
+    largest = np.exp(np.asarray(scales, np.float64).max(1))
+    return float(np.median(largest)), float(np.percentile(largest, 10))
+
+
+def choose_fractional_bits(means: np.ndarray, scales: np.ndarray, position_ratio: float = 1 / 32,
+                           sizes: tuple[float, float] | None = None) -> int:
     """Fractional bits for positions ``means`` (N, 3) of Gaussians with log-scales ``scales`` (N, 3): the fewest
     whose step 2^-bits is at most ``position_ratio`` times the median of the largest axis and at most
     `SMALL_RATIO` times that share of its 10th percentile (a lattice relative to the Gaussians' size, so the same
     at any scene scale; the second bound keeps close views of the small Gaussians sharp), capped where the largest
-    |coordinate| would no longer fit 24-bit fixed point (`SogError` when even 0 bits do not fit)."""
+    |coordinate| would no longer fit 24-bit fixed point (`SogError` when even 0 bits do not fit). ``sizes``: that
+    median and 10th percentile given (`size_percentiles` of another scene: the one a reduced scene came from)."""
     biggest = float(np.abs(np.asarray(means, np.float64)).max())
     # log2 of the quotient as a difference: a subnormal ``biggest`` would make the quotient itself infinite
     fit = fmt.MAX_FRACTIONAL_BITS if biggest == 0 else min(
@@ -101,8 +116,8 @@ def choose_fractional_bits(means: np.ndarray, scales: np.ndarray, position_ratio
     if fit < 0:
         raise SogError(f"positions up to {biggest:.4g} do not fit SPZ's 24-bit fixed point (at most "
                        f"{fmt.position_limit(0):,.0f} with no fractional bits)")
-    largest = np.exp(np.asarray(scales, np.float64).max(1))
-    step = min(float(np.median(largest)), SMALL_RATIO * float(np.percentile(largest, 10))) * position_ratio
+    median, small = size_percentiles(scales) if sizes is None else sizes
+    step = min(median, SMALL_RATIO * small) * position_ratio
     wanted = math.ceil(-math.log2(max(step, 2.0 ** -fmt.MAX_FRACTIONAL_BITS)))
     return max(0, min(fit, wanted))
 
@@ -123,7 +138,8 @@ def spz_blocks(splats: Splats, settings: SpzSettings = SpzSettings()) -> tuple[i
     shN = splats.shN.detach().cpu().numpy()  # turned inside `quantise_sh`
     frac = settings.fractional_bits
     if frac is None:
-        frac = choose_fractional_bits(means, splats.scales.detach().cpu().double().numpy(), settings.position_ratio)
+        frac = choose_fractional_bits(means, splats.scales.detach().cpu().double().numpy(), settings.position_ratio,
+                                      settings.sizes)
     biggest = float(np.abs(means).max())
     if biggest > fmt.position_limit(frac):
         raise SogError(f"positions up to {biggest:.4g} do not fit SPZ's 24-bit fixed point with {frac} fractional "
