@@ -7,8 +7,10 @@ and encoded by a codec profile; every other format is written by its module in `
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -544,9 +546,6 @@ def _file_bytes(splats: Splats, fmt: str, options: CompressOptions, profile, set
     if profile is not None:
         rate = _search_format(profile, splats, None, target, fixed, options, device, quiet, cameras, reference)
         return next(iter(rate.files.values())), _rate_report(rate)
-    import tempfile
-    from pathlib import Path
-
     with tempfile.TemporaryDirectory(prefix="sog-probe-") as folder:
         path = Path(folder) / f"probe{WRITERS[fmt].endings[0]}"
         get_writer(fmt)(splats, path, **options.format_options)
