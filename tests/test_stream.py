@@ -198,3 +198,26 @@ def test_splat_transform_reads_each_level_with_its_count(written, splat_transfor
     for level, count in enumerate(counts):
         splat_transform(out / META_NAME, "-L", str(level), tmp_path / f"level{level}.ply")
         assert len(sog.load(tmp_path / f"level{level}.ply")) == count
+
+
+def test_info_describes_a_streamed_scene_larger_than_sog_reads_whole(written, capsys):
+    """A streamed scene may hold more Gaussians than sog reads into memory (`Limits.max_gaussians`, 2^25): `sog info`
+    describes it from the tree and each chunk's meta (the 50M benchmark scene once failed there, exit 2), while a
+    whole read still refuses it."""
+    from dataclasses import replace
+
+    from sog.io.info import scene_info
+    from sog.io.limits import LIMITS
+
+    out, _ = written
+    meta = out / META_NAME
+    small = replace(LIMITS, max_gaussians=N - 1)       # each chunk fits; the whole level does not
+    with pytest.raises(SogError, match="more than sog's limit"):
+        sog.load(meta, small)
+    info = scene_info(meta, small)
+    assert (info.format, info.count, info.sh_degree) == ("lod", N, sog.load(meta).sh_degree)
+    level0 = [name for name in json.loads(meta.read_text())["filenames"] if name.startswith("0_")]
+    assert len(level0) == 4                            # the bytes: level 0's chunk folders, every file in them
+    assert info.bytes == sum(p.stat().st_size for name in level0 for p in (out / name).parent.iterdir())
+    assert main(["info", str(meta), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["count"] == N

@@ -29,11 +29,18 @@ class SceneInfo:
 
 def scene_info(path: str | os.PathLike, limits: Limits = LIMITS) -> SceneInfo:
     """Read ``path`` once (checked as `sog.io.load` checks it) and describe it (`SceneInfo`). A SOG container is
-    opened once: its profile decodes the scene and names the grid of each importance layer."""
+    opened once: its profile decodes the scene and names the grid of each importance layer. A ``lod-meta.json``
+    is described from its tree and its chunks' meta (`sog.io.lod.lod_summary`: level 0; bytes: the files it
+    reads)."""
     from . import as_sog_error, checked, detect_format, load
 
     path = Path(path)
     fmt = detect_format(path)
+    if fmt == "lod":  # from the tree and each chunk's meta: a streamed scene may be larger than sog reads whole
+        from .lod import lod_summary
+
+        count, degree, size = lod_summary(path, limits)
+        return SceneInfo(str(path), fmt, count, degree, [grid_shape(count)], size)
     if fmt != "sog":
         splats = load(path, limits)
         return SceneInfo(str(path), fmt, len(splats), splats.sh_degree, [grid_shape(len(splats))],

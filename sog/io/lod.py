@@ -25,8 +25,11 @@ from .lod_format import CHILDREN, COUNT, ERRORS, FILE, FILENAMES, LOD_LEVELS, LO
 MAX_ERROR_LEVELS = 64
 
 
-def lod_ranges(meta, what: str, level: int = 0, limits: Limits = LIMITS) -> tuple[list[str], np.ndarray]:
-    """``(filenames, ranges (R, 3) int64 of file, offset, count)`` of LOD ``level``, in tree order, checked."""
+def lod_ranges(meta, what: str, level: int = 0, limits: Limits = LIMITS,
+               whole: bool = True) -> tuple[list[str], np.ndarray]:
+    """``(filenames, ranges (R, 3) int64 of file, offset, count)`` of LOD ``level``, in tree order, checked.
+    ``whole``: the level is to be read into memory, so its total is held to ``limits.max_gaussians`` too (each
+    range always is)."""
     if not isinstance(meta, dict):
         raise SogError(f"{what} is not a JSON object")
     filenames = meta.get(FILENAMES)
@@ -73,7 +76,7 @@ def lod_ranges(meta, what: str, level: int = 0, limits: Limits = LIMITS) -> tupl
     table = np.array(ranges, np.int64).reshape(-1, 3)
     _check_disjoint(table, filenames, what, level)
     total = int(table[:, 2].sum())
-    if total > limits.max_gaussians:
+    if whole and total > limits.max_gaussians:
         raise SogError(f"{what}: level {level} holds {total:,} Gaussians, more than sog's limit of "
                        f"{limits.max_gaussians:,}")
     return filenames, table
@@ -101,18 +104,17 @@ def _check_disjoint(table: np.ndarray, filenames: list[str], what: str, level: i
                        "each Gaussian once")
 
 
-def read_lod_meta(path: str | os.PathLike, level: int = 0, limits: Limits = LIMITS) -> Splats:
-    """All Gaussians of LOD ``level`` (0 is the full-resolution level), in tree order."""
-    from . import load
-
-    path = Path(path)
+def _read_tree(path: Path, limits: Limits) -> dict:
     try:
         with open(path, "rb") as fh:
             data = fh.read(limits.max_lod_json_bytes + 1)
     except OSError as exc:
         raise SogError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    meta = parse_json(data, str(path), limits.max_lod_json_bytes, limits)
-    filenames, table = lod_ranges(meta, str(path), level, limits)
+    return parse_json(data, str(path), limits.max_lod_json_bytes, limits)
+
+
+def _used_files(path: Path, filenames: list[str], table: np.ndarray) -> list[int]:
+    """The files ``table``'s ranges read, ascending; two names of one file are refused."""
     used = sorted(set(table[:, 0].tolist()))
     seen: dict[str, int] = {}
     for file in used:
@@ -120,6 +122,41 @@ def read_lod_meta(path: str | os.PathLike, level: int = 0, limits: Limits = LIMI
         if real in seen:
             raise SogError(f"{path}: filenames[{seen[real]}] and filenames[{file}] name the same file")
         seen[real] = file
+    return used
+
+
+def lod_summary(path: str | os.PathLike, limits: Limits = LIMITS) -> tuple[int, int, int]:
+    """``(level 0's Gaussians, SH degree, bytes of the files it reads)`` of a ``lod-meta.json``, from its tree and
+    each file's meta alone (the planes are not decoded, so a level larger than sog reads into memory is described
+    too; one file, the smallest, is read for its SH degree). Each range is checked against its file's count."""
+    from . import load
+    from .sog_meta import open_sog
+
+    path = Path(path)
+    filenames, table = lod_ranges(_read_tree(path, limits), str(path), 0, limits, whole=False)
+    used = _used_files(path, filenames, table)
+    counts, sizes = {}, {}
+    for file in used:
+        meta, _, sizes[file] = open_sog(path.parent / filenames[file], limits)
+        counts[file] = int(meta.get("count", 0))
+    for file, offset, count in table.tolist():
+        if offset + count > counts[file]:
+            raise SogError(f"{path}: range {offset}+{count} exceeds the {counts[file]} Gaussians of "
+                           f"{filenames[file]}")
+    total = int(table[:, 2].sum())
+    if not total:
+        raise SogError(f"{path}: level of detail 0 holds zero Gaussians")
+    smallest = min(used, key=lambda f: (counts[f], f))
+    return total, load(path.parent / filenames[smallest], limits).sh_degree, sum(sizes.values())
+
+
+def read_lod_meta(path: str | os.PathLike, level: int = 0, limits: Limits = LIMITS) -> Splats:
+    """All Gaussians of LOD ``level`` (0 is the full-resolution level), in tree order."""
+    from . import load
+
+    path = Path(path)
+    filenames, table = lod_ranges(_read_tree(path, limits), str(path), level, limits)
+    used = _used_files(path, filenames, table)
     scenes = {file: load(path.parent / filenames[file], limits) for file in used}
     for file, offset, count in table.tolist():
         if offset + count > len(scenes[file]):
