@@ -118,7 +118,9 @@ def run_scene(name: str, path: Path, work: Path, args) -> list[dict]:
             t0 = time.perf_counter()
             subprocess.run([*peer, "-q", "-w", "-g", "cpu", str(ply), str(theirs)], check=True, capture_output=True)
             row["st_seconds"] = time.perf_counter() - t0
-            row["st"] = measure(theirs, judge, peer)
+            # its .spz as splat-transform decodes it (`measure`); its compressed PLY as sog reads it (the same
+            # layout both ways, and splat-transform's decode to PLY writes infinite opacity logits for alpha 0 or 1)
+            row["st"] = measure(theirs, judge, peer if fmt == "spz" else None)
             row["ratio"] = row["sog"]["bytes"] / row["st"]["bytes"]
             row["target"] = TARGETS[fmt]
         rows.append(row)
@@ -138,8 +140,10 @@ def matched_row(row: dict, ply: Path, ours: Path, theirs: Path, peer: list[str],
     from sog.render import render
     from sog.render.views import search_cameras
 
-    decoded = theirs.with_name(theirs.name + ".tuning.ply")
-    subprocess.run([*peer, "-q", "-w", "-g", "cpu", str(theirs), str(decoded)], check=True, capture_output=True)
+    decoded = theirs
+    if theirs.name.endswith(".spz"):  # as `measure` reads it
+        decoded = theirs.with_name(theirs.name + ".tuning.ply")
+        subprocess.run([*peer, "-q", "-w", "-g", "cpu", str(theirs), str(decoded)], check=True, capture_output=True)
     original = sog.load(ply)
     cameras = search_cameras(original, ply)
     stats = metrics.ViewStats.of(metrics.view_psnrs(render(original, cameras, device=args.device),
