@@ -130,7 +130,7 @@ def lod_summary(path: str | os.PathLike, limits: Limits = LIMITS) -> tuple[int, 
     each file's meta alone (the planes are not decoded, so a level larger than sog reads into memory is described
     too; one file, the smallest, is read for its SH degree). Each range is checked against its file's count."""
     from . import load
-    from .sog_meta import open_sog
+    from .sog_meta import check_sog_meta, open_sog
 
     path = Path(path)
     filenames, table = lod_ranges(_read_tree(path, limits), str(path), 0, limits, whole=False)
@@ -138,7 +138,7 @@ def lod_summary(path: str | os.PathLike, limits: Limits = LIMITS) -> tuple[int, 
     counts, sizes = {}, {}
     for file in used:
         meta, _, sizes[file] = open_sog(path.parent / filenames[file], limits)
-        counts[file] = int(meta.get("count", 0))
+        counts[file] = check_sog_meta(meta, f"{path.parent / filenames[file]}: meta.json", limits)
     for file, offset, count in table.tolist():
         if offset + count > counts[file]:
             raise SogError(f"{path}: range {offset}+{count} exceeds the {counts[file]} Gaussians of "
