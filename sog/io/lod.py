@@ -125,6 +125,17 @@ def _used_files(path: Path, filenames: list[str], table: np.ndarray) -> list[int
     return used
 
 
+def _check_ranges(path: Path, filenames: list[str], table: np.ndarray, counts: dict[int, int], level: int) -> None:
+    """Refuse a range of ``table`` (R, 3) past the ``counts`` (file -> Gaussians) of its file, and a level of no
+    Gaussians."""
+    for file, offset, count in table.tolist():
+        if offset + count > counts[file]:
+            raise SogError(f"{path}: range {offset}+{count} exceeds the {counts[file]} Gaussians of "
+                           f"{filenames[file]}")
+    if not int(table[:, 2].sum()):
+        raise SogError(f"{path}: level of detail {level} holds zero Gaussians")
+
+
 def lod_summary(path: str | os.PathLike, limits: Limits = LIMITS) -> tuple[int, int, int]:
     """``(level 0's Gaussians, SH degree, bytes of the files it reads)`` of a ``lod-meta.json``, from its tree and
     each file's meta alone (the planes are not decoded, so a level larger than sog reads into memory is described
@@ -139,13 +150,8 @@ def lod_summary(path: str | os.PathLike, limits: Limits = LIMITS) -> tuple[int, 
     for file in used:
         meta, _, sizes[file] = open_sog(path.parent / filenames[file], limits)
         counts[file] = check_sog_meta(meta, f"{path.parent / filenames[file]}: meta.json", limits)
-    for file, offset, count in table.tolist():
-        if offset + count > counts[file]:
-            raise SogError(f"{path}: range {offset}+{count} exceeds the {counts[file]} Gaussians of "
-                           f"{filenames[file]}")
+    _check_ranges(path, filenames, table, counts, 0)
     total = int(table[:, 2].sum())
-    if not total:
-        raise SogError(f"{path}: level of detail 0 holds zero Gaussians")
     smallest = min(used, key=lambda f: (counts[f], f))
     return total, load(path.parent / filenames[smallest], limits).sh_degree, sum(sizes.values())
 
@@ -158,12 +164,7 @@ def read_lod_meta(path: str | os.PathLike, level: int = 0, limits: Limits = LIMI
     filenames, table = lod_ranges(_read_tree(path, limits), str(path), level, limits)
     used = _used_files(path, filenames, table)
     scenes = {file: load(path.parent / filenames[file], limits) for file in used}
-    for file, offset, count in table.tolist():
-        if offset + count > len(scenes[file]):
-            raise SogError(f"{path}: range {offset}+{count} exceeds the {len(scenes[file])} Gaussians of "
-                           f"{filenames[file]}")
-    if not int(table[:, 2].sum()):
-        raise SogError(f"{path}: level of detail {level} holds zero Gaussians")
+    _check_ranges(path, filenames, table, {file: len(scene) for file, scene in scenes.items()}, level)
     # one gather over the files laid end to end (memory: the files plus the result, whatever the range count)
     base = np.cumsum([0] + [len(scenes[f]) for f in used])
     start = {f: int(b) for f, b in zip(used, base[:-1])}
