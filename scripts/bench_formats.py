@@ -77,12 +77,16 @@ def measure(out: Path, judge: Judge | None, peer: list[str] | None = None) -> di
     sog's reader applies, so its own reading is the fair one for its files."""
     row = {"bytes": out.stat().st_size, "count": len(sog.load(out))}
     if judge is not None:
-        decoded = out
-        if peer is not None:
-            decoded = out.with_name(out.name + ".decoded.ply")
-            subprocess.run([*peer, "-q", "-w", "-g", "cpu", str(out), str(decoded)], check=True, capture_output=True)
-        row.update(judge.psnrs(sog.load(decoded)))
+        row.update(judge.psnrs(sog.load(out if peer is None else peer_decoded(out, peer))))
     return row
+
+
+def peer_decoded(path: Path, peer: list[str]) -> Path:
+    """``path`` decoded by splat-transform to a PLY beside it (once: a second call reuses the file)."""
+    decoded = path.with_name(path.name + ".decoded.ply")
+    if not decoded.exists():
+        subprocess.run([*peer, "-q", "-w", "-g", "cpu", str(path), str(decoded)], check=True, capture_output=True)
+    return decoded
 
 
 def peer_command() -> list[str] | None:
@@ -140,10 +144,7 @@ def matched_row(row: dict, ply: Path, ours: Path, theirs: Path, peer: list[str],
     from sog.render import render
     from sog.render.views import search_cameras
 
-    decoded = theirs
-    if theirs.name.endswith(".spz"):  # as `measure` reads it
-        decoded = theirs.with_name(theirs.name + ".tuning.ply")
-        subprocess.run([*peer, "-q", "-w", "-g", "cpu", str(theirs), str(decoded)], check=True, capture_output=True)
+    decoded = peer_decoded(theirs, peer) if theirs.name.endswith(".spz") else theirs  # as `measure` reads it
     original = sog.load(ply)
     cameras = search_cameras(original, ply)
     stats = metrics.ViewStats.of(metrics.view_psnrs(render(original, cameras, device=args.device),
