@@ -9,6 +9,12 @@ Prints a table and writes JSON.
 
     nice -n 10 python scripts/bench_scale.py --counts 1000000,5000000 --workers 0,2 --lod 1 --json bench_scale.json
     nice -n 10 python scripts/bench_scale.py --split-only 10000000,50000000 --json bench_split.json
+    python scripts/bench_scale.py --counts 50000000 --degree 0 --engine-only --engine-timeout 7200 --json e.json
+
+``--engine`` (after each serial output) or ``--engine-only`` (on the outputs already in --out) opens the output in
+the PlayCanvas engine (headless Chromium; SwiftShader on a machine without a GPU) as a viewer streams it: the count
+the engine reports, two orbit renders at 256 px (their coverage), seconds, and any page error (a failure is
+recorded, not raised).
 
 Counts are Gaussians; ``--workers 0`` is the serial run. Figures depend on the machine and its load: say which.
 """
@@ -86,6 +92,36 @@ def peer_level0_count(meta: Path, scratch: Path, env: dict) -> int | None:
     return next(int(line.split()[2]) for line in head.splitlines() if line.startswith("element vertex"))
 
 
+def engine_check(meta: Path, scene: Path, timeout_s: float) -> dict:
+    """Open ``meta`` (a lod-meta.json) in the PlayCanvas engine and render two orbit views of ``scene``'s box at
+    256 px: the count the engine reports, each view's share of lit pixels, seconds, and the error if it failed."""
+    import numpy as np
+    import torch
+
+    from sog.errors import SogError
+    from sog.io.ply_memmap import PlyMemmap
+    from sog.render.cameras import orbit_cameras
+    from sog.render.engine import EngineConfig, EngineRenderer, missing_peers
+
+    config = EngineConfig(unified=True, timeout_s=timeout_s)
+    missing = missing_peers(config)
+    if missing:
+        return {"error": "not run: needs " + ", ".join(missing)}
+    positions = PlyMemmap(scene).positions()
+    sample = torch.from_numpy(np.ascontiguousarray(positions[:: max(1, len(positions) // 1_000_000)]))
+    cameras = orbit_cameras(sample, 2, 256)
+    t0 = time.perf_counter()
+    try:
+        with EngineRenderer(meta, 256, config) as r:
+            images = r.render(cameras)
+            count = r.info.get("numSplats")
+    except SogError as exc:
+        return {"error": str(exc), "seconds": round(time.perf_counter() - t0, 1)}
+    coverage = [round(float((im.sum(-1) > 0.02).float().mean()), 3) for im in images]
+    return {"engine_count": count, "coverage": coverage, "seconds": round(time.perf_counter() - t0, 1),
+            "error": None}
+
+
 def write_split_scene(path: Path, count: int, seed: int = 0) -> None:
     """A synthetic SH-0 INRIA PLY of ``count`` Gaussians (centres uniform in a 16-unit box, so that the count rule
     splits; the rest constant), written block by block through a memory map: only for timing the split, whose work
@@ -148,6 +184,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("/tmp/sog_scale"), help="scenes and outputs (not the repo)")
     ap.add_argument("--no-peer", action="store_true", help="skip the splat-transform check")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--engine", action="store_true", help="open each serial output in the PlayCanvas engine")
+    ap.add_argument("--engine-only", action="store_true",
+                    help="only the engine check, on the serial outputs already in --out")
+    ap.add_argument("--engine-timeout", type=float, default=3600.0, help="seconds for each wait of the engine check")
     ap.add_argument("--split-only", default=None, metavar="COUNTS",
                     help="time only the split (centres and k-d tree) of synthetic SH-0 scenes of these counts")
     args = ap.parse_args()
@@ -166,6 +206,25 @@ def main() -> None:
                   f"{r['largest']:>9,} {r['peak_rss_mb']:>11,.0f}")
         if args.json:
             args.json.write_text(json.dumps({"split": rows, "load_average": os.getloadavg()}, indent=1))
+        return
+
+    if args.engine_only:
+        rows = []
+        for count in [int(c) for c in args.counts.split(",")]:
+            meta = args.out / f"out_{count}_w0" / "lod-meta.json"
+            if not meta.is_file():
+                raise SystemExit(f"bench_scale: no serial output {meta}; run without --engine-only first")
+            row = {"count": count, **engine_check(meta, args.out / f"tiled_{count}_sh{args.degree}.ply",
+                                                  args.engine_timeout)}
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+        print(f"{'count':>12} {'engine count':>12} {'seconds':>8} {'coverage':>12}  error")
+        for r in rows:
+            print(f"{r['count']:>12,} {str(r.get('engine_count', '-')):>12} {r.get('seconds', 0):>8.1f} "
+                  f"{str(r.get('coverage', '-')):>12}  {r['error'] or ''}")
+        if args.json:
+            args.json.write_text(json.dumps({"engine": rows, "load_average": os.getloadavg(),
+                                             "cpus": os.cpu_count()}, indent=1))
         return
 
     rows = []
@@ -200,6 +259,8 @@ def main() -> None:
                    "seconds_per_million": round(m["seconds"] / (count / 1e6), 1)}
             if not args.no_peer and workers == 0:
                 row["splat_transform_level0"] = peer_level0_count(out / "lod-meta.json", args.out, env)
+            if args.engine and workers == 0:
+                row["engine"] = engine_check(out / "lod-meta.json", scene, args.engine_timeout)
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     print(f"{'count':>10} {'workers':>7} {'seconds':>8} {'s/M':>6} {'peak total MB':>13} {'peak proc MB':>12} "
