@@ -122,6 +122,15 @@ def engine_check(meta: Path, scene: Path, timeout_s: float) -> dict:
             "error": None}
 
 
+def engine_cell(check: dict | None) -> str:
+    """The engine column of the table: its count and seconds, ``failed`` or ``-`` (not run)."""
+    if not check:
+        return "-"
+    if check.get("error"):
+        return "failed"
+    return f"{check['engine_count']:,} {check['seconds']:.0f} s"
+
+
 def write_split_scene(path: Path, count: int, seed: int = 0) -> None:
     """A synthetic SH-0 INRIA PLY of ``count`` Gaussians (centres uniform in a 16-unit box, so that the count rule
     splits; the rest constant), written block by block through a memory map: only for timing the split, whose work
@@ -264,12 +273,12 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     print(f"{'count':>10} {'workers':>7} {'seconds':>8} {'s/M':>6} {'peak total MB':>13} {'peak proc MB':>12} "
-          f"{'bytes':>12} {'bits/G':>7} {'same':>5} {'peer L0':>10}")
+          f"{'bytes':>12} {'bits/G':>7} {'same':>5} {'peer L0':>10} {'engine':>18}")
     for r in rows:
         print(f"{r['count']:>10,} {r['workers'] or 'serial':>7} {r['seconds']:>8.1f} {r['seconds_per_million']:>6.1f} "
               f"{r['peak_total_rss_mb']:>13,} {r['peak_process_rss_mb']:>12,} {r['bytes']:>12,} "
               f"{r['bits_per_gaussian']:>7.2f} {'-' if r['same_as_serial'] is None else str(r['same_as_serial']):>5} "
-              f"{str(r.get('splat_transform_level0', '-')):>10}")
+              f"{str(r.get('splat_transform_level0', '-')):>10} {engine_cell(r.get('engine')):>18}")
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "load_average": os.getloadavg(), "cpus": os.cpu_count()},
                                         indent=1))
