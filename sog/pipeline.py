@@ -226,10 +226,11 @@ def _compress_searching_count(source, output, fmt: str, options: CompressOptions
     bundle = fmt == "sog"
     t0 = time.perf_counter()
 
-    def encoded(scene: Splats, kept, cameras, reference) -> tuple:  # _encode renders its own from the same views
+    def encoded(scene: Splats, kept, cameras, reference) -> tuple:
         result, meta, files = _encode(scene, source_path, source_count, kept, source, fmt, options, profile,
                                       profile_options, fixed, target, device, quiet, seconds if kept is None else {},
-                                      original=None if kept is None else splats)
+                                      original=None if kept is None else splats,
+                                      judge=None if kept is None else (cameras, reference))
         size = container_size(meta, files, bundle=bundle, compress_meta=profile.compress_meta)
         return size, result.rate["reached"], (result, meta, files)
 
@@ -305,10 +306,13 @@ def _write(result: CompressResult, meta: dict, files: dict[str, bytes], output, 
 
 def _encode(splats: Splats, source_path, source_count: int, kept, source, fmt: str, options: CompressOptions,
             profile, profile_options, fixed, target: RateTarget | None, device, quiet: bool, seconds: dict,
-            original: Splats | None = None) -> tuple[CompressResult, dict, dict[str, bytes]]:
+            original: Splats | None = None,
+            judge: tuple[list, torch.Tensor] | None = None) -> tuple[CompressResult, dict, dict[str, bytes]]:
     """Plan, sort and encode the scene ``splats`` (`_scene`'s four results first) -> (the result, its bytes not yet
     known, meta, files). ``original``: the scene the rate search judges against when it is not ``splats`` itself
-    (the input, before a fine-tune or a count search's reduction)."""
+    (the input, before a fine-tune or a count search's reduction); ``judge``: ``(cameras, reference)``, the search
+    cameras of ``original`` and its (C, H, W, 3) renders from them, when the caller has them (a count search
+    renders them once for all its candidates)."""
     if options.finetune is not None:
         t0 = time.perf_counter()
         with one_cpu_thread():  # it renders on the CPU: pinned to one thread there whatever the device
@@ -347,10 +351,13 @@ def _encode(splats: Splats, source_path, source_count: int, kept, source, fmt: s
     t0 = time.perf_counter()
     rate = None
     if target is not None:
-        cameras = search_cameras(splats if original is None else original, source_path, options.search_views,
-                                 options.search_size)
-        # after a fine-tune the probes are judged against the input's renders, not the fine-tuned scene's
-        reference = None if original is None else render(original, cameras, device=device)
+        if judge is not None:
+            cameras, reference = judge
+        else:
+            cameras = search_cameras(splats if original is None else original, source_path, options.search_views,
+                                     options.search_size)
+            # after a fine-tune the probes are judged against the input's renders, not the fine-tuned scene's
+            reference = None if original is None else render(original, cameras, device=device)
         bundle = fmt == "sog"
 
         def size(meta, files):  # the bytes the search chooses on: what write_container will write
