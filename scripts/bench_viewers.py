@@ -43,6 +43,8 @@ OURS = [("sog default", {}, False),
         ("sog --quality small", {"quality": "small"}, False),
         ("sog --quality high", {"quality": "high"}, False)]
 ST_LABEL = "splat-transform .sog"
+#: ``--files`` names: the last word of each label ("st" for splat-transform's file, always measured)
+FILE_KEYS = [label.split()[-1].replace("-", "") for label, _, _ in OURS]
 VIEWERS = {"playcanvas": (EngineRenderer, EngineConfig, engine_missing),
            "spark": (SparkRenderer, SparkConfig, spark_missing)}
 
@@ -56,11 +58,14 @@ def close_views(splats, views: int, size: int):
     return close
 
 
-def make_files(name: str, path: Path, ply: Path, work: Path, quiet: bool) -> list[dict]:
-    """Each file of the table (compressed once; kept in ``work`` and reused when it is there)."""
+def make_files(name: str, path: Path, ply: Path, work: Path, quiet: bool, keys: list[str] = FILE_KEYS) -> list[dict]:
+    """Each file of the table whose `FILE_KEYS` name is in ``keys``, and splat-transform's (compressed once; kept in
+    ``work`` and reused when it is there)."""
     files = []
-    for label, fields, decoded in OURS:
-        out = work / f"{name}_{label.split()[-1].replace('-', '')}.sog"
+    for (label, fields, decoded), key in zip(OURS, FILE_KEYS):
+        if key not in keys:
+            continue
+        out = work / f"{name}_{key}.sog"
         t, reused = time.perf_counter(), out.exists()
         if not reused:
             sog.compress(path, out, sog.CompressOptions(**fields), quiet=True)
@@ -91,7 +96,7 @@ def bench_scene(name: str, args, work: Path) -> dict:
     ply = work / f"{name}_original.ply"
     if not ply.exists():
         sog.save(original, ply)
-    files = make_files(name, path, ply, work, args.quiet)
+    files = make_files(name, path, ply, work, args.quiet, args.files)
     if args.files_only:
         return {"scene": name, "rows": [{k: v for k, v in f.items() if k != "path"} for f in files]}
     cams = close_views(original, args.views, args.size)
@@ -145,6 +150,8 @@ def main(argv=None) -> int:
     p.add_argument("--keep", default=None, help="folder for the compressed files (reused when they are there)")
     p.add_argument("--json", default="bench_viewers.json")
     p.add_argument("--txt", default=None, help="also write the table to this file")
+    p.add_argument("--files", nargs="+", default=FILE_KEYS, choices=FILE_KEYS,
+                   help="which of sog's files to measure (default all; splat-transform's .sog always)")
     p.add_argument("--files-only", action="store_true", help="only make the files (into --keep), no renders")
     p.add_argument("-q", "--quiet", action="store_true")
     args = p.parse_args(argv)
