@@ -146,6 +146,12 @@ class Profile(ABC):
         that encodes the same scene many times (the rate search) to pass back to `encode`; None: none to reuse."""
         return None
 
+    def quantiser(self, options):
+        """``splats (N rows) -> Splats``: the values a one-grid file of this profile written with ``options`` decodes
+        to, without the image codec, for the fine-tune's quantisation-aware steps (`sog.train.finetune`); None: this
+        profile has none (the fine-tune then trains on the float values only)."""
+        return None
+
     @abstractmethod
     def encode(self, layers: list[Layer], options, progress: Progress = None,
                palette=None) -> tuple[dict, dict[str, bytes]]:

@@ -236,12 +236,12 @@ class V2Planes:
     next ones are computed (Pillow's encoder releases the GIL); `files` keeps their order, and each is the bytes
     one call gives. Use it as a context manager (the threads end with it)."""
 
-    def __init__(self, width: int, height: int, n: int, effort: int, progress=None):
-        self.width, self.height, self.n, self.effort = width, height, n, effort
+    def __init__(self, width: int, height: int, n: int, effort: int, progress=None, raw: bool = False):
+        self.width, self.height, self.n, self.effort, self.raw = width, height, n, effort, raw
         self.tick = progress or (lambda name: None)
-        workers = min(4, os.cpu_count() or 1)  # not torch's count: `compress` runs torch on one thread (bytes)
+        workers = 1 if raw else min(4, os.cpu_count() or 1)  # not torch's count: `compress` runs torch on one thread
         self.pool = ThreadPoolExecutor(workers) if workers > 1 else None
-        self.encoded: dict[str, bytes | Future] = {}
+        self.encoded: dict[str, bytes | np.ndarray | Future] = {}
 
     def __enter__(self) -> V2Planes:
         return self
@@ -251,7 +251,10 @@ class V2Planes:
             self.pool.shutdown()
 
     def image(self, name: str, array: np.ndarray) -> None:
-        """Encode ``array`` (H, W, 4) uint8 as file ``name``."""
+        """Encode ``array`` (H, W, 4) uint8 as file ``name`` (``raw``: keep the array itself)."""
+        if self.raw:
+            self.encoded[name] = array
+            return
         self.encoded[name] = (self.pool.submit(encode_image, array, "webp", self.effort) if self.pool
                               else encode_image(array, "webp", self.effort))
 
@@ -263,7 +266,7 @@ class V2Planes:
         self.image(name, img.reshape(self.height, self.width, 4))
 
     def files(self) -> dict[str, bytes]:
-        """File name -> bytes, in the order encoded (waits for the threads)."""
+        """File name -> bytes (``raw``: the (H, W, 4) uint8 arrays), in the order encoded (waits for the threads)."""
         files: dict[str, bytes] = {}
         for name, data in self.encoded.items():
             files[name] = data.result() if isinstance(data, Future) else data
@@ -291,13 +294,14 @@ def layer_settings(options: Options, layers: list[Layer], lmeans: np.ndarray, sc
 
 
 def encode_layers(layers: list[Layer], options: Options | None = None, progress=None,
-                  sh_palette: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[dict, dict[str, bytes]]:
+                  sh_palette: tuple[torch.Tensor, torch.Tensor] | None = None,
+                  raw: bool = False) -> tuple[dict, dict[str, bytes]]:
     """Encode ``layers`` (finest first, each in grid order, stacked as row blocks of one grid) into one SOG v2 file;
     returns ``(meta, files)``. Layer k is stored with its own settings (`layer_settings`: its drops, its own plus
     ``options.layer_steps[k]``, through `sog.codec.layers.layer_options`). ``sh_palette``: the palette already
     fitted on the layers' concatenation (band-limited), as the rate search passes it. One function per attribute
     (`encode_means`, `encode_quats`, `encode_scales`, `encode_colour`, `encode_shn`); `sog.codec.v2.decode` reads
-    the file."""
+    the file. ``raw``: the planes as (H, W, 4) uint8 arrays, not compressed (`quantise`)."""
     options = options or Options()
     check_options(options)
     layers = [Layer(band_limited(layer.splats, options), layer.width, layer.height, layer.drops) for layer in layers]
@@ -312,7 +316,7 @@ def encode_layers(layers: list[Layer], options: Options | None = None, progress=
     lmeans = log_transform(splats.means.detach().cpu().double().numpy())
     scales64 = splats.scales.detach().cpu().double().numpy()
     per = layer_settings(options, layers, lmeans, scales64)
-    with V2Planes(width, height, n, options.effort, progress) as out:
+    with V2Planes(width, height, n, options.effort, progress, raw=raw) as out:
         means_meta = encode_means(lmeans, rows, per, out)
         # rotations: canonical, the same covariance with permuted scales (which the scale codebook then holds)
         quats, log_scales = canonical_rotations(splats.quats.detach().cpu().double().numpy(), scales64)
@@ -419,6 +423,21 @@ def decode(meta: dict, read) -> Splats:
     return decode_v2(meta, read)
 
 
+def quantise(splats: Splats, options: Options | None = None) -> Splats:
+    """``splats`` (N rows, any order) as a one-grid sogv2 file written with ``options`` decodes them, without the
+    image codec: every lattice, codebook and canonical rotation of `encode_layers`, the lossless WebP left out
+    (it changes no value). The higher SH bands are kept as they are (their palette is a k-means fit, refitted only
+    by the encoder). Rows stay in the input's order; a rotation comes back canonical (`canonical_rotations`: the
+    same covariance, its scales permuted to match). What the fine-tune's quantisation-aware steps train through
+    (`sog.train.finetune`)."""
+    from ..grid import grid_shape
+    height, width = grid_shape(len(splats))
+    plain = replace(splats, shN=splats.shN[:, :0]) if splats.shN.shape[1] else splats
+    meta, planes = encode_layers([Layer(plain, width, height, {})], options, raw=True)
+    out = decode_v2(meta, None, image=planes.__getitem__)
+    return replace(out, shN=splats.shN.detach().clone()) if splats.shN.shape[1] else out
+
+
 def row_blocks(plan: list[tuple[torch.Tensor, dict]], count: int) -> list[tuple[torch.Tensor, dict]]:
     """``plan`` (layers most important first, `layers.plan_importance_layers`) with its boundaries moved to whole
     rows of the ``count``-Gaussian grid (the nearest multiple of its width W); a layer left empty is dropped."""
@@ -472,6 +491,9 @@ class SogV2Profile(Profile):
 
     def encode(self, layers, options, progress=None, palette=None):
         return encode_layers(layers, options, progress=progress, sh_palette=palette)
+
+    def quantiser(self, options):
+        return lambda splats: quantise(splats, options)
 
     def claims(self, meta: dict) -> bool:
         return False  # its files are plain v2: the playcanvas profile reads them

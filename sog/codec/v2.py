@@ -71,8 +71,13 @@ def unpack_quats(texels: np.ndarray) -> np.ndarray:
     return q
 
 
-def decode(meta: dict, read) -> Splats:
-    """Decode SOG v2 planes. ``read(name) -> bytes`` fetches a file named in ``meta``."""
+def decode(meta: dict, read, image=None) -> Splats:
+    """Decode SOG v2 planes. ``read(name) -> bytes`` fetches a file named in ``meta``; ``image(name) -> (H, W, 4)
+    uint8``, when given, hands over a plane already decoded (``read`` is then not called), as
+    `sog.codec.sogv2.quantise` does with the planes it never compressed."""
+    if image is None:
+        def image(name: str) -> np.ndarray:
+            return decode_image(read(name), name)
     try:
         version = meta.get("version")
         if version != 2:
@@ -82,7 +87,7 @@ def decode(meta: dict, read) -> Splats:
             raise SogError("SOG file holds zero Gaussians")
 
         def plane(name: str) -> np.ndarray:
-            img = decode_image(read(name), name)
+            img = image(name)
             if img.shape[0] * img.shape[1] < n:
                 raise SogError(f"{name}: {img.shape[1]}x{img.shape[0]} image is too small for {n} Gaussians")
             return img.reshape(-1, 4)[:n]
@@ -110,7 +115,7 @@ def decode(meta: dict, read) -> Splats:
         shN = np.zeros((n, 0, 3), np.float32)
         if k:
             cb = np.asarray(shn_meta["codebook"], np.float32)
-            cent = decode_image(read(shn_meta["files"][0]), shn_meta["files"][0])
+            cent = image(shn_meta["files"][0])
             if cent.shape[1] != 64 * k:
                 raise SogError(f"shN centroids image is {cent.shape[1]} wide, expected {64 * k}")
             palette = cb[cent.reshape(-1, k, 4)[:, :, :3]]  # (entries, K, 3)
