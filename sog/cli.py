@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SOG outputs: fine-tune the scene before encoding it, towards renders of itself from tuning "
                         "views, with the neighbour loss on its sorted grid (sog.train.finetune; CPU); "
                         f"default {FINETUNE_STEPS} steps")
+    c.add_argument("--qat", type=int, default=0, metavar="STEPS",
+                   help="with --finetune: how many of its last steps train through the profile's quantisers "
+                        "(straight-through; default 0: measured not to pay, docs/finetune.md)")
     c.add_argument("--lod", default=None, metavar="LEVELS",
                    help="OUT/lod-meta.json (streamed SOG) only: levels of detail, each half the one before "
                         "(sog.reduce); default 3")
@@ -366,7 +369,7 @@ def _compress(args) -> int:
                               profile_options={} if args.layers is None else {"layers": args.layers},
                               format=None if batch else args.format, format_options=format_options,
                               reduce=args.reduce, max_gaussians=args.max_gaussians, finetune=args.finetune,
-                              refit=args.refit, search_count=not args.keep_all)
+                              finetune_qat=args.qat, refit=args.refit, search_count=not args.keep_all)
     if batch:
         return _compress_batch(args, options, lod, t0)
     if lod:

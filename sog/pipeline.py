@@ -90,6 +90,9 @@ class CompressOptions:
     #: SOG outputs: fine-tune the (reduced) scene for this many steps before it is encoded (`sog.train.finetune`:
     #: distillation towards renders of itself from tuning views + the neighbour loss on its sorted grid); None: off
     finetune: int | None = None
+    #: of those steps, the last ones that train through the profile's quantisers (`Profile.quantiser`, straight-
+    #: through gradients); 0: none (the default: measured not to pay, docs/finetune.md)
+    finetune_qat: int = 0
     #: after a reduction (``reduce`` / ``max_gaussians``): re-fit the survivors' colour, opacity and scales for this
     #: many steps towards renders of the whole scene from the reduction's tuning views (`sog.train.refit`); 0: off
     #: (the default: a re-fitted file's bytes differ between CPU code paths, see docs/reduce.md)
@@ -116,6 +119,12 @@ class CompressOptions:
         check_reduce_options(self.reduce, self.max_gaussians)
         if self.finetune is not None and self.finetune < 0:
             raise SogError(f"--finetune must be 0 or more steps, not {self.finetune}")
+        if self.finetune_qat:
+            if self.finetune is None:
+                raise SogError("--qat sets how many of the fine-tune's steps are quantisation-aware: give "
+                               "--finetune too")
+            if not 0 <= self.finetune_qat <= self.finetune:
+                raise SogError(f"--qat must be 0 to the {self.finetune} fine-tune steps, not {self.finetune_qat}")
         if isinstance(self.refit, bool) or not isinstance(self.refit, (int, np.integer)) or self.refit < 0:
             raise SogError(f"--refit must be a whole number of 0 or more steps, not {self.refit}")
         if self.refit and self.reduce is None and self.max_gaussians is None:
@@ -316,7 +325,8 @@ def _encode(splats: Splats, source_path, source_count: int, kept, source, fmt: s
     if options.finetune is not None:
         t0 = time.perf_counter()
         with one_cpu_thread():  # it renders on the CPU: pinned to one thread there whatever the device
-            original, splats = splats, _finetune(splats, source_path, options, device, quiet)
+            original, splats = splats, _finetune(splats, source_path, options, device, quiet,
+                                                 profile.quantiser(profile_options))
         seconds["finetune"] = time.perf_counter() - t0
 
     # importance layers, when the profile stores them (the Gaussians that make little of the pictures go coarser)
@@ -412,17 +422,22 @@ def _grid_order(splats: Splats, index: torch.Tensor, options: CompressOptions, d
     return index[perm[:len(part)]]
 
 
-def _finetune(splats: Splats, source_path, options: CompressOptions, device, quiet: bool) -> Splats:
+def _finetune(splats: Splats, source_path, options: CompressOptions, device, quiet: bool,
+              quantise=None) -> Splats:
     """``splats`` fine-tuned for ``options.finetune`` steps (`sog.train.finetune`), in the same row order: sorted
     onto one grid first (as `_grid_order` sorts), then trained on the tuning views (`tuning_cameras`, never
     judging ones) towards renders of itself with the neighbour loss on that grid, re-sorted by the plugin's hook
-    with the same sorter. The encode's own sort comes after. Every Gaussian is kept."""
+    with the same sorter; its last ``options.finetune_qat`` steps through ``quantise`` (the profile's
+    `Profile.quantiser`; None: it has none). The encode's own sort comes after. Every Gaussian is kept."""
+    if options.finetune_qat and quantise is None:
+        raise SogError(f"--qat: the {options.profile} profile has no quantisers to train through")
     n = len(splats)
     order = _grid_order(splats, torch.arange(n), options, device, quiet)
     cameras = tuning_cameras(splats, source_path, views=FINETUNE_VIEWS, size=FINETUNE_SIZE)
     config = FinetuneConfig(steps=options.finetune, sort=options.sort, sort_options=options.sort_plugin_options,
-                            sort_weights=dict(options.sort_weights))
-    tuned = finetune(splats.permute(order), cameras, config, seed=options.seed, progress=not quiet).splats
+                            sort_weights=dict(options.sort_weights), qat_steps=options.finetune_qat)
+    tuned = finetune(splats.permute(order), cameras, config, seed=options.seed, progress=not quiet,
+                     quantise=quantise).splats
     return tuned.permute(torch.argsort(order))                  # row i: input Gaussian i again
 
 

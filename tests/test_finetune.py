@@ -115,3 +115,53 @@ def test_after_a_fine_tune_the_psnr_search_judges_against_the_input(tmp_path):
     with one_cpu_thread():
         measured = psnr(render(sog.load(tmp_path / "q.sog"), cams, device="cpu"), render(s, cams, device="cpu"))
     assert float(measured.mean()) == pytest.approx(result.psnr, abs=0.05)
+
+
+def test_quantisation_aware_steps_render_what_the_file_decodes_to():
+    """Straight-through: the forward values are exactly the quantiser's, the gradient reaches the float values as
+    if it were the identity."""
+    from sog.codec import sogv2
+    from sog.splats import FIELDS
+    from sog.train.finetune import canonical, straight_through
+
+    scene = canonical(small_scene(200, seed=3, sh_degree=1))
+    quantise = sogv2.PROFILE.quantiser(sogv2.Options(**sogv2.LEVELS[15]))
+    params = {name: torch.nn.Parameter(getattr(scene, name).detach().clone()) for name in FIELDS}
+    shown = straight_through(params, quantise)
+    expected = quantise(scene)
+    for name in ("means", "scales", "opacities", "sh0", "shN"):
+        assert torch.allclose(shown[name], getattr(expected, name).reshape(shown[name].shape), atol=1e-6), name
+    # a rotation is the decoded one up to sign and the raw norm
+    dot = (torch.nn.functional.normalize(shown["quats"].detach(), dim=1) * expected.quats).sum(1).abs()
+    assert float(dot.min()) > 1 - 1e-6
+    sum(shown[name].sum() for name in FIELDS if shown[name].numel()).backward()
+    for name in FIELDS:
+        if params[name].numel():
+            assert torch.equal(params[name].grad, torch.ones_like(params[name])), name
+
+
+def test_only_the_last_qat_steps_call_the_quantiser():
+    _, student = perturbed()
+    cams = orbit_cameras(student.means, 3, 32)
+    calls = []
+
+    def quantise(splats):
+        from sog.codec import sogv2
+        calls.append(len(splats))
+        return sogv2.quantise(splats)
+
+    with one_cpu_thread():
+        finetune(student, cams, FinetuneConfig(steps=5, qat_steps=2, sort_every=0, sort="morton"), seed=0,
+                 quantise=quantise)
+        finetune(student, cams, FinetuneConfig(steps=5, qat_steps=2, sort_every=0, sort="morton"), seed=0)
+    assert calls == [len(student)] * 2          # steps 3 and 4 only; without a quantiser the steps are plain
+
+
+def test_qat_is_checked_and_asks_for_a_fine_tune():
+    from sog.errors import SogError
+    with pytest.raises(SogError, match="--finetune"):
+        CompressOptions(finetune_qat=10)
+    with pytest.raises(SogError, match="0 to the 20"):
+        CompressOptions(finetune=20, finetune_qat=21)
+    with pytest.raises(SogError, match="must be 0"):
+        FinetuneConfig(steps=4, qat_steps=5)

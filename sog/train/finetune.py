@@ -8,7 +8,12 @@ minimises
     (1 - ssim_weight) · L1 + ssim_weight · (1 - SSIM)  +  λ · neighbour loss on the grid
 
 (3DGS's 0.8 / 0.2 mix; the neighbour loss is `SelfOrganizingGrid.smoothness_loss` of `sog.train.plugin`, λ its
-``smooth_weight``). Every ``sort_every`` steps the plugin re-sorts the Gaussians onto the grid with its own hook
+``smooth_weight``). In the last ``qat_steps`` steps, given a ``quantise`` (a profile's `Profile.quantiser`: the
+values its file would decode to), the view is rendered from the quantised values with straight-through gradients
+(``x + (Q(x) - x).detach()``): the loss sees the encoder's rounding, and the float values learn to land where
+rounding them renders best. The rotations are made canonical first (`sog.codec.rotation.canonical_rotations`, the
+same covariances), as the encoder stores them, so that a decoded rotation is the same parametrisation as the
+trained one; a Gaussian whose canonical form changed during training is rendered unquantised in that step. Every ``sort_every`` steps the plugin re-sorts the Gaussians onto the grid with its own hook
 (`SelfOrganizingGrid.should_sort` / `sort_`), which permutes the parameters and Adam's state together: the
 fine-tune is the plugin in use.
 
@@ -71,10 +76,14 @@ class FinetuneConfig:
     lr_sh0: float = 2.5e-3
     lr_shN: float = 1.25e-4
     raster: RasterConfig = field(default_factory=RasterConfig)
+    #: the last steps that train through ``quantise`` (`finetune`'s argument; without one they are plain steps)
+    qat_steps: int = 0
 
     def __post_init__(self) -> None:
         if self.steps < 0:
             raise SogError(f"the fine-tune needs 0 or more steps, not {self.steps}")
+        if not 0 <= self.qat_steps <= self.steps:
+            raise SogError(f"the quantisation-aware steps must be 0 to the {self.steps} steps, not {self.qat_steps}")
         if self.sort_every < 0:
             raise SogError(f"sort_every must be 0 (never) or more steps, not {self.sort_every}")
         if not 0 <= self.ssim_weight <= 1:
@@ -131,16 +140,49 @@ def distillation_loss(splats: Splats, targets: torch.Tensor, cameras: list[Camer
     return photo, smooth
 
 
+def straight_through(params, quantise) -> dict[str, torch.Tensor]:
+    """``params`` (raw tensors in grid order, rotations canonical) with the values of ``quantise`` (Splats -> Splats,
+    the same rows) in the forward pass and the identity in the backward pass: ``x + (Q(x) - x).detach()``. A row
+    whose decoded rotation is not its own up to sign (its canonical form changed: other parametrisation, permuted
+    scales) keeps its float rotation and scales."""
+    with torch.no_grad():
+        plain = Splats(**{name: params[name].detach() for name in FIELDS})
+        q = quantise(plain)
+        quats = q.quats.to(params["quats"].dtype)
+        raw = torch.nn.functional.normalize(params["quats"].detach(), dim=1)
+        dot = (quats * raw).sum(1)
+        same = dot.abs() > 0.9                 # the smallest-three lattice moves a rotation by far less
+        quats = torch.where((dot < 0)[:, None], -quats, quats) * params["quats"].detach().norm(dim=1, keepdim=True)
+        values = {name: getattr(q, name).to(params[name].dtype).reshape(params[name].shape) for name in FIELDS}
+        values["quats"] = torch.where(same[:, None], quats, params["quats"].detach())
+        values["scales"] = torch.where(same[:, None], values["scales"], params["scales"].detach())
+    return {name: params[name] + (values[name] - params[name].detach()) for name in FIELDS}
+
+
+def canonical(splats: Splats) -> Splats:
+    """``splats`` with every rotation in its canonical form and the scales permuted to match (the same
+    covariances and renders; `sog.codec.rotation.canonical_rotations`)."""
+    from ..codec.rotation import canonical_rotations
+    quats, scales = canonical_rotations(splats.quats.detach().double().numpy(), splats.scales.detach().double().numpy())
+    return Splats(**{**splats.tensors(), "quats": torch.from_numpy(quats).to(splats.quats.dtype),
+                     "scales": torch.from_numpy(scales).to(splats.scales.dtype)}, extras=dict(splats.extras))
+
+
 def finetune(splats: Splats, cameras: list[Camera], config: FinetuneConfig | None = None, seed: int = 0,
-             progress: bool = False, teacher: Splats | None = None) -> FinetuneResult:
+             progress: bool = False, teacher: Splats | None = None, quantise=None) -> FinetuneResult:
     """Fine-tune ``splats`` (in grid order: row i at texel i of `sog.grid.grid_shape`) towards renders of
     ``teacher`` (default: ``splats`` itself) from ``cameras`` (tuning cameras; each step renders its view's
-    target, so many views cost no memory); see the module docstring. CPU only. Returns a `FinetuneResult` (the scene in the input's row order)."""
+    target, so many views cost no memory); see the module docstring. ``quantise`` (Splats -> Splats, row for
+    row): what the last ``config.qat_steps`` train through. CPU only. Returns a `FinetuneResult` (the scene in the
+    input's row order; its rotations canonical when it ran quantisation-aware steps)."""
     config = config or FinetuneConfig()
     if not cameras:
         raise SogError("the fine-tune needs at least one camera")
     n = len(splats)
     teacher = splats if teacher is None else teacher
+    qat_from = config.steps - config.qat_steps if quantise is not None and config.qat_steps else config.steps
+    if qat_from < config.steps:
+        splats = canonical(splats)  # before the first step: Adam has no state to mend
     lo, hi = robust_bounds(splats.means)
     extent = float((hi - lo).norm())
     lrs = {"means": config.lr_means * extent, "quats": config.lr_quats, "scales": config.lr_scales,
@@ -166,7 +208,8 @@ def finetune(splats: Splats, cameras: list[Camera], config: FinetuneConfig | Non
                 views = torch.randperm(len(cameras), generator=gen).tolist()
             v = views.pop()
             target = render(teacher, cameras[v], backend="cpu", device="cpu", config=config.raster)[0]
-            photo = photometric_loss(render_params(params, cameras[v], config.raster), target, config.ssim_weight)
+            shown = straight_through(params, quantise) if step >= qat_from else params
+            photo = photometric_loss(render_params(shown, cameras[v], config.raster), target, config.ssim_weight)
             smooth = grid.smoothness_loss(params)
             (photo + smooth).backward()
             for opt in optimizers.values():
