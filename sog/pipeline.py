@@ -32,7 +32,7 @@ from .io.atomic import check_destination, check_not_input
 from .io.limits import check_magnitudes
 from .metrics import SMALL_TARGET, RateTarget, ViewStats, view_psnrs
 from .rate import RateSearch
-from .sort import get_sorter, sort_grid
+from .sort import SORTERS, get_sorter, sort_grid
 from .sort.config import ShuffleSoftSortConfig
 from .sort.features import splat_features
 from .splats import Splats
@@ -111,8 +111,14 @@ class CompressOptions:
         if self.sort_seconds is not None and not self.sort_seconds > 0:  # also catches NaN
             raise SogError(f"--sort-seconds must be a positive number of seconds, not {self.sort_seconds}")
         options = dict(self.sort_options)
+        weighted = sorted(k for k, w in self.sort_weights.items() if k != "means" and w)
+        if weighted and not sorter.standardised:
+            learning = ", ".join(name for name, s in SORTERS.items() if s.standardised)
+            raise SogError(f"--sort-weights: the {self.sort} sorter does not sort on features (only {learning} "
+                           f"do), so it cannot weight {', '.join(weighted)}")
         if sorter.config is ShuffleSoftSortConfig:
-            options.setdefault("objective", "codec")
+            # the codec objective sorts on the positions alone: weights on other attributes ask for the smooth one
+            options.setdefault("objective", "smooth" if weighted else "codec")
             options.setdefault("budget", self.sort_budget)
         self.sort_config = sorter.configure(options)
         self.sort_plugin_options = options

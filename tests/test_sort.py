@@ -533,10 +533,28 @@ def test_every_sorter_returns_its_frozen_order(case):
 def test_compress_sorts_to_its_frozen_order(sample_ply):
     """The pipeline's way into the sorter (features, weights, objective "codec", the budget) on data/sample.ply."""
     options = sog.CompressOptions(sort_budget=6, seed=2, device="cpu", sort_weights={"sh0": 0.5},
-                                  sort_options={"polish_group": 4})
+                                  sort_options={"polish_group": 4, "objective": "codec"})
     with tempfile.TemporaryDirectory() as tmp:
         order = sog.compress(sample_ply, Path(tmp) / "o.sog", options, quiet=True).order
     assert hashlib.sha256(order.to(torch.int64).numpy().tobytes()).hexdigest() == FROZEN_COMPRESS_ORDER
+
+
+def test_sort_weights_on_other_attributes_are_sorted_on_or_refused(sample_ply):
+    """The codec objective sorts on positions alone, so weights on other attributes select the smooth objective
+    (they used to change nothing); a sorter that orders by position only refuses them."""
+    scene = sog.load(sample_ply)
+    orders = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, weights in [("positions", {}), ("colour", {"sh0": 1.0}), ("colour 2", {"sh0": 1.0}),
+                               ("zero colour", {"sh0": 0.0})]:
+            options = sog.CompressOptions(sort_budget=4, device="cpu", sort_weights=weights)
+            orders[label] = sog.compress(scene, Path(tmp) / "o.sog", options, quiet=True, overwrite=True).order
+    assert not torch.equal(orders["positions"], orders["colour"])
+    assert torch.equal(orders["colour"], orders["colour 2"])
+    assert torch.equal(orders["positions"], orders["zero colour"])
+    assert sog.CompressOptions(sort_weights={"sh0": 1.0}).sort_config.objective == "smooth"
+    with pytest.raises(sog.SogError, match="morton sorter does not sort on features .* cannot weight opacities, sh0"):
+        sog.CompressOptions(sort="morton", sort_weights={"sh0": 1.0, "opacities": 0.5, "means": 2.0})
 
 
 
