@@ -35,10 +35,10 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import SogError
-from ..metrics import ssim
 from ..render import Camera, RasterConfig, render, render_tensors
 from ..render.cameras import robust_bounds
 from ..splats import FIELDS, Splats
+from .loop import photometric_loss, training_step
 from .plugin import SelfOrganizingGrid
 
 
@@ -111,14 +111,6 @@ class FinetuneResult:
     sorts: int
 
 
-def photometric_loss(image: torch.Tensor, target: torch.Tensor, ssim_weight: float = 0.2) -> torch.Tensor:
-    """3DGS's ``(1 - w) · L1 + w · (1 - SSIM)`` of an image (H, W, 3) against its target; scalar."""
-    l1 = (image - target).abs().mean()
-    if ssim_weight == 0:
-        return l1
-    return (1 - ssim_weight) * l1 + ssim_weight * (1 - ssim(image, target))
-
-
 def render_params(params, camera: Camera, raster: RasterConfig) -> torch.Tensor:
     """Render raw parameters (means, quats, log-scales, logit opacities, sh0, shN) with the tiled differentiable
     renderer -> RGB (H, W, 3)."""
@@ -138,25 +130,6 @@ def distillation_loss(splats: Splats, targets: torch.Tensor, cameras: list[Camer
                     for cam, target in zip(cameras, targets)) / len(cameras)
         smooth = float(config.plugin(1, 0).smoothness_loss(params))
     return photo, smooth
-
-
-def straight_through(params, quantise) -> dict[str, torch.Tensor]:
-    """``params`` (raw tensors in grid order, rotations canonical) with the values of ``quantise`` (Splats -> Splats,
-    the same rows) in the forward pass and the identity in the backward pass: ``x + (Q(x) - x).detach()``. A row
-    whose decoded rotation is not its own up to sign (its canonical form changed: other parametrisation, permuted
-    scales) keeps its float rotation and scales."""
-    with torch.no_grad():
-        plain = Splats(**{name: params[name].detach() for name in FIELDS})
-        q = quantise(plain)
-        quats = q.quats.to(params["quats"].dtype)
-        raw = torch.nn.functional.normalize(params["quats"].detach(), dim=1)
-        dot = (quats * raw).sum(1)
-        same = dot.abs() > 0.9                 # the smallest-three lattice moves a rotation by far less
-        quats = torch.where((dot < 0)[:, None], -quats, quats) * params["quats"].detach().norm(dim=1, keepdim=True)
-        values = {name: getattr(q, name).to(params[name].dtype).reshape(params[name].shape) for name in FIELDS}
-        values["quats"] = torch.where(same[:, None], quats, params["quats"].detach())
-        values["scales"] = torch.where(same[:, None], values["scales"], params["scales"].detach())
-    return {name: params[name] + (values[name] - params[name].detach()) for name in FIELDS}
 
 
 def canonical(splats: Splats) -> Splats:
@@ -208,14 +181,11 @@ def finetune(splats: Splats, cameras: list[Camera], config: FinetuneConfig | Non
                 views = torch.randperm(len(cameras), generator=gen).tolist()
             v = views.pop()
             target = render(teacher, cameras[v], backend="cpu", device="cpu", config=config.raster)[0]
-            shown = straight_through(params, quantise) if step >= qat_from else params
-            photo = photometric_loss(render_params(shown, cameras[v], config.raster), target, config.ssim_weight)
-            smooth = grid.smoothness_loss(params)
-            (photo + smooth).backward()
-            for opt in optimizers.values():
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-            photometric[step], neighbour[step] = float(photo.detach()), float(smooth.detach())
+            photo, smooth = training_step(params, optimizers, grid,
+                                          lambda p: (render_params(p, cameras[v], config.raster), None), target,
+                                          ssim_weight=config.ssim_weight,
+                                          quantise=quantise if step >= qat_from else None)
+            photometric[step], neighbour[step] = float(photo), float(smooth)
             bar.set_postfix(photo=f"{float(photometric[step]):.4f}", neighbour=f"{float(neighbour[step]):.4f}",
                             refresh=False)
     out = {}
