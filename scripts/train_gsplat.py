@@ -11,6 +11,10 @@ With --sog on the plugin sorts every --sort-every steps (until densification sto
 smoothness loss every step; the result is compressed in its trained order. With --sog off the
 trained scene is sorted once by `sog compress`. Prints size and test PSNR and writes result.json.
 This script imports gsplat only inside main(), so --help works anywhere.
+
+The loop (`train_loop`) is sog's own training step (`sog.train.loop.training_step`, the one `sog compress
+--finetune` runs) with gsplat's rasteriser as the renderer and its densification strategy in the step's hooks;
+tests/test_train.py runs the same `train_loop` with sog's CPU renderer (its CPU twin).
 """
 
 from __future__ import annotations
@@ -88,6 +92,38 @@ def load_colmap(root, downscale, device):
     return t(imgs), t(vms), t(Ks), t(pts), t(cols)
 
 
+def train_loop(params, optimizers, images, render_view, steps: int, plugin=None, strategy=None, state=None,
+               sh_degree: int = 3, seed: int = 0, log=print) -> int:
+    """Train ``params`` (gsplat's names, a ParameterDict) for ``steps`` steps, each on one view drawn with ``seed``:
+    `sog.train.loop.training_step` with ``render_view(params, view index, SH degree) -> (image (H, W, 3), info)``
+    against ``images[i]`` (V, H, W, 3), the ``plugin``'s neighbour loss (a `SelfOrganizingGrid`, or None), the
+    ``strategy``'s hooks (gsplat's, with its ``state``; None: no densification), and the plugin's re-sort after the
+    step (permuting the strategy's state too). The SH degree grows by one every 1000 steps up to ``sh_degree``.
+    Returns the number of re-sorts."""
+    import torch
+
+    from sog.train.loop import training_step
+
+    gen = torch.Generator().manual_seed(seed)
+    sorts = 0
+    for step in range(steps):
+        i = int(torch.randint(0, len(images), (1,), generator=gen))
+        degree = min(step // 1000, sh_degree)
+        hooks = {}
+        if strategy is not None:
+            hooks = {"pre_backward": lambda info: strategy.step_pre_backward(params, optimizers, state, step, info),
+                     "post_backward": lambda info: strategy.step_post_backward(params, optimizers, state, step, info,
+                                                                               packed=False)}
+        photo, smooth = training_step(params, optimizers, plugin, lambda p: render_view(p, i, degree), images[i],
+                                      **hooks)
+        if plugin is not None and plugin.should_sort(step):
+            plugin.sort_(params, optimizers, state, step=step)
+            sorts += 1
+        if step % 1000 == 0:
+            log(f"step {step} loss {float(photo + smooth):.4f} N {params['means'].shape[0]} sorts {sorts}")
+    return sorts
+
+
 def main(argv=None):
     args = parse_args(argv)
     import torch
@@ -153,31 +189,13 @@ def main(argv=None):
 
     h, w = tr_img.shape[1:3]
     t0 = time.time()
-    sorts = 0
-    for step in range(args.steps):
-        i = int(torch.randint(0, len(tr_img), (1,)))
-        sh_degree = min(step // 1000, args.sh_degree)
-        img, info = render(params, tr_vm[i:i + 1], tr_K[i:i + 1], h, w, sh_degree)
-        strategy.step_pre_backward(params, optimizers, state, step, info)
-        loss = 0.8 * (img[0] - tr_img[i]).abs().mean()
-        try:
-            from fused_ssim import fused_ssim
-            loss = loss + 0.2 * (1 - fused_ssim(img.permute(0, 3, 1, 2), tr_img[i:i + 1].permute(0, 3, 1, 2)))
-        except ImportError:
-            pass
-        if plugin is not None:
-            loss = loss + plugin.smoothness_loss(params)
-        loss.backward()
-        for o in optimizers.values():
-            o.step()
-            o.zero_grad(set_to_none=True)
-        strategy.step_post_backward(params, optimizers, state, step, info, packed=False)
-        if plugin is not None and plugin.should_sort(step):
-            plugin.sort_(params, optimizers, state, step=step)
-            sorts += 1
-        if step % 1000 == 0:
-            print(f"step {step} loss {float(loss):.4f} N {params['means'].shape[0]} sorts {sorts} "
-                  f"{time.time() - t0:.0f}s", flush=True)
+
+    def render_view(p, i, degree):
+        img, info = render(p, tr_vm[i:i + 1], tr_K[i:i + 1], h, w, degree)
+        return img[0], info
+
+    sorts = train_loop(params, optimizers, tr_img, render_view, args.steps, plugin, strategy, state,
+                       args.sh_degree, args.seed, log=lambda line: print(f"{line} {time.time() - t0:.0f}s", flush=True))
     train_s = time.time() - t0
 
     def test_psnr(p):
