@@ -214,9 +214,14 @@ def _compress(source, output, fmt: str, options: CompressOptions, profile, profi
               target: RateTarget | None, device, overwrite: bool, quiet: bool) -> CompressResult:
     """`compress` once its options are checked: load, plan, sort, encode, write."""
     seconds: dict[str, float] = {}
-    # the scene goes straight into _encode (no reference kept here: it may drop the unsorted copy)
-    result, meta, files = _encode(*_scene(source, options, device, seconds, quiet), source, fmt, options, profile,
-                                  profile_options, fixed, target, device, quiet, seconds)
+    # the scene goes straight into _encode (no reference kept here: it may drop the unsorted copy), except the
+    # whole scene before a reduction when a fine-tune distils it
+    whole: dict = {}
+    keep = None if options.finetune is None else (lambda scene: whole.update(scene=scene))
+    scene = _scene(source, options, device, seconds, quiet, before_reduce=keep)
+    result, meta, files = _encode(*scene, source, fmt, options, profile, profile_options, fixed, target, device,
+                                  quiet, seconds, teacher=whole.pop("scene", None))
+    del scene
     return _write(result, meta, files, output, fmt, profile, overwrite)
 
 
@@ -321,18 +326,19 @@ def _write(result: CompressResult, meta: dict, files: dict[str, bytes], output, 
 
 def _encode(splats: Splats, source_path, source_count: int, kept, source, fmt: str, options: CompressOptions,
             profile, profile_options, fixed, target: RateTarget | None, device, quiet: bool, seconds: dict,
-            original: Splats | None = None,
-            judge: tuple[list, torch.Tensor] | None = None) -> tuple[CompressResult, dict, dict[str, bytes]]:
+            original: Splats | None = None, judge: tuple[list, torch.Tensor] | None = None,
+            teacher: Splats | None = None) -> tuple[CompressResult, dict, dict[str, bytes]]:
     """Plan, sort and encode the scene ``splats`` (`_scene`'s four results first) -> (the result, its bytes not yet
     known, meta, files). ``original``: the scene the rate search judges against when it is not ``splats`` itself
     (the input, before a fine-tune or a count search's reduction); ``judge``: ``(cameras, reference)``, the search
     cameras of ``original`` and its (C, H, W, 3) renders from them, when the caller has them (a count search
-    renders them once for all its candidates)."""
+    renders them once for all its candidates); ``teacher``: the scene a fine-tune distils when it is not ``splats``
+    itself (the whole scene before ``--reduce`` / ``--max-gaussians``: the fine-tune recovers what they cost)."""
     if options.finetune is not None:
         t0 = time.perf_counter()
         with one_cpu_thread():  # it renders on the CPU: pinned to one thread there whatever the device
             original, splats = splats, _finetune(splats, source_path, options, device, quiet,
-                                                 profile.quantiser(profile_options))
+                                                 profile.quantiser(profile_options), teacher)
         seconds["finetune"] = time.perf_counter() - t0
 
     # importance layers, when the profile stores them (the Gaussians that make little of the pictures go coarser)
@@ -429,21 +435,23 @@ def _grid_order(splats: Splats, index: torch.Tensor, options: CompressOptions, d
 
 
 def _finetune(splats: Splats, source_path, options: CompressOptions, device, quiet: bool,
-              quantise=None) -> Splats:
+              quantise=None, teacher: Splats | None = None) -> Splats:
     """``splats`` fine-tuned for ``options.finetune`` steps (`sog.train.finetune`), in the same row order: sorted
     onto one grid first (as `_grid_order` sorts), then trained on the tuning views (`tuning_cameras`, never
     judging ones) towards renders of itself with the neighbour loss on that grid, re-sorted by the plugin's hook
     with the same sorter; its last ``options.finetune_qat`` steps through ``quantise`` (the profile's
-    `Profile.quantiser`; None: it has none). The encode's own sort comes after. Every Gaussian is kept."""
+    `Profile.quantiser`; None: it has none). The targets are renders of ``teacher`` (None: ``splats`` itself; the
+    cameras are placed around it). The encode's own sort comes after. Every Gaussian is kept."""
     if options.finetune_qat and quantise is None:
         raise SogError(f"--qat: the {options.profile} profile has no quantisers to train through")
     n = len(splats)
     order = _grid_order(splats, torch.arange(n), options, device, quiet)
-    cameras = tuning_cameras(splats, source_path, views=FINETUNE_VIEWS, size=FINETUNE_SIZE)
+    cameras = tuning_cameras(splats if teacher is None else teacher, source_path, views=FINETUNE_VIEWS,
+                             size=FINETUNE_SIZE)
     config = FinetuneConfig(steps=options.finetune, sort=options.sort, sort_options=options.sort_plugin_options,
                             sort_weights=dict(options.sort_weights), qat_steps=options.finetune_qat)
     tuned = finetune(splats.permute(order), cameras, config, seed=options.seed, progress=not quiet,
-                     quantise=quantise).splats
+                     quantise=quantise, teacher=teacher).splats
     return tuned.permute(torch.argsort(order))                  # row i: input Gaussian i again
 
 

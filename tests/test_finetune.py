@@ -166,3 +166,23 @@ def test_qat_is_checked_and_asks_for_a_fine_tune():
         CompressOptions(finetune=20, finetune_qat=21)
     with pytest.raises(SogError, match="must be 0"):
         FinetuneConfig(steps=4, qat_steps=5)
+
+
+def test_a_reduced_scene_is_fine_tuned_towards_the_whole_scene(tmp_path, monkeypatch):
+    """After --reduce the fine-tune distils the scene it came from (what the reduction cost is what it can win
+    back), not the reduced scene itself."""
+    import sog.pipeline as pipeline
+
+    seen = {}
+    real = pipeline.finetune
+
+    def spy(splats, cameras, config=None, seed=0, progress=False, teacher=None, quantise=None):
+        seen["student"], seen["teacher"] = len(splats), None if teacher is None else len(teacher)
+        return real(splats, cameras, config, seed=seed, progress=progress, teacher=teacher, quantise=quantise)
+
+    monkeypatch.setattr(pipeline, "finetune", spy)
+    s = small_scene(400, seed=2, sh_degree=1)
+    result = sog.compress(s, tmp_path / "r.sog", CompressOptions(sort_budget=2, reduce=0.5, finetune=2), quiet=True)
+    assert result.count == 200 and seen == {"student": 200, "teacher": 400}
+    sog.compress(s, tmp_path / "w.sog", CompressOptions(sort_budget=2, finetune=2), quiet=True)
+    assert seen == {"student": 400, "teacher": None}                    # no reduction: itself
