@@ -13,9 +13,10 @@ values its file would decode to), the view is rendered from the quantised values
 (``x + (Q(x) - x).detach()``): the loss sees the encoder's rounding, and the float values learn to land where
 rounding them renders best. The rotations are made canonical first (`sog.codec.rotation.canonical_rotations`, the
 same covariances), as the encoder stores them, so that a decoded rotation is the same parametrisation as the
-trained one; a Gaussian whose canonical form changed during training is rendered unquantised in that step. Every ``sort_every`` steps the plugin re-sorts the Gaussians onto the grid with its own hook
+trained one; a Gaussian whose canonical form changed during training is rendered unquantised in that step.
+Every ``sort_every`` steps the plugin re-sorts the Gaussians onto the grid with its own hook
 (`SelfOrganizingGrid.should_sort` / `sort_`), which permutes the parameters and Adam's state together: the
-fine-tune is the plugin in use.
+fine-tune is the plugin in use. Each step is `sog.train.loop.training_step`, the one training code shares.
 
     from sog.train.finetune import FinetuneConfig, finetune
     result = finetune(splats_in_grid_order, tuning_cams, FinetuneConfig(steps=300), seed=0)
