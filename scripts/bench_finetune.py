@@ -145,7 +145,8 @@ def main() -> None:
         for name in args.scenes:
             rows.extend(run_scene(name, args, Path(tmp)))
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "steps": args.steps, "qat": args.qat, "level": args.level, "reduce": args.reduce,
+        Path(args.json).write_text(json.dumps({"rows": rows, "steps": args.steps, "qat": args.qat, "level": args.level,
+                                               "reduce": args.reduce,
                                                "views": args.views,
                                                "size": args.size}, indent=1))
 
