@@ -27,7 +27,7 @@ import torch
 import sog
 from sog import metrics
 from sog.codec import native
-from sog.codec.rotation import canonical_rotations
+from sog.codec.rotation import canonical_splats
 from sog.datasets import SCENES, scene_path, shared_data
 from sog.evaluate import evaluate
 from sog.grid import grid_shape
@@ -37,15 +37,6 @@ from sog.sort import sort_grid
 from sog.sort.features import splat_features
 
 ATTRIBUTES = ["means", "quats", "scales", "opacities", "sh0", "shN"]
-
-
-def canonical(scene: sog.Splats) -> sog.Splats:
-    """The same scene with every rotation in the canonical form the encoder stores (same renders), so that
-    a decoded quats or scales group can replace the original's on its own."""
-    quats, scales = canonical_rotations(scene.quats.double().numpy(), scene.scales.double().numpy())
-    out = copy.copy(scene)
-    out.quats, out.scales = torch.from_numpy(quats).float(), torch.from_numpy(scales).float()
-    return out
 
 
 BASE = {"means_bits": 16, "quat_bits": 8, "scale_levels": 4096, "color_levels": 256}
@@ -102,7 +93,7 @@ def main() -> None:
         if args.ladder:
             results.append(ladder(name, sog.load(path), args))
             continue
-        scene = canonical(sog.load(path))
+        scene = canonical_splats(sog.load(path))  # a decoded quats or scales group can replace the original's
         h, w = grid_shape(len(scene))
         meta, files = native.encode(scene, w, h, native.Options(**native.preset_options(args.quality)))
         decoded = native.decode(meta, lambda f: files[f])

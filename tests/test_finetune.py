@@ -122,7 +122,7 @@ def test_quantisation_aware_steps_render_what_the_file_decodes_to():
     if it were the identity."""
     from sog.codec import sogv2
     from sog.splats import FIELDS
-    from sog.train.finetune import canonical
+    from sog.codec.rotation import canonical_splats as canonical
     from sog.train.loop import straight_through
 
     scene = canonical(small_scene(200, seed=3, sh_degree=1))

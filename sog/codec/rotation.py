@@ -17,7 +17,7 @@ import itertools
 import numpy as np
 import torch
 
-from ..splats import quat_to_rotmat
+from ..splats import FIELDS, Splats, quat_to_rotmat
 
 
 def _cube_rotations() -> np.ndarray:
@@ -79,6 +79,15 @@ def canonical_rotations(quats: np.ndarray, scales: np.ndarray) -> tuple[np.ndarr
 
 #: largest |x/w|, |y/w|, |z/w| of a canonical rotation: tan(22.5°), where a 90° turn starts to be closer
 GIBBS_MAX = np.sqrt(2.0) - 1.0
+
+
+def canonical_splats(splats: Splats) -> Splats:
+    """``splats`` with every rotation in its canonical form and the scales permuted to match (`canonical_rotations`:
+    the same covariances and renders, the form the encoders store); the dtypes and extras kept."""
+    quats, scales = canonical_rotations(splats.quats.detach().double().numpy(), splats.scales.detach().double().numpy())
+    return Splats(**{**{name: getattr(splats, name) for name in FIELDS},
+                     "quats": torch.from_numpy(quats).to(splats.quats.dtype),
+                     "scales": torch.from_numpy(scales).to(splats.scales.dtype)}, extras=dict(splats.extras))
 
 
 def gibbs_levels(bits: float) -> int:

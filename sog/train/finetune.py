@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from ..codec.rotation import canonical_splats
 from ..errors import SogError
 from ..render import Camera, RasterConfig, render, render_tensors
 from ..render.cameras import robust_bounds
@@ -133,15 +134,6 @@ def distillation_loss(splats: Splats, targets: torch.Tensor, cameras: list[Camer
     return photo, smooth
 
 
-def canonical(splats: Splats) -> Splats:
-    """``splats`` with every rotation in its canonical form and the scales permuted to match (the same
-    covariances and renders; `sog.codec.rotation.canonical_rotations`)."""
-    from ..codec.rotation import canonical_rotations
-    quats, scales = canonical_rotations(splats.quats.detach().double().numpy(), splats.scales.detach().double().numpy())
-    return Splats(**{**splats.tensors(), "quats": torch.from_numpy(quats).to(splats.quats.dtype),
-                     "scales": torch.from_numpy(scales).to(splats.scales.dtype)}, extras=dict(splats.extras))
-
-
 def finetune(splats: Splats, cameras: list[Camera], config: FinetuneConfig | None = None, seed: int = 0,
              progress: bool = False, teacher: Splats | None = None, quantise=None) -> FinetuneResult:
     """Fine-tune ``splats`` (in grid order: row i at texel i of `sog.grid.grid_shape`) towards renders of
@@ -156,7 +148,7 @@ def finetune(splats: Splats, cameras: list[Camera], config: FinetuneConfig | Non
     teacher = splats if teacher is None else teacher
     qat_from = config.steps - config.qat_steps if quantise is not None and config.qat_steps else config.steps
     if qat_from < config.steps:
-        splats = canonical(splats)  # before the first step: Adam has no state to mend
+        splats = canonical_splats(splats)  # before the first step: Adam has no state to mend
     lo, hi = robust_bounds(splats.means)
     extent = float((hi - lo).norm())
     lrs = {"means": config.lr_means * extent, "quats": config.lr_quats, "scales": config.lr_scales,
