@@ -214,14 +214,14 @@ def _compress(source, output, fmt: str, options: CompressOptions, profile, profi
               target: RateTarget | None, device, overwrite: bool, quiet: bool) -> CompressResult:
     """`compress` once its options are checked: load, plan, sort, encode, write."""
     seconds: dict[str, float] = {}
-    # the scene goes straight into _encode (no reference kept here: it may drop the unsorted copy), except the
-    # whole scene before a reduction when a fine-tune distils it
+    # the scene goes straight into _encode (no reference kept here: it may drop the unsorted copy); so does the whole
+    # scene before a reduction when a fine-tune distils it (arguments are evaluated in order: _scene has run when
+    # ``teacher`` is read)
     whole: dict = {}
     keep = None if options.finetune is None else (lambda scene: whole.update(scene=scene))
-    scene = _scene(source, options, device, seconds, quiet, before_reduce=keep)
-    result, meta, files = _encode(*scene, source, fmt, options, profile, profile_options, fixed, target, device,
-                                  quiet, seconds, teacher=whole.pop("scene", None))
-    del scene
+    result, meta, files = _encode(*_scene(source, options, device, seconds, quiet, before_reduce=keep), source, fmt,
+                                  options, profile, profile_options, fixed, target, device, quiet, seconds,
+                                  teacher=whole.pop("scene", None))
     return _write(result, meta, files, output, fmt, profile, overwrite)
 
 
@@ -339,6 +339,7 @@ def _encode(splats: Splats, source_path, source_count: int, kept, source, fmt: s
         with one_cpu_thread():  # it renders on the CPU: pinned to one thread there whatever the device
             original, splats = splats, _finetune(splats, source_path, options, device, quiet,
                                                  profile.quantiser(profile_options), teacher)
+        teacher = None  # only the fine-tune renders it
         seconds["finetune"] = time.perf_counter() - t0
 
     # importance layers, when the profile stores them (the Gaussians that make little of the pictures go coarser)
