@@ -189,6 +189,8 @@ def compress(source: Splats | str | os.PathLike, output: str | os.PathLike, opti
     profile = get_profile(options.profile)
     overrides = {"effort": options.effort, "seed": options.seed, **options.profile_options}
     profile_options, fixed, target = profile.options(options.quality, rate_target(options), overrides)
+    if options.finetune_qat and profile.quantiser(profile_options) is None:
+        raise SogError(f"--qat: the {profile.name} profile has no quantisers to train through")
     check_destination(output, [] if isinstance(source, Splats) else [source], overwrite)  # before any work
     device = resolve_device(options.device)  # fail before any work on a bad --device
     with one_cpu_thread(device):  # the same bytes for any core count
@@ -443,8 +445,6 @@ def _finetune(splats: Splats, source_path, options: CompressOptions, device, qui
     with the same sorter; its last ``options.finetune_qat`` steps through ``quantise`` (the profile's
     `Profile.quantiser`; None: it has none). The targets are renders of ``teacher`` (None: ``splats`` itself; the
     cameras are placed around it). The encode's own sort comes after. Every Gaussian is kept."""
-    if options.finetune_qat and quantise is None:
-        raise SogError(f"--qat: the {options.profile} profile has no quantisers to train through")
     n = len(splats)
     order = _grid_order(splats, torch.arange(n), options, device, quiet)
     cameras = tuning_cameras(splats if teacher is None else teacher, source_path, views=FINETUNE_VIEWS,

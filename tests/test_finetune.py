@@ -186,3 +186,13 @@ def test_a_reduced_scene_is_fine_tuned_towards_the_whole_scene(tmp_path, monkeyp
     assert result.count == 200 and seen == {"student": 200, "teacher": 400}
     sog.compress(s, tmp_path / "w.sog", CompressOptions(sort_budget=2, finetune=2), quiet=True)
     assert seen == {"student": 400, "teacher": None}                    # no reduction: itself
+
+
+def test_qat_with_a_profile_without_quantisers_is_refused_before_any_work(tmp_path, monkeypatch):
+    import sog.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "_scene", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded")))
+    with pytest.raises(sog.SogError, match="playcanvas profile has no quantisers"):
+        sog.compress(small_scene(50), tmp_path / "q.sog",
+                     CompressOptions(profile="playcanvas", finetune=2, finetune_qat=1), quiet=True)
+    assert not (tmp_path / "q.sog").exists()
