@@ -73,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     presets = list(dict.fromkeys(q for p in (*PROFILES.values(), SPZ_PROFILE) for q in p.presets))  # in order
     c.add_argument("--quality", default=None, choices=presets,
-                   help="sogv2 presets: small = the smallest file whose tuning views reach 40 dB at the 10th "
-                        "percentile and 35 dB at the worst view (a rate search); high = 16-bit positions, 8-bit "
+                   help="sogv2 presets: small = the smallest file that looks the same: 40 dB at the 10th "
+                        "percentile and 35 dB at the worst view, searched on tuning views with a guard for the "
+                        "views it has not seen (a rate search); high = 16-bit positions, 8-bit "
                         "rotations, finer codebooks. SPZ: small = the same target over the SPZ writer's lattices; "
                         "high = finer position, SH and rotation lattices (docs/formats.md)")
     c.add_argument("--psnr", type=float, default=None, metavar="DB",
@@ -412,6 +413,10 @@ def _compress(args) -> int:
             measured = (f"mean {stats['mean']:.2f}, p10 {stats['p10']:.2f}, worst {stats['worst']:.2f} dB on "
                         "the tuning views")
             wanted = ", ".join(f"{k} {v:g}" for k, v in target.items() if v is not None) + " dB"
+            from .metrics import SMALL_PROMISE, SMALL_TARGET
+
+            if target == SMALL_TARGET.as_dict():
+                wanted += f": --quality small's {SMALL_PROMISE} for unseen views, plus a guard"
             if result.rate["reached"] and result.rate["level"] is None:  # a format with one precision
                 print(f"renders at {measured} (target {wanted})")
             elif result.rate["reached"]:

@@ -13,6 +13,7 @@ import pytest
 from conftest import small_scene
 from sog.cli import main
 from sog.io import write_ply
+from sog.metrics import SMALL_TARGET
 
 
 def run(*args):
@@ -58,7 +59,8 @@ def test_the_small_preset_reports_its_p10_and_worst_view_target(tmp_path, capsys
     write_ply(small_scene(800, seed=3, sh_degree=1), ply)
     assert run("compress", ply, tmp_path / "s.sog", "--sort", "morton", "--quality", "small") == 0
     out = capsys.readouterr().out
-    assert "(target p10 40, worst 35 dB)" in out and "on the tuning views" in out and (tmp_path / "s.sog").exists()
+    assert f"(target p10 {SMALL_TARGET.p10:g}, worst {SMALL_TARGET.worst:g} dB: --quality small's p10 40 dB, worst " \
+        "35 dB for unseen views, plus a guard)" in out and "on the tuning views" in out and (tmp_path / "s.sog").exists()
     for flag in ("--psnr-p10", "--psnr-worst"):
         _fails(capsys, "compress", ply, tmp_path / "bad.sog", flag, "nan", match=f"{flag} must be a positive")
     assert not (tmp_path / "bad.sog").exists()

@@ -70,3 +70,11 @@ def test_psnr_db_holds_the_mean_and_floors_on_the_10th_percentile_and_worst_view
 def test_a_rate_target_without_a_floor_or_with_a_bad_one_is_refused(kwargs):
     with pytest.raises(SogError, match="target"):
         metrics.RateTarget(**kwargs)
+
+
+def test_the_small_target_is_its_promise_plus_a_guard_for_unseen_views():
+    """``--quality small`` searches above what it promises unseen views, by the guard tune_small_guard.py measured."""
+    assert metrics.SMALL_PROMISE == metrics.RateTarget(p10=40.0, worst=35.0)
+    assert metrics.SMALL_TARGET.p10 == metrics.SMALL_PROMISE.p10 + metrics.SMALL_GUARD_P10 > metrics.SMALL_PROMISE.p10
+    assert metrics.SMALL_TARGET.worst == metrics.SMALL_PROMISE.worst + metrics.SMALL_GUARD_WORST
+    assert metrics.SMALL_GUARD_WORST > 0 and metrics.SMALL_TARGET.mean is None

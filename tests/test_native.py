@@ -19,7 +19,7 @@ from sog.codec.rotation import canonical_rotations
 from sog.errors import SogError
 from sog.io import read_container
 from sog.evaluate import evaluate
-from sog.metrics import RateTarget
+from sog.metrics import SMALL_TARGET
 from sog.render.views import search_cameras  # the search measures on tuning views, not sog eval's
 from sog.pipeline import CompressOptions, compress
 
@@ -142,11 +142,11 @@ def test_the_small_preset_reaches_40_db_at_p10_and_35_at_the_worst_view_and_is_s
                                                                 search_views=12, search_size=64), quiet=True)
     small = results["small"]
     assert small.bytes < results["default"].bytes
-    assert native.PRESET_TARGET["small"] == RateTarget(p10=40.0, worst=35.0)
-    assert small.rate["reached"] and small.rate["target"] == {"mean": None, "p10": 40.0, "worst": 35.0}
+    assert native.PRESET_TARGET["small"] == SMALL_TARGET
+    assert small.rate["reached"] and small.rate["target"] == SMALL_TARGET.as_dict()
     judged = evaluate(scene, tmp_path / "small.sog", cameras=search_cameras(scene, views=12, size=64))
-    assert judged["psnr_p10"] == pytest.approx(small.rate["stats"]["p10"], abs=1e-4) and judged["psnr_p10"] >= 40.0
-    assert judged["psnr_min"] == pytest.approx(small.rate["stats"]["worst"], abs=1e-4) and judged["psnr_min"] >= 35.0
+    assert judged["psnr_p10"] == pytest.approx(small.rate["stats"]["p10"], abs=1e-4) and judged["psnr_p10"] >= SMALL_TARGET.p10
+    assert judged["psnr_min"] == pytest.approx(small.rate["stats"]["worst"], abs=1e-4) and judged["psnr_min"] >= SMALL_TARGET.worst
 
 
 def test_bad_options_and_broken_meta_raise_sog_errors(tmp_path):

@@ -123,7 +123,8 @@ PRESETS: dict[str, dict] = {
 
 #: presets that are a quality target: the smallest file whose tuning views (`sog.rate`, on
 #: `sog.render.views.search_cameras`) reach this `RateTarget` against the input's renders; no fixed bit depths suit
-#: every scene. "small" "looks the same": 40 dB at the 10th-percentile view, 35 dB at the worst (docs/profiles.md)
+#: every scene. "small" "looks the same": 40 dB at the 10th-percentile view, 35 dB at the worst, plus a guard
+#: (`sog.metrics.SMALL_TARGET`, docs/profiles.md)
 PRESET_TARGET: dict[str, RateTarget] = {"small": SMALL_TARGET}
 
 

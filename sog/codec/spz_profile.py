@@ -38,7 +38,7 @@ LEVELS: list[dict] = [
 #: ``--quality`` presets; "small" is a rate target (`PRESET_TARGET`)
 PRESETS: dict[str, dict] = {"small": {}, "default": {}, "high": dict(LEVELS[2])}
 #: "small" as for the SOG profiles: the smallest file whose tuning views reach 40 dB at the 10th percentile and
-#: 35 dB at the worst view
+#: 35 dB at the worst view, plus the guard for unseen views (`sog.metrics.SMALL_TARGET`)
 PRESET_TARGET: dict[str, RateTarget] = {"small": SMALL_TARGET}
 
 
