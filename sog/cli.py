@@ -415,7 +415,7 @@ def _compress(args) -> int:
             wanted = ", ".join(f"{k} {v:g}" for k, v in target.items() if v is not None) + " dB"
             from .metrics import SMALL_PROMISE, SMALL_TARGET
 
-            if target == SMALL_TARGET.as_dict():
+            if args.quality == "small" and target == SMALL_TARGET.as_dict():  # not the same floors typed by hand
                 wanted += f": --quality small's {SMALL_PROMISE} for unseen views, plus a guard"
             if result.rate["reached"] and result.rate["level"] is None:  # a format with one precision
                 print(f"renders at {measured} (target {wanted})")

@@ -61,6 +61,10 @@ def test_the_small_preset_reports_its_p10_and_worst_view_target(tmp_path, capsys
     out = capsys.readouterr().out
     assert f"(target p10 {SMALL_TARGET.p10:g}, worst {SMALL_TARGET.worst:g} dB: --quality small's p10 40 dB, worst " \
         "35 dB for unseen views, plus a guard)" in out and "on the tuning views" in out and (tmp_path / "s.sog").exists()
+    assert run("compress", ply, tmp_path / "h.sog", "--sort", "morton", "--psnr-p10", f"{SMALL_TARGET.p10:g}",
+               "--psnr-worst", f"{SMALL_TARGET.worst:g}") == 0  # the same floors typed by hand are not the preset
+    out = capsys.readouterr().out
+    assert f"(target p10 {SMALL_TARGET.p10:g}, worst {SMALL_TARGET.worst:g} dB)" in out and "guard" not in out
     for flag in ("--psnr-p10", "--psnr-worst"):
         _fails(capsys, "compress", ply, tmp_path / "bad.sog", flag, "nan", match=f"{flag} must be a positive")
     assert not (tmp_path / "bad.sog").exists()
