@@ -10,7 +10,8 @@ group's PSNR is the error that group alone costs in that renderer (the groups' e
 Files: sog's default and splat-transform's `.sog` (the pinned release, ``-g cpu``, on the PLY), made as
 `bench_viewers.py` makes them (``--keep DIR`` keeps and reuses them), and with ``--variant JSON`` (repeatable) the
 default with those profile options (e.g. ``'{"color_levels": 256}'``), each row with its bytes and the PSNR of its
-whole file on `sog eval`'s 48 judging views too. Prints a table and writes JSON.
+whole file on `sog eval`'s 48 judging views too, and the rms position error before and after both scenes' centres
+are rounded to float16 (as Spark stores them). Prints a table and writes JSON.
 
     nice -n 10 python scripts/bench_viewer_attributes.py --scenes plant tarot --views 8 --keep DIR \
         --variant '{"color_levels": 256}'
@@ -39,6 +40,11 @@ from sog.render.views import JUDGING_SIZE
 RENDERERS = ["sog", *VIEWERS]
 
 
+def position_rms(a, b) -> float:
+    """Root-mean-square difference of two (N, 3) position tensors, per coordinate."""
+    return float(((a.double() - b.double()) ** 2).mean().sqrt())
+
+
 def bench_scene(name: str, args, work: Path) -> dict:
     path = scene_path(name, args.data)
     original = sog.load(path)
@@ -59,9 +65,11 @@ def bench_scene(name: str, args, work: Path) -> dict:
         judged = evaluate(original, decoded)  # the whole file on the 48 judging views
         f["judged"] = {k: round(judged[k], 2) for k in ("psnr", "psnr_p10", "psnr_min")}
         scenes = one_attribute_scenes(original, decoded)
-        unique = matched(original, decoded).unique
-        rows += [{"file": f["file"], "bytes": f["bytes"], "judged": f["judged"], "group": g, "matched": unique,
-                  "scene": s}
+        m = matched(original, decoded)
+        rms = {"float32": position_rms(m.original.means, m.decoded.means),
+               "float16": position_rms(m.original.means.half().float(), m.decoded.means.half().float())}
+        rows += [{"file": f["file"], "bytes": f["bytes"], "judged": f["judged"], "group": g, "matched": m.unique,
+                  "position_rms": rms, "scene": s}
                  for g, s in scenes.items()]
     for viewer in args.renderers:
         t = time.perf_counter()
@@ -96,8 +104,11 @@ def table(results: list[dict], renderers: list[str]) -> str:
         for row in res["rows"]:
             cells = [f"{row[r]['mean']:.2f} / {row[r]['worst']:.2f}" if r in row else "-" for r in renderers]
             j = row["judged"]
-            label = (f"the whole file ({row['bytes']:,} B; judged {j['psnr']:.2f} / {j['psnr_p10']:.2f} / "
-                     f"{j['psnr_min']:.2f})" if row["group"] == "all" else row["group"])
+            rms = row["position_rms"]
+            label = {"all": f"the whole file ({row['bytes']:,} B; judged {j['psnr']:.2f} / {j['psnr_p10']:.2f} / "
+                            f"{j['psnr_min']:.2f})",
+                     "means": f"means (rms {rms['float32']:.1e}; {rms['float16']:.1e} both as float16)"}.get(row["group"],
+                                                                                                 row["group"])
             lines.append(f"| {res['scene']} | {row['file']} | {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
