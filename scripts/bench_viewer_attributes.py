@@ -22,14 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from tqdm import tqdm
 
 import sog
-from bench_viewers import ST_LABEL, VIEWERS, close_views, make_files, stats  # (the same files and views)
+from bench_viewers import ST_LABEL, VIEWERS, close_views, each_scene, make_files, stats  # (the same files and views)
 from sog.attribution import matched, one_attribute_scenes
 from sog.evaluate import evaluate
 from sog.datasets import SCENES, scene_path, shared_data
@@ -128,16 +127,7 @@ def main(argv=None) -> int:
     p.add_argument("-q", "--quiet", action="store_true")
     args = p.parse_args(argv)
     cmd = "python scripts/bench_viewer_attributes.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(args.keep) if args.keep else Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        for name in args.scenes:
-            if not scene_path(name, args.data).exists():
-                print(f"skip {name}: not in {args.data}", file=sys.stderr)
-                continue
-            results.append(bench_scene(name, args, work))
-            Path(args.json).write_text(json.dumps({"command": cmd, "partial": True, "results": results}, indent=1))
+    results = each_scene(args, bench_scene, cmd)
     print(table(results, args.renderers))
     Path(args.json).write_text(json.dumps({"command": cmd, "views": args.views, "size": args.size,
                                            "st": ST_LABEL, "results": results}, indent=1))

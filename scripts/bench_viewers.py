@@ -121,6 +121,22 @@ def bench_scene(name: str, args, work: Path) -> dict:
             "rows": rows}
 
 
+def each_scene(args, bench, cmd: str) -> list[dict]:
+    """``bench(name, args, work)`` for each of ``args.scenes`` found in ``args.data``, in the folder ``args.keep``
+    (or a temporary one); the results so far are written to ``args.json`` after each scene."""
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(args.keep) if args.keep else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        for name in args.scenes:
+            if not scene_path(name, args.data).exists():
+                print(f"skip {name}: not in {args.data}", file=sys.stderr)
+                continue
+            results.append(bench(name, args, work))
+            Path(args.json).write_text(json.dumps({"command": cmd, "partial": True, "results": results}, indent=1))
+    return results
+
+
 def table(results: list[dict]) -> str:
     head = ("| scene | file | bytes | xST | PlayCanvas mean / p10 / worst | Spark mean / p10 / worst |\n"
             "|---|---|---|---|---|---|")
@@ -156,16 +172,7 @@ def main(argv=None) -> int:
     p.add_argument("-q", "--quiet", action="store_true")
     args = p.parse_args(argv)
     cmd = "python scripts/bench_viewers.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(args.keep) if args.keep else Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        for name in args.scenes:
-            if not scene_path(name, args.data).exists():
-                print(f"skip {name}: not in {args.data}", file=sys.stderr)
-                continue
-            results.append(bench_scene(name, args, work))
-            Path(args.json).write_text(json.dumps({"command": cmd, "partial": True, "results": results}, indent=1))
+    results = each_scene(args, bench_scene, cmd)
     if args.files_only:
         print(json.dumps(results, indent=1))
         return 0
