@@ -102,12 +102,11 @@ def table(results: list[dict], renderers: list[str]) -> str:
     for res in results:
         for row in res["rows"]:
             cells = [f"{row[r]['mean']:.2f} / {row[r]['worst']:.2f}" if r in row else "-" for r in renderers]
-            j = row["judged"]
-            rms = row["position_rms"]
-            label = {"all": f"the whole file ({row['bytes']:,} B; judged {j['psnr']:.2f} / {j['psnr_p10']:.2f} / "
-                            f"{j['psnr_min']:.2f})",
-                     "means": f"means (rms {rms['float32']:.1e}; {rms['float16']:.1e} both as float16)"}.get(row["group"],
-                                                                                                 row["group"])
+            j, rms = row["judged"], row["position_rms"]
+            labels = {"all": f"the whole file ({row['bytes']:,} B; judged {j['psnr']:.2f} / {j['psnr_p10']:.2f} / "
+                             f"{j['psnr_min']:.2f})",
+                      "means": f"means (rms {rms['float32']:.1e}; {rms['float16']:.1e} both as float16)"}
+            label = labels.get(row["group"], row["group"])
             lines.append(f"| {res['scene']} | {row['file']} | {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
