@@ -26,7 +26,7 @@ ROOMS = [
     "sog.errors", "sog.version", "sog.stable", "sog.device", "sog.localserver", "sog.splats", "sog.grid",
     "sog.metrics", "sog.datasets",
     "sog.io", "sog.peers", "sog.render", "sog.reduce", "sog.sort", "sog.codec", "sog.rate",
-    "sog.train", "sog.pipeline", "sog.evaluate", "sog.stream", "sog.distributed", "sog.viewer",
+    "sog.train", "sog.pipeline", "sog.evaluate", "sog.attribution", "sog.stream", "sog.distributed", "sog.viewer",
     "sog", "sog.cli",
 ]
 
