@@ -28,10 +28,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 import sog
-from bench_viewers import ST_LABEL, VIEWERS, close_views, each_scene, make_files, stats  # (the same files and views)
+from bench_viewers import ST_LABEL, VIEWERS, close_views, each_scene, make_files, scene_and_ply, stats  # (the same files and views)
 from sog.attribution import matched, one_attribute_scenes
 from sog.evaluate import evaluate
-from sog.datasets import SCENES, scene_path, shared_data
+from sog.datasets import SCENES, shared_data
 from sog.metrics import view_psnrs
 from sog.render import render
 from sog.render.views import JUDGING_SIZE
@@ -45,11 +45,7 @@ def position_rms(a, b) -> float:
 
 
 def bench_scene(name: str, args, work: Path) -> dict:
-    path = scene_path(name, args.data)
-    original = sog.load(path)
-    ply = work / f"{name}_original.ply"
-    if not ply.exists():
-        sog.save(original, ply)
+    path, original, ply = scene_and_ply(name, args.data, work)
     files = make_files(name, path, ply, work, args.quiet, ["default"])
     for text in args.variant:
         options = json.loads(text)

@@ -90,12 +90,19 @@ def stats(values: list[float]) -> dict:
             "views": [round(psnr_capped(x), 2) for x in values]}
 
 
-def bench_scene(name: str, args, work: Path) -> dict:
-    path = scene_path(name, args.data)
+def scene_and_ply(name: str, data: str, work: Path):
+    """``(path, scene, ply)``: the shared scene's file, the scene, and the scene written as a PLY in ``work`` (the
+    float original that every file is judged against; written once and reused)."""
+    path = scene_path(name, data)
     original = sog.load(path)
     ply = work / f"{name}_original.ply"
     if not ply.exists():
         sog.save(original, ply)
+    return path, original, ply
+
+
+def bench_scene(name: str, args, work: Path) -> dict:
+    path, original, ply = scene_and_ply(name, args.data, work)
     files = make_files(name, path, ply, work, args.quiet, args.files)
     if args.files_only:
         return {"scene": name, "rows": [{k: v for k, v in f.items() if k != "path"} for f in files]}
