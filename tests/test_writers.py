@@ -122,3 +122,24 @@ def test_compress_options_a_format_does_not_have_are_refused(tmp_path, scene_ply
     search, so a target with the count fixed is refused; --layers is SOG's alone."""
     _fails(capsys, "compress", scene_ply, tmp_path / name, *options, "-q", match=match)
     assert not (tmp_path / name).exists()
+
+
+def test_an_interruption_inside_a_zip_entry_propagates_as_itself(monkeypatch):
+    """A signal (`Interrupted`) that lands while a zip entry is open must reach the CLI as itself, not as the
+    ValueError that closing the archive with an open entry raises (a SIGTERM then exited 3 instead of 143)."""
+    import io
+    import zipfile
+
+    from sog.errors import Interrupted
+    from sog.io.container import _write_zip
+
+    held = []
+
+    def cut_off(self, info, data, *args, **kwargs):
+        held.append(self.open(info, "w"))  # the entry stays open, as when the signal lands mid-write
+        held[-1].write(data[:4])
+        raise Interrupted(15)
+
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", cut_off)
+    with pytest.raises(Interrupted):
+        _write_zip(io.BytesIO(), b"{}", {"means_l.webp": b"\0" * 64}, False)

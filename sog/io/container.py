@@ -36,10 +36,18 @@ def _meta_bytes(meta: dict) -> bytes:
 
 def _write_zip(fh, meta_bytes: bytes, files: dict[str, bytes], compress_meta: bool) -> None:
     """The bundled form into the binary file ``fh``: ``meta.json`` first, then ``files`` in their order."""
-    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
+    zf = zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED)
+    try:
         zf.writestr(_entry(META, compress_meta), meta_bytes)
         for name, data in files.items():
             zf.writestr(_entry(name), data)
+    except BaseException:
+        # abandoned, not closed: a signal (`Interrupted`) inside writestr leaves an entry open, and close() (also
+        # the one in ZipFile.__del__) would raise ValueError in its place. Without its file ZipFile writes nothing
+        # more; the half-written file is the caller's to discard (an atomic temporary)
+        zf.fp = None
+        raise
+    zf.close()
 
 
 def container_size(meta: dict, files: dict[str, bytes], *, bundle: bool = True, compress_meta: bool = False) -> int:
