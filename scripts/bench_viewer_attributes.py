@@ -59,8 +59,8 @@ def bench_scene(name: str, args, work: Path) -> dict:
         decoded = sog.load(f["path"])
         judged = evaluate(original, decoded)  # the whole file on the 48 judging views
         f["judged"] = {k: round(judged[k], 2) for k in ("psnr", "psnr_p10", "psnr_min")}
-        scenes = one_attribute_scenes(original, decoded)
-        m = matched(original, decoded)
+        m = matched(original, decoded)  # one position match for the swaps and the rms
+        scenes = one_attribute_scenes(m)
         rms = {"float32": position_rms(m.original.means, m.decoded.means),
                "float16": position_rms(m.original.means.half().float(), m.decoded.means.half().float())}
         rows += [{"file": f["file"], "bytes": f["bytes"], "judged": f["judged"], "group": g, "matched": m.unique,

@@ -2,9 +2,9 @@
 
 A compressed scene differs from its original in every attribute at once, and a viewer re-quantises some of them on
 load (Spark packs centres as float16, colours and opacities as 8 bits, scales as 8-bit logs), so the whole-file PSNR
-does not say where the error is. `one_attribute_scenes` gives, per attribute group, the original scene with only
-that group taken from the decoded file; rendering each in a viewer against the viewer's render of the original
-gives that group's share (``scripts/bench_viewer_attributes.py``).
+does not say where the error is. `one_attribute_scenes` of a `matched` pair gives, per attribute group, the
+original scene with only that group taken from the decoded file; rendering each in a viewer against the viewer's
+render of the original gives that group's share (``scripts/bench_viewer_attributes.py``).
 
 The decoded file is in its own (sorted) order, so each decoded Gaussian is first matched to the original
 Gaussian nearest to its position (`match_order`). Positions are quantised far below the spacing of distinct
@@ -65,11 +65,10 @@ def matched(original: Splats, decoded: Splats) -> MatchedScene:
     return MatchedScene(base, decoded, int(torch.unique(order).numel()))
 
 
-def one_attribute_scenes(original: Splats, decoded: Splats) -> dict[str, Splats]:
-    """Per group of `GROUPS` (and ``"all"``: the decoded scene itself), the original in the decoded order with
-    only that group's tensors taken from ``decoded``. Groups absent from both (``shN`` at SH degree 0) are left
-    out."""
-    m = matched(original, decoded)
+def one_attribute_scenes(m: MatchedScene) -> dict[str, Splats]:
+    """Per group of `GROUPS` (and ``"all"``: the decoded scene itself), the original of ``m`` (`matched`) in the
+    decoded order with only that group's tensors taken from the decoded scene. Groups absent from both (``shN`` at
+    SH degree 0) are left out."""
     scenes = {"all": m.decoded}
     for group, fields in GROUPS.items():
         if all(getattr(m.original, f).numel() == 0 for f in fields):

@@ -7,7 +7,7 @@ import torch
 
 import sog
 from conftest import small_scene
-from sog.attribution import GROUPS, match_order, one_attribute_scenes
+from sog.attribution import GROUPS, match_order, matched, one_attribute_scenes
 from sog.errors import SogError
 
 
@@ -29,7 +29,7 @@ def test_the_match_recovers_the_permutation_of_a_quantised_file():
 def test_each_scene_differs_from_the_original_in_its_own_group_only():
     s = small_scene(300, seed=1, sh_degree=2)
     d, perm = shuffled_and_coarsened(s)
-    scenes = one_attribute_scenes(s, d)
+    scenes = one_attribute_scenes(matched(s, d))
     assert set(scenes) == {"all", *GROUPS}
     base = s.permute(perm)
     for group, fields in GROUPS.items():
@@ -43,7 +43,7 @@ def test_a_scene_without_sh_rest_has_no_shN_group_and_a_sogv2_file_matches_one_t
     s = small_scene(256, seed=2, sh_degree=0)
     sog.compress(s, tmp_path / "s.sog", sog.CompressOptions(sort="morton"), quiet=True)
     d = sog.load(tmp_path / "s.sog")
-    scenes = one_attribute_scenes(s, d)
+    scenes = one_attribute_scenes(matched(s, d))
     assert "shN" not in scenes and "sh0" in scenes
     assert torch.unique(match_order(s, d)).numel() == len(s)
 
