@@ -13,9 +13,9 @@ import math
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .errors import SogError
+from .stable import blur as stable_blur, gaussian_taps
 
 
 def _batch(img: torch.Tensor) -> torch.Tensor:
@@ -38,22 +38,14 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return -10 * torch.log10(mse(a, b))
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    x = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
-    g = torch.exp(-x * x / (2 * sigma * sigma))
-    g = g / g.sum()
-    return g[:, None] * g[None, :]
-
-
 def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
     """Mean SSIM per image -> (B,) or scalar; 1 for identical images."""
     x = _batch(a).permute(0, 3, 1, 2)
     y = _batch(b).permute(0, 3, 1, 2)
-    c = x.shape[1]
-    w = _gaussian_window(window, sigma).to(x)[None, None].expand(c, 1, window, window).contiguous()
+    taps = gaussian_taps(window // 2, sigma, x.dtype, x.device)
 
     def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, w, padding=window // 2, groups=c)
+        return stable_blur(t, taps)   # the separable window; the same bits on every CPU (a training loss)
 
     mu_x, mu_y = blur(x), blur(y)
     sxx = blur(x * x) - mu_x * mu_x

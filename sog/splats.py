@@ -39,10 +39,11 @@ def sh_degree_from_rest(k: int) -> int:
     raise SogError(f"unsupported number of higher SH coefficients per channel: {k} (expected 0, 3, 8 or 15)")
 
 
-def quat_to_rotmat(quats: torch.Tensor) -> torch.Tensor:
+def quat_to_rotmat(quats: torch.Tensor, unit: bool = False) -> torch.Tensor:
     """(..., 4) quaternions (w, x, y, z), any non-zero norm -> (..., 3, 3) rotation matrices (the one conversion
-    every renderer, camera reader and codec uses)."""
-    w, x, y, z = torch.nn.functional.normalize(quats, dim=-1).unbind(-1)
+    every renderer, camera reader and codec uses). ``unit``: the quaternions are of unit length already (not
+    normalised again)."""
+    w, x, y, z = (quats if unit else torch.nn.functional.normalize(quats, dim=-1)).unbind(-1)
     return torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
                         2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
                         2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],

@@ -2,7 +2,7 @@
 
 Other CPUs are emulated on this one by environment variables that pick other SIMD code paths, in a child process
 each: MKL's instruction set (torch's BLAS and vector maths), torch's kernel capability, numpy's dispatched
-features, numba's target CPU and OpenBLAS's kernels (numpy's BLAS). Every case of `test_profiles`' frozen ones,
+features, numba's target CPU, OpenBLAS's kernels (numpy's BLAS) and oneDNN's (torch's float32 convolutions). Every case of `test_profiles`' frozen ones,
 and one with the default sorter (ShuffleSoftSort) on a small budget, must be the same bytes under each as in a
 plain run. The default run checks a few cases under two variants; the rest are marked slow.
 """
@@ -32,6 +32,7 @@ VARIANTS = {
                                                       "AVX512CD AVX512F X86_V4 X86_V3"},
     "numba generic": {"NUMBA_CPU_NAME": "generic"},
     "openblas prescott": {"OPENBLAS_CORETYPE": "Prescott"},
+    "onednn sse41": {"ONEDNN_MAX_CPU_ISA": "SSE41"},
 }
 #: variants of the default run (the others are slow)
 FAST_VARIANTS = ("mkl avx2", "aten default")

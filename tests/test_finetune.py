@@ -55,6 +55,38 @@ def test_the_fine_tune_is_deterministic():
         assert torch.equal(value, getattr(runs[1].splats, name)), name
 
 
+#: the child: compress a small scene with a short fine-tune (neighbour loss, a re-sort, quantisation-aware steps)
+CROSS_CPU_CHILD = r"""
+import hashlib, tempfile
+from pathlib import Path
+import sog
+from sog.datasets import synthetic_scene
+out = Path(tempfile.mkdtemp()) / "out.sog"
+sog.compress(synthetic_scene(300, seed=3).with_sh_degree(3), out,
+             sog.CompressOptions(sort="morton", finetune=12, finetune_qat=True), quiet=True)
+print(hashlib.sha256(out.read_bytes()).hexdigest())
+"""
+
+
+@pytest.mark.parametrize("variant", ["aten default", "onednn sse41"])
+def test_the_fine_tune_gives_the_same_bytes_on_other_cpu_code_paths(variant):
+    """Before `sog.stable`'s training ops and `PortableAdam`, torch's default kernels gave another file."""
+    import os
+    import subprocess
+    import sys
+
+    from test_determinism import ROOT, VARIANTS
+
+    def digest(env):
+        base = {k: v for k, v in os.environ.items() if k not in {n for e in VARIANTS.values() for n in e}}
+        done = subprocess.run([sys.executable, "-c", CROSS_CPU_CHILD], env={**base, **env}, cwd=ROOT,
+                              capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout.split()[-1]
+
+    assert digest(VARIANTS[variant]) == digest({})
+
+
 def test_compress_finetune_trains_on_tuning_views_only_and_changes_the_file(tmp_path, monkeypatch):
     import sog.render.cameras as cameras
     import sog.render.views as views

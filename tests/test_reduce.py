@@ -221,20 +221,20 @@ def test_a_reduced_file_opens_in_splat_transform(tmp_path, scene_ply, splat_tran
     assert len(load(tmp_path / "back.ply")) == 150
 
 
-#: the child: reduce a small scene and print the sha256 of the file
+#: the child: reduce a small scene (and re-fit it: a training loop) and print the sha256 of the file
 CHILD = r"""
 import hashlib, sys, tempfile
 from pathlib import Path
 import sog
 from sog.datasets import synthetic_scene
 out = Path(tempfile.mkdtemp()) / "out.sog"
-sog.compress(synthetic_scene(300, seed=3).with_sh_degree(3), out, sog.CompressOptions(sort="morton", reduce=0.4),
+sog.compress(synthetic_scene(300, seed=3).with_sh_degree(3), out, sog.CompressOptions(sort="morton", reduce=0.4, refit=12),
              quiet=True)
 print(hashlib.sha256(out.read_bytes()).hexdigest())
 """
 
 
-@pytest.mark.parametrize("variant", ["numba generic", "aten default"])
+@pytest.mark.parametrize("variant", ["numba generic", "aten default", "onednn sse41"])
 def test_reduction_keeps_the_same_gaussians_on_other_cpu_code_paths(variant):
     import os
     import subprocess

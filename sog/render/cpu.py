@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import torch
 
 from ..splats import quat_to_rotmat
+from ..stable import normalize
 from .sh import sh_to_rgb
 
 
@@ -59,6 +60,9 @@ class RasterConfig:
     tiled: bool = True
     #: its tile side in pixels
     tile: int = 16
+    #: the ops whose rounding depends on the CPU's vector code in their `sog.stable` versions (the opacity
+    #: sigmoid is the caller's): the same bits on every CPU, a little slower (the training path)
+    portable: bool = False
 
 
 @dataclass
@@ -91,7 +95,8 @@ def project(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, opac
     means, quats, scales, opacities = means[index], quats[index], scales[index], opacities[index]
     pc = means @ R.T + t                                                     # (M, 3) camera space
     x, y, z = pc.unbind(1)
-    M = R @ quat_to_rotmat(quats) * scales[:, None, :]                       # (M, 3, 3) = W R_q S
+    rotmat = quat_to_rotmat(normalize(quats), unit=True) if config.portable else quat_to_rotmat(quats)
+    M = R @ rotmat * scales[:, None, :]                       # (M, 3, 3) = W R_q S
     cov = M @ M.transpose(1, 2)                                              # camera-space covariance
     # perspective Jacobian at the mean, with x/z and y/z clamped to 1.3x the field of view (gsplat)
     tan_x, tan_y = 0.5 * width / fx, 0.5 * height / fy
@@ -244,5 +249,5 @@ def render_one(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, o
     -> RGB (H, W, 3) and alpha (H, W); ``grad`` picks the compositing that gradients go through (`rasterize`)."""
     p = project(means, quats, scales, opacities, viewmat, K, width, height, config)
     campos = -viewmat[:3, :3].T.to(means) @ viewmat[:3, 3].to(means)
-    colors = sh_to_rgb(sh0[p.index], shN[p.index], means[p.index] - campos, sh_degree)
+    colors = sh_to_rgb(sh0[p.index], shN[p.index], means[p.index] - campos, sh_degree, config.portable)
     return rasterize(p, colors, width, height, config, grad)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from ..stable import normalize, weighted_sum
+
 C0 = 0.28209479177387814
 C1 = 0.4886025119029199
 C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
@@ -27,11 +29,13 @@ def sh_basis(dirs: torch.Tensor, degree: int) -> torch.Tensor:
     return torch.stack(out, -1)
 
 
-def sh_to_rgb(sh0: torch.Tensor, shN: torch.Tensor, dirs: torch.Tensor, degree: int | None = None) -> torch.Tensor:
+def sh_to_rgb(sh0: torch.Tensor, shN: torch.Tensor, dirs: torch.Tensor, degree: int | None = None,
+              portable: bool = False) -> torch.Tensor:
     """Colour ``clamp(SH(dirs) + 0.5, min=0)`` -> (N, 3).
 
     sh0 (N, 1, 3) DC coefficients; shN (N, K, 3) higher bands; dirs (N, 3) viewing directions
     (mean - camera centre; normalised here). ``degree`` defaults to the one ``K`` implies and may be lower.
+    ``portable``: normalise and sum with `sog.stable` (the same bits on every CPU).
     """
     k = shN.shape[1]
     full = {0: 0, 3: 1, 8: 2, 15: 3}[k]
@@ -40,6 +44,9 @@ def sh_to_rgb(sh0: torch.Tensor, shN: torch.Tensor, dirs: torch.Tensor, degree: 
     if degree == 0:
         rgb = C0 * coeffs[:, 0]
     else:
-        basis = sh_basis(torch.nn.functional.normalize(dirs, dim=-1), degree)   # (N, (d+1)^2)
-        rgb = (basis.unsqueeze(-1) * coeffs).sum(1)
+        if portable:
+            rgb = weighted_sum(sh_basis(normalize(dirs), degree), coeffs)
+        else:
+            basis = sh_basis(torch.nn.functional.normalize(dirs, dim=-1), degree)   # (N, (d+1)^2)
+            rgb = (basis.unsqueeze(-1) * coeffs).sum(1)
     return (rgb + 0.5).clamp(min=0)

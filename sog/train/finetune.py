@@ -23,13 +23,17 @@ fine-tune is the plugin in use. Each step is `sog.train.loop.training_step`, the
     result.splats           # the fine-tuned scene, row i = input Gaussian i (a bijection: none lost)
     result.order            # (N,) long: the input index at each grid cell after the last re-sort
 
-Deterministic for a seed on a fixed thread count (the views' sequence is drawn from ``seed``; the renderer's
-gradients are the same bytes on any thread count). Ctrl-C (KeyboardInterrupt) propagates from any step: nothing
+Deterministic for a seed on a fixed thread count, on every CPU: the views' sequence is drawn from ``seed``; the
+renderer's gradients are the same bytes on any thread count; the step uses `sog.stable`'s ops (sigmoid,
+normalisation, SH sums, SSIM's blur; ``RasterConfig.portable``) and `sog.train.adam.PortableAdam`, whose rounding
+does not depend on the CPU's vector instructions (torch's sigmoid, small reductions, oneDNN's conv2d and Adam's
+fused kernels do: a loop grows one last-bit difference into another scene). Ctrl-C (KeyboardInterrupt) propagates from any step: nothing
 is returned, so nothing gets written.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
@@ -37,9 +41,11 @@ from tqdm.auto import tqdm
 
 from ..codec.rotation import canonical_splats
 from ..errors import SogError
-from ..render import Camera, RasterConfig, render, render_tensors
+from ..render import Camera, RasterConfig, render_tensors
 from ..render.cameras import robust_bounds
 from ..splats import FIELDS, Splats
+from ..stable import sigmoid
+from .adam import PortableAdam
 from .loop import photometric_loss, training_step
 from .plugin import SelfOrganizingGrid
 
@@ -117,8 +123,8 @@ def render_params(params, camera: Camera, raster: RasterConfig) -> torch.Tensor:
     """Render raw parameters (means, quats, log-scales, logit opacities, sh0, shN) with the tiled differentiable
     renderer -> RGB (H, W, 3)."""
     rgb, _ = render_tensors(params["means"], params["quats"], params["scales"].exp(),
-                            torch.sigmoid(params["opacities"]), params["sh0"], params["shN"], camera, "tiles",
-                            raster)
+                            sigmoid(params["opacities"]), params["sh0"], params["shN"], camera, "tiles",
+                            dataclasses.replace(raster, portable=True))
     return rgb
 
 
@@ -157,7 +163,8 @@ def finetune(splats: Splats, cameras: list[Camera], config: FinetuneConfig | Non
     params = torch.nn.ParameterDict({name: torch.nn.Parameter(getattr(splats, name).detach().float().clone())
                                      for name in FIELDS})
     # one Adam per attribute (gsplat's layout): the plugin's `sort_` swaps each parameter and permutes its state
-    optimizers = {name: torch.optim.Adam([params[name]], lr=lrs[name], eps=1e-15) for name in FIELDS}
+    optimizers = {name: PortableAdam([params[name]], lr=lrs[name], eps=1e-15) for name in FIELDS}
+    teacher_params = {name: getattr(teacher, name).detach().float() for name in FIELDS}
     grid = config.plugin(config.steps, seed)
     gen = torch.Generator().manual_seed(seed)
     order = torch.arange(n)
@@ -173,7 +180,8 @@ def finetune(splats: Splats, cameras: list[Camera], config: FinetuneConfig | Non
             if not views:
                 views = torch.randperm(len(cameras), generator=gen).tolist()
             v = views.pop()
-            target = render(teacher, cameras[v], backend="cpu", device="cpu", config=config.raster)[0]
+            with torch.no_grad():
+                target = render_params(teacher_params, cameras[v], config.raster)
             photo, smooth = training_step(params, optimizers, grid,
                                           lambda p: (render_params(p, cameras[v], config.raster), None), target,
                                           ssim_weight=config.ssim_weight,

@@ -12,7 +12,7 @@ sorted yet), so the rows stay in the reduced scene's order. The loss and the ste
     fitted.splats       # (M,) Gaussians, row i = reduced row i; quats and shN unchanged
     fitted.photometric  # (steps,) float64, the loss of each step
 
-Deterministic for a seed on a fixed thread count (as `finetune`).
+Deterministic for a seed on a fixed thread count, on every CPU (as `finetune`).
 
 This module lives in `sog.train` (not `sog.reduce`): it drives the fine-tune, which sits above the reduction in
 the package's room order.

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..grid import grid_shape
+from ..stable import blur as stable_blur, gaussian_taps, snap_tensor
 
 #: Per-attribute weights. SOG's defaults were opacity 1 and quaternions 10; the others are ours.
 DEFAULT_WEIGHTS = {"means": 1.0, "scales": 1.0, "quats": 10.0, "opacities": 1.0, "sh0": 1.0, "shN": 0.0}
@@ -32,21 +33,12 @@ def to_plane(x: torch.Tensor, shape: tuple[int, int]) -> tuple[torch.Tensor, tor
 
 def gaussian_kernel1d(sigma: float, device=None, dtype=torch.float32) -> torch.Tensor:
     """Normalised 1-D Gaussian taps, radius ceil(2 sigma); shape (2r+1,)."""
-    r = max(1, math.ceil(2 * sigma))
-    t = torch.arange(-r, r + 1, device=device, dtype=dtype)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    return k / k.sum()
+    return gaussian_taps(max(1, math.ceil(2 * sigma)), sigma, dtype, device)
 
 
 def blur(plane: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (C, H, W) with zero padding; same shape."""
-    c = plane.shape[0]
-    k = gaussian_kernel1d(sigma, plane.device, plane.dtype)
-    r = k.shape[0] // 2
-    x = plane.unsqueeze(0)
-    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, r), groups=c)
-    x = F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(r, 0), groups=c)
-    return x[0]
+    """Separable Gaussian blur of (C, H, W) with zero padding (`sog.stable.blur`); same shape."""
+    return stable_blur(plane, gaussian_kernel1d(sigma, plane.device, plane.dtype))
 
 
 def masked_blur(plane: torch.Tensor, mask: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -56,8 +48,11 @@ def masked_blur(plane: torch.Tensor, mask: torch.Tensor, sigma: float) -> torch.
 
 def standardise(x: torch.Tensor) -> torch.Tensor:
     """(N, C) with each channel shifted/scaled by its detached mean/std, so attribute weights are comparable."""
-    mean = x.detach().mean(0)
-    std = x.detach().std(0, unbiased=False).clamp(min=1e-8) if x.shape[0] > 1 else torch.ones_like(mean)
+    # the statistics in float64, snapped: a reduction's order (so its last bit) follows the CPU's vector width
+    x64 = x.detach().double()
+    mean = snap_tensor(x64.mean(0)).to(x.dtype)
+    std = (snap_tensor(x64.std(0, unbiased=False)).to(x.dtype).clamp(min=1e-8) if x.shape[0] > 1
+           else torch.ones_like(mean))
     return (x - mean) / std
 
 
