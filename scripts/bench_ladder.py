@@ -42,7 +42,7 @@ def st(*argv) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenes", nargs="+", default=["kacytran", "plant", "tarot", "playbot-2_0"])
-    ap.add_argument("--targets", default="35,40,45,50", help="--psnr ladder points (dB)")
+    ap.add_argument("--targets", default="35,40,45,50", help="--psnr ladder points (dB); '' for none")
     ap.add_argument("--views", type=int, default=48)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--json", type=Path, default=None)
@@ -69,7 +69,8 @@ def main() -> None:
             seconds = st(path, tmp / f"{name}_st.spz")
             add({"method": "splat-transform .spz", "bytes": (tmp / f"{name}_st.spz").stat().st_size, "kept": n,
                  "seconds": seconds, **judged(original, tmp / f"{name}_st.spz", args)})
-            points = [("default", {})] + [(f"--psnr {t}", {"target_psnr": float(t)}) for t in args.targets.split(",")]
+            points = [("default", {})] + [(f"--psnr {t}", {"target_psnr": float(t)}) for t in args.targets.split(",")
+                                          if t]
             points.append(("--quality small", {"quality": "small"}))
             for label, extra in points:
                 out = tmp / f"{name}_{len(rows)}.sog"

@@ -9,10 +9,11 @@ tuning views (`sog.render.views.tuning_cameras`). Prints a table and writes JSON
 
 Methods: ``footprint`` (keep the largest opacity × footprint), ``pairs`` (`sog.reduce.reduce`, the default: pairwise
 merging priced by the tuning views, `sog.reduce.pairs`), ``pairs no views`` (the same priced by area mass alone),
-``pairs+refit`` (``pairs``, then the re-fit), ``render`` (``method="drop"``: keep the Gaussians whose removal the
+``pairs+refit`` (``pairs``, then the checked re-fit of ``sog compress --reduce``: `sog.train.refit.refit_checked`,
+kept where other tuning views say it helps), ``render`` (``method="drop"``: keep the Gaussians whose removal the
 tuning views see most), ``render+merge``
 (the same with ``merge=True``), ``render 1 round`` (measured once, no re-measuring), ``render+refit`` (the
-``render`` reduction, then `sog.train.refit.refit`: --refit-steps of distillation of the survivors' colour, opacity
+``render`` reduction, then `sog.train.refit.refit` at ``lr_scale`` 3, the rate chosen for it: --refit-steps of distillation of the survivors' colour, opacity
 and scales towards renders of the whole scene from the tuning views; its seconds are the reduction's plus the
 re-fit's, and the ``refit s`` column is the re-fit's alone), ``st-decimate`` and ``st-decimate-adaptive``
 (splat-transform 3.x's ``--decimate N`` and ``--decimate-adaptive N`` to the same count, on its CPU path ``-g cpu``:
@@ -64,7 +65,8 @@ def run_method(method: str, splats, keep: int, tuning, seed: int, cache: dict, r
     import dataclasses
 
     from sog.reduce import reduce
-    from sog.train.refit import RefitConfig, refit
+    from sog.render.views import tuning_cameras
+    from sog.train.refit import RefitConfig, refit, refit_checked, refit_views
 
     if method in ("render+refit", "pairs+refit"):
         base = "render" if method == "render+refit" else "pairs"
@@ -74,8 +76,15 @@ def run_method(method: str, splats, keep: int, tuning, seed: int, cache: dict, r
                                           "pairs"), time.perf_counter() - t0)
         cache.update(keep=keep, reduction=cache[(base, keep)][0], seconds=cache[(base, keep)][1])
         t0 = time.perf_counter()
-        fitted = refit(cache["reduction"].splats, splats, tuning, RefitConfig(steps=refit_steps), seed=seed)
-        return dataclasses.replace(cache["reduction"], splats=fitted.splats), time.perf_counter() - t0
+        if base == "pairs":     # what `sog compress --reduce` does: kept where other tuning views say it helps
+            check = tuning_cameras(splats, path, views=2 * len(tuning), size=tuning[0].width)
+            fitted, report = refit_checked(cache["reduction"].splats, splats, refit_views(splats, path, check), check,
+                                           RefitConfig(steps=refit_steps), seed=seed)
+            cache["refit_kept"] = report["kept"]
+        else:
+            fitted = refit(cache["reduction"].splats, splats, tuning, RefitConfig(steps=refit_steps, lr_scale=3.0),
+                           seed=seed).splats
+        return dataclasses.replace(cache["reduction"], splats=fitted), time.perf_counter() - t0
     if method.startswith("st-decimate"):
         return peer_decimate(path, keep, adaptive=method.endswith("adaptive")), 0.0
     return _reduce(method, splats, keep, tuning, seed, cache), 0.0
@@ -152,11 +161,14 @@ def main() -> None:
                        "psnr_p10": float(np.percentile(psnrs, 10)), "psnr_worst": float(psnrs.min()),
                        "seconds": round(seconds, 2), "refit_seconds": round(refit_seconds, 2),
                        "refit_steps": refit_steps if method.endswith("+refit") else 0, "views": f"{len(judging)} x {args.size} px ({source})",
-                       "tuning": f"{len(tuning)} x {args.tuning_size} px"}
+                       "tuning": f"{len(tuning)} x {args.tuning_size} px",
+                       "refit_kept": cache.get("refit_kept") if method == "pairs+refit" else None}
                 rows.append(row)
                 print(f"{name:9s} {fraction:4.0%} removed  {method:15s} kept {reduced.count:>8,}  "
                       f"PSNR mean {row['psnr_mean']:6.2f}  p10 {row['psnr_p10']:6.2f}  worst {row['psnr_worst']:6.2f}"
-                      f"  {seconds:6.1f} s (refit {refit_seconds:5.1f} s)", flush=True)
+                      f"  {seconds:6.1f} s (refit {refit_seconds:5.1f} s"
+                      f"{', kept' if row['refit_kept'] else ', dropped' if row['refit_kept'] is False else ''})",
+                      flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

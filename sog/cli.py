@@ -103,8 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep at most N Gaussians (N >= 1), chosen as --reduce chooses; not with --reduce")
     c.add_argument("--refit", type=int, nargs="?", const=REFIT_STEPS, default=0, metavar="STEPS",
                    help="after --reduce / --max-gaussians: re-fit the kept Gaussians' colour, opacity and scales "
-                        "for STEPS steps towards renders of the whole scene from the tuning views (sog.train.refit; "
-                        f"docs/reduce.md); default off; without STEPS {REFIT_STEPS}")
+                        "for STEPS steps towards renders of the whole scene from tuning views, kept where other "
+                        "tuning views say it helps "
+                        f"(sog.train.refit; docs/reduce.md); default off; without STEPS {REFIT_STEPS}")
     c.add_argument("--finetune", type=int, nargs="?", const=FINETUNE_STEPS, default=None, metavar="STEPS",
                    help="SOG outputs: fine-tune the scene before encoding it, towards renders of itself from tuning "
                         "views, with the neighbour loss on its sorted grid (sog.train.finetune; CPU); "

@@ -37,7 +37,7 @@ from .sort.config import ShuffleSoftSortConfig
 from .sort.features import splat_features
 from .splats import Splats
 from .train.finetune import FINETUNE_SIZE, FINETUNE_VIEWS, FinetuneConfig, finetune
-from .train.refit import RefitConfig, refit
+from .train.refit import RefitConfig, refit_checked, refit_views
 
 
 #: default runs of ShuffleSoftSort per grid. scripts/bench_speed.py (native bytes against budget, against the
@@ -93,9 +93,10 @@ class CompressOptions:
     #: of those steps, the last ones that train through the profile's quantisers (`Profile.quantiser`, straight-
     #: through gradients); 0: none (the default: measured not to pay, docs/finetune.md)
     finetune_qat: int = 0
-    #: after a reduction (``reduce`` / ``max_gaussians``): re-fit the survivors' colour, opacity and scales for this
-    #: many steps towards renders of the whole scene from the reduction's tuning views (`sog.train.refit`); 0: off
-    #: (the default: a re-fitted file's bytes differ between CPU code paths, see docs/reduce.md)
+    #: after a reduction (``reduce`` / ``max_gaussians``; not a count search's candidates): re-fit the survivors'
+    #: colour, opacity and scales for this many steps towards renders of the whole scene from tuning views, kept
+    #: where other tuning views say it helps (`sog.train.refit.refit_checked`); 0: off (the default: on the judging
+    #: views it lowered the p10 and the worst view, docs/reduce.md)
     refit: int = 0
     #: with a rate target (``--quality small``, ``--psnr``) and no ``reduce``/``max_gaussians``: also search how many
     #: Gaussians to keep (`COUNT_LADDER`, the smallest file that reaches the target); False: keep every one
@@ -135,6 +136,7 @@ class CompressOptions:
             raise SogError(f"--refit must be a whole number of 0 or more steps, not {self.refit}")
         if self.refit and self.reduce is None and self.max_gaussians is None:
             raise SogError("--refit re-fits the Gaussians a reduction keeps: give --reduce or --max-gaussians too")
+
         if not (self.search_views >= 1 and self.search_size >= 1):
             raise SogError(f"the rate search needs at least one view of at least one pixel, not {self.search_views} "
                            f"views of {self.search_size} px")
@@ -471,7 +473,8 @@ def _scene(source, options: CompressOptions, device, seconds: dict, quiet: bool 
            before_reduce=None) -> tuple[Splats, str | os.PathLike | None, int, torch.Tensor | None]:
     """The scene every compress path starts from: ``source`` loaded (a path) or checked as a loaded file is
     (`Splats`), then reduced if ``options`` ask for it (`sog.reduce`, on tuning views; the default keeps every
-    Gaussian) and its survivors re-fitted (`sog.train.refit`, ``options.refit`` steps, on the same views).
+    Gaussian) and its survivors re-fitted where that helps (`sog.train.refit.refit_checked`,
+    ``options.refit`` steps on `refit_views`, checked on 24 other tuning views; off by default).
     Returns the scene, its path (None for `Splats`), the count it came from, and the (count,) input index of each
     kept Gaussian (None without a reduction); the seconds go into ``seconds``. ``before_reduce(scene)`` is called
     with the whole scene before it is reduced."""
@@ -492,9 +495,12 @@ def _scene(source, options: CompressOptions, device, seconds: dict, quiet: bool 
     reduced = reduction.splats
     if options.refit and len(reduced) < source_count:
         t0 = time.perf_counter()
-        with one_cpu_thread():                          # the fine-tune's bytes are pinned on one thread
-            reduced = refit(reduced, splats, cameras, RefitConfig(steps=int(options.refit)), seed=options.seed,
-                            progress=not quiet).splats
+        check = tuning_cameras(splats, source_path, views=2 * REDUCE_VIEWS, size=REDUCE_SIZE)
+        fit = refit_views(splats, source_path, check)
+        if fit:
+            with one_cpu_thread():                      # the fine-tune's bytes are pinned on one thread
+                reduced, _ = refit_checked(reduced, splats, fit, check, RefitConfig(steps=int(options.refit)),
+                                           seed=options.seed, progress=not quiet)
         seconds["refit"] = time.perf_counter() - t0
     return reduced, source_path, source_count, reduction.kept
 

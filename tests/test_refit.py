@@ -4,6 +4,8 @@ judging camera."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -14,7 +16,7 @@ from sog.reduce import reduce
 from sog.render import render, tiles
 from sog.render.views import tuning_cameras
 from sog.train.finetune import FinetuneConfig, distillation_loss
-from sog.train.refit import RefitConfig, refit
+from sog.train.refit import RefitConfig, refit, refit_checked
 
 pytestmark = pytest.mark.skipif(not tiles.available(), reason="the differentiable renderer needs numba")
 
@@ -48,6 +50,29 @@ def test_refit_changes_only_colour_opacity_and_scales_unless_asked_for_the_means
     for name in ("sh0", "opacities", "scales"):
         assert not torch.equal(getattr(fitted, name), getattr(reduced, name)), name
     assert not torch.equal(moved.means, reduced.means)
+
+
+def test_a_checked_refit_is_kept_where_views_it_did_not_train_on_say_it_helps():
+    original = small_scene(300, seed=3, sh_degree=1)
+    cams = tuning_cameras(original, None, views=8, size=40)
+    fit, check = cams[:4], cams[4:]
+    dimmed = dataclasses.replace(original, sh0=original.sh0 * 0.8)          # colours a re-fit can mend
+    with one_cpu_thread():
+        scene, report = refit_checked(dimmed, original, fit, check, RefitConfig(steps=12, lr_scale=1.0), seed=0)
+    assert report["kept"] and report["after"]["p10"] > report["before"]["p10"]
+    assert not torch.equal(scene.sh0, dimmed.sh0)
+
+
+def test_a_checked_refit_that_hurts_the_other_views_is_dropped():
+    original = small_scene(300, seed=3, sh_degree=1)
+    cams = tuning_cameras(original, None, views=8, size=40)
+    with one_cpu_thread():   # nothing to mend, and a rate that can only add noise
+        scene, report = refit_checked(original, original, cams[:4], cams[4:], RefitConfig(steps=6, lr_scale=30.0),
+                                      seed=0)
+    assert not report["kept"] and scene is original
+    assert report["after"]["mean"] < report["before"]["mean"]
+    with pytest.raises(SogError):
+        refit_checked(original, original, cams[:4], [])
 
 
 def test_refit_is_deterministic_and_zero_steps_change_nothing():
@@ -94,7 +119,6 @@ def test_compress_reduce_refit_trains_on_tuning_views_only_and_is_off_by_default
     fitted = sog.compress(s, tmp_path / "fit.sog", CompressOptions(sort="morton", reduce=0.5, refit=4), quiet=True)
     assert "refit" in fitted.seconds and "refit" not in plain.seconds
     assert fitted.count == plain.count == 150
-    assert (tmp_path / "fit.sog").read_bytes() != (tmp_path / "plain.sog").read_bytes()
     again = sog.compress(s, tmp_path / "again.sog", CompressOptions(sort="morton", reduce=0.5, refit=4), quiet=True)
     assert again.count == 150 and (tmp_path / "again.sog").read_bytes() == (tmp_path / "fit.sog").read_bytes()
 

@@ -12,6 +12,12 @@ sorted yet), so the rows stay in the reduced scene's order. The loss and the ste
     fitted.splats       # (M,) Gaussians, row i = reduced row i; quats and shN unchanged
     fitted.photometric  # (steps,) float64, the loss of each step
 
+    scene, report = refit_checked(reduction.splats, original, tuning_cams, other_tuning_cams)
+    report              # {"steps", "kept": the re-fit was kept, "before"/"after": ViewStats on the other views}
+
+`refit_checked` keeps the re-fit only where other tuning views (ones it did not train on) say it helps: a scene
+that lost little in the reduction renders at 55-60 dB, where a few steps on 12 views cost more than they win.
+
 Deterministic for a seed on a fixed thread count, on every CPU (as `finetune`).
 
 This module lives in `sog.train` (not `sog.reduce`): it drives the fine-tune, which sits above the reduction in
@@ -22,8 +28,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from ..errors import SogError
-from ..render import Camera, RasterConfig
+from ..metrics import ViewStats, view_psnrs
+from ..reduce import REDUCE_SIZE, REDUCE_VIEWS
+from ..render import Camera, RasterConfig, render
+from ..render.views import tuning_cameras
 from ..splats import Splats
 from .finetune import FinetuneConfig, FinetuneResult, finetune
 
@@ -35,11 +46,11 @@ REFIT_STEPS = 48
 class RefitConfig:
     """``steps`` of Adam on sh0, opacity and scales (and the means with ``means``); their learning rates are the
     fine-tune's (`FinetuneConfig`) times ``lr_scale`` (the fine-tune's own scale is 0.1, for a converged scene;
-    a reduced one has further to go). Steps and scale were chosen on held-out tuning views of plant (see
-    docs/reduce.md); ``ssim_weight`` as in the fine-tune."""
+    a reduced one has further to go). Steps and scale were chosen on held-out tuning views of plant, tarot and
+    kacytran reduced by the default (pairwise) reduction (docs/reduce.md); ``ssim_weight`` as in the fine-tune."""
 
     steps: int = REFIT_STEPS
-    lr_scale: float = 3.0
+    lr_scale: float = 0.3
     means: bool = False
     ssim_weight: float = 0.2
     raster: RasterConfig | None = None
@@ -58,6 +69,38 @@ class RefitConfig:
         return FinetuneConfig(steps=self.steps, ssim_weight=self.ssim_weight, smooth_weight=0.0, sort_every=0,
                               lr_scale=self.lr_scale, lr_quats=0.0, lr_shN=0.0,
                               lr_means=base.lr_means if self.means else 0.0, **extra)
+
+
+def refit_views(splats: Splats, source_path, checking: list[Camera], views: int = REDUCE_VIEWS,
+                size: int = REDUCE_SIZE) -> list[Camera]:
+    """The tuning views a re-fit trains on: ``views`` of them (at ``size``) that are none of ``checking`` (the
+    cameras that judge whether it helps, by name), so that what judges it never trained it; [] when the tuning
+    views run out (a camera file with few of them)."""
+    taken = {cam.name for cam in checking}
+    cams = tuning_cameras(splats, source_path, views=len(checking) + views, size=size)
+    return [cam for cam in cams if cam.name not in taken][:views]
+
+
+def refit_checked(reduced: Splats, original: Splats, cameras: list[Camera], check: list[Camera],
+                  config: RefitConfig | None = None, seed: int = 0, progress: bool = False,
+                  reference: torch.Tensor | None = None) -> tuple[Splats, dict]:
+    """`refit` of ``reduced`` on ``cameras``, kept if on the ``check`` cameras (tuning cameras it did not train
+    on) its 10th-percentile PSNR against ``original`` is higher than ``reduced``'s and its mean and worst view no lower;
+    else ``reduced`` as it was. ``reference`` (V, H, W, 3): ``original``'s renders from ``check``, if the caller
+    has them. Returns (scene, {"steps", "kept", "before", "after"}), the last two `ViewStats` dicts."""
+    config = config or RefitConfig()
+    if not check:
+        raise SogError("refit_checked needs cameras to check the re-fit on")
+    if config.steps == 0:
+        return reduced, {"steps": 0, "kept": False, "before": None, "after": None}
+    if reference is None:
+        reference = render(original, check, backend="cpu", device="cpu", config=config.raster)
+    fitted = refit(reduced, original, cameras, config, seed=seed, progress=progress).splats
+    before, after = (ViewStats.of(view_psnrs(render(s, check, backend="cpu", device="cpu", config=config.raster),
+                                             reference)) for s in (reduced, fitted))
+    kept = after.p10 > before.p10 and after.worst >= before.worst and after.mean >= before.mean
+    return (fitted if kept else reduced), {"steps": config.steps, "kept": kept, "before": before.as_dict(),
+                                           "after": after.as_dict()}
 
 
 def refit(reduced: Splats, original: Splats, cameras: list[Camera], config: RefitConfig | None = None,
