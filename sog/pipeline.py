@@ -136,7 +136,6 @@ class CompressOptions:
             raise SogError(f"--refit must be a whole number of 0 or more steps, not {self.refit}")
         if self.refit and self.reduce is None and self.max_gaussians is None:
             raise SogError("--refit re-fits the Gaussians a reduction keeps: give --reduce or --max-gaussians too")
-
         if not (self.search_views >= 1 and self.search_size >= 1):
             raise SogError(f"the rate search needs at least one view of at least one pixel, not {self.search_views} "
                            f"views of {self.search_size} px")

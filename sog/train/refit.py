@@ -28,8 +28,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from ..errors import SogError
 from ..metrics import ViewStats, view_psnrs
 from ..reduce import REDUCE_SIZE, REDUCE_VIEWS
@@ -82,19 +80,16 @@ def refit_views(splats: Splats, source_path, checking: list[Camera], views: int 
 
 
 def refit_checked(reduced: Splats, original: Splats, cameras: list[Camera], check: list[Camera],
-                  config: RefitConfig | None = None, seed: int = 0, progress: bool = False,
-                  reference: torch.Tensor | None = None) -> tuple[Splats, dict]:
+                  config: RefitConfig | None = None, seed: int = 0, progress: bool = False) -> tuple[Splats, dict]:
     """`refit` of ``reduced`` on ``cameras``, kept if on the ``check`` cameras (tuning cameras it did not train
     on) its 10th-percentile PSNR against ``original`` is higher than ``reduced``'s and its mean and worst view no lower;
-    else ``reduced`` as it was. ``reference`` (V, H, W, 3): ``original``'s renders from ``check``, if the caller
-    has them. Returns (scene, {"steps", "kept", "before", "after"}), the last two `ViewStats` dicts."""
+    else ``reduced`` as it was. Returns (scene, {"steps", "kept", "before", "after"}), the last two `ViewStats` dicts."""
     config = config or RefitConfig()
     if not check:
         raise SogError("refit_checked needs cameras to check the re-fit on")
     if config.steps == 0:
         return reduced, {"steps": 0, "kept": False, "before": None, "after": None}
-    if reference is None:
-        reference = render(original, check, backend="cpu", device="cpu", config=config.raster)
+    reference = render(original, check, backend="cpu", device="cpu", config=config.raster)
     fitted = refit(reduced, original, cameras, config, seed=seed, progress=progress).splats
     before, after = (ViewStats.of(view_psnrs(render(s, check, backend="cpu", device="cpu", config=config.raster),
                                              reference)) for s in (reduced, fitted))
