@@ -68,13 +68,19 @@ print(json.dumps(out))
 """
 
 
+def child_output(code: str, env: dict[str, str], *argv: str, timeout: int = 1800) -> str:
+    """The last line that ``python -c code argv`` prints, run in this checkout with ``env`` added to this process's
+    environment (less every variant's own variables); it must exit 0. Other test files' cross-CPU checks use it."""
+    base = {k: v for k, v in os.environ.items() if k not in {n for e in VARIANTS.values() for n in e}}
+    done = subprocess.run([sys.executable, "-c", code, *argv], env={**base, **env}, cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
 def run_cases(cases: tuple[str, ...], env: dict[str, str]) -> dict[str, str]:
     """{case: sha256 of its file} from a child process with ``env`` added to this one's environment."""
-    child_env = {k: v for k, v in os.environ.items() if k not in {n for e in VARIANTS.values() for n in e}}
-    done = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), json.dumps({c: CASES[c] for c in cases})],
-                          env={**child_env, **env}, cwd=ROOT, capture_output=True, text=True, timeout=1800)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(child_output(CHILD, env, str(ROOT), json.dumps({c: CASES[c] for c in cases})))
 
 
 @pytest.fixture(scope="module")

@@ -71,20 +71,10 @@ print(hashlib.sha256(out.read_bytes()).hexdigest())
 @pytest.mark.parametrize("variant", ["aten default", "onednn sse41"])
 def test_the_fine_tune_gives_the_same_bytes_on_other_cpu_code_paths(variant):
     """Before `sog.stable`'s training ops and `PortableAdam`, torch's default kernels gave another file."""
-    import os
-    import subprocess
-    import sys
+    from test_determinism import VARIANTS, child_output
 
-    from test_determinism import ROOT, VARIANTS
-
-    def digest(env):
-        base = {k: v for k, v in os.environ.items() if k not in {n for e in VARIANTS.values() for n in e}}
-        done = subprocess.run([sys.executable, "-c", CROSS_CPU_CHILD], env={**base, **env}, cwd=ROOT,
-                              capture_output=True, text=True, timeout=900)
-        assert done.returncode == 0, done.stderr[-3000:]
-        return done.stdout.split()[-1]
-
-    assert digest(VARIANTS[variant]) == digest({})
+    assert child_output(CROSS_CPU_CHILD, VARIANTS[variant], timeout=900) == child_output(CROSS_CPU_CHILD, {},
+                                                                                       timeout=900)
 
 
 def test_compress_finetune_trains_on_tuning_views_only_and_changes_the_file(tmp_path, monkeypatch):

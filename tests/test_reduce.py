@@ -236,17 +236,7 @@ print(hashlib.sha256(out.read_bytes()).hexdigest())
 
 @pytest.mark.parametrize("variant", ["numba generic", "aten default", "onednn sse41"])
 def test_reduction_keeps_the_same_gaussians_on_other_cpu_code_paths(variant):
-    import os
-    import subprocess
-    import sys
+    from test_determinism import ROOT, VARIANTS, child_output
 
-    from test_determinism import ROOT, VARIANTS
-
-    def digest(env):
-        base = {k: v for k, v in os.environ.items() if k not in {n for e in VARIANTS.values() for n in e}}
-        done = subprocess.run([sys.executable, "-c", CHILD, str(ROOT)], env={**base, **env}, capture_output=True,
-                              text=True, timeout=900)
-        assert done.returncode == 0, done.stderr[-3000:]
-        return done.stdout.split()[-1]
-
-    assert digest(VARIANTS[variant]) == digest({})
+    assert (child_output(CHILD, VARIANTS[variant], str(ROOT), timeout=900)
+            == child_output(CHILD, {}, str(ROOT), timeout=900))

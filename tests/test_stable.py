@@ -9,9 +9,6 @@ SSE4.1 ones: the variants of `test_determinism` that separated them).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -21,7 +18,7 @@ from sog import stable
 from sog.train.adam import PortableAdam
 from sog.train.permute import permute_params_
 
-from test_determinism import ROOT, VARIANTS
+from test_determinism import VARIANTS, child_output
 
 
 def test_portable_ops_equal_torchs_up_to_rounding():
@@ -141,11 +138,7 @@ print(json.dumps(out))
 
 
 def _child(env: dict) -> dict:
-    base = {k: v for k, v in os.environ.items() if k not in {n for e in VARIANTS.values() for n in e}}
-    done = subprocess.run([sys.executable, "-c", CHILD], env={**base, **env}, cwd=ROOT, capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(child_output(CHILD, env, timeout=600))
 
 
 @pytest.fixture(scope="module")
